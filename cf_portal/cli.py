@@ -1,0 +1,55 @@
+"""Command line of cf_portal: `python -m cf_portal.cli migrate|seed|check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from cf_portal.settings import PROJECT_ROOT, get_settings
+
+
+def alembic_config(url: str | None = None) -> Config:
+    cfg = Config(str(Path(PROJECT_ROOT) / "alembic.ini"))
+    cfg.attributes["configure_logger"] = False
+    if url:
+        cfg.attributes["url"] = url
+    return cfg
+
+
+def migrate(url: str | None = None) -> None:
+    """Bring the database to the newest schema (creating a SQLite file's folder if needed)."""
+    get_settings().ensure_data_dir()
+    command.upgrade(alembic_config(url), "head")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cf_portal.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply the database migrations")
+    sub.add_parser("seed", help="load the demo account and catalog (safe to re-run)")
+    sub.add_parser("settings", help="check the configuration and print where the database is")
+    args = parser.parse_args(argv)
+
+    if args.command == "settings":
+        settings = get_settings()
+        db = settings.database_url.split("@")[-1] if "@" in settings.database_url else settings.database_url
+        print(f"database: {db}; payments: {settings.payment_provider}; demo mode: {settings.demo_mode}")
+    elif args.command == "migrate":
+        migrate()
+        print("database schema is up to date")
+    elif args.command == "seed":
+        from cf_portal.db import session_scope
+        from cf_portal.services.seed import seed_demo
+
+        with session_scope() as session:
+            report = seed_demo(session)
+        print(f"demo data ready: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The app shell: navigation (a sidebar on wide screens, a menu on phones) around a page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.state.portal import PortalState
+
+NAV = [
+    ("Licenses", routes.LICENSES, "key-round"),
+    ("Employees", routes.EMPLOYEES, "users"),
+    ("Billing", routes.BILLING, "receipt"),
+]
+
+
+def brand() -> rx.Component:
+    return rx.hstack(
+        rx.icon("shield-check", size=22, color=rx.color("indigo", 10), aria_hidden="true"),
+        rx.text("ChatFortress", weight="bold", size="4"),
+        align="center",
+        spacing="2",
+    )
+
+
+def nav_link(label: str, href: str, icon: str) -> rx.Component:
+    active = rx.State.router.page.path.startswith(href)
+    return rx.link(
+        rx.hstack(rx.icon(icon, size=18, aria_hidden="true"), rx.text(label, size="3"), align="center", spacing="3"),
+        href=href,
+        underline="none",
+        aria_current=rx.cond(active, "page", "false"),
+        color=rx.cond(active, rx.color("indigo", 11), rx.color("gray", 12)),
+        background=rx.cond(active, rx.color("indigo", 3), "transparent"),
+        border_radius="8px",
+        padding_x="12px",
+        min_height="44px",
+        display="flex",
+        align_items="center",
+        width="100%",
+        _hover={"background": rx.color("gray", 3)},
+    )
+
+
+def sidebar() -> rx.Component:
+    # A vertical banner: the brand, the account and the main navigation.
+    return rx.el.header(
+        rx.vstack(
+            brand(),
+            rx.text(PortalState.account_name, size="2", color_scheme="gray", padding_bottom="8px"),
+            rx.el.nav(
+                rx.vstack(*[nav_link(*item) for item in NAV], spacing="1", width="100%"),
+                aria_label="Main",
+                width="100%",
+            ),
+            spacing="3",
+            padding="20px 16px",
+            width="100%",
+        ),
+        width="240px",
+        min_width="240px",
+        min_height="100vh",
+        border_right=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 1),
+    )
+
+
+def mobile_bar() -> rx.Component:
+    return rx.el.header(
+        brand(),
+        rx.menu.root(
+            rx.menu.trigger(
+                rx.button(rx.icon("menu", aria_hidden="true"), "Menu", variant="soft", size="3",
+                          aria_label="Open menu"),
+            ),
+            rx.menu.content(
+                *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
+            ),
+        ),
+        display="flex",
+        justify_content="space-between",
+        align_items="center",
+        padding="10px 16px",
+        width="100%",
+        border_bottom=f"1px solid {rx.color('gray', 5)}",
+        background=rx.color("gray", 1),
+    )
+
+
+def page_shell(*children: rx.Component, title: str) -> rx.Component:
+    """A page in the shell, with one h1 and a main landmark for screen readers."""
+    return rx.box(
+        rx.el.a("Skip to content", href="#main", class_name="skip-link"),
+        rx.flex(
+            rx.tablet_and_desktop(sidebar()),
+            rx.box(
+                rx.mobile_only(mobile_bar()),
+                rx.el.main(
+                    rx.heading(title, as_="h1", size="7", margin_bottom="16px"),
+                    *children,
+                    id="main",
+                    tab_index=-1,
+                    padding=["16px", "16px", "32px"],
+                    max_width="1100px",
+                    width="100%",
+                ),
+                flex="1",
+                min_width="0",
+            ),
+            width="100%",
+        ),
+        width="100%",
+        overflow_x="hidden",
+    )

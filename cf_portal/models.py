@@ -1,0 +1,388 @@
+"""Database tables. Every rule that a database can hold lives here as a constraint.
+
+Money is always an integer amount of minor units (cents) plus an ISO currency code.
+Times are timezone-aware UTC (stored as UTC; SQLite gets them back tagged as UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+# Stable constraint names, so migrations can refer to them on SQLite and PostgreSQL alike.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timestamp that is stored in UTC and always comes back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def created_at_field() -> datetime:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def optional_time_field() -> datetime | None:
+    return Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+def fk(target: str, *, nullable: bool = False, index: bool = True, ondelete: str | None = None):  # noqa: ANN201
+    return Field(
+        default=None,
+        sa_column_args=[sa.ForeignKey(target, ondelete=ondelete)],
+        nullable=nullable,
+        index=index,
+    )
+
+
+# --- Customers -------------------------------------------------------------------------------
+
+
+class Account(SQLModel, table=True):
+    """A customer company."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    # Set when the account first needs the payment provider (customer id there).
+    provider_customer_id: str | None = Field(default=None, max_length=64, unique=True)
+    created_at: datetime = created_at_field()
+
+
+class User(SQLModel, table=True):
+    """A member of an account who signs in. Roles and passwords come with the accounts feature."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    name: str = Field(max_length=120)
+    # Stored lower-cased; unique across the portal.
+    email: str = Field(max_length=254, unique=True)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (sa.CheckConstraint("email = lower(email)", name="email_lowercase"),)
+
+
+class Employee(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    name: str = Field(max_length=120)
+    email: str = Field(max_length=254)
+    department: str = Field(default="", max_length=80)
+    active: bool = Field(default=True)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "email"),
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+        sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+    )
+
+
+class ChildAccount(SQLModel, table=True):
+    """A sub-account (department, subsidiary or client business) that can hold a seat as a whole."""
+
+    __tablename__ = "child_account"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    name: str = Field(max_length=120)
+    contact_email: str = Field(max_length=254)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "name"),
+        sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+    )
+
+
+# --- Catalog ---------------------------------------------------------------------------------
+
+
+class Product(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=40, unique=True)
+    name: str = Field(max_length=120)
+    description: str = Field(default="", max_length=400)
+    sort_order: int = Field(default=0)
+
+
+class Plan(SQLModel, table=True):
+    """A tier of a product. Retired plans are no longer sold; licenses on them keep working."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: int = fk("product.id")
+    code: str = Field(max_length=40, unique=True)
+    name: str = Field(max_length=80)
+    # Price of one license for one month, in minor units of `currency`.
+    unit_amount: int
+    currency: str = Field(default="usd", max_length=3)
+    retired_at: datetime | None = optional_time_field()
+    sort_order: int = Field(default=0)
+
+    __table_args__ = (
+        sa.UniqueConstraint("product_id", "name"),
+        sa.CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+        sa.CheckConstraint("currency = lower(currency) AND length(currency) = 3", name="currency_iso"),
+    )
+
+
+class CouponDuration(StrEnum):
+    ONCE = "once"  # the first month only
+    REPEATING = "repeating"  # duration_months months
+    FOREVER = "forever"
+
+
+class Coupon(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # Upper-cased and trimmed, so the code is unique and matched case-insensitively.
+    code: str = Field(max_length=40, unique=True)
+    percent_off: int | None = Field(default=None)
+    amount_off: int | None = Field(default=None)  # minor units of `currency`
+    currency: str | None = Field(default=None, max_length=3)
+    duration: str = Field(default=CouponDuration.ONCE.value, max_length=12)
+    duration_months: int | None = Field(default=None)
+    expires_at: datetime | None = optional_time_field()
+    max_redemptions: int | None = Field(default=None)
+    times_redeemed: int = Field(default=0)
+    min_quantity: int = Field(default=1)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("code = upper(trim(code)) AND length(code) > 0", name="code_normalised"),
+        sa.CheckConstraint(
+            "(percent_off IS NOT NULL AND amount_off IS NULL AND percent_off BETWEEN 1 AND 100)"
+            " OR (amount_off IS NOT NULL AND percent_off IS NULL AND amount_off > 0 AND currency IS NOT NULL)",
+            name="one_kind_of_discount",
+        ),
+        sa.CheckConstraint(
+            "(duration = 'repeating' AND duration_months IS NOT NULL AND duration_months >= 1)"
+            " OR (duration IN ('once', 'forever') AND duration_months IS NULL)",
+            name="duration_valid",
+        ),
+        sa.CheckConstraint("max_redemptions IS NULL OR max_redemptions >= 0", name="max_redemptions_valid"),
+        # The redemption limit holds in the database: a conditional UPDATE can never push past it.
+        sa.CheckConstraint(
+            "times_redeemed >= 0 AND (max_redemptions IS NULL OR times_redeemed <= max_redemptions)",
+            name="redemptions_within_limit",
+        ),
+        sa.CheckConstraint("min_quantity >= 1", name="min_quantity_positive"),
+    )
+
+
+class CouponProduct(SQLModel, table=True):
+    """Restricts a coupon to some products; a coupon without rows here applies to every product."""
+
+    __tablename__ = "coupon_product"
+
+    coupon_id: int = Field(sa_column_args=[sa.ForeignKey("coupon.id", ondelete="CASCADE")], primary_key=True)
+    product_id: int = Field(sa_column_args=[sa.ForeignKey("product.id", ondelete="CASCADE")], primary_key=True)
+
+
+# --- Billing ---------------------------------------------------------------------------------
+
+
+class PaymentMethod(SQLModel, table=True):
+    """A saved card. Only what is safe to show is kept: never the number or the CVC."""
+
+    __tablename__ = "payment_method"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    provider_id: str = Field(max_length=64, unique=True)
+    brand: str = Field(max_length=20)
+    last4: str = Field(max_length=4)
+    exp_month: int
+    exp_year: int
+    is_default: bool = Field(default=False)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("length(last4) = 4", name="last4_length"),
+        sa.CheckConstraint("exp_month BETWEEN 1 AND 12", name="exp_month_valid"),
+        sa.CheckConstraint("exp_year BETWEEN 2000 AND 2200", name="exp_year_valid"),
+        # At most one default payment method per account.
+        sa.Index(
+            "uq_payment_method_one_default",
+            "account_id",
+            unique=True,
+            sqlite_where=sa.text("is_default"),
+            postgresql_where=sa.text("is_default"),
+        ),
+    )
+
+
+class LicenseStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+
+
+class License(SQLModel, table=True):
+    """A purchase: a number of seats of one plan, billed monthly."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    plan_id: int = fk("plan.id")
+    reference_name: str = Field(max_length=80)
+    quantity: int
+    # Price and discount as they were when bought, so later catalog changes do not rewrite history.
+    unit_amount: int
+    currency: str = Field(max_length=3)
+    coupon_id: int | None = fk("coupon.id", nullable=True)
+    discount_amount: int = Field(default=0)  # off the first month, minor units
+    discount_description: str = Field(default="", max_length=120)
+    first_charge_amount: int = Field(default=0)
+    status: str = Field(default=LicenseStatus.ACTIVE.value, max_length=16)
+    provider_subscription_id: str | None = Field(default=None, max_length=64, unique=True)
+    # Open seats right now; kept in step with SeatAssignment by the seat service, capped here.
+    seats_assigned: int = Field(default=0)
+    idempotency_key: str | None = Field(default=None, max_length=80)
+    created_by_user_id: int | None = fk("user.id", nullable=True)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("unit_amount >= 0", name="unit_amount_not_negative"),
+        sa.CheckConstraint("discount_amount >= 0", name="discount_not_negative"),
+        sa.CheckConstraint("first_charge_amount >= 0", name="first_charge_not_negative"),
+        sa.CheckConstraint("length(trim(reference_name)) > 0", name="reference_name_not_blank"),
+        sa.CheckConstraint("status IN ('active', 'past_due', 'canceled')", name="status_valid"),
+        # Never more seats held than bought.
+        sa.CheckConstraint("seats_assigned >= 0 AND seats_assigned <= quantity", name="seats_within_quantity"),
+        # One license per submitted form, however often it is submitted.
+        sa.UniqueConstraint("account_id", "idempotency_key"),
+    )
+
+
+class SeatAssignment(SQLModel, table=True):
+    """One seat of a license held by one employee or one child account, from a time to a time.
+
+    Rows are never deleted: freeing a seat sets `unassigned_at`, so the history stays.
+    """
+
+    __tablename__ = "seat_assignment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    license_id: int = fk("license.id")
+    employee_id: int | None = fk("employee.id", nullable=True)
+    child_account_id: int | None = fk("child_account.id", nullable=True)
+    assigned_at: datetime = created_at_field()
+    assigned_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    unassigned_at: datetime | None = optional_time_field()
+    unassigned_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(employee_id IS NULL) <> (child_account_id IS NULL)", name="exactly_one_holder"
+        ),
+        sa.CheckConstraint("unassigned_at IS NULL OR unassigned_at >= assigned_at", name="ends_after_start"),
+        # A holder cannot hold two open seats of the same license.
+        sa.Index(
+            "uq_seat_assignment_open_employee",
+            "license_id",
+            "employee_id",
+            unique=True,
+            sqlite_where=sa.text("unassigned_at IS NULL AND employee_id IS NOT NULL"),
+            postgresql_where=sa.text("unassigned_at IS NULL AND employee_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "uq_seat_assignment_open_child",
+            "license_id",
+            "child_account_id",
+            unique=True,
+            sqlite_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
+            postgresql_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
+        ),
+    )
+
+
+class CouponRedemption(SQLModel, table=True):
+    __tablename__ = "coupon_redemption"
+
+    id: int | None = Field(default=None, primary_key=True)
+    coupon_id: int = fk("coupon.id")
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    license_id: int = Field(sa_column_args=[sa.ForeignKey("license.id")], unique=True)
+    redeemed_at: datetime = created_at_field()
+
+
+class Invoice(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    license_id: int | None = fk("license.id", nullable=True)
+    provider_invoice_id: str | None = Field(default=None, max_length=64, unique=True)
+    number: str = Field(max_length=40)
+    status: str = Field(default="paid", max_length=16)
+    currency: str = Field(max_length=3)
+    subtotal: int
+    discount: int = Field(default=0)
+    total: int
+    period_start: datetime = created_at_field()
+    period_end: datetime | None = optional_time_field()
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "number"),
+        sa.CheckConstraint("subtotal >= 0 AND discount >= 0 AND total >= 0", name="amounts_not_negative"),
+        sa.CheckConstraint("total = subtotal - discount", name="total_adds_up"),
+        sa.CheckConstraint("status IN ('draft', 'open', 'paid', 'void', 'uncollectible')", name="status_valid"),
+    )
+
+
+class InvoiceLine(SQLModel, table=True):
+    __tablename__ = "invoice_line"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_id: int = fk("invoice.id", ondelete="CASCADE")
+    # Carries the license's reference name, as customers see it on the invoice.
+    description: str = Field(max_length=200)
+    quantity: int
+    unit_amount: int
+    amount: int
+
+    __table_args__ = (
+        sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("unit_amount >= 0 AND amount >= 0", name="amounts_not_negative"),
+    )
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what to which object, and when. Written in the same transaction as the change."""
+
+    __tablename__ = "audit_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    actor_user_id: int | None = fk("user.id", nullable=True, index=False)
+    action: str = Field(max_length=60)
+    object_type: str = Field(max_length=40)
+    object_id: int | None = Field(default=None)
+    detail: str = Field(default="", max_length=500)
+    created_at: datetime = created_at_field()

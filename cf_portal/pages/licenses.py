@@ -1,0 +1,113 @@
+"""The Licenses page: what the account bought and how much of it is in use."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.components.common import empty_state, loading_rows, status_badge
+from cf_portal.components.shell import page_shell
+from cf_portal.services.licenses import LicenseRow
+from cf_portal.state.licenses import LicensesState
+
+
+def add_license_button() -> rx.Component:
+    # A link that looks like a button (no button nested in a link: one control, one role).
+    return rx.button(
+        rx.link(rx.icon("plus", aria_hidden="true"), "Add License", href=routes.ADD_LICENSE, underline="none"),
+        as_child=True,
+        size="3",
+    )
+
+
+def seats_text(row: LicenseRow) -> rx.Component:
+    return rx.text(f"{row.assigned} of {row.quantity} assigned", size="2")
+
+
+def license_table_row(row: LicenseRow) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(rx.text(row.reference_name, weight="medium")),
+        rx.table.cell(row.product),
+        rx.table.cell(row.plan),
+        rx.table.cell(row.quantity, text_align="right"),
+        rx.table.cell(rx.vstack(seats_text(row), rx.text(f"{row.available} available", size="1", color_scheme="gray"),
+                                spacing="0")),
+        rx.table.cell(row.monthly_cost_display, text_align="right"),
+        rx.table.cell(status_badge(row.status)),
+    )
+
+
+def license_card(row: LicenseRow) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.hstack(rx.text(row.reference_name, weight="bold"), status_badge(row.status), justify="between",
+                      width="100%"),
+            rx.text(f"{row.product} · {row.plan}", size="2", color_scheme="gray"),
+            rx.hstack(seats_text(row), rx.text(f"{row.monthly_cost_display} / month", size="2"),
+                      justify="between", width="100%"),
+            spacing="1",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def licenses_table() -> rx.Component:
+    return rx.fragment(
+        rx.tablet_and_desktop(
+            rx.table.root(
+                rx.table.header(
+                    rx.table.row(
+                        rx.table.column_header_cell("Reference name"),
+                        rx.table.column_header_cell("Product"),
+                        rx.table.column_header_cell("Plan"),
+                        rx.table.column_header_cell("Licenses", text_align="right"),
+                        rx.table.column_header_cell("Assigned / available"),
+                        rx.table.column_header_cell("Monthly cost", text_align="right"),
+                        rx.table.column_header_cell("Status"),
+                    )
+                ),
+                rx.table.body(rx.foreach(LicensesState.licenses, license_table_row)),
+                variant="surface",
+                width="100%",
+                aria_label="Licenses",
+            ),
+        ),
+        rx.mobile_only(
+            rx.vstack(rx.foreach(LicensesState.licenses, license_card), spacing="3", width="100%"),
+        ),
+    )
+
+
+def licenses_page() -> rx.Component:
+    return page_shell(
+        rx.hstack(
+            rx.text(
+                "Buy licenses here, then assign them to employees or child accounts in Employees.",
+                color_scheme="gray",
+            ),
+            add_license_button(),
+            justify="between",
+            align="center",
+            wrap="wrap",
+            spacing="3",
+            width="100%",
+            margin_bottom="20px",
+        ),
+        rx.cond(
+            LicensesState.loaded,
+            rx.cond(
+                LicensesState.has_licenses,
+                licenses_table(),
+                empty_state(
+                    "key-round",
+                    "No licenses yet",
+                    "Add a license to start giving your team access to ChatFortress products. "
+                    "All licenses are billed monthly.",
+                    add_license_button(),
+                ),
+            ),
+            loading_rows(),
+        ),
+        title="Licenses",
+    )

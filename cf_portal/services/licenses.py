@@ -1,0 +1,69 @@
+"""Reading the licenses of an account, as the Licenses page shows them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from cf_portal.models import Coupon, License, Plan, Product
+from cf_portal.services.coupons import discount_of
+from cf_portal.services.pricing import format_money, quote
+
+
+class LicenseRow(BaseModel):
+    """One line of the Licenses table; plain data, safe to send to the browser."""
+
+    id: int
+    reference_name: str
+    product: str
+    plan: str
+    quantity: int
+    assigned: int
+    available: int
+    monthly_cost: int
+    monthly_cost_display: str
+    currency: str
+    status: str
+
+
+def _months_between(start: datetime, end: datetime) -> int:
+    return max(0, (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day))
+
+
+def list_licenses(session: Session, *, account_id: int, now: datetime | None = None) -> list[LicenseRow]:
+    now = now or datetime.now(UTC)
+    rows = session.exec(
+        select(License, Plan, Product, Coupon)
+        .join(Plan, Plan.id == License.plan_id)
+        .join(Product, Product.id == Plan.product_id)
+        .outerjoin(Coupon, Coupon.id == License.coupon_id)
+        .where(License.account_id == account_id)
+        .order_by(License.created_at.desc(), License.id.desc())
+    ).all()
+    result = []
+    for lic, plan, product, coupon in rows:
+        price = quote(
+            unit_amount=lic.unit_amount,
+            quantity=lic.quantity,
+            currency=lic.currency,
+            discount=discount_of(coupon) if coupon else None,
+        )
+        monthly = price.amount_for_month(_months_between(lic.created_at, now) + 1)
+        result.append(
+            LicenseRow(
+                id=lic.id,
+                reference_name=lic.reference_name,
+                product=product.name,
+                plan=plan.name,
+                quantity=lic.quantity,
+                assigned=lic.seats_assigned,
+                available=lic.quantity - lic.seats_assigned,
+                monthly_cost=monthly,
+                monthly_cost_display=format_money(monthly, lic.currency),
+                currency=lic.currency,
+                status=lic.status,
+            )
+        )
+    return result

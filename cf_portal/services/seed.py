@@ -1,0 +1,137 @@
+"""The demo account and catalog: what a new install and a sales demo start from.
+
+`seed_demo` is idempotent: it creates what is missing, matched by natural keys (codes, emails,
+names), and changes nothing that is already there. No licenses and no payment methods are seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlmodel import Session, select
+
+from cf_portal.models import (
+    Account,
+    ChildAccount,
+    Coupon,
+    CouponDuration,
+    CouponProduct,
+    Employee,
+    Plan,
+    Product,
+    User,
+)
+
+DEMO_ACCOUNT_NAME = "Acme Security Ltd"
+DEMO_OWNER_EMAIL = "owner@acme-security.example"
+
+# (code, name, description, [(plan code, plan name, monthly price per license in cents)])
+CATALOG = [
+    (
+        "awareness",
+        "Security Awareness Training",
+        "Short, engaging courses that teach staff to spot and stop attacks.",
+        [("awareness-starter", "Starter", 900), ("awareness-business", "Business", 1900),
+         ("awareness-enterprise", "Enterprise", 3900)],
+    ),
+    (
+        "phishing",
+        "Phishing Simulator",
+        "Realistic phishing campaigns with reporting per department.",
+        [("phishing-standard", "Standard", 1200), ("phishing-advanced", "Advanced", 2400)],
+    ),
+    (
+        "darkweb",
+        "Dark Web Monitoring",
+        "Alerts when company credentials appear in breaches and on dark-web markets.",
+        [("darkweb-essentials", "Essentials", 1500), ("darkweb-pro", "Pro", 2900)],
+    ),
+]
+
+# What each demo coupon shows; the README lists the same.
+COUPONS = [
+    dict(code="WELCOME20", percent_off=20, duration=CouponDuration.FOREVER),
+    dict(code="TENOFF", amount_off=1000, currency="usd", duration=CouponDuration.ONCE),
+    dict(code="SPRING15", percent_off=15, duration=CouponDuration.REPEATING, duration_months=3),
+    dict(code="EXPIRED25", percent_off=25, duration=CouponDuration.FOREVER,
+         expires_at=datetime(2024, 12, 31, 23, 59, tzinfo=UTC)),
+    dict(code="LAUNCH50", percent_off=50, duration=CouponDuration.FOREVER, max_redemptions=100,
+         times_redeemed=100),
+    dict(code="PHISH25", percent_off=25, duration=CouponDuration.FOREVER, products=["phishing"]),
+    dict(code="TEAM10", percent_off=10, duration=CouponDuration.FOREVER, min_quantity=10),
+]
+
+DEPARTMENTS = {
+    "Engineering": ["Ava Thompson", "Liam Patel", "Noah Kim", "Mia Rossi", "Ethan Clarke", "Zoe Nakamura",
+                    "Lucas Moreau"],
+    "Sales": ["Olivia Brown", "James Wilson", "Sophia Garcia", "Benjamin Lee", "Chloe Martin"],
+    "Finance": ["Isabella Davies", "Henry Walker", "Grace O'Neill", "Samuel Okafor"],
+    "Human Resources": ["Amelia Hughes", "Daniel Schmidt", "Ella Fischer"],
+    "Operations": ["Jack Evans", "Harper Novak", "William Singh", "Lily Andersson", "Oscar Costa",
+                   "Ruby Ahmed"],
+}
+
+CHILD_ACCOUNTS = [
+    ("Acme Security GmbH", "it@acme-security.example.de"),
+    ("Northwind Clinic (managed client)", "admin@northwind-clinic.example"),
+]
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    created: int
+    already_there: int
+
+    def __str__(self) -> str:
+        return f"{self.created} rows created, {self.already_there} already there"
+
+
+def _email_for(name: str) -> str:
+    local = name.lower().replace("'", "").replace(" ", ".")
+    return f"{local}@acme-security.example"
+
+
+def seed_demo(session: Session) -> SeedReport:
+    created = 0
+    existing = 0
+
+    def get_or_add(model, where, **values):  # noqa: ANN001, ANN202
+        nonlocal created, existing
+        row = session.exec(select(model).filter_by(**where)).first()
+        if row is not None:
+            existing += 1
+            return row
+        row = model(**where, **values)
+        session.add(row)
+        session.flush()
+        created += 1
+        return row
+
+    products: dict[str, Product] = {}
+    for order, (code, name, description, plans) in enumerate(CATALOG):
+        product = get_or_add(Product, {"code": code}, name=name, description=description, sort_order=order)
+        products[code] = product
+        for plan_order, (plan_code, plan_name, cents) in enumerate(plans):
+            get_or_add(Plan, {"code": plan_code}, product_id=product.id, name=plan_name, unit_amount=cents,
+                       currency="usd", sort_order=plan_order)
+
+    for spec in COUPONS:
+        spec = dict(spec)
+        code = spec.pop("code")
+        product_codes = spec.pop("products", [])
+        spec["duration"] = spec["duration"].value
+        coupon = get_or_add(Coupon, {"code": code}, **spec)
+        for product_code in product_codes:
+            get_or_add(CouponProduct, {"coupon_id": coupon.id, "product_id": products[product_code].id})
+
+    account = get_or_add(Account, {"name": DEMO_ACCOUNT_NAME})
+    get_or_add(User, {"email": DEMO_OWNER_EMAIL}, account_id=account.id, name="Alex Morgan")
+    for department, names in DEPARTMENTS.items():
+        for name in names:
+            get_or_add(Employee, {"account_id": account.id, "email": _email_for(name)}, name=name,
+                       department=department)
+    for name, contact in CHILD_ACCOUNTS:
+        get_or_add(ChildAccount, {"account_id": account.id, "name": name}, contact_email=contact)
+
+    return SeedReport(created=created, already_there=existing)

@@ -1,0 +1,61 @@
+"""All configuration of cf_portal, read once from the environment (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in the README's Configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_DATA_DIR / 'cf_portal.db'}",
+        validation_alias=AliasChoices("REFLEX_DB_URL", "DATABASE_URL", "CF_DATABASE_URL"),
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REFLEX_REDIS_URL"))
+    payment_provider: Literal["sandbox", "stripe"] = Field(
+        default="sandbox", validation_alias=AliasChoices("CF_PAYMENT_PROVIDER")
+    )
+    stripe_secret_key: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_SECRET_KEY"), repr=False)
+    stripe_publishable_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_PUBLISHABLE_KEY")
+    )
+    demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("CF_PORT", "PORT"))
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.database_url.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; the bare scheme would ask SQLAlchemy for psycopg2.
+            self.database_url = "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        elif self.database_url.startswith("postgres://"):
+            self.database_url = "postgresql+psycopg://" + self.database_url.removeprefix("postgres://")
+        if self.payment_provider == "stripe" and not self.stripe_secret_key:
+            raise ValueError("CF_PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")
+        if self.stripe_secret_key and self.stripe_secret_key.startswith(("sk_live_", "rk_live_")) and self.demo_mode:
+            raise ValueError("demo mode (CF_DEMO_MODE) is refused together with a live Stripe key")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> None:
+        """Create the folder of a file-backed SQLite database."""
+        if self.is_sqlite and ":memory:" not in self.database_url:
+            Path(self.database_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

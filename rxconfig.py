@@ -1,0 +1,24 @@
+"""Reflex configuration; every value comes from cf_portal.settings (see the README's Configuration)."""
+
+import reflex as rx
+
+from cf_portal.settings import get_settings
+
+settings = get_settings()
+
+config = rx.Config(
+    app_name="cf_portal",
+    db_url=settings.database_url,
+    redis_url=settings.redis_url,
+    frontend_port=settings.port,
+    backend_port=settings.port,
+    telemetry_enabled=False,
+    show_built_with_reflex=False,
+    default_color_mode="light",
+    plugins=[
+        rx.plugins.RadixThemesPlugin(
+            theme=rx.theme(appearance="light", accent_color="indigo", radius="medium", scaling="100%")
+        )
+    ],
+    disable_plugins=[rx.plugins.SitemapPlugin],
+)

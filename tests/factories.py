@@ -1,0 +1,57 @@
+"""Small factories with random values, for tests of every layer."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlmodel import Session
+
+from cf_portal.models import Account, ChildAccount, Employee, License, Plan, Product, User
+
+
+def _tag() -> str:
+    return secrets.token_hex(4)
+
+
+def make_account(session: Session, name: str | None = None) -> tuple[Account, User]:
+    account = Account(name=name or f"Company {_tag()}")
+    session.add(account)
+    session.flush()
+    user = User(account_id=account.id, name=f"Owner {_tag()}", email=f"owner-{_tag()}@example.com")
+    session.add(user)
+    session.flush()
+    return account, user
+
+
+def make_plan(session: Session, *, unit_amount: int = 1900, retired: bool = False) -> Plan:
+    product = Product(code=f"p-{_tag()}", name=f"Product {_tag()}")
+    session.add(product)
+    session.flush()
+    plan = Plan(product_id=product.id, code=f"plan-{_tag()}", name=f"Plan {_tag()}", unit_amount=unit_amount)
+    session.add(plan)
+    session.flush()
+    return plan
+
+
+def make_employee(session: Session, account: Account, **values) -> Employee:  # noqa: ANN003
+    tag = _tag()
+    employee = Employee(account_id=account.id, name=values.pop("name", f"Person {tag}"),
+                        email=values.pop("email", f"person-{tag}@example.com"), **values)
+    session.add(employee)
+    session.flush()
+    return employee
+
+
+def make_child_account(session: Session, account: Account) -> ChildAccount:
+    child = ChildAccount(account_id=account.id, name=f"Child {_tag()}", contact_email=f"c-{_tag()}@example.com")
+    session.add(child)
+    session.flush()
+    return child
+
+
+def make_license(session: Session, account: Account, plan: Plan, *, quantity: int = 5, **values) -> License:  # noqa: ANN003
+    lic = License(account_id=account.id, plan_id=plan.id, reference_name=values.pop("reference_name", "Team"),
+                  quantity=quantity, unit_amount=plan.unit_amount, currency=plan.currency, **values)
+    session.add(lic)
+    session.flush()
+    return lic

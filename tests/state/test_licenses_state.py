@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+import reflex as rx
+from sqlmodel import select
+
+from cf_portal import db
+from cf_portal.models import Account
+from cf_portal.services.seed import DEMO_ACCOUNT_NAME
+from cf_portal.state.licenses import LicensesState
+from tests.factories import make_account, make_license, make_plan
+from tests.state.conftest import substate
+
+
+def test_load_shows_only_the_acting_accounts_licenses(root_state: rx.State) -> None:
+    with db.session_scope() as session:
+        demo = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).one()
+        plan = make_plan(session, unit_amount=1900)
+        make_license(session, demo, plan, quantity=5, reference_name="<script>alert(1)</script> Sales")
+        other, _ = make_account(session, "Other Corp")
+        make_license(session, other, plan, quantity=9, reference_name="Not yours")
+
+    state = substate(root_state, LicensesState)
+    assert state.loaded is False
+    state.load()
+
+    assert state.loaded is True
+    assert state.account_name == DEMO_ACCOUNT_NAME
+    assert [row.reference_name for row in state.licenses] == ["<script>alert(1)</script> Sales"]
+    row = state.licenses[0]
+    assert (row.quantity, row.assigned, row.available) == (5, 0, 5)
+    assert row.monthly_cost == 5 * 1900
+    assert row.monthly_cost_display == "$95.00"
+
+
+def test_the_browser_never_receives_the_backend_user_id(root_state: rx.State) -> None:
+    state = substate(root_state, LicensesState)
+    state.load()
+    delta = json.dumps(root_state.get_delta(), default=str)
+    assert "_user_id" not in delta
+    assert "licenses" in delta
