@@ -8,15 +8,14 @@ import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import AutoString
 
 from alembic import context
-from cf_portal import models  # noqa: F401  (registers the tables)
-from cf_portal.db import get_engine, make_engine
-from cf_portal.models import SQLModel, UTCDateTime
+from cf_portal.db import all_metadata, get_engine, make_engine
+from cf_portal.models import UTCDateTime
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = SQLModel.metadata
+target_metadata = all_metadata()
 
 
 def render_item(type_: str, obj, autogen_context):  # noqa: ANN001, ANN201

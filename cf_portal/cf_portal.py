@@ -4,7 +4,9 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.pages.licenses import licenses_page
-from cf_portal.pages.placeholders import add_license_page, billing_page, employees_page
+from cf_portal.pages.add_license import add_license_page
+from cf_portal.pages.placeholders import billing_page, employees_page
+from cf_portal.state.add_license import AddLicenseState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
 
@@ -15,7 +17,7 @@ app = rx.App(
 
 app.add_page(lambda: rx.fragment(), route="/", on_load=rx.redirect(routes.LICENSES), title="ChatFortress")
 app.add_page(licenses_page, route=routes.LICENSES, on_load=LicensesState.load, title="Licenses · ChatFortress")
-app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=PortalState.load_actor,
+app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=AddLicenseState.load,
              title="Add License · ChatFortress")
 app.add_page(employees_page, route=routes.EMPLOYEES, on_load=PortalState.load_actor, title="Employees · ChatFortress")
 app.add_page(billing_page, route=routes.BILLING, on_load=PortalState.load_actor, title="Billing · ChatFortress")

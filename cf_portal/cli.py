@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply the database migrations")
     sub.add_parser("seed", help="load the demo account and catalog (safe to re-run)")
+    sub.add_parser("reset-demo", help="put the demo account back to the seed (licenses, cards, history removed)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
     args = parser.parse_args(argv)
 
@@ -48,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             report = seed_demo(session)
         print(f"demo data ready: {report}")
+    elif args.command == "reset-demo":
+        from cf_portal.db import session_scope
+        from cf_portal.services.seed import reset_demo
+
+        with session_scope() as session:
+            reset_demo(session)
+        print("demo account reset to the seed")
     return 0
 
 

@@ -66,3 +66,11 @@ def session_scope(engine: sa.Engine | None = None, *, write: bool = True) -> Ite
         except BaseException:
             session.rollback()
             raise
+
+
+def all_metadata():  # noqa: ANN201
+    """The metadata of every table: the app's and the sandbox payment provider's store."""
+    from cf_portal import models
+    from cf_portal.payments import sandbox_tables  # noqa: F401
+
+    return models.SQLModel.metadata

@@ -238,6 +238,8 @@ class PaymentMethod(SQLModel, table=True):
 
 
 class LicenseStatus(StrEnum):
+    # Between "charge requested" and "charge confirmed"; never shown, never assignable.
+    PENDING = "pending"
     ACTIVE = "active"
     PAST_DUE = "past_due"
     CANCELED = "canceled"
@@ -258,6 +260,7 @@ class License(SQLModel, table=True):
     discount_amount: int = Field(default=0)  # off the first month, minor units
     discount_description: str = Field(default="", max_length=120)
     first_charge_amount: int = Field(default=0)
+    payment_method_id: int | None = fk("payment_method.id", nullable=True, index=False)
     status: str = Field(default=LicenseStatus.ACTIVE.value, max_length=16)
     provider_subscription_id: str | None = Field(default=None, max_length=64, unique=True)
     # Open seats right now; kept in step with SeatAssignment by the seat service, capped here.
@@ -272,7 +275,7 @@ class License(SQLModel, table=True):
         sa.CheckConstraint("discount_amount >= 0", name="discount_not_negative"),
         sa.CheckConstraint("first_charge_amount >= 0", name="first_charge_not_negative"),
         sa.CheckConstraint("length(trim(reference_name)) > 0", name="reference_name_not_blank"),
-        sa.CheckConstraint("status IN ('active', 'past_due', 'canceled')", name="status_valid"),
+        sa.CheckConstraint("status IN ('pending', 'active', 'past_due', 'canceled')", name="status_valid"),
         # Never more seats held than bought.
         sa.CheckConstraint("seats_assigned >= 0 AND seats_assigned <= quantity", name="seats_within_quantity"),
         # One license per submitted form, however often it is submitted.

@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from cf_portal import models
-from cf_portal.db import make_engine
+from cf_portal.db import all_metadata, make_engine
 from tests.support.postgres import throwaway_postgres
 
 DB_KIND = os.environ.get("DB", "sqlite").lower()
@@ -49,7 +48,7 @@ def empty_database_url(postgres_url: str | None, tmp_path) -> Iterator[str]:  # 
 def engine(empty_database_url: str) -> Iterator[sa.Engine]:
     """An engine on a database with the models' schema."""
     eng = make_engine(empty_database_url)
-    models.SQLModel.metadata.create_all(eng)
+    all_metadata().create_all(eng)
     yield eng
     eng.dispose()
 

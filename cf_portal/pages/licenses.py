@@ -79,8 +79,29 @@ def licenses_table() -> rx.Component:
     )
 
 
+def created_banner() -> rx.Component:
+    created = LicensesState.created_license
+    return rx.cond(
+        created,
+        rx.callout.root(
+            rx.callout.icon(rx.icon("circle-check", aria_hidden="true")),
+            rx.callout.text(
+                rx.text.strong(created.reference_name), " is ready: ",
+                created.assigned.to_string(), " of ", created.quantity.to_string(), " assigned. ",
+                rx.link("Assign licenses in Employees", href=routes.EMPLOYEES), " · ",
+                rx.link("Dismiss", href="#", on_click=LicensesState.dismiss_created.prevent_default),
+            ),
+            color_scheme="green",
+            role="status",
+            width="100%",
+            margin_bottom="16px",
+        ),
+    )
+
+
 def licenses_page() -> rx.Component:
     return page_shell(
+        created_banner(),
         rx.hstack(
             rx.text(
                 "Buy licenses here, then assign them to employees or child accounts in Employees.",

@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal import routes
 from cf_portal.components.common import empty_state
 from cf_portal.components.shell import page_shell
-
-
-def add_license_page() -> rx.Component:
-    return page_shell(
-        empty_state(
-            "shopping-cart",
-            "Checkout is on its way",
-            "Buying licenses from this screen arrives in the next release.",
-            rx.button(rx.link("Back to Licenses", href=routes.LICENSES, underline="none"), as_child=True,
-                      variant="soft", size="3"),
-        ),
-        title="Add License",
-    )
 
 
 def employees_page() -> rx.Component:

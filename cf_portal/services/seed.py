@@ -9,17 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cf_portal.models import (
     Account,
+    AuditEvent,
     ChildAccount,
     Coupon,
     CouponDuration,
     CouponProduct,
+    CouponRedemption,
     Employee,
+    Invoice,
+    InvoiceLine,
+    License,
+    PaymentMethod,
     Plan,
     Product,
+    SeatAssignment,
     User,
 )
 
@@ -135,3 +143,33 @@ def seed_demo(session: Session) -> SeedReport:
         get_or_add(ChildAccount, {"account_id": account.id, "name": name}, contact_email=contact)
 
     return SeedReport(created=created, already_there=existing)
+
+
+def reset_demo(session: Session) -> None:
+    """Put the demo account back to the seed: no licenses, seats, payment methods, invoices or history.
+
+    Only the demo account is touched. Coupon redemption counts go back to what the seed says.
+    """
+    account = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).first()
+    if account is None:
+        seed_demo(session)
+        return
+    license_ids = select(License.id).where(License.account_id == account.id)
+    invoice_ids = select(Invoice.id).where(Invoice.account_id == account.id)
+    session.execute(sa.delete(SeatAssignment).where(SeatAssignment.account_id == account.id))
+    session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id.in_(license_ids)))
+    session.execute(sa.delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)))
+    session.execute(sa.delete(Invoice).where(Invoice.account_id == account.id))
+    session.execute(sa.delete(License).where(License.account_id == account.id))
+    session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account.id))
+    session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account.id))
+    account.provider_customer_id = None
+    for spec in COUPONS:
+        redeemed = session.execute(
+            sa.select(sa.func.count()).select_from(CouponRedemption).join(Coupon)
+            .where(Coupon.code == spec["code"])
+        ).scalar_one()
+        session.execute(sa.update(Coupon).where(Coupon.code == spec["code"])
+                        .values(times_redeemed=spec.get("times_redeemed", 0) + redeemed))
+    session.flush()
+    seed_demo(session)

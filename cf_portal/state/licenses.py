@@ -12,6 +12,16 @@ from cf_portal.state.portal import PortalState
 class LicensesState(PortalState):
     licenses: list[LicenseRow] = []
     loaded: bool = False
+    # Set by Add License after a purchase, to confirm it at the top of the list.
+    created_license_id: int = 0
+
+    @rx.var
+    def created_license(self) -> LicenseRow | None:
+        return next((row for row in self.licenses if row.id == self.created_license_id), None)
+
+    @rx.event
+    def dismiss_created(self):
+        self.created_license_id = 0
 
     @rx.var
     def has_licenses(self) -> bool:

@@ -130,6 +130,13 @@ def app_page(portal: PortalServer, page: Page) -> Iterator[Page]:
     assert portal.new_server_errors() == [], "the app logged errors"
 
 
+@pytest.fixture
+def fresh_demo(portal: PortalServer) -> PortalServer:
+    """The demo account as seeded: no licenses, no payment methods."""
+    portal.cli("reset-demo")
+    return portal
+
+
 def url_of(portal: PortalServer, path: str) -> re.Pattern[str]:
     """Matches the app's URL of `path`, with or without the trailing slash."""
     return re.compile(re.escape(portal.url + path.rstrip("/")) + "/?$")

@@ -13,8 +13,9 @@ from tests.e2e.conftest import (
 pytestmark = pytest.mark.e2e
 
 
-def test_root_leads_to_licenses_with_its_empty_state(portal: PortalServer, app_page: Page) -> None:
+def test_root_leads_to_licenses_with_its_empty_state(fresh_demo: PortalServer, app_page: Page) -> None:
     app_page.set_viewport_size(DESKTOP)
+    portal = fresh_demo
     app_page.goto(portal.url + "/")
     expect(app_page).to_have_url(url_of(portal, "/licenses"))
     wait_until_connected(app_page)
@@ -53,8 +54,9 @@ def test_phone_has_a_menu_and_no_sideways_scrolling(portal: PortalServer, app_pa
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_licenses_page_has_no_accessibility_violations(portal: PortalServer, app_page: Page,
+def test_licenses_page_has_no_accessibility_violations(fresh_demo: PortalServer, app_page: Page,
                                                        viewport: dict) -> None:
+    portal = fresh_demo
     app_page.set_viewport_size(viewport)
     app_page.goto(portal.url + "/licenses")
     wait_until_connected(app_page)

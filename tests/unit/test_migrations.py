@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from cf_portal.cli import alembic_config
-from cf_portal.models import SQLModel
+from cf_portal.db import all_metadata
 
 
 def _migrated_engine(url: str) -> sa.Engine:
@@ -20,7 +22,7 @@ def test_migrations_give_exactly_the_models_schema(empty_database_url: str) -> N
     engine = _migrated_engine(empty_database_url)
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = compare_metadata(ctx, SQLModel.metadata)
+        diff = compare_metadata(ctx, all_metadata())
     engine.dispose()
     assert diff == [], f"models and migrations disagree; write a migration for: {diff}"
 
@@ -30,7 +32,7 @@ def test_migrations_create_every_check_constraint(empty_database_url: str) -> No
     engine = _migrated_engine(empty_database_url)
     inspector = sa.inspect(engine)
     checked = 0
-    for table in SQLModel.metadata.sorted_tables:
+    for table in all_metadata().sorted_tables:
         expected = {
             c.name for c in table.constraints if isinstance(c, sa.CheckConstraint) and c.name is not None
         }
@@ -40,6 +42,33 @@ def test_migrations_create_every_check_constraint(empty_database_url: str) -> No
         checked += len(expected)
     engine.dispose()
     assert checked >= 20  # the models do declare their rules
+
+
+def _check_rules(engine: sa.Engine) -> dict[tuple[str, str], str]:
+    inspector = sa.inspect(engine)
+    return {
+        (table, check["name"]): re.sub(r"[\s()\"'`]", "", check["sqltext"]).lower()
+        for table in inspector.get_table_names()
+        for check in inspector.get_check_constraints(table)
+    }
+
+
+def test_migrated_check_constraints_say_what_the_models_say(empty_database_url: str, tmp_path) -> None:  # noqa: ANN001
+    migrated = _check_rules(_migrated_engine(empty_database_url))
+    # The same database kind, built straight from the models.
+    if empty_database_url.startswith("sqlite"):
+        reference_url = f"sqlite:///{tmp_path / 'models.db'}"
+    else:
+        reference_url = empty_database_url
+        engine = sa.create_engine(empty_database_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+    reference = sa.create_engine(reference_url)
+    all_metadata().create_all(reference)
+    assert migrated == _check_rules(reference)
+    reference.dispose()
 
 
 def test_migrations_downgrade_to_nothing_and_up_again(empty_database_url: str) -> None:

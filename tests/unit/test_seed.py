@@ -4,15 +4,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cf_portal.models import (
-    Account, ChildAccount, Coupon, CouponProduct, Employee, License, PaymentMethod, Plan, Product, SQLModel, User,
+    Account, ChildAccount, Coupon, CouponProduct, Employee, License, PaymentMethod, Plan, Product, User,
 )
+from cf_portal.db import all_metadata
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME, seed_demo
 
 
 def _counts(session: Session) -> dict[str, int]:
     return {
         table.name: session.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
-        for table in SQLModel.metadata.sorted_tables
+        for table in all_metadata().sorted_tables
     }
 
 

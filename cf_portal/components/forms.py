@@ -1,0 +1,43 @@
+"""Form pieces: a labelled field with its message, and a native select styled like the theme."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+
+def field_error(message: rx.Var, error_id: str) -> rx.Component:
+    return rx.cond(
+        message != "",
+        rx.text(rx.icon("circle-alert", size=14, aria_hidden="true"), message, id=error_id, color_scheme="red",
+                size="2", display="flex", align_items="center", gap="4px", role="alert"),
+    )
+
+
+def labelled(label: str, control: rx.Component, *, field_id: str, error: rx.Var | None = None,
+             hint: str | list | None = None) -> rx.Component:
+    """A label above its control, an optional hint, and the field's message next to it."""
+    return rx.vstack(
+        rx.el.label(label, html_for=field_id, class_name="field-label"),
+        control,
+        *([rx.text(*(hint if isinstance(hint, list) else [hint]), size="1", color_scheme="gray",
+                     id=f"{field_id}-hint")] if hint is not None else []),
+        *([field_error(error, f"{field_id}-error")] if error is not None else []),
+        spacing="1",
+        width="100%",
+        align="stretch",
+    )
+
+
+def native_select(options: rx.Component, *, field_id: str, value: rx.Var, on_change, invalid: rx.Var | None = None,  # noqa: ANN001
+                  name: str | None = None) -> rx.Component:
+    """A native <select>: it opens the phone's own picker and works with every screen reader."""
+    return rx.el.select(
+        options,
+        id=field_id,
+        name=name or field_id,
+        value=value,
+        on_change=on_change,
+        class_name="native-select",
+        aria_invalid=invalid if invalid is not None else "false",
+        aria_describedby=f"{field_id}-error",
+    )

@@ -1,0 +1,259 @@
+"""The Add License screen, in the order of the customers' help article:
+name, product and plan, number of licenses, coupon code, payment, Create."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.components.forms import field_error, labelled, native_select
+from cf_portal.components.shell import page_shell
+from cf_portal.services.checkout import PlanOption, ProductOption
+from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.state.add_license import AddLicenseState as S
+
+
+def section(number: int, title: str, *children: rx.Component) -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(f"{number}. {title}", as_="h2", size="4"),
+            *children,
+            spacing="3",
+            width="100%",
+        ),
+        width="100%",
+    )
+
+
+def name_section() -> rx.Component:
+    return section(
+        1, "Name",
+        labelled(
+            "License name",
+            rx.input(
+                id="reference_name", name="reference_name", value=S.reference_name, on_change=S.set_reference_name,
+                on_blur=S.check_reference_name, max_length=200, size="3", auto_complete="off",
+                placeholder="e.g. Sales team", aria_invalid=rx.cond(S.name_error != "", "true", "false"),
+                aria_describedby="reference_name-hint reference_name-error",
+            ),
+            field_id="reference_name",
+            error=S.name_error,
+            hint="For your reference: shown in your licenses list and on invoices.",
+        ),
+    )
+
+
+def product_section() -> rx.Component:
+    return section(
+        2, "Product and plan",
+        labelled(
+            "Product",
+            native_select(
+                rx.foreach(S.products, lambda p: rx.el.option(p.name, value=p.id.to_string())),
+                field_id="product", value=S.product_id, on_change=S.set_product,
+            ),
+            field_id="product",
+        ),
+        labelled(
+            "Plan",
+            native_select(
+                rx.foreach(S.plans, lambda p: rx.el.option(p.label, value=p.id.to_string())),
+                field_id="plan", value=S.plan_id, on_change=S.set_plan,
+                invalid=rx.cond(S.plan_error != "", "true", "false"),
+            ),
+            field_id="plan",
+            error=S.plan_error,
+        ),
+    )
+
+
+def quantity_section() -> rx.Component:
+    return section(
+        3, "Number of licenses",
+        labelled(
+            "Number of licenses",
+            rx.input(
+                id="quantity", name="quantity", value=S.quantity, on_change=S.set_quantity,
+                input_mode="numeric", size="3", auto_complete="off", width="160px",
+                aria_invalid=rx.cond(S.quantity_error != "", "true", "false"),
+                aria_describedby="quantity-hint quantity-error",
+            ),
+            field_id="quantity",
+            error=S.quantity_error,
+            hint=["Price of each license: ", rx.text.strong(S.panel.unit_price), " per month"],
+        ),
+    )
+
+
+def price_row(label: list, value: rx.Var | str, **props) -> rx.Component:  # noqa: ANN003
+    return rx.el.div(rx.text(*label, **props), rx.text(value, **props), class_name="price-row")
+
+
+def price_panel() -> rx.Component:
+    return rx.box(
+        rx.vstack(
+            price_row([S.panel.unit_price, " × ", S.panel.quantity,
+                       rx.cond(S.panel.quantity == 1, " license", " licenses")], S.panel.subtotal),
+            rx.cond(
+                S.panel.discount != "",
+                price_row(["Coupon ", S.panel.discount_note], S.panel.discount, color_scheme="green"),
+            ),
+            rx.separator(),
+            rx.el.div(
+                rx.text("Total due now", weight="bold", size="4"),
+                rx.text(S.panel.total_display, weight="bold", size="4", id="total-due"),
+                class_name="price-row",
+            ),
+            rx.cond(S.panel.after_discount != "", rx.text(S.panel.after_discount, size="2", color_scheme="gray")),
+            rx.text(S.panel.monthly_note, size="2", color_scheme="gray"),
+            spacing="2",
+            width="100%",
+        ),
+        aria_live="polite",
+        aria_label="Price",
+        role="region",
+        padding="12px",
+        border_radius="8px",
+        background=rx.color("gray", 2),
+        width="100%",
+    )
+
+
+def coupon_section() -> rx.Component:
+    status = rx.match(
+        S.panel.coupon_status,
+        ("valid", rx.text(rx.icon("circle-check", size=14, aria_hidden="true"), "Coupon applied: ",
+                          S.panel.coupon_message, id="coupon_code-status", color_scheme="green", size="2",
+                          display="flex", align_items="center", gap="4px", role="status")),
+        ("invalid", field_error(S.panel.coupon_message, "coupon_code-status")),
+        rx.fragment(),
+    )
+    return section(
+        4, "Coupon code and price",
+        labelled(
+            "Coupon code",
+            rx.input(
+                id="coupon_code", name="coupon_code", value=S.coupon_code, on_change=S.set_coupon_code,
+                size="3", auto_complete="off", placeholder="Optional", max_length=60,
+                aria_invalid=rx.cond(S.panel.coupon_status == "invalid", "true", "false"),
+                aria_describedby="coupon_code-status",
+            ),
+            field_id="coupon_code",
+        ),
+        status,
+        price_panel(),
+    )
+
+
+def payment_option(pm: PaymentMethodView) -> rx.Component:
+    return rx.el.label(
+        rx.el.input(
+            type="radio", name="payment_method", value=pm.id.to_string(),
+            checked=S.payment_method_id == pm.id.to_string(), disabled=pm.expired,
+            on_change=S.set_payment_method(pm.id.to_string()),
+        ),
+        rx.icon("credit-card", size=18, aria_hidden="true"),
+        rx.text(pm.label, size="2", flex="1"),
+        rx.cond(pm.is_default, rx.badge("Default", variant="soft")),
+        rx.cond(pm.expired, rx.badge("Expired", color_scheme="red", variant="soft")),
+        class_name="pm-option",
+    )
+
+
+def add_card_dialog() -> rx.Component:
+    def card_field(label: str, field_id: str, error: rx.Var, **props) -> rx.Component:  # noqa: ANN003
+        return labelled(
+            label,
+            rx.input(id=field_id, name=field_id, size="3", aria_invalid=rx.cond(error != "", "true", "false"),
+                     aria_describedby=f"{field_id}-error", **props),
+            field_id=field_id, error=error,
+        )
+
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("plus", aria_hidden="true"), "Add payment method", variant="soft",
+                                    size="3", type="button")),
+        rx.dialog.content(
+            rx.dialog.title("Add payment method"),
+            rx.dialog.description("Your card is saved with the payment provider. We keep only its brand, "
+                                  "last 4 digits and expiry."),
+            rx.cond(
+                S.is_sandbox,
+                rx.callout("Sandbox: use 4242 4242 4242 4242 with any future date and CVC. "
+                           "4000 0000 0000 0002 is declined at Create.", icon="info", size="1", margin_top="8px"),
+            ),
+            rx.form(
+                rx.vstack(
+                    card_field("Card number", "card_number", S.card_number_error, input_mode="numeric",
+                               auto_complete="cc-number", placeholder="1234 1234 1234 1234", max_length=23),
+                    rx.flex(
+                        card_field("Expiry (MM / YY)", "expiry", S.card_expiry_error, auto_complete="cc-exp",
+                                   placeholder="MM / YY", max_length=7),
+                        card_field("CVC", "cvc", S.card_cvc_error, input_mode="numeric", auto_complete="cc-csc",
+                                   placeholder="123", max_length=4),
+                        gap="12px", width="100%", direction=rx.breakpoints(initial="column", sm="row"),
+                    ),
+                    field_error(S.card_form_error, "card-form-error"),
+                    rx.hstack(
+                        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3",
+                                                  type="button")),
+                        rx.button("Save card", type="submit", size="3", loading=S.saving_card),
+                        justify="end", width="100%", spacing="3",
+                    ),
+                    spacing="3",
+                    margin_top="12px",
+                ),
+                on_submit=S.save_card,
+                reset_on_submit=False,
+            ),
+            max_width="460px",
+        ),
+        open=S.card_dialog_open,
+        on_open_change=S.set_card_dialog_open,
+    )
+
+
+def payment_section() -> rx.Component:
+    return section(
+        5, "Payment",
+        rx.cond(
+            S.has_payment_method,
+            rx.el.fieldset(
+                rx.el.legend("Payment method", class_name="field-label", style={"margin_bottom": "8px"}),
+                rx.vstack(rx.foreach(S.payment_methods, payment_option), spacing="2", width="100%"),
+                aria_describedby="payment-error",
+                style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
+            ),
+            rx.callout(
+                "There is no payment method on your account yet. Add one to create licenses.",
+                icon="credit-card", color_scheme="amber",
+            ),
+        ),
+        field_error(S.payment_error, "payment-error"),
+        add_card_dialog(),
+    )
+
+
+def add_license_page() -> rx.Component:
+    return page_shell(
+        rx.vstack(
+            rx.link(rx.hstack(rx.icon("arrow-left", size=16, aria_hidden="true"), "Back to Licenses", align="center",
+                              spacing="1"), href=routes.LICENSES, size="2"),
+            rx.text("Licenses are billed monthly. After you create them, assign them to employees or child "
+                    "accounts in Employees.", color_scheme="gray"),
+            name_section(),
+            product_section(),
+            quantity_section(),
+            coupon_section(),
+            payment_section(),
+            rx.cond(S.form_error != "", rx.callout(S.form_error, icon="triangle-alert", color_scheme="red",
+                                                   role="alert", width="100%")),
+            rx.button(
+                "Create", size="4", width="100%", loading=S.creating, disabled=S.creating, on_click=S.create,
+                type="button",
+            ),
+            spacing="4",
+            width="100%",
+            max_width="640px",
+        ),
+        title="Add License",
+    )

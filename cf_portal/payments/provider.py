@@ -1,0 +1,121 @@
+"""The payment-provider interface. The sandbox and Stripe providers both implement it.
+
+Amounts are integer minor units. Card numbers pass through `add_card` (sandbox only: with Stripe the
+browser sends them to Stripe directly) and are never stored, logged or returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class PaymentError(Exception):
+    """The provider refused or failed. `message` is written for the customer."""
+
+    def __init__(self, code: str, message: str, *, decline_code: str | None = None, retryable: bool = False,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.decline_code = decline_code
+        self.retryable = retryable
+        self.field = field
+
+
+class CardDeclined(PaymentError):
+    pass
+
+
+class ProviderUnavailable(PaymentError):
+    """A timeout, a rate limit or an outage: nothing was charged, and trying again may work."""
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    """What a person types into the card form. Lives only for the duration of one call."""
+
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SavedCard:
+    provider_id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True)
+class SubscriptionDiscount:
+    percent_off: int | None
+    amount_off: int | None
+    months: int | None  # None: forever
+    coupon_code: str
+
+
+@dataclass(frozen=True)
+class InvoiceLineData:
+    description: str
+    quantity: int
+    unit_amount: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class InvoiceData:
+    provider_id: str
+    number: str
+    status: str
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    lines: tuple[InvoiceLineData, ...]
+
+
+@dataclass(frozen=True)
+class SubscriptionData:
+    provider_id: str
+    status: str
+    latest_invoice: InvoiceData
+
+
+class PaymentProvider(Protocol):
+    name: str
+
+    def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
+        """The provider's customer of this account, created on first need."""
+
+    def add_card(self, *, customer_id: str, card: CardDetails, make_default: bool,
+                 idempotency_key: str) -> SavedCard: ...
+
+    def list_payment_methods(self, *, customer_id: str) -> list[SavedCard]: ...
+
+    def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None: ...
+
+    def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        payment_method_id: str,
+        product_name: str,
+        plan_code: str,
+        unit_amount: int,
+        currency: str,
+        quantity: int,
+        discount: SubscriptionDiscount | None,
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionData:
+        """Start a monthly subscription and charge its first month; raise PaymentError if that fails
+        (then nothing stays charged or active). The same idempotency key gives the same result."""
+
+    def cancel_subscription(self, *, subscription_id: str) -> None: ...
+
+    def list_invoices(self, *, customer_id: str) -> list[InvoiceData]: ...

@@ -1,0 +1,261 @@
+"""The built-in sandbox payment provider: Stripe test-mode behaviour with no network.
+
+Its state lives in the app's database (the `sandbox_*` tables), written in transactions of its own,
+as a remote provider's would be: a rollback in the app does not undo a sandbox charge.
+
+Test cards, as Stripe documents them (any future expiry, any CVC):
+  4242 4242 4242 4242  succeeds             4000 0000 0000 0002  declined (card_declined)
+  4000 0000 0000 9995  insufficient funds   4000 0000 0000 0069  expired card
+  4000 0000 0000 0119  processing error     5555 5555 5555 4444  Mastercard, succeeds
+The declining cards are accepted when added and refused when charged, so a demo can show a decline
+at Create. A number that fails the Luhn check, or a past expiry, is refused when added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from cf_portal.db import session_scope
+from cf_portal.payments.cards import brand_of, is_expired, parse_card
+from cf_portal.payments.provider import (
+    CardDeclined,
+    CardDetails,
+    InvoiceData,
+    InvoiceLineData,
+    PaymentError,
+    SavedCard,
+    SubscriptionData,
+    SubscriptionDiscount,
+)
+from cf_portal.payments.sandbox_tables import (
+    SandboxCustomer,
+    SandboxIdempotencyKey,
+    SandboxInvoice,
+    SandboxPaymentMethod,
+    SandboxSubscription,
+)
+
+# Numbers from Stripe's testing documentation and what a charge on them does.
+TEST_CARD_BEHAVIOUR = {
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000000119": "processing_error",
+}
+
+_DECLINES = {
+    "card_declined": ("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient_funds": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "expired_card": ("expired_card", None, "Your card has expired."),
+}
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def _request_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SandboxProvider:
+    name = "sandbox"
+
+    def __init__(self, engine: sa.Engine | None = None, *, today: Callable[[], date] | None = None) -> None:
+        self._engine = engine
+        self._today = today or (lambda: datetime.now(UTC).date())
+
+    # --- idempotency ------------------------------------------------------------------------
+
+    def _idempotent(self, session: Session, key: str, operation: str, params: dict[str, Any],
+                    run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Replay the stored result of `key`, or run the operation and store its result (errors too)."""
+        request_hash = _request_hash(params)
+        # Claim the key first: a concurrent request with the same key waits here for our commit.
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        claimed = session.execute(
+            insert(SandboxIdempotencyKey)
+            .values(key=key, operation=operation, request_hash=request_hash, response_json="",
+                    created_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        if claimed.rowcount == 0:
+            stored = session.get(SandboxIdempotencyKey, key)
+            if stored.operation != operation or stored.request_hash != request_hash:
+                raise PaymentError(
+                    "idempotency_error",
+                    "This request was already sent with different details. Reload the page and try again.",
+                )
+            return json.loads(stored.response_json)
+        try:
+            result = {"ok": run()}
+        except PaymentError as exc:
+            result = {"error": {"type": type(exc).__name__, "code": exc.code, "message": exc.message,
+                                "decline_code": exc.decline_code, "field": exc.field}}
+        session.execute(
+            sa.update(SandboxIdempotencyKey).where(SandboxIdempotencyKey.key == key)
+            .values(response_json=json.dumps(result))
+        )
+        return result
+
+    @staticmethod
+    def _unwrap(result: dict[str, Any]) -> dict[str, Any]:
+        if "error" in result:
+            err = result["error"]
+            cls = CardDeclined if err["type"] == "CardDeclined" else PaymentError
+            raise cls(err["code"], err["message"], decline_code=err["decline_code"], field=err["field"])
+        return result["ok"]
+
+    # --- customers and cards ----------------------------------------------------------------
+
+    def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
+        with session_scope(self._engine) as session:
+            if customer_id and session.get(SandboxCustomer, customer_id) is not None:
+                return customer_id
+            existing = session.exec(select(SandboxCustomer).where(SandboxCustomer.account_id == account_id)).first()
+            if existing is not None:
+                return existing.id
+            customer = SandboxCustomer(id=_new_id("cus"), account_id=account_id, name=account_name)
+            session.add(customer)
+            return customer.id
+
+    def add_card(self, *, customer_id: str, card: CardDetails, make_default: bool,
+                 idempotency_key: str) -> SavedCard:
+        # Validate again: the sandbox, like Stripe, refuses what a form let through.
+        checked = parse_card(card.number, f"{card.exp_month:02d}/{card.exp_year}", card.cvc, today=self._today())
+        params = {"customer": customer_id, "last4": checked.number[-4:], "exp": [checked.exp_month, checked.exp_year],
+                  "default": make_default}
+
+        def run() -> dict[str, Any]:
+            if session.get(SandboxCustomer, customer_id) is None:
+                raise PaymentError("resource_missing", "No such customer.")
+            if make_default:
+                session.execute(sa.update(SandboxPaymentMethod)
+                                .where(SandboxPaymentMethod.customer_id == customer_id)
+                                .values(is_default=False))
+            pm = SandboxPaymentMethod(
+                id=_new_id("pm"), customer_id=customer_id, brand=brand_of(checked.number),
+                last4=checked.number[-4:], exp_month=checked.exp_month, exp_year=checked.exp_year,
+                behaviour=TEST_CARD_BEHAVIOUR.get(checked.number, "succeeds"), is_default=make_default,
+            )
+            session.add(pm)
+            session.flush()
+            return asdict(SavedCard(pm.id, pm.brand, pm.last4, pm.exp_month, pm.exp_year))
+
+        with session_scope(self._engine) as session:
+            result = self._idempotent(session, idempotency_key, "add_card", params, run)
+        return SavedCard(**self._unwrap(result))
+
+    def list_payment_methods(self, *, customer_id: str) -> list[SavedCard]:
+        with session_scope(self._engine, write=False) as session:
+            rows = session.exec(select(SandboxPaymentMethod)
+                                .where(SandboxPaymentMethod.customer_id == customer_id)
+                                .order_by(SandboxPaymentMethod.created_at)).all()
+            return [SavedCard(r.id, r.brand, r.last4, r.exp_month, r.exp_year) for r in rows]
+
+    def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        with session_scope(self._engine) as session:
+            pm = session.get(SandboxPaymentMethod, payment_method_id)
+            if pm is None or pm.customer_id != customer_id:
+                raise PaymentError("resource_missing", "No such payment method.")
+            pm.customer_id = None  # detached, as Stripe does
+            pm.is_default = False
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    def create_subscription(self, *, customer_id: str, payment_method_id: str, product_name: str, plan_code: str,
+                            unit_amount: int, currency: str, quantity: int,
+                            discount: SubscriptionDiscount | None, description: str, metadata: dict[str, str],
+                            idempotency_key: str) -> SubscriptionData:
+        params = {"customer": customer_id, "pm": payment_method_id, "plan": plan_code, "unit_amount": unit_amount,
+                  "currency": currency, "quantity": quantity, "discount": asdict(discount) if discount else None,
+                  "description": description, "metadata": metadata}
+
+        def run() -> dict[str, Any]:
+            pm = session.get(SandboxPaymentMethod, payment_method_id)
+            if pm is None or pm.customer_id != customer_id:
+                raise PaymentError("resource_missing", "This payment method is no longer available.")
+            subtotal = unit_amount * quantity
+            off = 0
+            if discount is not None:
+                # Stripe rounds a percentage discount to the nearest cent.
+                off = (subtotal * discount.percent_off + 50) // 100 if discount.percent_off else discount.amount_off
+                off = min(off, subtotal)
+            total = subtotal - off
+            if total > 0:
+                behaviour = pm.behaviour
+                if behaviour == "succeeds" and is_expired(pm.exp_month, pm.exp_year, today=self._today()):
+                    behaviour = "expired_card"
+                if behaviour in _DECLINES:
+                    code, decline_code, message = _DECLINES[behaviour]
+                    raise CardDeclined(code, message, decline_code=decline_code)
+                if behaviour == "processing_error":
+                    raise PaymentError("processing_error",
+                                       "An error occurred while processing your card. Try again in a little bit.")
+            sub = SandboxSubscription(
+                id=_new_id("sub"), customer_id=customer_id, payment_method_id=pm.id, description=description,
+                plan_code=plan_code, unit_amount=unit_amount, currency=currency, quantity=quantity,
+                coupon_code=discount.coupon_code if discount else None, status="active",
+                metadata_json=json.dumps(metadata, sort_keys=True),
+            )
+            session.add(sub)
+            session.flush()
+            line = f"{description} · {product_name} × {quantity}"
+            invoice = SandboxInvoice(
+                id=_new_id("in"), number=f"SBX-{secrets.token_hex(5).upper()}", customer_id=customer_id, subscription_id=sub.id,
+                status="paid", currency=currency, subtotal=subtotal, discount=off, total=total,
+                line_description=line[:200],
+            )
+            session.add(invoice)
+            session.flush()
+            return {"id": sub.id, "status": sub.status, "invoice": self._invoice_dict(invoice, quantity, unit_amount)}
+
+        with session_scope(self._engine) as session:
+            result = self._idempotent(session, idempotency_key, "create_subscription", params, run)
+        data = self._unwrap(result)
+        return SubscriptionData(provider_id=data["id"], status=data["status"],
+                                latest_invoice=self._invoice_from_dict(data["invoice"]))
+
+    def cancel_subscription(self, *, subscription_id: str) -> None:
+        with session_scope(self._engine) as session:
+            sub = session.get(SandboxSubscription, subscription_id)
+            if sub is None:
+                raise PaymentError("resource_missing", "No such subscription.")
+            if sub.status != "canceled":
+                sub.status = "canceled"
+                sub.canceled_at = datetime.now(UTC)
+
+    def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
+        with session_scope(self._engine, write=False) as session:
+            rows = session.exec(
+                select(SandboxInvoice, SandboxSubscription)
+                .join(SandboxSubscription, SandboxSubscription.id == SandboxInvoice.subscription_id)
+                .where(SandboxInvoice.customer_id == customer_id)
+                .order_by(SandboxInvoice.created_at)
+            ).all()
+            return [self._invoice_from_dict(self._invoice_dict(inv, sub.quantity, sub.unit_amount))
+                    for inv, sub in rows]
+
+    @staticmethod
+    def _invoice_dict(inv: SandboxInvoice, quantity: int, unit_amount: int) -> dict[str, Any]:
+        return {"id": inv.id, "number": inv.number, "status": inv.status, "currency": inv.currency,
+                "subtotal": inv.subtotal, "discount": inv.discount, "total": inv.total,
+                "lines": [{"description": inv.line_description, "quantity": quantity, "unit_amount": unit_amount,
+                           "amount": inv.subtotal}]}
+
+    @staticmethod
+    def _invoice_from_dict(d: dict[str, Any]) -> InvoiceData:
+        return InvoiceData(provider_id=d["id"], number=d["number"], status=d["status"], currency=d["currency"],
+                           subtotal=d["subtotal"], discount=d["discount"], total=d["total"],
+                           lines=tuple(InvoiceLineData(**line) for line in d["lines"]))

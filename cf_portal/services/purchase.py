@@ -1,0 +1,231 @@
+"""Create on the Add License screen: charge the first month and add the license, exactly once.
+
+The steps, each in its own short transaction, so no database lock is held while the provider works:
+1. reserve: check everything again on the server, insert the license as `pending` under the form's
+   idempotency key (unique per account) and take the coupon redemption (conditional update);
+2. charge: create the provider subscription with an idempotency key derived from the form's key;
+3. confirm (the license becomes `active`, with its invoice) or undo (the pending license and the coupon
+   redemption are removed; the provider kept nothing either).
+The same key again, from a double click, a reload or a retry, finds the license of the first attempt
+and, if its charge was never confirmed, repeats the charge with the same provider key: one charge.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+from sqlmodel import Session, select
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from cf_portal.db import session_scope
+from cf_portal.models import (
+    Account, AuditEvent, Coupon, CouponRedemption, Invoice, InvoiceLine, License, LicenseStatus, PaymentMethod, Plan,
+    Product,
+)
+from cf_portal.payments.provider import (
+    PaymentError, PaymentProvider, ProviderUnavailable, SubscriptionData, SubscriptionDiscount,
+)
+from cf_portal.services import coupons
+from cf_portal.services.actors import Actor
+from cf_portal.services.checkout import check_quantity, check_reference_name, plan_on_sale, price
+from cf_portal.services.errors import DomainError
+from cf_portal.services.payment_methods import usable_payment_method
+
+log = logging.getLogger(__name__)
+
+
+class PurchaseRequest(BaseModel):
+    reference_name: str
+    plan_id: int | None
+    quantity: str | int
+    coupon_code: str = ""
+    payment_method_id: int | None
+    # The total the person saw; Create refuses to charge anything else.
+    expected_total: int
+    idempotency_key: str = Field(min_length=16, max_length=80)
+
+
+class PurchaseResult(BaseModel):
+    license_id: int
+    reference_name: str
+    quantity: int
+    total_charged: int
+    replayed: bool  # True when this key had already bought the license
+
+
+class PriceChanged(DomainError):
+    def __init__(self) -> None:
+        super().__init__("The price has changed since it was shown. Check the new total, then press Create again.",
+                         field="price")
+
+
+class ChargeUnconfirmed(DomainError):
+    """The provider did not answer; the pending license stays so that a retry with the same key
+    completes it without a second charge."""
+
+    def __init__(self) -> None:
+        super().__init__("We could not reach the payment provider to confirm the payment. Press Create again "
+                         "to finish: you will not be charged twice.", field="payment")
+
+
+def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
+                   request: PurchaseRequest, now: datetime) -> PurchaseResult:
+    lic, is_new = _reserve(engine, actor=actor, request=request, now=now)
+    if lic.status != LicenseStatus.PENDING.value:
+        return _result(lic, replayed=True)
+    try:
+        subscription = _charge_license(engine, provider, actor=actor, lic=lic)
+    except ProviderUnavailable as exc:
+        log.warning("purchase %s: provider unavailable after retries (%s)", lic.id, exc.code)
+        raise ChargeUnconfirmed() from exc
+    except PaymentError as exc:
+        _undo(engine, actor=actor, lic=lic, reason=exc.code)
+        raise DomainError(_payment_message(exc), field="payment") from exc
+    if subscription.latest_invoice.total != lic.first_charge_amount:
+        # Never keep a charge that differs from the total shown: cancel it and say so.
+        log.error("purchase %s: provider charged %s, quote was %s", lic.id, subscription.latest_invoice.total,
+                  lic.first_charge_amount)
+        provider.cancel_subscription(subscription_id=subscription.provider_id)
+        _undo(engine, actor=actor, lic=lic, reason="amount_mismatch")
+        raise DomainError("The payment provider computed a different total, so nothing was bought. "
+                          "Please try again.", field="payment")
+    return _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=not is_new)
+
+
+def _payment_message(exc: PaymentError) -> str:
+    if exc.decline_code == "insufficient_funds":
+        return "Your card has insufficient funds. Nothing was charged. Use another payment method."
+    if exc.code == "expired_card":
+        return "Your card has expired. Nothing was charged. Use another payment method."
+    if exc.code == "card_declined":
+        return "Your card was declined. Nothing was charged. Use another payment method or contact your bank."
+    return f"{exc.message} Nothing was charged."
+
+
+def _result(lic: License, *, replayed: bool) -> PurchaseResult:
+    return PurchaseResult(license_id=lic.id, reference_name=lic.reference_name, quantity=lic.quantity,
+                          total_charged=lic.first_charge_amount, replayed=replayed)
+
+
+def _find(session: Session, account_id: int, key: str) -> License | None:
+    return session.exec(select(License).where(License.account_id == account_id,
+                                              License.idempotency_key == key)).first()
+
+
+def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest,
+             now: datetime) -> tuple[License, bool]:
+    """Insert the pending license, or find the one this key already made. Returns (license, is_new)."""
+    try:
+        with session_scope(engine) as session:
+            existing = _find(session, actor.account_id, request.idempotency_key)
+            if existing is not None:
+                return existing, False
+            name = check_reference_name(request.reference_name)
+            quantity = check_quantity(request.quantity)
+            plan, _ = plan_on_sale(session, request.plan_id)
+            result, coupon, rejected = price(session, plan=plan, quantity=quantity,
+                                             coupon_code=request.coupon_code, now=now)
+            if rejected is not None:
+                raise rejected
+            pm = usable_payment_method(session, account_id=actor.account_id,
+                                       payment_method_id=request.payment_method_id, today=now.date())
+            if result.total != request.expected_total:
+                raise PriceChanged()
+            lic = License(
+                account_id=actor.account_id, plan_id=plan.id, reference_name=name, quantity=quantity,
+                unit_amount=plan.unit_amount, currency=plan.currency, coupon_id=coupon.id if coupon else None,
+                discount_amount=result.discount, discount_description=coupons.describe(coupon) if coupon else "",
+                first_charge_amount=result.total, payment_method_id=pm.id, status=LicenseStatus.PENDING.value,
+                idempotency_key=request.idempotency_key, created_by_user_id=actor.user_id, created_at=now,
+            )
+            session.add(lic)
+            session.flush()
+            if coupon is not None:
+                coupons.redeem(session, coupon_id=coupon.id, now=now)
+                session.add(CouponRedemption(coupon_id=coupon.id, account_id=actor.account_id, license_id=lic.id,
+                                             redeemed_at=now))
+            return lic, True
+    except sa.exc.IntegrityError:
+        # Another request with the same key got there first (PostgreSQL lets both try): use its license.
+        with session_scope(engine, write=False) as session:
+            existing = _find(session, actor.account_id, request.idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+
+
+@retry(retry=retry_if_exception_type(ProviderUnavailable), stop=stop_after_attempt(3),
+       wait=wait_exponential(multiplier=0.2, max=2), reraise=True)
+def _charge(provider: PaymentProvider, **kwargs) -> SubscriptionData:  # noqa: ANN003
+    # Retrying is safe: every attempt carries the same idempotency key.
+    return provider.create_subscription(**kwargs)
+
+
+def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
+                    lic: License) -> SubscriptionData:
+    with session_scope(engine, write=False) as session:
+        plan, product = session.exec(select(Plan, Product).join(Product, Product.id == Plan.product_id)
+                                     .where(Plan.id == lic.plan_id)).one()
+        customer_id = session.get(Account, actor.account_id).provider_customer_id
+        pm = session.get(PaymentMethod, lic.payment_method_id)
+        coupon = session.get(Coupon, lic.coupon_id) if lic.coupon_id else None
+    discount = None
+    if coupon is not None:
+        terms = coupons.discount_of(coupon)
+        discount = SubscriptionDiscount(percent_off=terms.percent_off, amount_off=terms.amount_off,
+                                        months=terms.months, coupon_code=coupon.code)
+    return _charge(
+        provider,
+        customer_id=customer_id or "",
+        payment_method_id=pm.provider_id,
+        product_name=f"{product.name} {plan.name}",
+        plan_code=plan.code,
+        unit_amount=lic.unit_amount,
+        currency=lic.currency,
+        quantity=lic.quantity,
+        discount=discount,
+        description=lic.reference_name,
+        metadata={"account_id": str(actor.account_id), "license_id": str(lic.id)},
+        idempotency_key=f"license-{lic.id}-{lic.idempotency_key}",
+    )
+
+
+def _undo(engine: sa.Engine | None, *, actor: Actor, lic: License, reason: str) -> None:
+    """Remove a pending license that was not paid for, and give its coupon redemption back."""
+    with session_scope(engine) as session:
+        removed = session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id == lic.id)).rowcount
+        if removed and lic.coupon_id:
+            coupons.release(session, coupon_id=lic.coupon_id)
+        session.execute(sa.delete(License).where(License.id == lic.id,
+                                                 License.status == LicenseStatus.PENDING.value))
+        session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
+                               action="license.purchase_failed", object_type="license", object_id=None,
+                               detail=f"{lic.reference_name[:60]}: {reason}"))
+
+
+def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscription: SubscriptionData,
+             replayed: bool) -> PurchaseResult:
+    invoice = subscription.latest_invoice
+    with session_scope(engine) as session:
+        # Only the first confirmation of a license writes its invoice.
+        confirmed = session.execute(
+            sa.update(License).where(License.id == lic.id, License.status == LicenseStatus.PENDING.value)
+            .values(status=LicenseStatus.ACTIVE.value, provider_subscription_id=subscription.provider_id)
+        ).rowcount
+        if confirmed:
+            row = Invoice(account_id=actor.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id,
+                          number=invoice.number, status=invoice.status, currency=invoice.currency,
+                          subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total)
+            session.add(row)
+            session.flush()
+            for line in invoice.lines:
+                session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200],
+                                        quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount))
+            session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
+                                   action="license.created", object_type="license", object_id=lic.id,
+                                   detail=f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}"))
+        fresh = session.get(License, lic.id)
+        return _result(fresh, replayed=replayed or not confirmed)

@@ -1,0 +1,285 @@
+"""The Add License screen: form values, field messages and the price panel, via the checkout services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.db import session_scope
+from cf_portal.payments import get_provider
+from cf_portal.payments.provider import PaymentError
+from cf_portal.services import checkout, payment_methods
+from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
+from cf_portal.services.errors import DomainError
+from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, create_license
+from cf_portal.settings import get_settings
+from cf_portal.state.licenses import LicensesState
+from cf_portal.state.portal import PortalState
+
+log = logging.getLogger(__name__)
+
+EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
+                         coupon_status="none", coupon_message="", discount_note="", after_discount="",
+                         monthly_note="")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AddLicenseState(PortalState):
+    products: list[ProductOption] = []
+    all_plans: list[PlanOption] = []
+    payment_methods: list[PaymentMethodView] = []
+    is_sandbox: bool = True
+
+    reference_name: str = ""
+    product_id: str = ""
+    plan_id: str = ""
+    quantity: str = "1"
+    coupon_code: str = ""
+    payment_method_id: str = ""
+    panel: PricePanel = EMPTY_PANEL
+
+    name_error: str = ""
+    plan_error: str = ""
+    quantity_error: str = ""
+    payment_error: str = ""
+    form_error: str = ""
+    creating: bool = False
+
+    card_dialog_open: bool = False
+    card_number_error: str = ""
+    card_expiry_error: str = ""
+    card_cvc_error: str = ""
+    card_form_error: str = ""
+    saving_card: bool = False
+
+    # Backend only: one key per form submission, so a double click or a retry buys once.
+    _idempotency_key: str = ""
+
+    @rx.var
+    def plans(self) -> list[PlanOption]:
+        return [plan for plan in self.all_plans if str(plan.product_id) == self.product_id]
+
+    @rx.var
+    def has_payment_method(self) -> bool:
+        return len(self.payment_methods) > 0
+
+    # --- loading and pricing --------------------------------------------------------------------
+
+    @rx.event
+    def load(self):
+        """Open the form: catalog, saved cards, and a plan preselected (from ?plan=<code> if given)."""
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            catalog = checkout.load_catalog(session)
+            self.payment_methods = payment_methods.list_payment_methods(
+                session, account_id=actor.account_id, today=_now().date())
+        self.account_name, self.user_name = actor.account_name, actor.user_name
+        self.products, self.all_plans = catalog.products, catalog.plans
+        self.is_sandbox = get_settings().payment_provider == "sandbox"
+        wanted = self.router.page.params.get("plan", "")
+        chosen = next((p for p in catalog.plans if str(p.id) == wanted), None)
+        if chosen is not None:
+            self.product_id, self.plan_id = str(chosen.product_id), str(chosen.id)
+        elif not any(str(p.id) == self.plan_id for p in catalog.plans):
+            first = catalog.plans[0] if catalog.plans else None
+            self.product_id = str(first.product_id) if first else ""
+            self.plan_id = str(first.id) if first else ""
+        self._choose_default_card()
+        if not self._idempotency_key:
+            self._idempotency_key = uuid.uuid4().hex
+        self._reprice()
+
+    def _choose_default_card(self) -> None:
+        usable = [pm for pm in self.payment_methods if not pm.expired]
+        if not any(str(pm.id) == self.payment_method_id for pm in usable):
+            default = next((pm for pm in usable if pm.is_default), usable[0] if usable else None)
+            self.payment_method_id = str(default.id) if default else ""
+
+    def _reprice(self) -> None:
+        """Recompute the price panel with the one pricing function (also used by Create)."""
+        try:
+            quantity = checkout.check_quantity(self.quantity)
+        except DomainError:
+            return  # the field shows its message; the panel keeps the last valid price
+        try:
+            with session_scope(write=False) as session:
+                self.panel = checkout.price_panel(session, plan_id=int(self.plan_id or 0), quantity=quantity,
+                                                  coupon_code=self.coupon_code, now=_now())
+            self.plan_error = ""
+        except DomainError as exc:
+            self.panel = EMPTY_PANEL
+            self.plan_error = exc.message
+
+    # --- field events -----------------------------------------------------------------------------
+
+    @rx.event
+    def set_reference_name(self, value: str):
+        self.reference_name = value
+        if self.name_error:
+            self.check_reference_name()
+
+    @rx.event
+    def check_reference_name(self):
+        try:
+            checkout.check_reference_name(self.reference_name)
+            self.name_error = ""
+        except DomainError as exc:
+            self.name_error = exc.message
+
+    @rx.event
+    def set_product(self, value: str):
+        self.product_id = value
+        plans = self.plans
+        self.plan_id = str(plans[0].id) if plans else ""
+        self._reprice()
+
+    @rx.event
+    def set_plan(self, value: str):
+        self.plan_id = value
+        self._reprice()
+
+    @rx.event
+    def set_quantity(self, value: str):
+        self.quantity = value
+        try:
+            checkout.check_quantity(value)
+            self.quantity_error = ""
+        except DomainError as exc:
+            self.quantity_error = exc.message
+        self._reprice()
+
+    @rx.event
+    def set_coupon_code(self, value: str):
+        self.coupon_code = value
+        self._reprice()
+
+    @rx.event
+    def set_payment_method(self, value: str):
+        self.payment_method_id = value
+        self.payment_error = ""
+
+    # --- adding a card ------------------------------------------------------------------------------
+
+    @rx.event
+    def set_card_dialog_open(self, is_open: bool):
+        self.card_dialog_open = is_open
+        self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
+
+    @rx.event(background=True)
+    async def save_card(self, form_data: dict[str, str]):
+        """The card fields arrive here once and go to the provider; no state var ever holds them."""
+        async with self:
+            if self.saving_card:
+                return
+            self.saving_card = True
+            self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
+            with session_scope(write=False) as session:
+                actor = self._actor(session)
+        number, expiry, cvc = form_data.get("card_number", ""), form_data.get("expiry", ""), form_data.get("cvc", "")
+        try:
+            saved = await asyncio.to_thread(
+                payment_methods.add_payment_method, None, get_provider(), actor=actor, number=number,
+                expiry=expiry, cvc=cvc, today=_now().date())
+        except PaymentError as exc:
+            async with self:
+                self.saving_card = False
+                target = {"card_number": "card_number_error", "expiry": "card_expiry_error",
+                          "cvc": "card_cvc_error"}.get(exc.field or "", "card_form_error")
+                setattr(self, target, exc.message)
+            return
+        except Exception:
+            log.exception("adding a payment method failed")
+            async with self:
+                self.saving_card = False
+                self.card_form_error = "Something went wrong while saving the card. Nothing was charged; try again."
+            return
+        async with self:
+            with session_scope(write=False) as session:
+                self.payment_methods = payment_methods.list_payment_methods(
+                    session, account_id=actor.account_id, today=_now().date())
+            self.payment_method_id = str(saved.id)
+            self.payment_error = ""
+            self.saving_card = False
+            self.card_dialog_open = False
+        yield rx.toast.success(f"{saved.brand} ending in {saved.last4} added.")
+
+    # --- Create ---------------------------------------------------------------------------------------
+
+    def _check_form(self) -> bool:
+        self.check_reference_name()
+        try:
+            checkout.check_quantity(self.quantity)
+            self.quantity_error = ""
+        except DomainError as exc:
+            self.quantity_error = exc.message
+        if not self.plan_id:
+            self.plan_error = "Choose a plan."
+        self.payment_error = "" if self.payment_method_id else (
+            "Add a payment method to create licenses." if not self.payment_methods
+            else "Choose a payment method.")
+        return not (self.name_error or self.quantity_error or self.plan_error or self.payment_error
+                    or self.panel.coupon_status == "invalid")
+
+    @rx.event(background=True)
+    async def create(self):
+        async with self:
+            if self.creating:
+                return  # a second click while the first is under way
+            self.form_error = ""
+            if not self._check_form():
+                self.form_error = "Check the highlighted fields."
+                return
+            self.creating = True
+            with session_scope(write=False) as session:
+                actor = self._actor(session)
+            request = PurchaseRequest(
+                reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
+                coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
+                expected_total=self.panel.total, idempotency_key=self._idempotency_key,
+            )
+        try:
+            result = await asyncio.to_thread(create_license, None, get_provider(), actor=actor, request=request,
+                                             now=_now())
+        except DomainError as exc:
+            async with self:
+                self.creating = False
+                if not isinstance(exc, ChargeUnconfirmed):
+                    # Nothing was bought: the next press of Create is a new submission.
+                    self._idempotency_key = uuid.uuid4().hex
+                field_var = {"reference_name": "name_error", "quantity": "quantity_error", "plan": "plan_error",
+                             "payment": "payment_error"}.get(exc.field or "")
+                if field_var:
+                    setattr(self, field_var, exc.message)
+                self.form_error = exc.message
+                self._reprice()  # show the current price if it changed
+            return
+        except Exception:
+            log.exception("creating a license failed")
+            async with self:
+                self.creating = False  # the key is kept: pressing Create again cannot buy twice
+                self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
+            return
+        async with self:
+            self._reset_form()
+            self.creating = False
+            licenses = await self.get_state(LicensesState)
+            licenses.created_license_id = result.license_id
+        yield rx.redirect(routes.LICENSES)
+        yield rx.toast.success(f"License “{result.reference_name}” created with {result.quantity} licenses.")
+
+    def _reset_form(self) -> None:
+        self.reference_name = ""
+        self.quantity = "1"
+        self.coupon_code = ""
+        self.form_error = self.name_error = self.quantity_error = self.payment_error = ""
+        self._idempotency_key = uuid.uuid4().hex
+        self._reprice()
