@@ -84,13 +84,15 @@ class SandboxProvider:
         request_hash = _request_hash(params)
         # Claim the key first: a concurrent request with the same key waits here for our commit.
         insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        # RETURNING tells whether the row went in (rowcount is not reliable for this on every driver).
         claimed = session.execute(
             insert(SandboxIdempotencyKey)
             .values(key=key, operation=operation, request_hash=request_hash, response_json="",
                     created_at=datetime.now(UTC))
             .on_conflict_do_nothing(index_elements=["key"])
-        )
-        if claimed.rowcount == 0:
+            .returning(SandboxIdempotencyKey.key)
+        ).first()
+        if claimed is None:
             stored = session.get(SandboxIdempotencyKey, key)
             if stored.operation != operation or stored.request_hash != request_hash:
                 raise PaymentError(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import Coupon, License, Plan, Product
+from cf_portal.models import Coupon, License, LicenseStatus, Plan, Product
 from cf_portal.services.coupons import discount_of
 from cf_portal.services.pricing import format_money, quote
 
@@ -39,7 +39,7 @@ def list_licenses(session: Session, *, account_id: int, now: datetime | None = N
         .join(Plan, Plan.id == License.plan_id)
         .join(Product, Product.id == Plan.product_id)
         .outerjoin(Coupon, Coupon.id == License.coupon_id)
-        .where(License.account_id == account_id)
+        .where(License.account_id == account_id, License.status != LicenseStatus.PENDING.value)
         .order_by(License.created_at.desc(), License.id.desc())
     ).all()
     result = []

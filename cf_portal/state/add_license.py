@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import reflex as rx
@@ -17,7 +18,8 @@ from cf_portal.services import checkout, payment_methods
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import PaymentMethodView
-from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, create_license
+from cf_portal.services.actors import Actor
+from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, PurchaseResult, create_license
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
@@ -31,6 +33,44 @@ EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", to
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PurchaseOutcome:
+    result: PurchaseResult | None = None
+    error: DomainError | None = None  # both None: an unexpected failure (logged)
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    saved: PaymentMethodView | None = None
+    error: PaymentError | None = None
+
+
+def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
+    """Runs in a worker thread: the provider call may take seconds."""
+    try:
+        return PurchaseOutcome(result=create_license(None, get_provider(), actor=actor, request=request, now=_now()))
+    except DomainError as exc:
+        return PurchaseOutcome(error=exc)
+    except Exception:
+        log.exception("creating a license failed")
+        return PurchaseOutcome()
+
+
+def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
+    """Runs in a worker thread. The card fields are passed on and dropped; they are never logged."""
+    try:
+        saved = payment_methods.add_payment_method(
+            None, get_provider(), actor=actor, number=form_data.get("card_number", ""),
+            expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=_now().date())
+        return CardOutcome(saved=saved)
+    except PaymentError as exc:
+        return CardOutcome(error=exc)
+    except Exception:
+        log.exception("adding a payment method failed")
+        return CardOutcome(error=PaymentError("unexpected", "Something went wrong while saving the card. "
+                                                            "Nothing was charged; try again."))
 
 
 class AddLicenseState(PortalState):
@@ -178,39 +218,40 @@ class AddLicenseState(PortalState):
     async def save_card(self, form_data: dict[str, str]):
         """The card fields arrive here once and go to the provider; no state var ever holds them."""
         async with self:
-            if self.saving_card:
-                return
-            self.saving_card = True
-            self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
-            with session_scope(write=False) as session:
-                actor = self._actor(session)
-        number, expiry, cvc = form_data.get("card_number", ""), form_data.get("expiry", ""), form_data.get("cvc", "")
-        try:
-            saved = await asyncio.to_thread(
-                payment_methods.add_payment_method, None, get_provider(), actor=actor, number=number,
-                expiry=expiry, cvc=cvc, today=_now().date())
-        except PaymentError as exc:
-            async with self:
-                self.saving_card = False
-                target = {"card_number": "card_number_error", "expiry": "card_expiry_error",
-                          "cvc": "card_cvc_error"}.get(exc.field or "", "card_form_error")
-                setattr(self, target, exc.message)
+            actor = self._begin_save_card()
+        if actor is None:
             return
-        except Exception:
-            log.exception("adding a payment method failed")
-            async with self:
-                self.saving_card = False
-                self.card_form_error = "Something went wrong while saving the card. Nothing was charged; try again."
-            return
+        outcome = await asyncio.to_thread(save_card_outcome, actor, form_data)
         async with self:
-            with session_scope(write=False) as session:
-                self.payment_methods = payment_methods.list_payment_methods(
-                    session, account_id=actor.account_id, today=_now().date())
-            self.payment_method_id = str(saved.id)
-            self.payment_error = ""
-            self.saving_card = False
-            self.card_dialog_open = False
-        yield rx.toast.success(f"{saved.brand} ending in {saved.last4} added.")
+            message = self._finish_save_card(outcome)
+        if message:
+            yield rx.toast.success(message)
+
+    def _begin_save_card(self) -> Actor | None:
+        if self.saving_card:
+            return None  # already saving this card
+        self.saving_card = True
+        self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
+        with session_scope(write=False) as session:
+            return self._actor(session)
+
+    def _finish_save_card(self, outcome: CardOutcome) -> str:
+        """Show the outcome; returns the confirmation to toast ("" when the card was not saved)."""
+        self.saving_card = False
+        if outcome.error is not None:
+            target = {"card_number": "card_number_error", "expiry": "card_expiry_error",
+                      "cvc": "card_cvc_error"}.get(outcome.error.field or "", "card_form_error")
+            setattr(self, target, outcome.error.message)
+            return ""
+        saved = outcome.saved
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.payment_methods = payment_methods.list_payment_methods(
+                session, account_id=actor.account_id, today=_now().date())
+        self.payment_method_id = str(saved.id)
+        self.payment_error = ""
+        self.card_dialog_open = False
+        return f"{saved.brand} ending in {saved.last4} added."
 
     # --- Create ---------------------------------------------------------------------------------------
 
@@ -232,49 +273,55 @@ class AddLicenseState(PortalState):
     @rx.event(background=True)
     async def create(self):
         async with self:
-            if self.creating:
-                return  # a second click while the first is under way
-            self.form_error = ""
-            if not self._check_form():
-                self.form_error = "Check the highlighted fields."
-                return
-            self.creating = True
-            with session_scope(write=False) as session:
-                actor = self._actor(session)
-            request = PurchaseRequest(
-                reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
-                coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
-                expected_total=self.panel.total, idempotency_key=self._idempotency_key,
-            )
-        try:
-            result = await asyncio.to_thread(create_license, None, get_provider(), actor=actor, request=request,
-                                             now=_now())
-        except DomainError as exc:
-            async with self:
-                self.creating = False
-                if not isinstance(exc, ChargeUnconfirmed):
-                    # Nothing was bought: the next press of Create is a new submission.
-                    self._idempotency_key = uuid.uuid4().hex
-                field_var = {"reference_name": "name_error", "quantity": "quantity_error", "plan": "plan_error",
-                             "payment": "payment_error"}.get(exc.field or "")
-                if field_var:
-                    setattr(self, field_var, exc.message)
-                self.form_error = exc.message
-                self._reprice()  # show the current price if it changed
+            begun = self._begin_create()
+        if begun is None:
             return
-        except Exception:
-            log.exception("creating a license failed")
-            async with self:
-                self.creating = False  # the key is kept: pressing Create again cannot buy twice
-                self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
-            return
+        outcome = await asyncio.to_thread(submit_purchase, *begun)
         async with self:
+            created = self._finish_create(outcome)
+            if created is not None:
+                licenses = await self.get_state(LicensesState)
+                licenses.created_license_id = created.license_id
+        if created is not None:
+            yield rx.redirect(routes.LICENSES)
+            yield rx.toast.success(f"License “{created.reference_name}” created with {created.quantity} licenses.")
+
+    def _begin_create(self) -> tuple[Actor, PurchaseRequest] | None:
+        """Check the form and mark it busy; None when there is nothing to submit."""
+        if self.creating:
+            return None  # a second click while the first is under way
+        self.form_error = ""
+        if not self._check_form():
+            self.form_error = "Check the highlighted fields."
+            return None
+        self.creating = True
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+        return actor, PurchaseRequest(
+            reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
+            coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
+            expected_total=self.panel.total, idempotency_key=self._idempotency_key,
+        )
+
+    def _finish_create(self, outcome: PurchaseOutcome) -> PurchaseResult | None:
+        self.creating = False
+        if outcome.result is not None:
             self._reset_form()
-            self.creating = False
-            licenses = await self.get_state(LicensesState)
-            licenses.created_license_id = result.license_id
-        yield rx.redirect(routes.LICENSES)
-        yield rx.toast.success(f"License “{result.reference_name}” created with {result.quantity} licenses.")
+            return outcome.result
+        if outcome.error is None:
+            # Unknown failure: the key is kept, so pressing Create again cannot buy twice.
+            self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
+            return None
+        exc = outcome.error
+        if not isinstance(exc, ChargeUnconfirmed):
+            self._idempotency_key = uuid.uuid4().hex  # nothing was bought: the next Create is a new submission
+        field_var = {"reference_name": "name_error", "quantity": "quantity_error", "plan": "plan_error",
+                     "payment": "payment_error"}.get(exc.field or "")
+        if field_var:
+            setattr(self, field_var, exc.message)
+        self.form_error = exc.message
+        self._reprice()  # shows the current price if it changed
+        return None
 
     def _reset_form(self) -> None:
         self.reference_name = ""

@@ -1,0 +1,128 @@
+"""The Add License form's handlers, without a browser."""
+
+from __future__ import annotations
+
+import json
+
+import reflex as rx
+from sqlmodel import select
+
+from cf_portal import db
+from cf_portal.models import License
+from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
+from tests.state.conftest import substate
+
+CARD = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
+
+
+def loaded(root: rx.State) -> AddLicenseState:
+    state = substate(root, AddLicenseState)
+    state.load()
+    return state
+
+
+def add_card(state: AddLicenseState, form: dict[str, str]) -> str:
+    actor = state._begin_save_card()
+    return state._finish_save_card(save_card_outcome(actor, form))
+
+
+def test_load_preselects_a_plan_and_prices_one_license(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    assert [p.name for p in state.products] == ["Security Awareness Training", "Phishing Simulator",
+                                               "Dark Web Monitoring"]
+    assert [p.name for p in state.plans] == ["Starter", "Business", "Enterprise"]
+    assert state.panel.total_display == "$9.00"
+    assert state.has_payment_method is False
+    assert state.payment_method_id == ""
+
+
+def test_product_and_plan_filter_and_reprice(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    phishing = next(p for p in state.products if p.name == "Phishing Simulator")
+    state.set_product(str(phishing.id))
+    assert [p.name for p in state.plans] == ["Standard", "Advanced"]
+    assert state.panel.unit_price == "$12.00"
+    state.set_plan(str(state.plans[1].id))
+    state.set_quantity("10")
+    assert (state.panel.subtotal, state.panel.total_display) == ("$240.00", "$240.00")
+
+
+def test_bad_quantity_keeps_the_text_and_the_last_price(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.set_quantity("3")
+    state.set_quantity("three")
+    assert state.quantity == "three"
+    assert "whole number" in state.quantity_error
+    assert state.panel.total_display == "$27.00"
+    state.set_quantity("4")
+    assert state.quantity_error == "" and state.panel.total_display == "$36.00"
+
+
+def test_coupon_is_checked_as_typed_and_rechecked_on_changes(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.set_quantity("10")
+    state.set_coupon_code("team10")
+    assert (state.panel.coupon_status, state.panel.coupon_message) == ("valid", "10% off, forever")
+    assert state.panel.total_display == "$81.00"
+    state.set_quantity("9")
+    assert state.panel.coupon_status == "invalid"
+    assert state.panel.coupon_message == "This coupon needs at least 10 licenses."
+    assert state.panel.total_display == "$81.00"  # 9 x $9, no discount
+    state.set_coupon_code("SPRING15")
+    assert state.panel.after_discount == "Then $81.00 / month after the discount ends"
+    state.set_coupon_code("")
+    assert (state.panel.coupon_status, state.panel.discount) == ("none", "")
+
+
+def test_create_without_a_payment_method_asks_for_one(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.set_reference_name("Sales")
+    assert state._begin_create() is None
+    assert state.payment_error == "Add a payment method to create licenses."
+    assert state.creating is False
+
+
+def test_card_details_never_reach_a_state_var(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    root_state.get_delta()
+    assert add_card(state, {**CARD, "card_number": "4242 4242 4242 4241"}) == ""
+    assert "not valid" in state.card_number_error
+    message = add_card(state, CARD)
+    assert message == "Visa ending in 4242 added."
+    assert state.payment_methods[0].label == "Visa ending in 4242, expires 12/34"
+    assert state.payment_method_id == str(state.payment_methods[0].id)
+    everything = json.dumps(root_state.dict(), default=str) + json.dumps(root_state.get_delta(), default=str)
+    assert "4242424242424242" not in everything.replace(" ", "")
+    assert "4242424242424241" not in everything.replace(" ", "")
+
+
+def test_create_buys_once_then_clears_the_form(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("Support desk")
+    state.set_quantity("2")
+    begun = state._begin_create()
+    assert begun is not None and state.creating is True
+    assert state._begin_create() is None  # a second click while the first is under way
+    created = state._finish_create(submit_purchase(*begun))
+    assert created is not None and created.quantity == 2
+    assert (state.creating, state.reference_name, state.quantity) == (False, "", "1")
+    with db.session_scope(write=False) as session:
+        assert session.exec(select(License.reference_name)).all() == ["Support desk"]
+    # The same submission replayed (a retry after a lost answer) buys nothing more.
+    assert submit_purchase(*begun).result.replayed is True
+
+
+def test_declined_card_keeps_everything_typed_and_starts_a_new_submission(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add_card(state, {**CARD, "card_number": "4000 0000 0000 0002"})
+    state.set_reference_name("Declined")
+    state.set_coupon_code("WELCOME20")
+    begun = state._begin_create()
+    key = state._idempotency_key
+    assert state._finish_create(submit_purchase(*begun)) is None
+    assert state.payment_error.startswith("Your card was declined.")
+    assert (state.reference_name, state.coupon_code, state.creating) == ("Declined", "WELCOME20", False)
+    assert state._idempotency_key != key
+    with db.session_scope(write=False) as session:
+        assert session.exec(select(License)).all() == []

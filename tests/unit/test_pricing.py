@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cf_portal.services.pricing import Discount, format_money, quote
+
+
+def test_plain_price_is_unit_times_quantity() -> None:
+    q = quote(unit_amount=1900, quantity=5, currency="usd")
+    assert (q.subtotal, q.discount, q.total, q.discount_months) == (9500, 0, 9500, 0)
+    assert q.amount_for_month(0) == q.amount_for_month(7) == 9500
+
+
+def test_percent_forever_discounts_every_month() -> None:
+    q = quote(unit_amount=1900, quantity=5, currency="usd", discount=Discount(percent_off=20))
+    assert (q.discount, q.total) == (1900, 7600)
+    assert q.discount_months is None and not q.discount_is_temporary
+    assert q.amount_for_month(0) == q.amount_for_month(24) == 7600
+
+
+def test_fixed_once_discounts_only_the_first_month_and_never_below_zero() -> None:
+    q = quote(unit_amount=900, quantity=1, currency="usd", discount=Discount(amount_off=1000, currency="usd", months=1))
+    assert (q.discount, q.total) == (900, 0)
+    assert q.discount_is_temporary
+    assert q.amount_for_month(0) == 0
+    assert q.amount_for_month(1) == 900
+
+
+def test_repeating_discount_lasts_its_months() -> None:
+    q = quote(unit_amount=1200, quantity=10, currency="usd", discount=Discount(percent_off=15, months=3))
+    assert q.total == 10200
+    assert [q.amount_for_month(m) for m in range(5)] == [10200, 10200, 10200, 12000, 12000]
+    assert q.monthly_after_discount == 12000
+
+
+def test_percent_rounds_half_up_to_a_cent() -> None:
+    # 15% of 10 cents is 1.5 cents: rounded to 2.
+    assert quote(unit_amount=10, quantity=1, currency="usd", discount=Discount(percent_off=15)).discount == 2
+    # 15% of 9 cents is 1.35 cents: rounded to 1.
+    assert quote(unit_amount=9, quantity=1, currency="usd", discount=Discount(percent_off=15)).discount == 1
+
+
+def test_fixed_discount_must_be_in_the_plans_currency() -> None:
+    with pytest.raises(ValueError):
+        quote(unit_amount=900, quantity=1, currency="eur", discount=Discount(amount_off=100, currency="usd"))
+
+
+@pytest.mark.parametrize("bad", [dict(), dict(percent_off=10, amount_off=5, currency="usd"), dict(percent_off=0),
+                                 dict(percent_off=101), dict(amount_off=0, currency="usd"), dict(amount_off=5),
+                                 dict(percent_off=5, months=0)])
+def test_discounts_must_make_sense(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        Discount(**bad)
+
+
+def test_quantity_and_price_must_make_sense() -> None:
+    with pytest.raises(ValueError):
+        quote(unit_amount=900, quantity=0, currency="usd")
+    with pytest.raises(ValueError):
+        quote(unit_amount=-1, quantity=1, currency="usd")
+
+
+def test_money_is_formatted_at_the_edge() -> None:
+    assert format_money(1999, "usd") == "$19.99"
+    assert format_money(123456789, "usd") == "$1,234,567.89"
+    assert format_money(5, "eur") == "€0.05"
+    assert format_money(-250, "gbp") == "-£2.50"
+    assert format_money(100, "chf") == "1.00 CHF"
+
+
+discounts = st.one_of(
+    st.none(),
+    st.builds(Discount, percent_off=st.integers(1, 100), months=st.one_of(st.none(), st.integers(1, 36))),
+    st.builds(Discount, amount_off=st.integers(1, 10_000_000), currency=st.just("usd"),
+              months=st.one_of(st.none(), st.integers(1, 36))),
+)
+
+
+@given(unit=st.integers(0, 1_000_000), quantity=st.integers(1, 1000), discount=discounts)
+def test_total_is_never_negative_nor_above_the_undiscounted_price(unit: int, quantity: int, discount) -> None:  # noqa: ANN001
+    q = quote(unit_amount=unit, quantity=quantity, currency="usd", discount=discount)
+    assert 0 <= q.total <= q.subtotal == unit * quantity
+    assert q.discount + q.total == q.subtotal
+    assert all(isinstance(v, int) for v in (q.subtotal, q.discount, q.total, q.monthly_after_discount))
+    for month in range(40):
+        assert q.total <= q.amount_for_month(month) <= q.subtotal

@@ -1,0 +1,294 @@
+"""Create: one charge and one license per submission; failures leave nothing behind."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import replace
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import select
+
+from cf_portal.db import session_scope
+from cf_portal.models import AuditEvent, Coupon, CouponRedemption, Invoice, InvoiceLine, License, Plan
+from cf_portal.payments.provider import ProviderUnavailable
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.checkout import price
+from cf_portal.services.errors import DomainError
+from cf_portal.services.licenses import list_licenses
+from cf_portal.services.purchase import ChargeUnconfirmed, PriceChanged, PurchaseRequest, create_license
+from tests.unit.conftest import NOW, Seeded
+
+
+def expected_total(seeded: Seeded, plan_code: str, quantity: int, coupon: str = "") -> int:
+    with session_scope(seeded.engine, write=False) as session:
+        plan = session.exec(select(Plan).where(Plan.code == plan_code)).one()
+        result, _, _ = price(session, plan=plan, quantity=quantity, coupon_code=coupon, now=NOW)
+        return result.total
+
+
+def request_for(seeded: Seeded, pm_id: int, *, plan: str = "awareness-business", quantity: int = 5, coupon: str = "",
+                name: str = "Sales team", key: str | None = None, total: int | None = None) -> PurchaseRequest:
+    return PurchaseRequest(
+        reference_name=name, plan_id=seeded.plans[plan].id, quantity=quantity, coupon_code=coupon,
+        payment_method_id=pm_id,
+        expected_total=expected_total(seeded, plan, quantity, coupon) if total is None else total,
+        idempotency_key=key or uuid.uuid4().hex,
+    )
+
+
+def counts(seeded: Seeded) -> dict[str, int]:
+    with seeded.engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("license", "coupon_redemption", "invoice", "sandbox_subscription", "sandbox_invoice")}
+
+
+def times_redeemed(seeded: Seeded, code: str) -> int:
+    with session_scope(seeded.engine, write=False) as session:
+        return session.exec(select(Coupon.times_redeemed).where(Coupon.code == code)).one()
+
+
+def test_create_charges_once_and_adds_the_license(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    result = create_license(seeded.engine, provider, actor=seeded.actor,
+                            request=request_for(seeded, pm.id, coupon="welcome20", name="  Sales team "), now=NOW)
+    assert (result.reference_name, result.quantity, result.total_charged, result.replayed) == ("Sales team", 5, 7600,
+                                                                                               False)
+    with session_scope(seeded.engine, write=False) as session:
+        lic = session.get(License, result.license_id)
+        assert (lic.status, lic.unit_amount, lic.discount_amount, lic.seats_assigned) == ("active", 1900, 1900, 0)
+        assert lic.provider_subscription_id.startswith("sub_")
+        invoice = session.exec(select(Invoice).where(Invoice.license_id == lic.id)).one()
+        assert (invoice.subtotal, invoice.discount, invoice.total) == (9500, 1900, 7600)
+        line = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).one()
+        assert "Sales team" in line.description
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "license.created")).one().object_id == lic.id
+        rows = list_licenses(session, account_id=seeded.actor.account_id, now=NOW)
+    assert [(r.reference_name, r.assigned, r.available, r.monthly_cost) for r in rows] == [("Sales team", 0, 5, 7600)]
+    assert times_redeemed(seeded, "WELCOME20") == 1
+
+
+@pytest.mark.parametrize("number", ["4000000000000002", "4000000000009995", "4000000000000069", "4000000000000119"])
+def test_a_failed_charge_leaves_nothing_behind(seeded: Seeded, provider: SandboxProvider, number: str) -> None:
+    pm = seeded.add_card(provider, number=number)
+    before = counts(seeded)
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor,
+                       request=request_for(seeded, pm.id, coupon="WELCOME20"), now=NOW)
+    assert info.value.field == "payment"
+    assert "Nothing was charged" in info.value.message
+    assert counts(seeded) == before
+    assert times_redeemed(seeded, "WELCOME20") == 0
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(AuditEvent).where(AuditEvent.action == "license.purchase_failed")).first()
+
+
+def test_the_same_key_twice_gives_one_license_and_one_charge(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, coupon="SPRING15")
+    first = create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    again = create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert again.license_id == first.license_id and again.replayed
+    assert counts(seeded) | {} == {"license": 1, "coupon_redemption": 1, "invoice": 1, "sandbox_subscription": 1,
+                                   "sandbox_invoice": 1}
+    assert times_redeemed(seeded, "SPRING15") == 1
+
+
+def test_simultaneous_submissions_of_one_form_buy_once(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, coupon="WELCOME20")
+    results, errors = [], []
+    barrier = threading.Barrier(6)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            results.append(create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert len({r.license_id for r in results}) == 1
+    assert counts(seeded)["license"] == 1
+    assert counts(seeded)["sandbox_subscription"] == 1
+    assert counts(seeded)["invoice"] == 1
+    assert times_redeemed(seeded, "WELCOME20") == 1
+
+
+def test_two_buyers_race_for_a_coupons_last_redemption(seeded: Seeded, provider: SandboxProvider) -> None:
+    with session_scope(seeded.engine) as session:
+        session.add(Coupon(code="LASTONE", percent_off=50, duration="forever", max_redemptions=1))
+    other = seeded.other_actor()
+    cards = {seeded.actor.account_id: seeded.add_card(provider), other.account_id: seeded.add_card(provider, actor=other)}
+    outcomes: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def buy(actor) -> None:  # noqa: ANN001
+        request = request_for(seeded, cards[actor.account_id].id, coupon="LASTONE")
+        barrier.wait()
+        try:
+            create_license(seeded.engine, provider, actor=actor, request=request, now=NOW)
+            outcomes.append("bought")
+        except DomainError as exc:
+            outcomes.append(exc.message)
+
+    threads = [threading.Thread(target=buy, args=(a,)) for a in (seeded.actor, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert outcomes.count("bought") == 1
+    assert times_redeemed(seeded, "LASTONE") == 1
+    assert counts(seeded)["coupon_redemption"] == 1
+
+
+def test_create_refuses_a_total_the_buyer_did_not_see(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, total=100)
+    with pytest.raises(PriceChanged):
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert counts(seeded)["license"] == 0
+
+
+def test_create_refuses_a_retired_plan_and_an_expired_coupon(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, coupon="WELCOME20")
+    with session_scope(seeded.engine) as session:
+        session.execute(sa.update(Coupon).where(Coupon.code == "WELCOME20").values(expires_at=NOW))
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert info.value.field == "coupon_code"
+    with session_scope(seeded.engine) as session:
+        session.execute(sa.update(Plan).where(Plan.code == "awareness-business").values(retired_at=NOW))
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor,
+                       request=replace_key(request_for(seeded, pm.id, plan="awareness-starter"), "awareness-business",
+                                           seeded), now=NOW)
+    assert info.value.field == "plan"
+    assert counts(seeded)["license"] == 0
+
+
+def replace_key(request: PurchaseRequest, plan_code: str, seeded: Seeded) -> PurchaseRequest:
+    return request.model_copy(update={"plan_id": seeded.plans[plan_code].id})
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("reference_name", "   ", "Enter a name"),
+    ("reference_name", "x" * 81, "at most 80"),
+    ("quantity", "0", "from 1 to 1,000"),
+    ("quantity", "1001", "from 1 to 1,000"),
+    ("quantity", "2.5", "from 1 to 1,000"),
+])
+def test_bad_input_is_refused_with_its_field(seeded: Seeded, provider: SandboxProvider, field: str, value: str,
+                                             message: str) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id).model_copy(update={field: value})
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert info.value.field == field and message in info.value.message
+
+
+def test_another_accounts_card_or_no_card_cannot_pay(seeded: Seeded, provider: SandboxProvider) -> None:
+    other = seeded.other_actor()
+    their_card = seeded.add_card(provider, actor=other)
+    for pm_id in (their_card.id, None, 999_999):
+        with pytest.raises(DomainError) as info:
+            create_license(seeded.engine, provider, actor=seeded.actor, request=request_for(seeded, pm_id), now=NOW)
+        assert info.value.field == "payment"
+    assert counts(seeded)["license"] == 0
+
+
+def test_an_expired_card_cannot_be_chosen(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider, expiry="11/26")  # valid until the end of November 2026
+    with session_scope(seeded.engine) as session:
+        session.execute(sa.text("UPDATE payment_method SET exp_year = 2025 WHERE id = :id"), {"id": pm.id})
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request_for(seeded, pm.id), now=NOW)
+    assert "expired" in info.value.message
+
+
+class FlakyProvider:
+    """The sandbox behind a network that drops the first `failures` subscription calls *after* charging."""
+
+    def __init__(self, inner: SandboxProvider, failures: int) -> None:
+        self.inner, self.failures, self.calls = inner, failures, 0
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.inner, name)
+
+    def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        self.calls += 1
+        result = self.inner.create_subscription(**kwargs)
+        if self.failures > 0:
+            self.failures -= 1
+            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.", retryable=True)
+        return result
+
+
+def test_a_timeout_is_retried_with_the_same_key(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    flaky = FlakyProvider(provider, failures=2)
+    result = create_license(seeded.engine, flaky, actor=seeded.actor, request=request_for(seeded, pm.id), now=NOW)
+    assert flaky.calls == 3
+    assert counts(seeded)["sandbox_subscription"] == 1
+    assert result.total_charged == 9500
+
+
+def test_a_lasting_outage_keeps_the_license_pending_until_the_retry(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id)
+    with pytest.raises(ChargeUnconfirmed):
+        create_license(seeded.engine, FlakyProvider(provider, failures=10), actor=seeded.actor, request=request,
+                       now=NOW)
+    with session_scope(seeded.engine, write=False) as session:
+        assert list_licenses(session, account_id=seeded.actor.account_id) == []  # pending licenses are not shown
+    result = create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert counts(seeded)["sandbox_subscription"] == 1
+    assert counts(seeded)["license"] == 1
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.get(License, result.license_id).status == "active"
+
+
+class OverchargingProvider(FlakyProvider):
+    def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        data = self.inner.create_subscription(**kwargs)
+        return replace(data, latest_invoice=replace(data.latest_invoice, total=data.latest_invoice.total + 1))
+
+
+def test_a_charge_that_differs_from_the_quote_is_cancelled(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    with pytest.raises(DomainError):
+        create_license(seeded.engine, OverchargingProvider(provider, 0), actor=seeded.actor,
+                       request=request_for(seeded, pm.id), now=NOW)
+    assert counts(seeded)["license"] == 0
+    with seeded.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "canceled"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=st.sampled_from(["awareness-starter", "phishing-advanced", "darkweb-pro"]),
+       quantity=st.integers(1, 1000),
+       coupon=st.sampled_from(["", "WELCOME20", "TENOFF", "SPRING15", "PHISH25", "TEAM10"]))
+def test_the_charge_equals_the_quote(seeded: Seeded, provider: SandboxProvider, plan: str, quantity: int,
+                                     coupon: str) -> None:
+    if not hasattr(seeded, "_card"):
+        seeded._card = seeded.add_card(provider)  # noqa: SLF001
+    with session_scope(seeded.engine, write=False) as session:
+        plan_row = session.exec(select(Plan).where(Plan.code == plan)).one()
+        quoted, applied, _ = price(session, plan=plan_row, quantity=quantity, coupon_code=coupon, now=NOW)
+    result = create_license(seeded.engine, provider, actor=seeded.actor,
+                            request=request_for(seeded, seeded._card.id, plan=plan, quantity=quantity,  # noqa: SLF001
+                                                coupon=coupon if applied else ""), now=NOW)
+    with session_scope(seeded.engine, write=False) as session:
+        invoice = session.exec(select(Invoice).where(Invoice.license_id == result.license_id)).one()
+        redemptions = session.exec(select(CouponRedemption).where(CouponRedemption.license_id == result.license_id)).all()
+    assert invoice.total == result.total_charged == quoted.total
+    assert len(redemptions) == (1 if applied else 0)
