@@ -3,12 +3,16 @@
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.db import all_metadata
 from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.add_license import add_license_page
 from cf_portal.pages.placeholders import billing_page, employees_page
 from cf_portal.state.add_license import AddLicenseState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
+
+# Reflex checks at start-up that the database matches SQLModel's metadata: load every table into it.
+all_metadata()
 
 app = rx.App(
     stylesheets=["/portal.css"],

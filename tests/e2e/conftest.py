@@ -107,8 +107,10 @@ def portal(postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory) -
             if time.monotonic() > deadline:
                 pytest.fail(f"the app did not start within 300 s:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.5)
+        startup = log_path.read_text()
+        assert "Detected database schema changes" not in startup, "Reflex sees models the migrations lack"
         server = PortalServer(url, log_path, env)
-        server.new_server_errors()  # start-up output is not a test's fault
+        server.new_server_errors()
         yield server
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

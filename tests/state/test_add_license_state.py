@@ -126,3 +126,19 @@ def test_declined_card_keeps_everything_typed_and_starts_a_new_submission(root_s
     assert state._idempotency_key != key
     with db.session_scope(write=False) as session:
         assert session.exec(select(License)).all() == []
+
+
+def test_a_reload_during_create_keeps_the_submission_key(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("Reloaded")
+    begun = state._begin_create()
+    key = state._idempotency_key
+    state.load()  # the page reloads while the charge is under way: same browser tab, same state
+    assert state._idempotency_key == key and state.creating is True
+    first = submit_purchase(*begun)
+    assert state._begin_create() is None  # still busy: Create is not sent again
+    state._finish_create(first)
+    assert submit_purchase(*begun).result.license_id == first.result.license_id
+    with db.session_scope(write=False) as session:
+        assert len(session.exec(select(License)).all()) == 1
