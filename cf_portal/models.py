@@ -300,6 +300,8 @@ class SeatAssignment(SQLModel, table=True):
     assigned_by_user_id: int | None = fk("user.id", nullable=True, index=False)
     unassigned_at: datetime | None = optional_time_field()
     unassigned_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    # Set when the seat was moved: the assignment that took over, at the same instant.
+    moved_to_id: int | None = fk("seat_assignment.id", nullable=True, index=False)
 
     __table_args__ = (
         sa.CheckConstraint(

@@ -59,7 +59,10 @@ def sidebar() -> rx.Component:
         ),
         width="240px",
         min_width="240px",
-        min_height="100vh",
+        height="100vh",
+        position="sticky",
+        top="0",
+        overflow_y="auto",
         border_right=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 1),
     )

@@ -6,6 +6,7 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows, status_badge
+from cf_portal.components.history import history_list
 from cf_portal.components.shell import page_shell
 from cf_portal.services.licenses import LicenseRow
 from cf_portal.state.licenses import LicensesState
@@ -34,6 +35,32 @@ def license_table_row(row: LicenseRow) -> rx.Component:
                                 spacing="0")),
         rx.table.cell(row.monthly_cost_display, text_align="right"),
         rx.table.cell(status_badge(row.status)),
+        rx.table.cell(row_actions(row)),
+    )
+
+
+def row_actions(row: LicenseRow) -> rx.Component:
+    return rx.hstack(
+        rx.button(rx.link("Assign", href=routes.EMPLOYEES, underline="none"), as_child=True, size="2",
+                  variant="soft", aria_label=f"Assign {row.reference_name} in Employees"),
+        rx.button("History", size="2", variant="soft", color_scheme="gray",
+                  on_click=LicensesState.open_history(row.id, row.reference_name),
+                  aria_label=f"History of {row.reference_name}"),
+        spacing="2",
+    )
+
+
+def history_dialog() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.dialog.title(rx.text("History of ", LicensesState.history_title)),
+            rx.dialog.description("Every seat assignment of this license, newest first."),
+            rx.box(history_list(LicensesState.history), margin_top="12px"),
+            rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", size="3")),
+                      justify="end", margin_top="16px"),
+            max_width="600px",
+        ),
+        open=LicensesState.history_open, on_open_change=LicensesState.set_history_open,
     )
 
 
@@ -45,6 +72,7 @@ def license_card(row: LicenseRow) -> rx.Component:
             rx.text(f"{row.product} · {row.plan}", size="2", color_scheme="gray"),
             rx.hstack(seats_text(row), rx.text(f"{row.monthly_cost_display} / month", size="2"),
                       justify="between", width="100%"),
+            row_actions(row),
             spacing="1",
             width="100%",
         ),
@@ -56,6 +84,7 @@ def licenses_table() -> rx.Component:
     return rx.fragment(
         rx.tablet_and_desktop(
             rx.table.root(
+                rx.el.caption("Licenses", class_name="visually-hidden"),
                 rx.table.header(
                     rx.table.row(
                         rx.table.column_header_cell("Reference name"),
@@ -65,12 +94,12 @@ def licenses_table() -> rx.Component:
                         rx.table.column_header_cell("Assigned / available"),
                         rx.table.column_header_cell("Monthly cost", text_align="right"),
                         rx.table.column_header_cell("Status"),
+                        rx.table.column_header_cell(rx.el.span("Actions", class_name="visually-hidden")),
                     )
                 ),
                 rx.table.body(rx.foreach(LicensesState.licenses, license_table_row)),
                 variant="surface",
                 width="100%",
-                aria_label="Licenses",
             ),
         ),
         rx.mobile_only(
@@ -130,5 +159,6 @@ def licenses_page() -> rx.Component:
             ),
             loading_rows(),
         ),
+        history_dialog(),
         title="Licenses",
     )

@@ -8,13 +8,6 @@ from cf_portal.components.common import empty_state
 from cf_portal.components.shell import page_shell
 
 
-def employees_page() -> rx.Component:
-    return page_shell(
-        empty_state("users", "Employees", "Assigning, moving and freeing licenses arrives in a later release."),
-        title="Employees",
-    )
-
-
 def billing_page() -> rx.Component:
     return page_shell(
         empty_state("receipt", "Billing", "Invoices and payment methods arrive in a later release."),

@@ -146,7 +146,8 @@ def seed_demo(session: Session) -> SeedReport:
 
 
 def reset_demo(session: Session) -> None:
-    """Put the demo account back to the seed: no licenses, seats, payment methods, invoices or history.
+    """Put the demo account back to the seed: the seeded people only, and no licenses, seats, payment
+    methods, invoices or history.
 
     Only the demo account is touched. Coupon redemption counts go back to what the seed says.
     """
@@ -163,6 +164,8 @@ def reset_demo(session: Session) -> None:
     session.execute(sa.delete(License).where(License.account_id == account.id))
     session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account.id))
     session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account.id))
+    session.execute(sa.delete(Employee).where(Employee.account_id == account.id))
+    session.execute(sa.delete(ChildAccount).where(ChildAccount.account_id == account.id))
     account.provider_customer_id = None
     for spec in COUPONS:
         redeemed = session.execute(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal.db import session_scope
+from cf_portal.services.errors import DomainError
 from cf_portal.services.licenses import LicenseRow, list_licenses
+from cf_portal.services.seats import SeatEvent, seat_history
 from cf_portal.state.portal import PortalState
 
 
@@ -18,6 +20,24 @@ class LicensesState(PortalState):
     @rx.var
     def created_license(self) -> LicenseRow | None:
         return next((row for row in self.licenses if row.id == self.created_license_id), None)
+
+    history_open: bool = False
+    history_title: str = ""
+    history: list[SeatEvent] = []
+
+    @rx.event
+    def open_history(self, license_id: int, title: str):
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            try:
+                self.history = seat_history(session, account_id=actor.account_id, license_id=license_id)
+            except DomainError as exc:
+                return rx.toast.error(exc.message)
+        self.history_title, self.history_open = title, True
+
+    @rx.event
+    def set_history_open(self, is_open: bool):
+        self.history_open = is_open
 
     @rx.event
     def dismiss_created(self):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page, expect
 
 from cf_portal.settings import PROJECT_ROOT
 from tests.support.postgres import free_port
@@ -152,3 +152,9 @@ def wait_until_connected(page: Page) -> None:
 def assert_no_horizontal_scroll(page: Page) -> None:
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px"
+
+
+def choose(radio: Locator) -> None:
+    """Pick a radio button whose checked state the server confirms (a controlled input)."""
+    radio.click()
+    expect(radio).to_be_checked()

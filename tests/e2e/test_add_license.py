@@ -10,7 +10,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import (
-    DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, url_of, wait_until_connected,
+    DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, choose, url_of, wait_until_connected,
 )
 
 pytestmark = pytest.mark.e2e
@@ -100,7 +100,7 @@ def test_declined_card_keeps_the_form_and_buys_nothing(portal: PortalServer, app
     page.get_by_label("Number of licenses").fill("3")
     page.get_by_label("Coupon code").fill("WELCOME20")
     expect(page.get_by_text("20% off, forever")).to_be_visible()
-    page.get_by_role("radio", name=re.compile("ending in 0002")).check()
+    choose(page.get_by_role("radio", name=re.compile("ending in 0002")))
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_role("alert").filter(has_text="Your card was declined")).not_to_have_count(0)
     expect(page.get_by_label("License name")).to_have_value("Declined team")
@@ -116,7 +116,7 @@ def test_double_click_on_create_buys_once(portal: PortalServer, app_page: Page) 
     open_form(portal, page)
     if page.get_by_text("There is no payment method on your account yet").is_visible():
         add_card(page)
-    page.get_by_role("radio", name=re.compile("Visa ending in 4242")).check()
+    choose(page.get_by_role("radio", name=re.compile("Visa ending in 4242")))
     page.get_by_label("License name").fill("Double click team")
     page.get_by_label("Number of licenses").fill("2")
     expect(total(page)).to_have_text("$18.00")

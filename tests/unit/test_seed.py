@@ -58,3 +58,21 @@ def test_seed_holds_the_demo_account_and_catalog(session: Session) -> None:
     # A new customer starts empty.
     assert session.exec(select(License)).first() is None
     assert session.exec(select(PaymentMethod)).first() is None
+
+
+def test_reset_demo_goes_back_to_the_seed(session: Session) -> None:
+    from cf_portal.services.seed import reset_demo
+    from tests.factories import make_employee, make_license, make_plan
+
+    seed_demo(session)
+    session.commit()
+    seeded = _counts(session)
+    account = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).one()
+    make_employee(session, account, email="extra@example.com")
+    make_license(session, account, make_plan(session), quantity=3)
+    session.commit()
+    reset_demo(session)
+    session.commit()
+    after = _counts(session)
+    assert after["employee"] == seeded["employee"] and after["license"] == 0
+    assert after["coupon"] == seeded["coupon"]

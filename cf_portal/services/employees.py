@@ -1,0 +1,262 @@
+"""Employees and child accounts: the grid (search, filter, sort, page, all in the database) and changes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.services import seats
+from cf_portal.services.actors import Actor
+from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.seats import Holder
+from cf_portal.services.validation import check_department, check_person_name, normalise_email
+
+CHILD_DEPARTMENT = "Child account"
+SortKey = Literal["name", "email", "department"]
+PAGE_SIZES = (10, 25, 50, 100)
+
+
+class HeldSeat(BaseModel):
+    assignment_id: int
+    license_id: int
+    label: str  # "Phishing Simulator · Sales team"
+
+
+class HolderRow(BaseModel):
+    key: str  # "employee:12" / "child:3"
+    kind: str
+    id: int
+    name: str
+    email: str
+    department: str
+    active: bool
+    seats: list[HeldSeat]
+
+
+class HolderPage(BaseModel):
+    rows: list[HolderRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def page_count(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+class GridQuery(BaseModel):
+    search: str = ""
+    department: str = ""  # "" = all; CHILD_DEPARTMENT = child accounts only
+    product_id: int | None = None
+    without_license: bool = False
+    show_inactive: bool = False
+    sort: SortKey = "name"
+    descending: bool = False
+    page: int = 1
+    page_size: int = 25
+
+
+def _holders(account_id: int) -> sa.Subquery:
+    """Employees and child accounts as one relation, so the database can filter, sort and page both."""
+    employees = sa.select(
+        sa.literal("employee").label("kind"), Employee.id.label("id"), Employee.name.label("name"),
+        Employee.email.label("email"), Employee.department.label("department"), Employee.active.label("active"),
+    ).where(Employee.account_id == account_id)
+    children = sa.select(
+        sa.literal("child").label("kind"), ChildAccount.id.label("id"), ChildAccount.name.label("name"),
+        ChildAccount.contact_email.label("email"), sa.literal(CHILD_DEPARTMENT).label("department"),
+        sa.true().label("active"),
+    ).where(ChildAccount.account_id == account_id)
+    return sa.union_all(employees, children).subquery("holder")
+
+
+def _holds_open_seat(h: sa.Subquery, product_id: int | None = None) -> sa.Exists:
+    query = sa.select(SeatAssignment.id).where(
+        SeatAssignment.unassigned_at.is_(None),
+        sa.or_(sa.and_(h.c.kind == "employee", SeatAssignment.employee_id == h.c.id),
+               sa.and_(h.c.kind == "child", SeatAssignment.child_account_id == h.c.id)),
+    )
+    if product_id is not None:
+        query = query.join(License, License.id == SeatAssignment.license_id).join(
+            Plan, Plan.id == License.plan_id).where(Plan.product_id == product_id)
+    return sa.exists(query)
+
+
+def search_holders(session: Session, *, account_id: int, query: GridQuery) -> HolderPage:
+    h = _holders(account_id)
+    conditions = []
+    if not query.show_inactive:
+        conditions.append(h.c.active.is_(True))
+    text = query.search.strip().lower()
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(sa.or_(sa.func.lower(h.c.name).like(pattern, escape="\\"),
+                                 h.c.email.like(pattern, escape="\\")))
+    if query.department:
+        conditions.append(h.c.department == query.department)
+    if query.product_id is not None:
+        conditions.append(_holds_open_seat(h, query.product_id))
+    if query.without_license:
+        conditions.append(~_holds_open_seat(h))
+    total = session.execute(sa.select(sa.func.count()).select_from(h).where(*conditions)).scalar_one()
+    page_size = query.page_size if query.page_size in PAGE_SIZES else 25
+    last_page = max(1, -(-total // page_size))
+    page = min(max(1, query.page), last_page)
+    sort_column = {"name": sa.func.lower(h.c.name), "email": h.c.email,
+                   "department": sa.func.lower(h.c.department)}[query.sort]
+    order = [sort_column.desc() if query.descending else sort_column.asc(), h.c.kind, h.c.id]
+    rows = session.execute(
+        sa.select(h).where(*conditions).order_by(*order).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    held = _open_seats(session, account_id, [(r.kind, r.id) for r in rows])
+    return HolderPage(
+        rows=[HolderRow(key=f"{r.kind}:{r.id}", kind=r.kind, id=r.id, name=r.name, email=r.email,
+                        department=r.department, active=bool(r.active), seats=held.get(f"{r.kind}:{r.id}", []))
+              for r in rows],
+        total=total, page=page, page_size=page_size,
+    )
+
+
+def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) -> dict[str, list[HeldSeat]]:
+    """The open seats of one page of holders (kind, id), in one query."""
+    if not refs:
+        return {}
+    employee_ids = [i for kind, i in refs if kind == "employee"]
+    child_ids = [i for kind, i in refs if kind == "child"]
+    result: dict[str, list[HeldSeat]] = {}
+    seat_rows = session.execute(
+        sa.select(SeatAssignment.id, SeatAssignment.employee_id, SeatAssignment.child_account_id, License.id,
+                  License.reference_name, Product.name)
+        .join(License, License.id == SeatAssignment.license_id)
+        .join(Plan, Plan.id == License.plan_id)
+        .join(Product, Product.id == Plan.product_id)
+        .where(SeatAssignment.account_id == account_id, SeatAssignment.unassigned_at.is_(None),
+               sa.or_(SeatAssignment.employee_id.in_(employee_ids), SeatAssignment.child_account_id.in_(child_ids)))
+        .order_by(Product.sort_order, License.reference_name)
+    ).all()
+    for seat_id, employee_id, child_id, license_id, reference_name, product in seat_rows:
+        key = f"employee:{employee_id}" if employee_id is not None else f"child:{child_id}"
+        result.setdefault(key, []).append(HeldSeat(assignment_id=seat_id, license_id=license_id,
+                                                   label=f"{product} · {reference_name}"))
+    return result
+
+
+def departments(session: Session, *, account_id: int) -> list[str]:
+    return list(session.exec(select(Employee.department).where(
+        Employee.account_id == account_id, Employee.department != "").distinct().order_by(Employee.department)))
+
+
+def products(session: Session) -> list[tuple[int, str]]:
+    return [(p.id, p.name) for p in session.exec(select(Product).order_by(Product.sort_order))]
+
+
+# --- changes -------------------------------------------------------------------------------------------
+
+
+def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int, detail: str) -> None:
+    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
+                           object_type=object_type, object_id=object_id, detail=detail[:500]))
+
+
+def _email_taken(session: Session, account_id: int, email: str, except_id: int | None = None) -> bool:
+    query = select(Employee.id).where(Employee.account_id == account_id, Employee.email == email)
+    if except_id is not None:
+        query = query.where(Employee.id != except_id)
+    return session.exec(query).first() is not None
+
+
+def save_employee(session: Session, *, actor: Actor, name: str, email: str, department: str,
+                  employee_id: int | None = None) -> Employee:
+    """Add an employee, or edit one of this account's. Field messages name the field."""
+    clean_name = check_person_name(name)
+    clean_email = normalise_email(email)
+    clean_department = check_department(department)
+    if _email_taken(session, actor.account_id, clean_email, employee_id):
+        raise DomainError("An employee with this email already exists.", field="email")
+    if employee_id is None:
+        employee = Employee(account_id=actor.account_id, name=clean_name, email=clean_email,
+                            department=clean_department)
+        session.add(employee)
+        action = "employee.added"
+    else:
+        employee = session.get(Employee, employee_id)
+        if employee is None or employee.account_id != actor.account_id:
+            raise NotFound("That employee")
+        employee.name, employee.email, employee.department = clean_name, clean_email, clean_department
+        action = "employee.updated"
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise DomainError("An employee with this email already exists.", field="email") from exc
+    _audit(session, actor, action, "employee", employee.id, clean_name)
+    return employee
+
+
+def set_employee_active(session: Session, *, actor: Actor, employee_id: int, active: bool) -> int:
+    """Deactivate (freeing every seat they hold) or reactivate. Returns the number of seats freed."""
+    employee = session.get(Employee, employee_id)
+    if employee is None or employee.account_id != actor.account_id:
+        raise NotFound("That employee")
+    freed = 0
+    if not active:
+        freed = seats.free_all_seats_of(session, actor=actor, holder=Holder(kind="employee", id=employee.id))
+    employee.active = active
+    _audit(session, actor, "employee.deactivated" if not active else "employee.reactivated", "employee",
+           employee.id, f"{employee.name}; {freed} seats freed")
+    session.flush()
+    return freed
+
+
+def open_seat_count(session: Session, *, account_id: int, holder: Holder) -> int:
+    column = SeatAssignment.employee_id if holder.kind == "employee" else SeatAssignment.child_account_id
+    return session.execute(sa.select(sa.func.count()).where(
+        SeatAssignment.account_id == account_id, column == holder.id, SeatAssignment.unassigned_at.is_(None),
+    )).scalar_one()
+
+
+def save_child_account(session: Session, *, actor: Actor, name: str, contact_email: str,
+                       child_id: int | None = None) -> ChildAccount:
+    clean_name = check_person_name(name)
+    clean_email = normalise_email(contact_email)
+    duplicate = select(ChildAccount.id).where(ChildAccount.account_id == actor.account_id,
+                                              ChildAccount.name == clean_name)
+    if child_id is not None:
+        duplicate = duplicate.where(ChildAccount.id != child_id)
+    if session.exec(duplicate).first() is not None:
+        raise DomainError("A child account with this name already exists.", field="name")
+    if child_id is None:
+        child = ChildAccount(account_id=actor.account_id, name=clean_name, contact_email=clean_email)
+        session.add(child)
+        action = "child_account.added"
+    else:
+        child = session.get(ChildAccount, child_id)
+        if child is None or child.account_id != actor.account_id:
+            raise NotFound("That child account")
+        child.name, child.contact_email = clean_name, clean_email
+        action = "child_account.updated"
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise DomainError("A child account with this name already exists.", field="name") from exc
+    _audit(session, actor, action, "child_account", child.id, clean_name)
+    return child
+
+
+def get_holder(session: Session, *, account_id: int, holder: Holder) -> HolderRow:
+    """One holder of this account, for its details panel or edit form."""
+    if holder.kind == "employee":
+        row = session.get(Employee, holder.id)
+        if row is None or row.account_id != account_id:
+            raise NotFound("That employee")
+        data = dict(name=row.name, email=row.email, department=row.department, active=row.active)
+    else:
+        child = session.get(ChildAccount, holder.id)
+        if child is None or child.account_id != account_id:
+            raise NotFound("That child account")
+        data = dict(name=child.name, email=child.contact_email, department=CHILD_DEPARTMENT, active=True)
+    seats_of = _open_seats(session, account_id, [(holder.kind, holder.id)])
+    return HolderRow(key=holder.key, kind=holder.kind, id=holder.id, seats=seats_of.get(holder.key, []), **data)

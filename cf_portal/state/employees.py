@@ -1,0 +1,433 @@
+"""The Employees section: the grid (one page at a time from the database) and seat actions."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.db import session_scope
+from cf_portal.services import employee_import, employees, seats
+from cf_portal.services.employee_import import ImportPreview
+from cf_portal.services.employees import CHILD_DEPARTMENT, GridQuery, HolderRow
+from cf_portal.services.errors import DomainError
+from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, SeatEvent
+from cf_portal.state.portal import PortalState
+
+PAGE_SIZE = 25
+EMPTY_HOLDER = HolderRow(key="", kind="employee", id=0, name="", email="", department="", active=True, seats=[])
+
+
+class EmployeesState(PortalState):
+    # The grid: only the visible page is ever in the browser.
+    rows: list[HolderRow] = []
+    total: int = 0
+    page: int = 1
+    page_count: int = 1
+    search: str = ""
+    department: str = ""
+    product_id: str = ""
+    without_license: bool = False
+    show_inactive: bool = False
+    sort: str = "name"
+    descending: bool = False
+    loaded: bool = False
+
+    department_options: list[str] = []
+    product_options: list[list[str]] = []  # [id, name]
+    licenses: list[AssignableLicense] = []
+    selected: list[str] = []  # holder keys on any page
+
+    # Assign
+    assign_open: bool = False
+    assign_targets: list[str] = []
+    assign_license_id: str = ""
+    assign_error: str = ""
+    buy_more_plan_id: int = 0
+
+    # Details, move and free
+    details_open: bool = False
+    details: HolderRow = EMPTY_HOLDER
+    history: list[SeatEvent] = []
+    move_open: bool = False
+    move_seat_id: int = 0
+    move_seat_label: str = ""
+    move_search: str = ""
+    move_matches: list[HolderRow] = []
+    move_to: str = ""
+    move_error: str = ""
+    unassign_seat_id: int = 0
+    unassign_text: str = ""
+
+    # Add / edit employee and child account
+    form_open: bool = False
+    form_kind: str = "employee"
+    form_id: int = 0
+    form_name: str = ""
+    form_email: str = ""
+    form_department: str = ""
+    form_name_error: str = ""
+    form_email_error: str = ""
+    form_error: str = ""
+    deactivate_open: bool = False
+    deactivate_seats: int = 0
+
+    # CSV import
+    import_open: bool = False
+    import_preview: ImportPreview = ImportPreview()
+    import_file_name: str = ""
+    _import_data: bytes = b""
+
+    @rx.var
+    def selected_count(self) -> int:
+        return len(self.selected)
+
+    @rx.var
+    def range_text(self) -> str:
+        if self.total == 0:
+            return "No results"
+        first = (self.page - 1) * PAGE_SIZE + 1
+        return f"{first:,}–{min(self.total, first + len(self.rows) - 1):,} of {self.total:,}"
+
+    @rx.var
+    def page_keys(self) -> list[str]:
+        return [row.key for row in self.rows]
+
+    @rx.var
+    def page_all_selected(self) -> bool:
+        chosen = set(self.selected)
+        return bool(self.rows) and all(row.key in chosen for row in self.rows)
+
+    # --- the grid -----------------------------------------------------------------------------------
+
+    def _query(self) -> GridQuery:
+        return GridQuery(search=self.search, department=self.department,
+                         product_id=int(self.product_id) if self.product_id.isdigit() else None,
+                         without_license=self.without_license, show_inactive=self.show_inactive,
+                         sort=self.sort if self.sort in ("name", "email", "department") else "name",
+                         descending=self.descending, page=self.page, page_size=PAGE_SIZE)
+
+    def _refresh(self) -> None:
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            result = employees.search_holders(session, account_id=actor.account_id, query=self._query())
+            self.licenses = seats.assignable_licenses(session, account_id=actor.account_id)
+        self.rows, self.total, self.page, self.page_count = result.rows, result.total, result.page, result.page_count
+        self.loaded = True
+
+    @rx.event
+    def load(self):
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.department_options = employees.departments(session, account_id=actor.account_id)
+            self.product_options = [[str(i), name] for i, name in employees.products(session)]
+        self.account_name, self.user_name = actor.account_name, actor.user_name
+        self._refresh()
+
+    @rx.event
+    def set_search(self, value: str):
+        self.search, self.page = value, 1
+        self._refresh()
+
+    @rx.event
+    def set_department(self, value: str):
+        self.department, self.page = value, 1
+        self._refresh()
+
+    @rx.event
+    def set_product_filter(self, value: str):
+        self.product_id, self.page = value, 1
+        self._refresh()
+
+    @rx.event
+    def set_without_license(self, value: bool):
+        self.without_license, self.page = bool(value), 1
+        self._refresh()
+
+    @rx.event
+    def set_show_inactive(self, value: bool):
+        self.show_inactive, self.page = bool(value), 1
+        self._refresh()
+
+    @rx.event
+    def sort_by(self, column: str):
+        self.descending = not self.descending if self.sort == column else False
+        self.sort, self.page = column, 1
+        self._refresh()
+
+    @rx.event
+    def go_to_page(self, page: int):
+        self.page = max(1, min(int(page), self.page_count))
+        self._refresh()
+
+    @rx.event
+    def toggle_selected(self, key: str, checked: bool):
+        if checked and key not in self.selected:
+            self.selected = [*self.selected, key]
+        elif not checked:
+            self.selected = [k for k in self.selected if k != key]
+
+    @rx.event
+    def select_page(self, checked: bool):
+        page = set(self.page_keys)
+        kept = [k for k in self.selected if k not in page]
+        self.selected = kept + (self.page_keys if checked else [])
+
+    @rx.event
+    def clear_selection(self):
+        self.selected = []
+
+    # --- assign ----------------------------------------------------------------------------------------
+
+    @rx.event
+    def open_assign(self, keys: list[str]):
+        self.assign_targets = list(keys)
+        usable = [lic for lic in self.licenses if lic.available > 0] or self.licenses
+        self.assign_license_id = str(usable[0].id) if usable else ""
+        self.assign_error, self.buy_more_plan_id = "", 0
+        self.assign_open = True
+
+    @rx.event
+    def set_assign_open(self, is_open: bool):
+        self.assign_open = is_open
+
+    @rx.event
+    def set_assign_license(self, value: str):
+        self.assign_license_id, self.assign_error, self.buy_more_plan_id = value, "", 0
+
+    @rx.event
+    def assign(self):
+        if not self.assign_license_id.isdigit():
+            self.assign_error = "Choose a license. No licenses yet? Add License first."
+            return
+        try:
+            holders = [Holder.parse(k) for k in self.assign_targets]
+            with session_scope() as session:
+                actor = self._actor(session)
+                seats.assign(session, actor=actor, license_id=int(self.assign_license_id), holders=holders)
+        except NotEnoughSeats as exc:
+            self.assign_error, self.buy_more_plan_id = exc.message, exc.plan_id
+            return
+        except DomainError as exc:
+            self.assign_error = exc.message
+            return
+        count = len(self.assign_targets)
+        self.assign_open, self.selected = False, []
+        self._refresh()
+        self._reload_details()
+        return rx.toast.success(f"License assigned to {count} {'people' if count != 1 else 'person'}.")
+
+    # --- details, move, unassign -------------------------------------------------------------------------
+
+    @rx.event
+    def open_details(self, key: str):
+        try:
+            self._load_details(key)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.details_open = True
+
+    def _load_details(self, key: str) -> None:
+        holder = Holder.parse(key)
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.details = employees.get_holder(session, account_id=actor.account_id, holder=holder)
+            self.history = seats.seat_history(session, account_id=actor.account_id, holder=holder, limit=50)
+
+    def _reload_details(self) -> None:
+        if self.details_open and self.details.key:
+            self._load_details(self.details.key)
+
+    @rx.event
+    def set_details_open(self, is_open: bool):
+        self.details_open = is_open
+
+    @rx.event
+    def open_move(self, seat_id: int, label: str):
+        self.move_seat_id, self.move_seat_label = seat_id, label
+        self.move_search, self.move_matches, self.move_to, self.move_error = "", [], "", ""
+        self.move_open = True
+
+    @rx.event
+    def set_move_open(self, is_open: bool):
+        self.move_open = is_open
+
+    @rx.event
+    def set_move_search(self, value: str):
+        self.move_search = value
+        if not value.strip():
+            self.move_matches = []
+            return
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            found = employees.search_holders(session, account_id=actor.account_id,
+                                             query=GridQuery(search=value, page_size=10))
+        self.move_matches = [row for row in found.rows if row.key != self.details.key]
+
+    @rx.event
+    def set_move_to(self, key: str):
+        self.move_to, self.move_error = key, ""
+
+    @rx.event
+    def move(self):
+        if not self.move_to:
+            self.move_error = "Choose who gets the seat."
+            return
+        try:
+            with session_scope() as session:
+                actor = self._actor(session)
+                seats.move(session, actor=actor, assignment_id=self.move_seat_id, to=Holder.parse(self.move_to))
+        except DomainError as exc:
+            self.move_error = exc.message
+            return
+        name = next((r.name for r in self.move_matches if r.key == self.move_to), "them")
+        self.move_open = False
+        self._refresh()
+        self._reload_details()
+        return rx.toast.success(f"Seat moved to {name}.")
+
+    @rx.event
+    def ask_unassign(self, seat_id: int, label: str):
+        self.unassign_seat_id = seat_id
+        self.unassign_text = f"{self.details.name} will lose access to {label}. The seat becomes available at once."
+
+    @rx.event
+    def cancel_unassign(self):
+        self.unassign_seat_id = 0
+
+    @rx.event
+    def unassign(self):
+        try:
+            with session_scope() as session:
+                actor = self._actor(session)
+                seats.unassign(session, actor=actor, assignment_id=self.unassign_seat_id)
+        except DomainError as exc:
+            self.unassign_seat_id = 0
+            return rx.toast.error(exc.message)
+        self.unassign_seat_id = 0
+        self._refresh()
+        self._reload_details()
+        return rx.toast.success("Seat freed.")
+
+    # --- add / edit -----------------------------------------------------------------------------------------
+
+    @rx.event
+    def open_form(self, kind: str, key: str = ""):
+        self.form_kind = "child" if kind == "child" else "employee"
+        self.form_id, self.form_name, self.form_email, self.form_department = 0, "", "", ""
+        if key:
+            self.form_id = Holder.parse(key).id
+            self.form_name, self.form_email = self.details.name, self.details.email
+            self.form_department = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
+        self.form_name_error = self.form_email_error = self.form_error = ""
+        self.form_open = True
+
+    @rx.event
+    def set_form_open(self, is_open: bool):
+        self.form_open = is_open
+
+    @rx.event
+    def set_form_name(self, value: str):
+        self.form_name = value
+
+    @rx.event
+    def set_form_email(self, value: str):
+        self.form_email = value
+
+    @rx.event
+    def set_form_department(self, value: str):
+        self.form_department = value
+
+    @rx.event
+    def save_form(self):
+        self.form_name_error = self.form_email_error = self.form_error = ""
+        try:
+            with session_scope() as session:
+                actor = self._actor(session)
+                if self.form_kind == "child":
+                    employees.save_child_account(session, actor=actor, name=self.form_name,
+                                                 contact_email=self.form_email, child_id=self.form_id or None)
+                else:
+                    employees.save_employee(session, actor=actor, name=self.form_name, email=self.form_email,
+                                            department=self.form_department, employee_id=self.form_id or None)
+        except DomainError as exc:
+            target = {"name": "form_name_error", "email": "form_email_error"}.get(exc.field or "", "form_error")
+            setattr(self, target, exc.message)
+            return
+        what = "Child account" if self.form_kind == "child" else "Employee"
+        self.form_open = False
+        self.load()
+        self._reload_details()
+        return rx.toast.success(f"{what} {'saved' if self.form_id else 'added'}: {self.form_name.strip()}.")
+
+    @rx.event
+    def ask_deactivate(self):
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.deactivate_seats = employees.open_seat_count(session, account_id=actor.account_id,
+                                                              holder=Holder.parse(self.details.key))
+        self.deactivate_open = True
+
+    @rx.event
+    def set_deactivate_open(self, is_open: bool):
+        self.deactivate_open = is_open
+
+    @rx.event
+    def set_active(self, active: bool):
+        try:
+            with session_scope() as session:
+                actor = self._actor(session)
+                freed = employees.set_employee_active(session, actor=actor, employee_id=Holder.parse(self.details.key).id,
+                                                      active=active)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.deactivate_open = False
+        self._refresh()
+        self._reload_details()
+        if active:
+            return rx.toast.success(f"{self.details.name} is active again.")
+        return rx.toast.success(f"{self.details.name} deactivated; {freed} seat{'s' if freed != 1 else ''} freed.")
+
+    # --- CSV import and export -------------------------------------------------------------------------------
+
+    @rx.event
+    def set_import_open(self, is_open: bool):
+        self.import_open = is_open
+        if not is_open:
+            self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
+
+    @rx.event
+    async def preview_csv(self, files: list[rx.UploadFile]):
+        if not files:
+            return
+        upload = files[0]
+        data = await upload.read(employee_import.MAX_BYTES + 1)
+        self.import_file_name = upload.name or "file.csv"
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.import_preview = employee_import.preview_import(session, account_id=actor.account_id, data=data)
+        self._import_data = data if self.import_preview.can_import else b""
+
+    @rx.event
+    def import_csv(self):
+        if not self._import_data:
+            return
+        try:
+            with session_scope() as session:
+                actor = self._actor(session)
+                count = employee_import.apply_import(session, actor=actor, data=self._import_data)
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self.set_import_open(False)
+        self.load()
+        return rx.toast.success(f"{count} employees imported.")
+
+    @rx.event
+    def export_csv(self):
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            data = employee_import.export_assignments_csv(session, account_id=actor.account_id)
+        return rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
+
+    @rx.var
+    def buy_more_url(self) -> str:
+        return f"{routes.ADD_LICENSE}?plan={self.buy_more_plan_id}" if self.buy_more_plan_id else routes.ADD_LICENSE

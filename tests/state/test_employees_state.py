@@ -1,0 +1,128 @@
+"""The Employees grid's handlers: paging, filters, selection and seat actions, without a browser."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import reflex as rx
+from sqlmodel import select
+
+from cf_portal import db
+from cf_portal.models import Plan, SeatAssignment
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.payment_methods import add_payment_method
+from cf_portal.services.purchase import PurchaseRequest, create_license
+from cf_portal.state.employees import EmployeesState
+from tests.state.conftest import substate
+
+
+def loaded(root: rx.State) -> EmployeesState:
+    state = substate(root, EmployeesState)
+    state.load()
+    return state
+
+
+def buy(state: EmployeesState, quantity: int) -> int:
+    provider = SandboxProvider()
+    with db.session_scope(write=False) as session:
+        actor = state._actor(session)
+        plan = session.exec(select(Plan).where(Plan.code == "awareness-starter")).one()
+    card = add_payment_method(None, provider, actor=actor, number="4242424242424242", expiry="12/34", cvc="123",
+                              today=datetime.now(UTC).date())
+    return create_license(None, provider, actor=actor, now=datetime.now(UTC), request=PurchaseRequest(
+        reference_name="Starter pack", plan_id=plan.id, quantity=quantity, payment_method_id=card.id,
+        expected_total=plan.unit_amount * quantity, idempotency_key=uuid.uuid4().hex)).license_id
+
+
+def test_the_browser_holds_one_page_and_deltas_stay_small(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    assert (state.total, len(state.rows), state.page_count) == (27, 25, 2)
+    root_state.get_delta()
+    root_state._clean()
+    state.go_to_page(2)
+    delta = root_state.get_delta()
+    text = json.dumps(delta, default=str)
+    assert [row.name for row in state.rows] == sorted([r.name for r in state.rows], key=str.lower)
+    assert len(state.rows) == 2 and state.range_text == "26–27 of 27"
+    assert len(text) < 4000, f"paging sent {len(text)} bytes"
+    assert "department_options" not in text  # unchanged vars are not re-sent
+
+
+def test_search_filter_and_sort_happen_in_the_database(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.set_search("PATEL")
+    assert [r.name for r in state.rows] == ["Liam Patel"]
+    state.set_search("")
+    state.set_department("Child account")
+    assert {r.kind for r in state.rows} == {"child"} and state.total == 2
+    state.set_department("Finance")
+    assert [r.name for r in state.rows] == ["Grace O'Neill", "Henry Walker", "Isabella Davies", "Samuel Okafor"]
+    state.sort_by("name")  # the sorted column again: descending
+    assert [r.name for r in state.rows] == ["Samuel Okafor", "Isabella Davies", "Henry Walker", "Grace O'Neill"]
+    state.sort_by("email")
+    assert [r.email for r in state.rows] == sorted(r.email for r in state.rows)
+
+
+def test_assign_more_than_available_assigns_nobody_and_offers_to_buy(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    license_id = buy(state, 2)
+    state.load()
+    state.select_page(True)
+    assert state.selected_count == 25
+    state.open_assign(state.selected)
+    assert state.assign_license_id == str(license_id)
+    state.assign()
+    assert "23 more are needed" in state.assign_error
+    assert state.buy_more_url.endswith(f"?plan={state.buy_more_plan_id}") and state.buy_more_plan_id > 0
+    with db.session_scope(write=False) as session:
+        assert session.exec(select(SeatAssignment)).all() == []
+
+
+def test_assign_then_unassign_updates_the_grid(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    buy(state, 3)
+    state.load()
+    target = state.rows[0]
+    state.open_assign([target.key])
+    state.assign()
+    assert state.assign_error == "" and state.assign_open is False
+    assert [s.label for s in state.rows[0].seats] == ["Security Awareness Training · Starter pack"]
+    assert state.licenses[0].available == 2
+    state.open_details(target.key)
+    seat = state.details.seats[0]
+    state.ask_unassign(seat.assignment_id, seat.label)
+    assert target.name in state.unassign_text
+    state.unassign()
+    assert state.rows[0].seats == [] and state.licenses[0].available == 3
+    assert [e.is_open for e in state.history] == [False]
+
+
+def test_a_handler_ignores_ids_of_another_account(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.ask_unassign(987_654, "Someone else's seat")
+    state.unassign()
+    state.open_assign(["employee:987654"])
+    state.assign()
+    assert state.assign_error  # refused, nothing written
+    with db.session_scope(write=False) as session:
+        assert session.exec(select(SeatAssignment)).all() == []
+
+
+def test_add_employee_validates_next_to_the_fields(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    state.open_form("employee")
+    state.set_form_name("  ")
+    state.set_form_email("nobody")
+    state.save_form()
+    assert state.form_name_error and state.form_open is True
+    state.set_form_name("<script>alert(1)</script> Dana")
+    state.save_form()
+    assert state.form_email_error
+    state.set_form_email("ava.thompson@acme-security.example")
+    state.save_form()
+    assert "already exists" in state.form_email_error
+    state.set_form_email("Dana@Example.com")
+    state.save_form()
+    assert state.form_open is False and state.total == 28
