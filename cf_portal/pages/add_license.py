@@ -75,6 +75,8 @@ def quantity_section() -> rx.Component:
             rx.input(
                 id="quantity", name="quantity", value=S.quantity, on_change=S.set_quantity,
                 input_mode="numeric", size="3", auto_complete="off", width="160px",
+                # The total follows every keystroke (one cheap round trip each), not after a pause.
+                debounce_timeout=0,
                 aria_invalid=rx.cond(S.quantity_error != "", "true", "false"),
                 aria_describedby="quantity-hint quantity-error",
             ),

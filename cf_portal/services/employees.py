@@ -125,8 +125,6 @@ def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) 
     """The open seats of one page of holders (kind, id), in one query."""
     if not refs:
         return {}
-    employee_ids = [i for kind, i in refs if kind == "employee"]
-    child_ids = [i for kind, i in refs if kind == "child"]
     result: dict[str, list[HeldSeat]] = {}
     seat_rows = session.execute(
         sa.select(SeatAssignment.id, SeatAssignment.employee_id, SeatAssignment.child_account_id, License.id,
@@ -135,7 +133,7 @@ def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) 
         .join(Plan, Plan.id == License.plan_id)
         .join(Product, Product.id == Plan.product_id)
         .where(SeatAssignment.account_id == account_id, SeatAssignment.unassigned_at.is_(None),
-               sa.or_(SeatAssignment.employee_id.in_(employee_ids), SeatAssignment.child_account_id.in_(child_ids)))
+               seats.held_by_any(refs))
         .order_by(Product.sort_order, License.reference_name)
     ).all()
     for seat_id, employee_id, child_id, license_id, reference_name, product in seat_rows:

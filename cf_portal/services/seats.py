@@ -121,15 +121,25 @@ def _audit(session: Session, actor: Actor, action: str, object_id: int | None, d
 
 
 def _open_seat_holders(session: Session, license_id: int, holders: list[Holder]) -> set[str]:
-    employee_ids = [h.id for h in holders if h.kind == "employee"]
-    child_ids = [h.id for h in holders if h.kind == "child"]
     rows = session.execute(
         select(SeatAssignment.employee_id, SeatAssignment.child_account_id).where(
             SeatAssignment.license_id == license_id, SeatAssignment.unassigned_at.is_(None),
-            sa.or_(SeatAssignment.employee_id.in_(employee_ids), SeatAssignment.child_account_id.in_(child_ids)),
+            held_by_any([(h.kind, h.id) for h in holders]),
         )
     ).all()
     return {f"employee:{e}" if e is not None else f"child:{c}" for e, c in rows}
+
+
+def held_by_any(refs: list[tuple[str, int]]) -> sa.ColumnElement[bool]:
+    """Seats held by any of these (kind, id) holders; only the non-empty IN lists, so indexes are used."""
+    employee_ids = [i for kind, i in refs if kind == "employee"]
+    child_ids = [i for kind, i in refs if kind == "child"]
+    conditions = []
+    if employee_ids:
+        conditions.append(SeatAssignment.employee_id.in_(employee_ids))
+    if child_ids:
+        conditions.append(SeatAssignment.child_account_id.in_(child_ids))
+    return sa.or_(*conditions) if conditions else sa.false()
 
 
 def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Holder],
