@@ -122,7 +122,6 @@ class AddLicenseState(PortalState):
             catalog = checkout.load_catalog(session)
             self.payment_methods = payment_methods.list_payment_methods(
                 session, account_id=actor.account_id, today=_now().date())
-        self.account_name, self.user_name = actor.account_name, actor.user_name
         self.products, self.all_plans = catalog.products, catalog.plans
         self.is_sandbox = get_settings().payment_provider == "sandbox"
         wanted = self.router.page.params.get("plan", "")
@@ -190,12 +189,15 @@ class AddLicenseState(PortalState):
     @rx.event
     def set_quantity(self, value: str):
         self.quantity = value
+        self._check_quantity()
+        self._reprice()
+
+    def _check_quantity(self) -> None:
         try:
-            checkout.check_quantity(value)
+            checkout.check_quantity(self.quantity)
             self.quantity_error = ""
         except DomainError as exc:
             self.quantity_error = exc.message
-        self._reprice()
 
     @rx.event
     def set_coupon_code(self, value: str):
@@ -257,11 +259,7 @@ class AddLicenseState(PortalState):
 
     def _check_form(self) -> bool:
         self.check_reference_name()
-        try:
-            checkout.check_quantity(self.quantity)
-            self.quantity_error = ""
-        except DomainError as exc:
-            self.quantity_error = exc.message
+        self._check_quantity()
         if not self.plan_id:
             self.plan_error = "Choose a plan."
         self.payment_error = "" if self.payment_method_id else (

@@ -120,7 +120,6 @@ class EmployeesState(PortalState):
             actor = self._actor(session)
             self.department_options = employees.departments(session, account_id=actor.account_id)
             self.product_options = [[str(i), name] for i, name in employees.products(session)]
-        self.account_name, self.user_name = actor.account_name, actor.user_name
         self._refresh()
 
     @rx.event

@@ -52,6 +52,4 @@ class LicensesState(PortalState):
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.licenses = list_licenses(session, account_id=actor.account_id)
-        self.account_name = actor.account_name
-        self.user_name = actor.user_name
         self.loaded = True

@@ -22,11 +22,15 @@ class PortalState(rx.State):
             if not get_settings().demo_mode:
                 raise DomainError("Please sign in.")
             self._user_id = demo_user_id(session)
-        return actor_for_user(session, self._user_id)
+        actor = actor_for_user(session, self._user_id)
+        # Only assignments that change something reach the browser.
+        if self.account_name != actor.account_name:
+            self.account_name = actor.account_name
+        if self.user_name != actor.user_name:
+            self.user_name = actor.user_name
+        return actor
 
     @rx.event
     def load_actor(self):
         with session_scope(write=False) as session:
-            actor = self._actor(session)
-        self.account_name = actor.account_name
-        self.user_name = actor.user_name
+            self._actor(session)
