@@ -60,37 +60,46 @@ class GridQuery(BaseModel):
     page_size: int = 25
 
 
-def _holders(account_id: int) -> sa.Subquery:
+def _seat_filter(holder_id: sa.ColumnElement, seat_holder_id: sa.ColumnElement,
+                 query: GridQuery) -> list[sa.ColumnElement[bool]]:
+    """Seat conditions for one kind of holder. Each union branch gets a plain correlated EXISTS on its
+    own indexed column, which both databases run as a semi-join (an OR across kinds would not be)."""
+
+    def holds(product_id: int | None) -> sa.Exists:
+        seat = sa.select(SeatAssignment.id).where(seat_holder_id == holder_id, SeatAssignment.unassigned_at.is_(None))
+        if product_id is not None:
+            seat = seat.join(License, License.id == SeatAssignment.license_id).join(
+                Plan, Plan.id == License.plan_id).where(Plan.product_id == product_id)
+        return sa.exists(seat)
+
+    conditions = []
+    if query.product_id is not None:
+        conditions.append(holds(query.product_id))
+    if query.without_license:
+        conditions.append(~holds(None))
+    return conditions
+
+
+def _holders(account_id: int, query: GridQuery) -> sa.Subquery:
     """Employees and child accounts as one relation, so the database can filter, sort and page both."""
+    employee_filters = [Employee.account_id == account_id, *_seat_filter(Employee.id, SeatAssignment.employee_id, query)]
+    if not query.show_inactive:
+        employee_filters.append(Employee.active.is_(True))
     employees = sa.select(
         sa.literal("employee").label("kind"), Employee.id.label("id"), Employee.name.label("name"),
         Employee.email.label("email"), Employee.department.label("department"), Employee.active.label("active"),
-    ).where(Employee.account_id == account_id)
+    ).where(*employee_filters)
     children = sa.select(
         sa.literal("child").label("kind"), ChildAccount.id.label("id"), ChildAccount.name.label("name"),
         ChildAccount.contact_email.label("email"), sa.literal(CHILD_DEPARTMENT).label("department"),
         sa.true().label("active"),
-    ).where(ChildAccount.account_id == account_id)
+    ).where(ChildAccount.account_id == account_id, *_seat_filter(ChildAccount.id, SeatAssignment.child_account_id, query))
     return sa.union_all(employees, children).subquery("holder")
 
 
-def _holds_open_seat(h: sa.Subquery, product_id: int | None = None) -> sa.Exists:
-    query = sa.select(SeatAssignment.id).where(
-        SeatAssignment.unassigned_at.is_(None),
-        sa.or_(sa.and_(h.c.kind == "employee", SeatAssignment.employee_id == h.c.id),
-               sa.and_(h.c.kind == "child", SeatAssignment.child_account_id == h.c.id)),
-    )
-    if product_id is not None:
-        query = query.join(License, License.id == SeatAssignment.license_id).join(
-            Plan, Plan.id == License.plan_id).where(Plan.product_id == product_id)
-    return sa.exists(query)
-
-
 def search_holders(session: Session, *, account_id: int, query: GridQuery) -> HolderPage:
-    h = _holders(account_id)
+    h = _holders(account_id, query)
     conditions = []
-    if not query.show_inactive:
-        conditions.append(h.c.active.is_(True))
     text = query.search.strip().lower()
     if text:
         pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -98,10 +107,6 @@ def search_holders(session: Session, *, account_id: int, query: GridQuery) -> Ho
                                  h.c.email.like(pattern, escape="\\")))
     if query.department:
         conditions.append(h.c.department == query.department)
-    if query.product_id is not None:
-        conditions.append(_holds_open_seat(h, query.product_id))
-    if query.without_license:
-        conditions.append(~_holds_open_seat(h))
     total = session.execute(sa.select(sa.func.count()).select_from(h).where(*conditions)).scalar_one()
     page_size = query.page_size if query.page_size in PAGE_SIZES else 25
     last_page = max(1, -(-total // page_size))
