@@ -33,25 +33,32 @@ from cf_portal.services import employees, seats  # noqa: E402
 from cf_portal.services.actors import actor_for_user  # noqa: E402
 from cf_portal.services.employees import GridQuery  # noqa: E402
 from cf_portal.services.seats import Holder  # noqa: E402
-from cf_portal.services.seed import seed_demo  # noqa: E402
+from cf_portal.services.seed import DEMO_ACCOUNT_NAME, DEMO_OWNER_EMAIL, seed_demo  # noqa: E402
 
 DEPARTMENTS = ["Engineering", "Sales", "Finance", "Human Resources", "Operations", "Legal", "Support", "Marketing"]
 FIRST = ["Ava", "Liam", "Noah", "Mia", "Ethan", "Zoe", "Lucas", "Olivia", "James", "Sophia", "Ben", "Chloe", "Grace"]
 LAST = ["Thompson", "Patel", "Kim", "Rossi", "Clarke", "Nakamura", "Moreau", "Brown", "Wilson", "Garcia", "Lee"]
 
 
-def seed(engine: sa.Engine, n: int) -> tuple[int, int, list[int]]:
-    """An account with n employees, 4 licenses and 2 open seats per employee. Returns (account, user, licenses)."""
+def seed(engine: sa.Engine, n: int, *, into_demo_account: bool = False) -> tuple[int, int, list[int]]:
+    """An account with n employees, 4 licenses and 2 open seats per employee. Returns (account, user, licenses).
+
+    `into_demo_account` fills the seeded demo account (what the app shows in demo mode) instead of a new one.
+    """
     rng = random.Random(n)
     now = datetime.now(UTC)
     with session_scope(engine) as session:
         seed_demo(session)
-        account = Account(name=f"Bench {n}")
-        session.add(account)
-        session.flush()
-        user = User(account_id=account.id, name="Bench owner", email=f"bench{n}@example.com")
-        session.add(user)
-        session.flush()
+        if into_demo_account:
+            account = session.exec(sa.select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).scalar_one()
+            user = session.exec(sa.select(User).where(User.email == DEMO_OWNER_EMAIL)).scalar_one()
+        else:
+            account = Account(name=f"Bench {n}")
+            session.add(account)
+            session.flush()
+            user = User(account_id=account.id, name="Bench owner", email=f"bench{n}@example.com")
+            session.add(user)
+            session.flush()
         plans = session.exec(sa.select(Plan).limit(4)).scalars().all()
         licenses = []
         for i, plan in enumerate(plans):
@@ -79,6 +86,9 @@ def seed(engine: sa.Engine, n: int) -> tuple[int, int, list[int]]:
             conn.execute(sa.insert(SeatAssignment), seats_rows[start:start + 5000])
         for lic, count in counts.items():
             conn.execute(sa.update(License).where(License.id == lic).values(seats_assigned=count))
+    # Fresh planner statistics, as autovacuum (PostgreSQL) would have after a bulk load like this.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")
     return account_id, user_id, licenses
 
 

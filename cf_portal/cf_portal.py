@@ -4,12 +4,12 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.db import all_metadata
-from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.add_license import add_license_page
 from cf_portal.pages.employees import employees_page
+from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.placeholders import billing_page
-from cf_portal.state.employees import EmployeesState
 from cf_portal.state.add_license import AddLicenseState
+from cf_portal.state.employees import EmployeesState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
 

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 
+from alembic import command
 from cf_portal.settings import PROJECT_ROOT, get_settings
 
 

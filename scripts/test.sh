@@ -3,6 +3,8 @@
 # pytest exits non-zero when it collects no tests, so an empty run never counts as success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+echo "==> Lint (ruff)"
+ruff check . || { echo "cf_portal lint failed (ruff check .)" >&2; exit 1; }
 status=0
 for db in sqlite postgres; do
   echo "==> Test suite on $db"

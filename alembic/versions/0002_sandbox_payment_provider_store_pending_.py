@@ -11,6 +11,7 @@ keys in these tables. A license is now created as 'pending' before its first cha
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = '0002'

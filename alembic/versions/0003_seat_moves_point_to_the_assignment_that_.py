@@ -8,6 +8,7 @@ Create Date: 2026-11-29 01:12:37.417606
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision: str = '0003'

@@ -8,7 +8,6 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.components.forms import field_error, labelled, native_select
 from cf_portal.components.shell import page_shell
-from cf_portal.services.checkout import PlanOption, ProductOption
 from cf_portal.services.payment_methods import PaymentMethodView
 from cf_portal.state.add_license import AddLicenseState as S
 

@@ -6,8 +6,8 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows
-from cf_portal.components.history import history_list
 from cf_portal.components.forms import field_error, labelled, native_select
+from cf_portal.components.history import history_list
 from cf_portal.components.shell import page_shell
 from cf_portal.services.employees import CHILD_DEPARTMENT, HeldSeat, HolderRow
 from cf_portal.state.employees import EmployeesState as S

@@ -22,11 +22,24 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from cf_portal.db import session_scope
 from cf_portal.models import (
-    Account, AuditEvent, Coupon, CouponRedemption, Invoice, InvoiceLine, License, LicenseStatus, PaymentMethod, Plan,
+    Account,
+    AuditEvent,
+    Coupon,
+    CouponRedemption,
+    Invoice,
+    InvoiceLine,
+    License,
+    LicenseStatus,
+    PaymentMethod,
+    Plan,
     Product,
 )
 from cf_portal.payments.provider import (
-    PaymentError, PaymentProvider, ProviderUnavailable, SubscriptionData, SubscriptionDiscount,
+    PaymentError,
+    PaymentProvider,
+    ProviderUnavailable,
+    SubscriptionData,
+    SubscriptionDiscount,
 )
 from cf_portal.services import coupons
 from cf_portal.services.actors import Actor

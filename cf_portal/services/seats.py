@@ -18,7 +18,15 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from cf_portal.models import (
-    AuditEvent, ChildAccount, Employee, License, LicenseStatus, Plan, Product, SeatAssignment, User,
+    AuditEvent,
+    ChildAccount,
+    Employee,
+    License,
+    LicenseStatus,
+    Plan,
+    Product,
+    SeatAssignment,
+    User,
 )
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound

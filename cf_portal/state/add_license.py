@@ -15,10 +15,10 @@ from cf_portal.db import session_scope
 from cf_portal.payments import get_provider
 from cf_portal.payments.provider import PaymentError
 from cf_portal.services import checkout, payment_methods
+from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import PaymentMethodView
-from cf_portal.services.actors import Actor
 from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, PurchaseResult, create_license
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
@@ -116,7 +116,7 @@ class AddLicenseState(PortalState):
 
     @rx.event
     def load(self):
-        """Open the form: catalog, saved cards, and a plan preselected (from ?plan=<code> if given)."""
+        """Open the form: catalog, saved cards, and a plan preselected (from ?plan=<plan id> if given)."""
         with session_scope(write=False) as session:
             actor = self._actor(session)
             catalog = checkout.load_catalog(session)

@@ -20,7 +20,12 @@ from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME
 from tests.e2e.conftest import (
-    DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, choose, wait_until_connected,
+    DESKTOP,
+    PHONE,
+    PortalServer,
+    assert_no_horizontal_scroll,
+    choose,
+    wait_until_connected,
 )
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,12 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import (
-    DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, url_of, wait_until_connected,
+    DESKTOP,
+    PHONE,
+    PortalServer,
+    assert_no_horizontal_scroll,
+    url_of,
+    wait_until_connected,
 )
 
 pytestmark = pytest.mark.e2e

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from alembic import command
 from cf_portal.cli import alembic_config
 from cf_portal.db import all_metadata
 

@@ -3,10 +3,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from cf_portal.models import (
-    Account, ChildAccount, Coupon, CouponProduct, Employee, License, PaymentMethod, Plan, Product, User,
-)
 from cf_portal.db import all_metadata
+from cf_portal.models import (
+    Account,
+    ChildAccount,
+    Coupon,
+    CouponProduct,
+    Employee,
+    License,
+    PaymentMethod,
+    Plan,
+    Product,
+    User,
+)
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME, seed_demo
 
 

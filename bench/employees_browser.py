@@ -1,0 +1,115 @@
+"""Benchmark of the Employees page in headless Chromium against the production build (prints markdown).
+
+Seeds the demo account with N employees and 2N seat assignments, starts the app on a free port, and
+measures, with timestamps taken inside the page (performance.now() and a MutationObserver):
+- navigation: from clicking "Employees" in the app's menu to the first grid rows on screen, and a full
+  page load (from navigation start);
+- search: from the last keystroke in Search to the new result count on screen (the field is debounced
+  by 250 ms, so the target is 250 + 150 ms at p95).
+
+    .venv/bin/python bench/employees_browser.py                       # 10,000 and 100,000 employees
+    .venv/bin/python bench/employees_browser.py --sizes 10000 --samples 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from bench.employees_service import seed  # noqa: E402
+from bench.harness import CHROMIUM_ARGS, percentile, running_app  # noqa: E402
+from cf_portal.db import make_engine  # noqa: E402
+
+SEARCH_DEBOUNCE_MS = 250
+
+# Records when the first grid row appears and each time the result count changes.
+OBSERVER = """
+window.__bench = {firstRow: null, counts: [], lastInput: null};
+document.addEventListener('input', () => { window.__bench.lastInput = performance.now(); }, true);
+new MutationObserver(() => {
+  if (window.__bench.firstRow === null && document.querySelector('button[aria-label^="Details of"]')) {
+    window.__bench.firstRow = performance.now();
+  }
+  // The result count under the grid ("1–25 of 10,027"), or the empty state when nothing matches.
+  const range = [...document.querySelectorAll('main p')].find(p => /^[\\d,]+–[\\d,]+ of [\\d,]+$/.test(p.textContent));
+  const empty = [...document.querySelectorAll('main h2')].some(h => h.textContent === 'Nobody matches');
+  const shown = range ? range.textContent : (empty ? 'nobody' : null);
+  if (shown !== null && shown !== window.__bench.lastCount) {
+    window.__bench.lastCount = shown;
+    window.__bench.counts.push([performance.now(), shown]);
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def measure(url: str, samples: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {"navigation": [], "page load": [], "search": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(OBSERVER)
+        for _ in range(samples):
+            page.goto(url + "/licenses")
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Employees").wait_for()
+            page.wait_for_function("document.querySelector('main h1')?.textContent === 'Licenses'")
+            page.evaluate("window.__bench.firstRow = null; window.__clicked = performance.now()")
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Employees").click()
+            page.wait_for_function("window.__bench.firstRow !== null", timeout=30_000)
+            results["navigation"].append(page.evaluate("window.__bench.firstRow - window.__clicked"))
+        for _ in range(samples):
+            page.goto(url + "/employees")
+            page.wait_for_function("window.__bench.firstRow !== null", timeout=30_000)
+            results["page load"].append(page.evaluate("window.__bench.firstRow"))
+        search = page.get_by_label("Search")
+        terms = ["patel", "zoe kim", "person42", "grace", "nobody-at-all", "bench.example"]
+        for i in range(samples):
+            search.fill("")
+            page.wait_for_timeout(SEARCH_DEBOUNCE_MS + 300)
+            before = page.evaluate("window.__bench.counts.length")
+            term = terms[i % len(terms)] + ("" if i < len(terms) else str(i % 7))
+            search.press_sequentially(term, delay=30)
+            typed = page.evaluate("window.__bench.lastInput")  # the last keystroke, as the page saw it
+            page.wait_for_function(f"window.__bench.counts.length > {before} && "
+                                   f"window.__bench.counts[window.__bench.counts.length-1][0] > {typed}",
+                                   timeout=30_000)
+            shown = page.evaluate("window.__bench.counts[window.__bench.counts.length-1][0]")
+            results["search"].append(shown - typed)
+        browser.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    print(f"## Employees page in Chromium (SQLite, {os.cpu_count()} cores, {args.samples} samples each)\n")
+    print("| employees | measure | p50 ms | p95 ms | target |\n| ---: | --- | ---: | ---: | --- |")
+    targets = {"navigation": "first rows ≤ 1000 ms", "page load": "first rows ≤ 1000 ms",
+               "search": f"≤ {SEARCH_DEBOUNCE_MS} + 150 ms"}
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory(prefix="bench-employees-") as tmp:
+            def load_employees(db_url: str, n: int = n) -> None:
+                engine = make_engine(db_url)
+                seed(engine, n, into_demo_account=True)
+                engine.dispose()
+
+            with running_app(Path(tmp), prepare=load_employees) as (url, _, _):
+                results = measure(url, args.samples)
+            for name, values in results.items():
+                print(f"| {n:,} | {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} | "
+                      f"{targets[name]} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
