@@ -318,7 +318,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-checkout-") as tmp:
         started = time.monotonic()
-        with running_app(Path(tmp)) as (url, app_dir, log_path):
+        with running_app(Path(tmp)) as (url, app_dir, log_path, _):
             print(f"app up at {url} after {time.monotonic() - started:.0f} s; measuring…", file=sys.stderr)
             measures, console_errors = run_measures(url, args.samples)
             server_errors = [line for line in log_path.read_text(errors="replace").splitlines()

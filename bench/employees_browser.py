@@ -104,7 +104,7 @@ def main() -> None:
                 seed(engine, n, into_demo_account=True)
                 engine.dispose()
 
-            with running_app(Path(tmp), prepare=load_employees) as (url, _, _):
+            with running_app(Path(tmp), prepare=load_employees) as (url, *_):
                 results = measure(url, args.samples)
             for name, values in results.items():
                 print(f"| {n:,} | {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} | "

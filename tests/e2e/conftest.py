@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,17 +14,10 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, expect
 
-from cf_portal.settings import PROJECT_ROOT
-from tests.support.postgres import free_port
+from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
 
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-# Lines in the app's log that mean something went wrong on the server.
-SERVER_ERROR_MARKERS = ("Traceback (most recent call last)", "Exception in ", " ERROR ")
 
 
 @pytest.fixture(scope="session")
@@ -39,9 +28,8 @@ def browser_type_launch_args() -> dict:
     return {"executable_path": chromium, "args": CHROMIUM_ARGS}
 
 
-def _e2e_database_url(postgres_url: str | None, tmp_dir: Path) -> str:
-    if postgres_url is None:
-        return f"sqlite:///{tmp_dir / 'e2e.db'}"
+def _new_postgres_database(postgres_url: str) -> str:
+    """A database of its own in the suite's PostgreSQL cluster (unit tests empty the main one)."""
     name = f"e2e_{secrets.token_hex(4)}"
     engine = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -51,8 +39,9 @@ def _e2e_database_url(postgres_url: str | None, tmp_dir: Path) -> str:
 
 
 class PortalServer:
-    def __init__(self, url: str, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, url: str, app_dir: Path, log_path: Path, env: dict[str, str]) -> None:
         self.url = url
+        self.app_dir = app_dir
         self.log_path = log_path
         self.env = env
         self._checked_to = 0
@@ -64,61 +53,22 @@ class PortalServer:
 
     def cli(self, *args: str) -> str:
         """Run `python -m cf_portal.cli ...` against the app's database."""
-        done = subprocess.run([sys.executable, "-m", "cf_portal.cli", *args], cwd=PROJECT_ROOT, env=self.env,
+        done = subprocess.run([sys.executable, "-m", "cf_portal.cli", *args], cwd=self.app_dir, env=self.env,
                               capture_output=True, text=True, check=True)
         return done.stdout
 
 
 @pytest.fixture(scope="session")
 def portal(postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalServer]:
+    """The production build of the app (from a copy of the checkout) on a migrated, seeded database."""
     tmp_dir = tmp_path_factory.mktemp("portal")
-    port = free_port()
-    env = {
-        **os.environ,
-        "REFLEX_DB_URL": _e2e_database_url(postgres_url, tmp_dir),
-        "CF_DEMO_MODE": "true",
-        "CF_PORT": str(port),
-        "REFLEX_TELEMETRY_ENABLED": "false",
-        "REFLEX_CHECK_LATEST_VERSION": "false",
-    }
-    env["PATH"] = f"{PROJECT_ROOT / '.tools' / 'bin'}:{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    for step in (["migrate"], ["seed"]):
-        subprocess.run([sys.executable, "-m", "cf_portal.cli", *step], cwd=PROJECT_ROOT, env=env, check=True,
-                       capture_output=True)
-    log_path = tmp_dir / "app.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reflex", "run", "--env", "prod", "--frontend-port", str(port),
-         "--backend-port", str(port)],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the app exited while starting:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200 and "App running" in log_path.read_text():
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the app did not start within 300 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+    database_url = _new_postgres_database(postgres_url) if postgres_url else None  # else SQLite in tmp_dir
+    with running_app(tmp_dir, database_url=database_url) as (url, app_dir, log_path, env):
         startup = log_path.read_text()
         assert "Detected database schema changes" not in startup, "Reflex sees models the migrations lack"
-        server = PortalServer(url, log_path, env)
+        server = PortalServer(url, app_dir, log_path, env)
         server.new_server_errors()
         yield server
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture
