@@ -5,13 +5,13 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.db import all_metadata
 from cf_portal.pages.add_license import add_license_page
+from cf_portal.pages.billing import billing_page
 from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
-from cf_portal.pages.placeholders import billing_page
 from cf_portal.state.add_license import AddLicenseState
+from cf_portal.state.billing import BillingState
 from cf_portal.state.employees import EmployeesState
 from cf_portal.state.licenses import LicensesState
-from cf_portal.state.portal import PortalState
 
 # Reflex checks at start-up that the database matches SQLModel's metadata: load every table into it.
 all_metadata()
@@ -26,4 +26,4 @@ app.add_page(licenses_page, route=routes.LICENSES, on_load=LicensesState.load, t
 app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=AddLicenseState.load,
              title="Add License · ChatFortress")
 app.add_page(employees_page, route=routes.EMPLOYEES, on_load=EmployeesState.load, title="Employees · ChatFortress")
-app.add_page(billing_page, route=routes.BILLING, on_load=PortalState.load_actor, title="Billing · ChatFortress")
+app.add_page(billing_page, route=routes.BILLING, on_load=BillingState.load, title="Billing · ChatFortress")

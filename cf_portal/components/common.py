@@ -35,4 +35,5 @@ def status_badge(status: rx.Var) -> rx.Component:
         rx.match(status, ("active", "Active"), ("past_due", "Past due"), ("canceled", "Canceled"), status),
         color_scheme=rx.match(status, ("active", "green"), ("past_due", "amber"), "gray"),
         variant="soft",
+        high_contrast=True,
     )

@@ -155,8 +155,8 @@ def payment_option(pm: PaymentMethodView) -> rx.Component:
         ),
         rx.icon("credit-card", size=18, aria_hidden="true"),
         rx.text(pm.label, size="2", flex="1"),
-        rx.cond(pm.is_default, rx.badge("Default", variant="soft")),
-        rx.cond(pm.expired, rx.badge("Expired", color_scheme="red", variant="soft")),
+        rx.cond(pm.is_default, rx.badge("Default", variant="soft", high_contrast=True)),
+        rx.cond(pm.expired, rx.badge("Expired", color_scheme="red", variant="soft", high_contrast=True)),
         class_name="pm-option",
     )
 
@@ -180,7 +180,7 @@ def add_card_dialog() -> rx.Component:
             rx.cond(
                 S.is_sandbox,
                 rx.callout("Sandbox: use 4242 4242 4242 4242 with any future date and CVC. "
-                           "4000 0000 0000 0002 is declined at Create.", icon="info", size="1", margin_top="8px"),
+                           "4000 0000 0000 0002 is declined at Create.", icon="info", size="1", margin_top="8px", high_contrast=True),
             ),
             rx.form(
                 rx.vstack(
@@ -226,7 +226,7 @@ def payment_section() -> rx.Component:
             ),
             rx.callout(
                 "There is no payment method on your account yet. Add one to create licenses.",
-                icon="credit-card", color_scheme="amber",
+                icon="credit-card", color_scheme="amber", high_contrast=True,
             ),
         ),
         field_error(S.payment_error, "payment-error"),
@@ -246,7 +246,7 @@ def add_license_page() -> rx.Component:
             quantity_section(),
             coupon_section(),
             payment_section(),
-            rx.cond(S.form_error != "", rx.callout(S.form_error, icon="triangle-alert", color_scheme="red",
+            rx.cond(S.form_error != "", rx.callout(S.form_error, icon="triangle-alert", color_scheme="red", high_contrast=True,
                                                    role="alert", width="100%")),
             rx.button(
                 "Create", size="4", width="100%", loading=S.creating, disabled=S.creating, on_click=S.create,

@@ -67,7 +67,7 @@ def sort_header(label: str, column: str) -> rx.Component:
 def seat_badges(row: HolderRow) -> rx.Component:
     return rx.cond(
         row.seats.length() > 0,
-        rx.flex(rx.foreach(row.seats, lambda seat: rx.badge(seat.label, variant="soft", size="2")),
+        rx.flex(rx.foreach(row.seats, lambda seat: rx.badge(seat.label, variant="soft", high_contrast=True, size="2")),
                 gap="4px", wrap="wrap"),
         rx.text("No license", size="2", color_scheme="gray"),
     )
@@ -82,7 +82,7 @@ def name_cell(row: HolderRow) -> rx.Component:
     return rx.hstack(
         rx.el.button(row.name, on_click=S.open_details(row.key), class_name="link-button", type="button",
                      aria_label=f"Details of {row.name}"),
-        rx.cond(~row.active, rx.badge("Deactivated", color_scheme="gray", variant="soft")),
+        rx.cond(~row.active, rx.badge("Deactivated", color_scheme="gray", variant="soft", high_contrast=True)),
         spacing="2", align="center", wrap="wrap",
     )
 
@@ -169,6 +169,7 @@ def selection_bar() -> rx.Component:
                 ),
             ),
             width="100%",
+            high_contrast=True,
         ),
     )
 
@@ -198,7 +199,7 @@ def assign_dialog() -> rx.Component:
                                       variant="soft", size="3")),
                     spacing="2", width="100%", margin_top="12px",
                 ),
-                rx.callout("There are no licenses to assign yet.", icon="info", margin_top="12px"),
+                rx.callout("There are no licenses to assign yet.", icon="info", margin_top="12px", high_contrast=True),
             ),
             rx.hstack(
                 rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),

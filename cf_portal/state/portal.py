@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal.db import session_scope
 from cf_portal.services.actors import Actor, actor_for_user, demo_user_id
 from cf_portal.services.errors import DomainError
 from cf_portal.settings import get_settings
@@ -29,8 +28,3 @@ class PortalState(rx.State):
         if self.user_name != actor.user_name:
             self.user_name = actor.user_name
         return actor
-
-    @rx.event
-    def load_actor(self):
-        with session_scope(write=False) as session:
-            self._actor(session)

@@ -94,7 +94,18 @@ def test_whole_flow_prompt_card_coupon_create(fresh_demo: PortalServer, app_page
     expect(row.get_by_role("rowheader")).to_have_text("<script>alert('x')</script> Sales")
     expect(row).to_contain_text("Phishing Simulator")
     expect(row).to_contain_text("$90.00")
+    results = Axe().run(page)  # the Licenses page with a license in it
+    assert results.violations_count == 0, results.generate_report()
     assert db_count(portal, "SELECT count(*) FROM invoice_line WHERE description LIKE '%Sales%'") == 1
+
+    # The invoice names the license, as the help article promises; Billing shows it.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
+    invoice = page.get_by_role("row").filter(has_text="Phishing Simulator Advanced × 5")
+    expect(invoice).to_contain_text("<script>alert('x')</script> Sales")
+    expect(invoice).to_contain_text("$90.00")
+    expect(page.get_by_text("Visa ending in 4242, expires 12/34")).to_be_visible()
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
 
 
 def test_declined_card_keeps_the_form_and_buys_nothing(portal: PortalServer, app_page: Page) -> None:

@@ -78,6 +78,8 @@ def test_assign_move_and_unassign(fresh_demo: PortalServer, app_page: Page) -> N
     dialog.get_by_role("button", name="Assign").click()
     expect(dialog).to_be_hidden()
     expect(row_of(page, "Ava Thompson")).to_contain_text("Phishing Simulator · Phishing pilot")
+    results = Axe().run(page)  # the grid with a seat badge in it
+    assert results.violations_count == 0, results.generate_report()
 
     # Move the seat to someone else in one step.
     page.get_by_role("button", name="Details of Ava Thompson").click()

@@ -1,0 +1,82 @@
+"""The Billing page: what was charged (each invoice names its license) and the cards on file."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.components.common import empty_state, loading_rows
+from cf_portal.components.shell import page_shell
+from cf_portal.services.billing import InvoiceView
+from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.state.billing import BillingState as S
+
+
+def card_row(card: PaymentMethodView) -> rx.Component:
+    return rx.hstack(
+        rx.icon("credit-card", size=18, aria_hidden="true"),
+        rx.text(card.label, size="2", flex="1"),
+        rx.cond(card.is_default, rx.badge("Default", variant="soft", high_contrast=True),
+                rx.cond(~card.expired, rx.button("Make default", size="2", variant="soft",
+                                                 on_click=S.make_default(card.id),
+                                                 aria_label=f"Make {card.label} the default"))),
+        rx.cond(card.expired, rx.badge("Expired", color_scheme="red", variant="soft", high_contrast=True)),
+        align="center", spacing="3", width="100%", wrap="wrap",
+        padding="10px 12px", border=f"1px solid {rx.color('gray', 6)}", border_radius="8px",
+    )
+
+
+def invoice_row(invoice: InvoiceView) -> rx.Component:
+    return rx.table.row(
+        rx.table.row_header_cell(invoice.number),
+        rx.table.cell(rx.moment(invoice.created_at, format="YYYY-MM-DD")),
+        rx.table.cell(invoice.description),
+        rx.table.cell(rx.vstack(rx.text(invoice.total, weight="medium"),
+                                rx.cond(invoice.discount != "", rx.text(invoice.subtotal, " ", invoice.discount,
+                                                                        size="1", color_scheme="gray")),
+                                spacing="0", align="end"), text_align="right"),
+        rx.table.cell(rx.badge(invoice.status, variant="soft", high_contrast=True, color_scheme="green")),
+    )
+
+
+def billing_page() -> rx.Component:
+    return page_shell(
+        rx.vstack(
+            rx.heading("Payment methods", as_="h2", size="5"),
+            rx.cond(
+                S.cards.length() > 0,
+                rx.vstack(rx.foreach(S.cards, card_row), spacing="2", width="100%"),
+                rx.text("No payment method yet. You can add one when you add a license.", color_scheme="gray"),
+            ),
+            rx.heading("Invoices", as_="h2", size="5", margin_top="16px"),
+            rx.cond(
+                S.loaded,
+                rx.cond(
+                    S.invoices.length() > 0,
+                    rx.box(
+                        rx.table.root(
+                            rx.el.caption("Invoices", class_name="visually-hidden"),
+                            rx.table.header(rx.table.row(
+                                rx.table.column_header_cell("Number"),
+                                rx.table.column_header_cell("Date"),
+                                rx.table.column_header_cell("Description"),
+                                rx.table.column_header_cell("Amount", text_align="right"),
+                                rx.table.column_header_cell("Status"),
+                            )),
+                            rx.table.body(rx.foreach(S.invoices, invoice_row)),
+                            variant="surface", width="100%",
+                        ),
+                        width="100%", overflow_x="auto",
+                    ),
+                    empty_state("receipt", "No invoices yet",
+                                "Each license you add is charged monthly; its invoices appear here with the "
+                                "license's name.",
+                                rx.button(rx.link("Add License", href=routes.ADD_LICENSE, underline="none"),
+                                          as_child=True, size="3")),
+                ),
+                loading_rows(),
+            ),
+            spacing="3", width="100%",
+        ),
+        title="Billing",
+    )

@@ -1,0 +1,59 @@
+"""Billing: the account's invoices (their lines carry each license's reference name) and default card."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from cf_portal.models import AuditEvent, Invoice, InvoiceLine, PaymentMethod
+from cf_portal.services.actors import Actor
+from cf_portal.services.errors import NotFound
+from cf_portal.services.pricing import format_money
+
+
+class InvoiceView(BaseModel):
+    id: int
+    number: str
+    created_at: datetime
+    description: str  # the lines, e.g. "Sales team · Phishing Simulator Standard × 5"
+    subtotal: str
+    discount: str  # "" when none
+    total: str
+    status: str
+
+
+def list_invoices(session: Session, *, account_id: int, limit: int = 100) -> list[InvoiceView]:
+    invoices = session.exec(
+        select(Invoice).where(Invoice.account_id == account_id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)
+    ).all()
+    lines: dict[int, list[str]] = {}
+    if invoices:
+        for line in session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id.in_([i.id for i in invoices]))
+                                 .order_by(InvoiceLine.id)):
+            lines.setdefault(line.invoice_id, []).append(line.description)
+    return [
+        InvoiceView(
+            id=inv.id, number=inv.number, created_at=inv.created_at, description="; ".join(lines.get(inv.id, [])),
+            subtotal=format_money(inv.subtotal, inv.currency),
+            discount=f"−{format_money(inv.discount, inv.currency)}" if inv.discount else "",
+            total=format_money(inv.total, inv.currency), status=inv.status,
+        )
+        for inv in invoices
+    ]
+
+
+def set_default_payment_method(session: Session, *, actor: Actor, payment_method_id: int) -> None:
+    """Make one of the account's cards the default (the partial unique index keeps it the only one)."""
+    pm = session.get(PaymentMethod, payment_method_id)
+    if pm is None or pm.account_id != actor.account_id:
+        raise NotFound("That payment method")
+    session.execute(sa.update(PaymentMethod).where(PaymentMethod.account_id == actor.account_id,
+                                                   PaymentMethod.is_default).values(is_default=False))
+    session.execute(sa.update(PaymentMethod).where(PaymentMethod.id == pm.id).values(is_default=True))
+    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
+                           action="payment_method.default", object_type="payment_method", object_id=pm.id,
+                           detail=f"{pm.brand} ending in {pm.last4}"))
