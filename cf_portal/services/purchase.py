@@ -135,7 +135,7 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest
         with session_scope(engine) as session:
             existing = _find(session, actor.account_id, request.idempotency_key)
             if existing is not None:
-                return existing, False
+                return _same_purchase(existing, request), False
             name = check_reference_name(request.reference_name)
             quantity = check_quantity(request.quantity)
             plan, _ = plan_on_sale(session, request.plan_id)
@@ -167,7 +167,25 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest
             existing = _find(session, actor.account_id, request.idempotency_key)
         if existing is None:
             raise
-        return existing, False
+        return _same_purchase(existing, request), False
+
+
+def _same_purchase(existing: License, request: PurchaseRequest) -> License:
+    """A key is only ever replayed with the purchase it was first sent with: if the form changed after
+    an unconfirmed charge, finishing the old purchase under the new figures would charge a surprise."""
+    try:
+        quantity = check_quantity(request.quantity)
+    except DomainError:
+        quantity = None
+    same = (existing.plan_id == request.plan_id and existing.quantity == quantity
+            and existing.first_charge_amount == request.expected_total
+            and existing.reference_name == request.reference_name.strip())
+    if not same:
+        raise DomainError(
+            f"Your earlier Create of “{existing.reference_name}” ({existing.quantity} licenses) is still being "
+            "confirmed with the payment provider. Put the form back as it was and press Create to finish it.",
+            field="payment")
+    return existing
 
 
 @retry(retry=retry_if_exception_type(ProviderUnavailable), stop=stop_after_attempt(3),

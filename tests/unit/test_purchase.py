@@ -257,6 +257,22 @@ def test_a_lasting_outage_keeps_the_license_pending_until_the_retry(seeded: Seed
         assert session.get(License, result.license_id).status == "active"
 
 
+def test_an_unconfirmed_purchase_is_never_finished_with_other_figures(seeded: Seeded,
+                                                                      provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, quantity=5)
+    with pytest.raises(ChargeUnconfirmed):
+        create_license(seeded.engine, FlakyProvider(provider, failures=10), actor=seeded.actor, request=request,
+                       now=NOW)
+    changed = request_for(seeded, pm.id, quantity=7, key=request.idempotency_key)
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=changed, now=NOW)
+    assert "still being confirmed" in info.value.message
+    assert counts(seeded)["sandbox_subscription"] == 1  # only the first, unconfirmed attempt reached it
+    result = create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert (result.quantity, counts(seeded)["sandbox_subscription"], counts(seeded)["license"]) == (5, 1, 1)
+
+
 class OverchargingProvider(FlakyProvider):
     def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
         data = self.inner.create_subscription(**kwargs)
