@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
 
 log = logging.getLogger(__name__)
+# Longer than any Create takes (the provider calls are retried for a few seconds at most).
+STUCK_AFTER_S = 120
 
 EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
                          coupon_status="none", coupon_message="", discount_note="", after_discount="",
@@ -103,6 +106,7 @@ class AddLicenseState(PortalState):
 
     # Backend only: one key per form submission, so a double click or a retry buys once.
     _idempotency_key: str = ""
+    _creating_since: float = 0.0
 
     @rx.var
     def plans(self) -> list[PlanOption]:
@@ -135,6 +139,10 @@ class AddLicenseState(PortalState):
         self._choose_default_card()
         if not self._idempotency_key:
             self._idempotency_key = uuid.uuid4().hex
+        if self.creating and time.time() - self._creating_since > STUCK_AFTER_S:
+            # The worker that ran Create is gone (a restart): let the person press Create again. The key is
+            # kept, so that press finishes the same purchase and cannot charge twice.
+            self.creating = False
         self._reprice()
 
     def _choose_default_card(self) -> None:
@@ -292,7 +300,7 @@ class AddLicenseState(PortalState):
         if not self._check_form():
             self.form_error = "Check the highlighted fields."
             return None
-        self.creating = True
+        self.creating, self._creating_since = True, time.time()
         with session_scope(write=False) as session:
             actor = self._actor(session)
         return actor, PurchaseRequest(

@@ -142,3 +142,18 @@ def test_a_reload_during_create_keeps_the_submission_key(root_state: rx.State) -
     assert submit_purchase(*begun).result.license_id == first.result.license_id
     with db.session_scope(write=False) as session:
         assert len(session.exec(select(License)).all()) == 1
+
+
+def test_a_create_left_busy_by_a_restart_can_be_pressed_again(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("After restart")
+    begun = state._begin_create()
+    key = state._idempotency_key
+    state.load()
+    assert state.creating is True  # a Create under way is left alone
+    state._creating_since -= 3600  # ... but one whose worker vanished an hour ago is not
+    state.load()
+    assert state.creating is False and state._idempotency_key == key
+    again = state._begin_create()
+    assert again[1].idempotency_key == begun[1].idempotency_key
