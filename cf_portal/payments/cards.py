@@ -31,7 +31,7 @@ def parse_card(number: str, expiry: str, cvc: str, *, today: date) -> CardDetail
     digits = re.sub(r"[\s-]", "", number or "")
     if not digits:
         raise PaymentError("incomplete_number", "Enter the card number.", field="card_number")
-    if not digits.isdigit() or not 13 <= len(digits) <= 19 or not luhn.is_valid(digits):
+    if not (digits.isascii() and digits.isdigit()) or not 13 <= len(digits) <= 19 or not luhn.is_valid(digits):
         raise PaymentError("incorrect_number", "This card number is not valid. Check it and try again.",
                            field="card_number")
     match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", expiry or "")
@@ -47,7 +47,7 @@ def parse_card(number: str, expiry: str, cvc: str, *, today: date) -> CardDetail
         raise PaymentError("invalid_expiry_year", "This card's expiry year is not valid.", field="expiry")
     cvc_digits = (cvc or "").strip()
     want = 4 if brand_of(digits) == "amex" else 3
-    if not (cvc_digits.isdigit() and len(cvc_digits) == want):
+    if not (cvc_digits.isascii() and cvc_digits.isdigit() and len(cvc_digits) == want):
         raise PaymentError("invalid_cvc", f"Enter the {want}-digit security code (CVC).", field="cvc")
     return CardDetails(number=digits, exp_month=month, exp_year=year, cvc=cvc_digits)
 

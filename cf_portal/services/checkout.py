@@ -87,7 +87,7 @@ def check_reference_name(text: str) -> str:
 
 def check_quantity(text: str | int) -> int:
     raw = str(text).strip().replace(",", "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to str.isdigit, not to int()
         raise DomainError(f"Enter a whole number of licenses from 1 to {MAX_QUANTITY:,}.", field="quantity")
     quantity = int(raw)
     if not 1 <= quantity <= MAX_QUANTITY:

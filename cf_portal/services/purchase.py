@@ -84,6 +84,17 @@ class ChargeUnconfirmed(DomainError):
                          "to finish: you will not be charged twice.", field="payment")
 
 
+class EarlierPurchaseDiffers(ChargeUnconfirmed):
+    """The form changed after a charge that was never confirmed. The key stays (it is still a
+    ChargeUnconfirmed), so putting the form back and pressing Create finishes the first purchase."""
+
+    def __init__(self, existing: License) -> None:
+        DomainError.__init__(
+            self, f"Your earlier Create of “{existing.reference_name}” ({existing.quantity} licenses) is still "
+            "being confirmed with the payment provider. Put the form back as it was (the same plan, number, "
+            "coupon and payment method) and press Create to finish it.", field="payment")
+
+
 def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
                    request: PurchaseRequest, now: datetime) -> PurchaseResult:
     lic, is_new = _reserve(engine, actor=actor, request=request, now=now)
@@ -101,8 +112,12 @@ def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor
         # Never keep a charge that differs from the total shown: cancel it and say so.
         log.error("purchase %s: provider charged %s, quote was %s", lic.id, subscription.latest_invoice.total,
                   lic.first_charge_amount)
-        provider.cancel_subscription(subscription_id=subscription.provider_id)
-        _undo(engine, actor=actor, lic=lic, reason="amount_mismatch")
+        try:
+            provider.cancel_subscription(subscription_id=subscription.provider_id)
+        except PaymentError:
+            log.exception("purchase %s: cancelling the mismatched subscription failed; cancel it by hand", lic.id)
+        finally:
+            _undo(engine, actor=actor, lic=lic, reason="amount_mismatch")
         raise DomainError("The payment provider computed a different total, so nothing was bought. "
                           "Please try again.", field="payment")
     return _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=not is_new)
@@ -179,12 +194,11 @@ def _same_purchase(existing: License, request: PurchaseRequest) -> License:
         quantity = None
     same = (existing.plan_id == request.plan_id and existing.quantity == quantity
             and existing.first_charge_amount == request.expected_total
+            and existing.payment_method_id == request.payment_method_id
+            and (existing.coupon_id is not None) == bool(request.coupon_code.strip())
             and existing.reference_name == request.reference_name.strip())
     if not same:
-        raise DomainError(
-            f"Your earlier Create of “{existing.reference_name}” ({existing.quantity} licenses) is still being "
-            "confirmed with the payment provider. Put the form back as it was and press Create to finish it.",
-            field="payment")
+        raise EarlierPurchaseDiffers(existing)
     return existing
 
 

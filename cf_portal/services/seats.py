@@ -45,7 +45,7 @@ class Holder(BaseModel):
     @classmethod
     def parse(cls, key: str) -> Holder:
         kind, _, raw = (key or "").partition(":")
-        if kind not in ("employee", "child") or not raw.isdigit():
+        if kind not in ("employee", "child") or not (raw.isascii() and raw.isdigit()):
             raise NotFound("That employee or child account")
         return cls(kind=kind, id=int(raw))
 

@@ -38,6 +38,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_id(text: str) -> bool:
+    """Ids come back from the browser as text; anything but plain digits is not one."""
+    return text.isascii() and text.isdigit()
+
+
 @dataclass(frozen=True)
 class PurchaseOutcome:
     result: PurchaseResult | None = None
@@ -159,7 +164,8 @@ class AddLicenseState(PortalState):
             return  # the field shows its message; the panel keeps the last valid price
         try:
             with session_scope(write=False) as session:
-                self.panel = checkout.price_panel(session, plan_id=int(self.plan_id or 0), quantity=quantity,
+                self.panel = checkout.price_panel(session, plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
+                                                  quantity=quantity,
                                                   coupon_code=self.coupon_code, now=_now())
             self.plan_error = ""
         except DomainError as exc:
@@ -240,10 +246,11 @@ class AddLicenseState(PortalState):
     def _begin_save_card(self) -> Actor | None:
         if self.saving_card:
             return None  # already saving this card
-        self.saving_card = True
         self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
         with session_scope(write=False) as session:
-            return self._actor(session)
+            actor = self._actor(session)
+        self.saving_card = True  # last: nothing above may leave the form stuck busy
+        return actor
 
     def _finish_save_card(self, outcome: CardOutcome) -> str:
         """Show the outcome; returns the confirmation to toast ("" when the card was not saved)."""
@@ -268,9 +275,9 @@ class AddLicenseState(PortalState):
     def _check_form(self) -> bool:
         self.check_reference_name()
         self._check_quantity()
-        if not self.plan_id:
+        if not _is_id(self.plan_id):
             self.plan_error = "Choose a plan."
-        self.payment_error = "" if self.payment_method_id else (
+        self.payment_error = "" if _is_id(self.payment_method_id) else (
             "Add a payment method to create licenses." if not self.payment_methods
             else "Choose a payment method.")
         return not (self.name_error or self.quantity_error or self.plan_error or self.payment_error
@@ -300,14 +307,15 @@ class AddLicenseState(PortalState):
         if not self._check_form():
             self.form_error = "Check the highlighted fields."
             return None
-        self.creating, self._creating_since = True, time.time()
         with session_scope(write=False) as session:
             actor = self._actor(session)
-        return actor, PurchaseRequest(
+        request = PurchaseRequest(
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
             expected_total=self.panel.total, idempotency_key=self._idempotency_key,
         )
+        self.creating, self._creating_since = True, time.time()  # last: nothing above may leave it stuck
+        return actor, request
 
     def _finish_create(self, outcome: PurchaseOutcome) -> PurchaseResult | None:
         self.creating = False

@@ -101,7 +101,7 @@ class EmployeesState(PortalState):
 
     def _query(self) -> GridQuery:
         return GridQuery(search=self.search, department=self.department,
-                         product_id=int(self.product_id) if self.product_id.isdigit() else None,
+                         product_id=int(self.product_id) if self.product_id.isascii() and self.product_id.isdigit() else None,
                          without_license=self.without_license, show_inactive=self.show_inactive,
                          sort=self.sort if self.sort in ("name", "email", "department") else "name",
                          descending=self.descending, page=self.page, page_size=PAGE_SIZE)
@@ -195,7 +195,7 @@ class EmployeesState(PortalState):
 
     @rx.event
     def assign(self):
-        if not self.assign_license_id.isdigit():
+        if not (self.assign_license_id.isascii() and self.assign_license_id.isdigit()):
             self.assign_error = "Choose a license. No licenses yet? Add License first."
             return
         try:
@@ -311,10 +311,12 @@ class EmployeesState(PortalState):
 
     @rx.event
     def open_form(self, kind: str, key: str = ""):
+        """A blank form for `kind`, or the form of the holder `key` (whose own kind wins)."""
         self.form_kind = "child" if kind == "child" else "employee"
         self.form_id, self.form_name, self.form_email, self.form_department = 0, "", "", ""
         if key:
-            self.form_id = Holder.parse(key).id
+            holder = Holder.parse(key)
+            self.form_kind, self.form_id = holder.kind, holder.id
             self.form_name, self.form_email = self.details.name, self.details.email
             self.form_department = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
         self.form_name_error = self.form_email_error = self.form_error = ""
@@ -375,8 +377,10 @@ class EmployeesState(PortalState):
         try:
             with session_scope() as session:
                 actor = self._actor(session)
-                freed = employees.set_employee_active(session, actor=actor, employee_id=Holder.parse(self.details.key).id,
-                                                      active=active)
+                holder = Holder.parse(self.details.key)
+                if holder.kind != "employee":
+                    raise DomainError("Only employees can be deactivated.")
+                freed = employees.set_employee_active(session, actor=actor, employee_id=holder.id, active=active)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.deactivate_open = False

@@ -157,3 +157,40 @@ def test_a_create_left_busy_by_a_restart_can_be_pressed_again(root_state: rx.Sta
     assert state.creating is False and state._idempotency_key == key
     again = state._begin_create()
     assert again[1].idempotency_key == begun[1].idempotency_key
+
+
+def test_crafted_values_get_messages_not_crashes(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("Crafted")
+    state.set_quantity("²")  # a digit to str.isdigit, not to int()
+    assert "whole number" in state.quantity_error
+    state.set_quantity("2")
+    state.set_plan("not-a-plan")
+    assert state.plan_error == "Choose a plan."
+    state.set_payment_method("1 OR 1=1")
+    assert state._begin_create() is None and state.creating is False
+    assert state.plan_error and state.payment_error
+
+
+def test_after_an_unconfirmed_charge_a_changed_form_keeps_its_key(root_state: rx.State, monkeypatch) -> None:  # noqa: ANN001
+    from cf_portal.payments.sandbox import SandboxProvider
+    from cf_portal.state import add_license
+    from tests.unit.test_purchase import FlakyProvider
+
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("Flaky")
+    monkeypatch.setattr(add_license, "get_provider", lambda: FlakyProvider(SandboxProvider(), failures=10))
+    key = state._idempotency_key
+    state._finish_create(submit_purchase(*state._begin_create()))
+    assert "Press Create again" in state.payment_error and state._idempotency_key == key
+    state.set_quantity("3")  # the buyer changes the form ...
+    state._finish_create(submit_purchase(*state._begin_create()))
+    assert "still being confirmed" in state.payment_error and state._idempotency_key == key
+    monkeypatch.setattr(add_license, "get_provider", lambda: SandboxProvider())
+    state.set_quantity("1")  # ... and puts it back: the first purchase is finished, charged once
+    created = state._finish_create(submit_purchase(*state._begin_create()))
+    assert created is not None and created.quantity == 1
+    with db.session_scope(write=False) as session:
+        assert len(session.exec(select(License)).all()) == 1

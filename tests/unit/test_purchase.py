@@ -273,6 +273,21 @@ def test_an_unconfirmed_purchase_is_never_finished_with_other_figures(seeded: Se
     assert (result.quantity, counts(seeded)["sandbox_subscription"], counts(seeded)["license"]) == (5, 1, 1)
 
 
+def test_a_changed_card_after_an_unconfirmed_charge_keeps_the_key(seeded: Seeded, provider: SandboxProvider) -> None:
+    from cf_portal.services.purchase import EarlierPurchaseDiffers
+
+    first, second = seeded.add_card(provider), seeded.add_card(provider, number="5555555555554444")
+    request = request_for(seeded, first.id)
+    with pytest.raises(ChargeUnconfirmed):
+        create_license(seeded.engine, FlakyProvider(provider, failures=10), actor=seeded.actor, request=request,
+                       now=NOW)
+    with pytest.raises(EarlierPurchaseDiffers):  # a ChargeUnconfirmed: the form keeps its key
+        create_license(seeded.engine, provider, actor=seeded.actor,
+                       request=request.model_copy(update={"payment_method_id": second.id}), now=NOW)
+    create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert counts(seeded)["sandbox_subscription"] == 1
+
+
 class OverchargingProvider(FlakyProvider):
     def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
         data = self.inner.create_subscription(**kwargs)
