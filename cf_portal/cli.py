@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply the database migrations")
     sub.add_parser("seed", help="load the demo account and catalog (safe to re-run)")
     sub.add_parser("reset-demo", help="put the demo account back to the seed (licenses, cards, history removed)")
+    pending = sub.add_parser("resolve-pending", help="finish or undo purchases whose charge was never confirmed")
+    pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
     args = parser.parse_args(argv)
 
@@ -56,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             reset_demo(session)
         print("demo account reset to the seed")
+    elif args.command == "resolve-pending":
+        from datetime import UTC, datetime, timedelta
+
+        from cf_portal.payments import get_provider
+        from cf_portal.services.purchase import resolve_pending
+
+        outcome = resolve_pending(None, get_provider(), older_than=timedelta(minutes=args.minutes),
+                                  now=datetime.now(UTC))
+        print(", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
     return 0
 
 

@@ -13,7 +13,7 @@ and, if its charge was never confirmed, repeats the charge with the same provide
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
@@ -274,3 +274,29 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscripti
                                    detail=f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}"))
         fresh = session.get(License, lic.id)
         return _result(fresh, replayed=replayed or not confirmed)
+
+
+def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, older_than: timedelta,
+                    now: datetime) -> dict[str, int]:
+    """Finish or undo purchases whose charge was never confirmed (the buyer left after a provider
+    timeout). Each is asked of the provider again with its own key, so nothing is charged twice.
+    Run it from a scheduler: `python -m cf_portal.cli resolve-pending`."""
+    with session_scope(engine, write=False) as session:
+        pending = session.exec(select(License, Account).join(Account, Account.id == License.account_id).where(
+            License.status == LicenseStatus.PENDING.value, License.created_at < now - older_than)).all()
+    outcome = {"confirmed": 0, "undone": 0, "still_unavailable": 0}
+    for lic, account in pending:
+        actor = Actor(user_id=lic.created_by_user_id or 0, user_name="", account_id=account.id,
+                      account_name=account.name)
+        try:
+            subscription = _charge_license(engine, provider, actor=actor, lic=lic)
+        except ProviderUnavailable:
+            outcome["still_unavailable"] += 1
+            continue
+        except PaymentError as exc:
+            _undo(engine, actor=actor, lic=lic, reason=exc.code)
+            outcome["undone"] += 1
+            continue
+        _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=True)
+        outcome["confirmed"] += 1
+    return outcome

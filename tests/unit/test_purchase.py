@@ -323,3 +323,28 @@ def test_the_charge_equals_the_quote(seeded: Seeded, provider: SandboxProvider, 
         redemptions = session.exec(select(CouponRedemption).where(CouponRedemption.license_id == result.license_id)).all()
     assert invoice.total == result.total_charged == quoted.total
     assert len(redemptions) == (1 if applied else 0)
+
+
+def test_abandoned_unconfirmed_purchases_are_resolved_later(seeded: Seeded, provider: SandboxProvider) -> None:
+    from datetime import timedelta
+
+    from cf_portal.services.purchase import resolve_pending
+
+    class Down(FlakyProvider):
+        def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.")
+
+    good, bad = seeded.add_card(provider), seeded.add_card(provider, number="4000000000000002")
+    # One charge went through before the answer was lost; the other never reached the provider.
+    for card, unreachable in ((good, FlakyProvider(provider, failures=10)), (bad, Down(provider, 0))):
+        with pytest.raises(ChargeUnconfirmed):
+            create_license(seeded.engine, unreachable, actor=seeded.actor,
+                           request=request_for(seeded, card.id, coupon="WELCOME20"), now=NOW)
+    assert times_redeemed(seeded, "WELCOME20") == 2
+    assert resolve_pending(seeded.engine, provider, older_than=timedelta(minutes=15), now=NOW) == {
+        "confirmed": 0, "undone": 0, "still_unavailable": 0}  # too recent to touch
+    later = NOW + timedelta(hours=1)
+    assert resolve_pending(seeded.engine, provider, older_than=timedelta(minutes=15), now=later) == {
+        "confirmed": 1, "undone": 1, "still_unavailable": 0}
+    assert counts(seeded)["license"] == 1 and counts(seeded)["sandbox_subscription"] == 1
+    assert times_redeemed(seeded, "WELCOME20") == 1  # the declined one gave its redemption back
