@@ -73,6 +73,6 @@ if [ $want_test = 1 ]; then
     [ "$(id -u)" = 0 ] || fail "installing ${missing[*]} needs root (apt-get); install them and re-run"
     run apt-update "apt-get update failed (are Debian's package mirrors reachable?)" apt-get update
     run apt-install "apt-get could not install ${missing[*]}" \
-      env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+      env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   fi
 fi
