@@ -41,3 +41,12 @@ def native_select(options: rx.Component, *, field_id: str, value: rx.Var, on_cha
         aria_invalid=invalid if invalid is not None else "false",
         aria_describedby=f"{field_id}-error",
     )
+
+
+def dialog_buttons(primary: rx.Component) -> rx.Component:
+    """A dialog's footer: Cancel (closes it) and the dialog's own action, on the right."""
+    return rx.hstack(
+        rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3", type="button")),
+        primary,
+        justify="end", spacing="3", width="100%",
+    )

@@ -6,7 +6,7 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows
-from cf_portal.components.forms import field_error, labelled, native_select
+from cf_portal.components.forms import dialog_buttons, field_error, labelled, native_select
 from cf_portal.components.history import history_list
 from cf_portal.components.shell import page_shell
 from cf_portal.services.employees import CHILD_DEPARTMENT, HeldSeat, HolderRow
@@ -281,11 +281,7 @@ def move_dialog() -> rx.Component:
                     style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
                 ),
                 field_error(S.move_error, "move-error"),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                    rx.button("Move", size="3", on_click=S.move),
-                    justify="end", spacing="3", width="100%",
-                ),
+                dialog_buttons(rx.button("Move", size="3", on_click=S.move)),
                 spacing="3", width="100%", margin_top="12px",
             ),
             max_width="520px",
@@ -351,11 +347,7 @@ def person_form_dialog() -> rx.Component:
                     id="person_department", value=S.form_department, on_change=S.set_form_department, size="3"),
                     field_id="person_department")),
                 field_error(S.form_error, "person-form-error"),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                    rx.button("Save", size="3", on_click=S.save_form),
-                    justify="end", spacing="3", width="100%",
-                ),
+                dialog_buttons(rx.button("Save", size="3", on_click=S.save_form)),
                 spacing="3", width="100%", margin_top="12px",
             ),
             max_width="480px",
