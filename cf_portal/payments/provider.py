@@ -13,13 +13,12 @@ from typing import Protocol
 class PaymentError(Exception):
     """The provider refused or failed. `message` is written for the customer."""
 
-    def __init__(self, code: str, message: str, *, decline_code: str | None = None, retryable: bool = False,
+    def __init__(self, code: str, message: str, *, decline_code: str | None = None,
                  field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.decline_code = decline_code
-        self.retryable = retryable
         self.field = field
 
 

@@ -142,7 +142,7 @@ def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) 
         .order_by(Product.sort_order, License.reference_name)
     ).all()
     for seat_id, employee_id, child_id, license_id, reference_name, product in seat_rows:
-        key = f"employee:{employee_id}" if employee_id is not None else f"child:{child_id}"
+        key = seats.holder_key(employee_id, child_id)
         result.setdefault(key, []).append(HeldSeat(assignment_id=seat_id, license_id=license_id,
                                                    label=f"{product} · {reference_name}"))
     return result
@@ -215,9 +215,8 @@ def set_employee_active(session: Session, *, actor: Actor, employee_id: int, act
 
 
 def open_seat_count(session: Session, *, account_id: int, holder: Holder) -> int:
-    column = SeatAssignment.employee_id if holder.kind == "employee" else SeatAssignment.child_account_id
     return session.execute(sa.select(sa.func.count()).where(
-        SeatAssignment.account_id == account_id, column == holder.id, SeatAssignment.unassigned_at.is_(None),
+        SeatAssignment.account_id == account_id, holder.seat_column == holder.id, SeatAssignment.unassigned_at.is_(None),
     )).scalar_one()
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, PaymentMethod
 from cf_portal.payments.cards import BRAND_NAMES, is_expired, parse_card
-from cf_portal.payments.provider import PaymentError, PaymentProvider
+from cf_portal.payments.provider import PaymentProvider
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 
@@ -98,6 +98,3 @@ def add_payment_method(engine: sa.Engine | None, provider: PaymentProvider, *, a
         session.flush()
         return _view(pm, today)
 
-
-__all__ = ["PaymentError", "PaymentMethodView", "add_payment_method", "list_payment_methods",
-           "usable_payment_method"]

@@ -42,12 +42,22 @@ class Holder(BaseModel):
     def key(self) -> str:
         return f"{self.kind}:{self.id}"
 
+    @property
+    def seat_column(self) -> sa.ColumnElement:
+        """The SeatAssignment column that names a holder of this kind."""
+        return SeatAssignment.employee_id if self.kind == "employee" else SeatAssignment.child_account_id
+
     @classmethod
     def parse(cls, key: str) -> Holder:
         kind, _, raw = (key or "").partition(":")
         if kind not in ("employee", "child") or not (raw.isascii() and raw.isdigit()):
             raise NotFound("That employee or child account")
         return cls(kind=kind, id=int(raw))
+
+
+def holder_key(employee_id: int | None, child_account_id: int | None) -> str:
+    """The key ("employee:12" / "child:3") of a seat's holder."""
+    return f"employee:{employee_id}" if employee_id is not None else f"child:{child_account_id}"
 
 
 class NotEnoughSeats(DomainError):
@@ -135,7 +145,7 @@ def _open_seat_holders(session: Session, license_id: int, holders: list[Holder])
             held_by_any([(h.kind, h.id) for h in holders]),
         )
     ).all()
-    return {f"employee:{e}" if e is not None else f"child:{c}" for e, c in rows}
+    return {holder_key(e, c) for e, c in rows}
 
 
 def held_by_any(refs: list[tuple[str, int]]) -> sa.ColumnElement[bool]:
@@ -193,7 +203,7 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
 
 
 def _key_of(row: SeatAssignment) -> str:
-    return f"employee:{row.employee_id}" if row.employee_id is not None else f"child:{row.child_account_id}"
+    return holder_key(row.employee_id, row.child_account_id)
 
 
 def _open_assignment(session: Session, account_id: int, assignment_id: int) -> SeatAssignment:
@@ -258,9 +268,8 @@ def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now:
 def free_all_seats_of(session: Session, *, actor: Actor, holder: Holder, now: datetime | None = None) -> int:
     """Free every open seat of a holder (used when an employee is deactivated). Returns how many."""
     now = now or _now()
-    column = SeatAssignment.employee_id if holder.kind == "employee" else SeatAssignment.child_account_id
     open_rows = session.exec(select(SeatAssignment).where(
-        SeatAssignment.account_id == actor.account_id, column == holder.id, SeatAssignment.unassigned_at.is_(None),
+        SeatAssignment.account_id == actor.account_id, holder.seat_column == holder.id, SeatAssignment.unassigned_at.is_(None),
     )).all()
     for row in open_rows:
         unassign(session, actor=actor, assignment_id=row.id, now=now)
@@ -318,8 +327,7 @@ def seat_history(session: Session, *, account_id: int, license_id: int | None = 
     if license_id is not None:
         query = query.where(SeatAssignment.license_id == license_id)
     if holder is not None:
-        column = SeatAssignment.employee_id if holder.kind == "employee" else SeatAssignment.child_account_id
-        query = query.where(column == holder.id)
+        query = query.where(holder.seat_column == holder.id)
     events = []
     for row, lic, product, employee, child, by, unby, moved_to in session.exec(query).all():
         events.append(SeatEvent(

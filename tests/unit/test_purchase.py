@@ -229,7 +229,7 @@ class FlakyProvider:
         result = self.inner.create_subscription(**kwargs)
         if self.failures > 0:
             self.failures -= 1
-            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.", retryable=True)
+            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.")
         return result
 
 
