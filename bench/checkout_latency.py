@@ -39,7 +39,7 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, percentile, running_app  # noqa: E402
+from bench.harness import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, percentile, running_app, try_the_demo  # noqa: E402
 
 COUPON_DEBOUNCE_MS = 300  # Reflex's DebounceInput default, used by the coupon field
 TARGETS_MS = {"coupon": COUPON_DEBOUNCE_MS + 100, "quantity": 100}
@@ -237,6 +237,7 @@ def run_measures(url: str, samples: int) -> tuple[list[Measure], list[str]]:
             page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
             page.add_init_script(INSTRUMENTATION)
+            try_the_demo(page, url)
             open_form(page, url)
 
             noop = measure_noop(page, samples)

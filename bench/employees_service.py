@@ -56,7 +56,7 @@ def seed(engine: sa.Engine, n: int, *, into_demo_account: bool = False) -> tuple
             account = Account(name=f"Bench {n}")
             session.add(account)
             session.flush()
-            user = User(account_id=account.id, name="Bench owner", email=f"bench{n}@example.com")
+            user = User(account_id=account.id, name="Bench owner", email=f"bench{n}@example.com", role="owner")
             session.add(user)
             session.flush()
         plans = session.exec(sa.select(Plan).limit(4)).scalars().all()

@@ -12,10 +12,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app  # noqa: E402
 
 
+def try_the_demo(page, url: str) -> None:  # noqa: ANN001
+    """Sign the browser in as the demo owner, as a visitor would: "Try the demo" on the sign-in page."""
+    page.goto(url + "/signin")
+    page.get_by_role("button", name="Try the demo").click()
+    page.wait_for_url(url + "/licenses**")
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile: the smallest sample with at least q of the samples at or below it."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-__all__ = ["CHROMIUM_ARGS", "SERVER_ERROR_MARKERS", "percentile", "running_app"]
+__all__ = ["CHROMIUM_ARGS", "SERVER_ERROR_MARKERS", "percentile", "running_app", "try_the_demo"]

@@ -1,17 +1,37 @@
-"""The Reflex app: pages and routes, nothing else."""
+"""The Reflex app: pages and routes, and what happens to errors no handler caught."""
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from cf_portal import routes
 from cf_portal.db import all_metadata
+from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
+from cf_portal.pages.auth import invitation_page, sign_in_page, sign_up_page
 from cf_portal.pages.billing import billing_page
 from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
+from cf_portal.pages.members import members_page
+from cf_portal.services.errors import DomainError, SignInRequired
+from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState
+from cf_portal.state.auth import AuthState
 from cf_portal.state.billing import BillingState
 from cf_portal.state.employees import EmployeesState
 from cf_portal.state.licenses import LicensesState
+from cf_portal.state.members import MembersState
+from cf_portal.state.portal import sign_in_url
+
+
+def handle_backend_exception(exception: Exception) -> list[EventSpec]:
+    """No session (or it ended) → the sign-in page, then back to where the person was. A rule that said no
+    (a role, a stale id) → its message. Anything else → Reflex's handler: logged, and a generic message."""
+    if isinstance(exception, SignInRequired):
+        return [rx.redirect(sign_in_url(exception.next_path))]
+    if isinstance(exception, DomainError):
+        return [rx.toast.error(exception.message)]
+    return [rx.app.default_backend_exception_handler(exception)]
+
 
 # Reflex checks at start-up that the database matches SQLModel's metadata: load every table into it.
 all_metadata()
@@ -19,11 +39,22 @@ all_metadata()
 app = rx.App(
     stylesheets=["/portal.css"],
     head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
+    backend_exception_handler=handle_backend_exception,
 )
 
+# Open to anyone.
+app.add_page(sign_in_page, route=routes.SIGN_IN, on_load=AuthState.load, title="Sign in · ChatFortress")
+app.add_page(sign_up_page, route=routes.SIGN_UP, on_load=AuthState.load, title="Create account · ChatFortress")
+app.add_page(invitation_page, route=routes.INVITATION, on_load=AuthState.load_invitation,
+             title="Join your team · ChatFortress")
+
+# Every other page: its load handler resolves the member from the session (else → sign in).
 app.add_page(lambda: rx.fragment(), route="/", on_load=rx.redirect(routes.LICENSES), title="ChatFortress")
 app.add_page(licenses_page, route=routes.LICENSES, on_load=LicensesState.load, title="Licenses · ChatFortress")
 app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=AddLicenseState.load,
              title="Add License · ChatFortress")
 app.add_page(employees_page, route=routes.EMPLOYEES, on_load=EmployeesState.load, title="Employees · ChatFortress")
 app.add_page(billing_page, route=routes.BILLING, on_load=BillingState.load, title="Billing · ChatFortress")
+app.add_page(members_page, route=routes.MEMBERS, on_load=MembersState.load, title="Members · ChatFortress")
+app.add_page(account_settings_page, route=routes.ACCOUNT_SETTINGS, on_load=AccountSettingsState.load,
+             title="Settings · ChatFortress")

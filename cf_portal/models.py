@@ -75,17 +75,102 @@ class Account(SQLModel, table=True):
     created_at: datetime = created_at_field()
 
 
+class Role(StrEnum):
+    """What a member may do; `cf_portal.services.roles` maps each role to its permissions."""
+
+    OWNER = "owner"
+    BILLING_ADMIN = "billing_admin"
+    LICENSE_ADMIN = "license_admin"
+    VIEWER = "viewer"
+
+
+ROLE_VALUES = ", ".join(f"'{role.value}'" for role in Role)
+
+
 class User(SQLModel, table=True):
-    """A member of an account who signs in. Roles and passwords come with the accounts feature."""
+    """A member of an account who signs in. A member is removed by stamping `removed_at` (their name stays
+    on the history they made); a removed member cannot sign in."""
 
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = fk("account.id", ondelete="CASCADE")
     name: str = Field(max_length=120)
     # Stored lower-cased; unique across the portal.
     email: str = Field(max_length=254, unique=True)
+    role: str = Field(max_length=20)
+    # An argon2id hash (argon2-cffi); NULL for a member who cannot sign in with a password (the seeded demo
+    # people, who are reached with "Try the demo").
+    password_hash: str | None = Field(default=None, max_length=200)
+    removed_at: datetime | None = optional_time_field()
     created_at: datetime = created_at_field()
 
-    __table_args__ = (sa.CheckConstraint("email = lower(email)", name="email_lowercase"),)
+    __table_args__ = (
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+        sa.CheckConstraint(f"role IN ({ROLE_VALUES})", name="role_known"),
+        sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+    )
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. The browser keeps only the random token; this row keeps its SHA-256 digest, so a
+    copy of the database cannot be used to sign in. Deleting the row signs the browser out."""
+
+    __tablename__ = "auth_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = fk("user.id", ondelete="CASCADE")
+    token_hash: str = Field(max_length=64, unique=True)
+    remember: bool = Field(default=False)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+    __table_args__ = (sa.CheckConstraint("expires_at > created_at", name="expires_after_creation"),)
+
+
+class Invitation(SQLModel, table=True):
+    """An owner's invitation for an email to join the account with a role. Works once, until it expires;
+    like sessions, only the digest of its token is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    email: str = Field(max_length=254)
+    role: str = Field(max_length=20)
+    token_hash: str = Field(max_length=64, unique=True)
+    invited_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    created_at: datetime = created_at_field()
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    accepted_at: datetime | None = optional_time_field()
+    accepted_user_id: int | None = fk("user.id", nullable=True, index=False)
+    revoked_at: datetime | None = optional_time_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
+        sa.CheckConstraint(f"role IN ({ROLE_VALUES})", name="role_known"),
+        sa.CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+        sa.CheckConstraint("accepted_at IS NULL OR revoked_at IS NULL", name="accepted_or_revoked"),
+        sa.CheckConstraint("(accepted_at IS NULL) = (accepted_user_id IS NULL)", name="accepted_by_a_user"),
+        # One open invitation per email and account: inviting again replaces (revokes) the earlier one.
+        sa.Index(
+            "uq_invitation_open_per_email",
+            "account_id",
+            "email",
+            unique=True,
+            sqlite_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+            postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+        ),
+    )
+
+
+class Throttle(SQLModel, table=True):
+    """Failed attempts per key ("signin-email:…", "signin-client:…", "coupon-account:…"), counted in a
+    window; `cf_portal.services.throttle` slows down and then locks a key that keeps failing."""
+
+    key: str = Field(primary_key=True, max_length=300)
+    failures: int = Field(default=0)
+    window_started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_failure_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    locked_until: datetime | None = optional_time_field()
+
+    __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures_not_negative"),)
 
 
 class Employee(SQLModel, table=True):

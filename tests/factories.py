@@ -17,7 +17,7 @@ def make_account(session: Session, name: str | None = None) -> tuple[Account, Us
     account = Account(name=name or f"Company {_tag()}")
     session.add(account)
     session.flush()
-    user = User(account_id=account.id, name=f"Owner {_tag()}", email=f"owner-{_tag()}@example.com")
+    user = User(account_id=account.id, name=f"Owner {_tag()}", email=f"owner-{_tag()}@example.com", role="owner")
     session.add(user)
     session.flush()
     return account, user

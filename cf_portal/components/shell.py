@@ -5,12 +5,15 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.state.auth import AuthState
 from cf_portal.state.portal import PortalState
 
 NAV = [
     ("Licenses", routes.LICENSES, "key-round"),
     ("Employees", routes.EMPLOYEES, "users"),
     ("Billing", routes.BILLING, "receipt"),
+    ("Members", routes.MEMBERS, "user-cog"),
+    ("Settings", routes.ACCOUNT_SETTINGS, "settings"),
 ]
 
 
@@ -42,6 +45,21 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
+def signed_in_as() -> rx.Component:
+    return rx.vstack(
+        rx.separator(size="4"),
+        rx.vstack(
+            rx.text(PortalState.user_name, size="2", weight="medium"),
+            rx.text(PortalState.role_label, size="1", color_scheme="gray"),
+            spacing="0",
+        ),
+        rx.button(rx.icon("log-out", size=16, aria_hidden="true"), "Sign out", variant="soft", color_scheme="gray",
+                  size="2", on_click=AuthState.sign_out, width="100%"),
+        spacing="3",
+        width="100%",
+    )
+
+
 def sidebar() -> rx.Component:
     # A vertical banner: the brand, the account and the main navigation.
     return rx.el.header(
@@ -53,9 +71,12 @@ def sidebar() -> rx.Component:
                 aria_label="Main",
                 width="100%",
             ),
+            rx.spacer(),
+            signed_in_as(),
             spacing="3",
             padding="20px 16px",
             width="100%",
+            height="100%",
         ),
         width="240px",
         min_width="240px",
@@ -78,6 +99,8 @@ def mobile_bar() -> rx.Component:
             ),
             rx.menu.content(
                 *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
+                rx.menu.separator(),
+                rx.menu.item("Sign out", on_select=AuthState.sign_out),
             ),
         ),
         display="flex",

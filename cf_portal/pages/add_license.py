@@ -234,8 +234,20 @@ def payment_section() -> rx.Component:
     )
 
 
+def not_allowed() -> rx.Component:
+    return rx.callout(
+        rx.text("Your role (", S.role_label, ") cannot buy licenses. Ask an owner or a billing admin of ",
+                S.account_name, " to add them."),
+        icon="lock", color_scheme="gray", high_contrast=True, width="100%", max_width="640px",
+    )
+
+
 def add_license_page() -> rx.Component:
-    return page_shell(
+    return page_shell(rx.cond(S.allowed, purchase_form(), not_allowed()), title="Add License")
+
+
+def purchase_form() -> rx.Component:
+    return rx.fragment(
         rx.vstack(
             rx.link(rx.hstack(rx.icon("arrow-left", size=16, aria_hidden="true"), "Back to Licenses", align="center",
                               spacing="1"), href=routes.LICENSES, size="2"),
@@ -256,5 +268,4 @@ def add_license_page() -> rx.Component:
             width="100%",
             max_width="640px",
         ),
-        title="Add License",
     )

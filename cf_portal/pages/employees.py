@@ -88,8 +88,9 @@ def name_cell(row: HolderRow) -> rx.Component:
 
 
 def assign_button(row: HolderRow) -> rx.Component:
-    return rx.button("Assign", variant="soft", size="2", on_click=S.open_assign([row.key]),
-                     aria_label=f"Assign a license to {row.name}", disabled=~row.active)
+    return rx.cond(S.can_manage_seats,
+                   rx.button("Assign", variant="soft", size="2", on_click=S.open_assign([row.key]),
+                             aria_label=f"Assign a license to {row.name}", disabled=~row.active))
 
 
 def grid_row(row: HolderRow) -> rx.Component:
@@ -162,7 +163,8 @@ def selection_bar() -> rx.Component:
             rx.callout.text(
                 rx.hstack(
                     rx.text(S.selected_count, " selected", weight="medium"),
-                    rx.button("Assign license", size="2", on_click=S.open_assign(S.selected)),
+                    rx.cond(S.can_manage_seats,
+                            rx.button("Assign license", size="2", on_click=S.open_assign(S.selected))),
                     rx.button("Clear selection", size="2", variant="soft", color_scheme="gray",
                               on_click=S.clear_selection),
                     spacing="3", align="center", wrap="wrap",
@@ -217,10 +219,12 @@ def assign_dialog() -> rx.Component:
 def held_seat(seat: HeldSeat) -> rx.Component:
     return rx.hstack(
         rx.text(seat.label, size="2", flex="1"),
-        rx.button("Move", size="2", variant="soft", on_click=S.open_move(seat.assignment_id, seat.label),
-                  aria_label=f"Move {seat.label}"),
-        rx.button("Unassign", size="2", variant="soft", color_scheme="red",
-                  on_click=S.ask_unassign(seat.assignment_id, seat.label), aria_label=f"Unassign {seat.label}"),
+        rx.cond(S.can_manage_seats, rx.hstack(
+            rx.button("Move", size="2", variant="soft", on_click=S.open_move(seat.assignment_id, seat.label),
+                      aria_label=f"Move {seat.label}"),
+            rx.button("Unassign", size="2", variant="soft", color_scheme="red",
+                      on_click=S.ask_unassign(seat.assignment_id, seat.label), aria_label=f"Unassign {seat.label}"),
+            spacing="2")),
         align="center", width="100%", spacing="2", wrap="wrap",
     )
 
@@ -236,12 +240,14 @@ def details_dialog() -> rx.Component:
                 rx.heading("Licenses held", as_="h3", size="3"),
                 rx.cond(d.seats.length() > 0, rx.vstack(rx.foreach(d.seats, held_seat), width="100%", spacing="2"),
                         rx.text("No license yet.", size="2", color_scheme="gray")),
-                rx.cond(d.active, rx.button("Assign a license", size="2", on_click=S.open_assign([d.key]))),
+                rx.cond(d.active & S.can_manage_seats,
+                        rx.button("Assign a license", size="2", on_click=S.open_assign([d.key]))),
                 rx.heading("History", as_="h3", size="3", margin_top="8px"),
                 history_list(S.history),
                 rx.hstack(
-                    rx.button("Edit", variant="soft", size="3", on_click=S.open_form(d.kind, d.key)),
-                    rx.cond(d.kind == "employee",
+                    rx.cond(S.can_manage_seats,
+                            rx.button("Edit", variant="soft", size="3", on_click=S.open_form(d.kind, d.key))),
+                    rx.cond((d.kind == "employee") & S.can_manage_seats,
                             rx.cond(d.active,
                                     rx.button("Deactivate", variant="soft", color_scheme="red", size="3",
                                               on_click=S.ask_deactivate),
@@ -416,11 +422,14 @@ def import_dialog() -> rx.Component:
 
 def actions() -> rx.Component:
     return rx.flex(
-        rx.button(rx.icon("user-plus", aria_hidden="true"), "Add employee", size="3", on_click=S.open_form("employee", "")),
-        rx.button(rx.icon("building-2", aria_hidden="true"), "Add child account", size="3", variant="soft",
-                  on_click=S.open_form("child", "")),
-        rx.button(rx.icon("upload", aria_hidden="true"), "Import CSV", size="3", variant="soft",
-                  on_click=S.set_import_open(True)),
+        rx.cond(S.can_manage_seats, rx.fragment(
+            rx.button(rx.icon("user-plus", aria_hidden="true"), "Add employee", size="3",
+                      on_click=S.open_form("employee", "")),
+            rx.button(rx.icon("building-2", aria_hidden="true"), "Add child account", size="3", variant="soft",
+                      on_click=S.open_form("child", "")),
+            rx.button(rx.icon("upload", aria_hidden="true"), "Import CSV", size="3", variant="soft",
+                      on_click=S.set_import_open(True)),
+        )),
         rx.button(rx.icon("download", aria_hidden="true"), "Export CSV", size="3", variant="soft",
                   on_click=S.export_csv),
         gap="8px", wrap="wrap",

@@ -14,10 +14,13 @@ from cf_portal.state.licenses import LicensesState
 
 def add_license_button() -> rx.Component:
     # A link that looks like a button (no button nested in a link: one control, one role).
-    return rx.button(
-        rx.link(rx.icon("plus", aria_hidden="true"), "Add License", href=routes.ADD_LICENSE, underline="none"),
-        as_child=True,
-        size="3",
+    return rx.cond(
+        LicensesState.can_buy,
+        rx.button(
+            rx.link(rx.icon("plus", aria_hidden="true"), "Add License", href=routes.ADD_LICENSE, underline="none"),
+            as_child=True,
+            size="3",
+        ),
     )
 
 
@@ -41,8 +44,9 @@ def license_table_row(row: LicenseRow) -> rx.Component:
 
 def row_actions(row: LicenseRow) -> rx.Component:
     return rx.hstack(
-        rx.button(rx.link("Assign", href=routes.EMPLOYEES, underline="none"), as_child=True, size="2",
-                  variant="soft", aria_label=f"Assign {row.reference_name} in Employees"),
+        rx.cond(LicensesState.can_manage_seats,
+                rx.button(rx.link("Assign", href=routes.EMPLOYEES, underline="none"), as_child=True, size="2",
+                          variant="soft", aria_label=f"Assign {row.reference_name} in Employees")),
         rx.button("History", size="2", variant="soft", color_scheme="gray",
                   on_click=LicensesState.open_history(row.id, row.reference_name),
                   aria_label=f"History of {row.reference_name}"),

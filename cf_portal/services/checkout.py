@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from cf_portal.models import Coupon, Plan, Product
+from cf_portal.services import throttle
 from cf_portal.services.coupons import CouponRejected, describe, discount_of, find_applicable_coupon
 from cf_portal.services.errors import DomainError
 from cf_portal.services.pricing import Quote, format_money, quote
@@ -122,7 +123,41 @@ def price(session: Session, *, plan: Plan, quantity: int, coupon_code: str, now:
     return result, coupon, rejected
 
 
+def coupon_throttle_checks(account_id: int, client: str) -> list[tuple[str, throttle.Policy]]:
+    checks = [(f"coupon-account:{account_id}", throttle.COUPON_ACCOUNT)]
+    if client:
+        checks.append((f"coupon-client:{client}", throttle.COUPON_CLIENT))
+    return checks
+
+
+def throttled_price_panel(session: Session, *, account_id: int, client: str, plan_id: int, quantity: int,
+                          coupon_code: str, count_unknown: bool, now: datetime) -> PricePanel:
+    """The price panel for a buyer, where guessing coupon codes is slowed down and then locked per account
+    and per client. Only unknown codes count, and only when `count_unknown` (a newly typed code, not the same
+    code priced again for another quantity). A waiting buyer's code is not looked up at all."""
+    if not coupon_code.strip():
+        return price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
+    checks = coupon_throttle_checks(account_id, client)
+    wait = throttle.longest_wait(session, checks, now=now)
+    if wait:
+        panel = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
+        return panel.model_copy(update={
+            "coupon_status": "invalid",
+            "coupon_message": f"Too many coupon codes that don't exist were tried. Try again in {wait.in_words()}.",
+        })
+    panel, rejected = _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)
+    if rejected is not None and rejected.unknown and count_unknown:
+        for key, policy in checks:
+            throttle.record_failure(session, key, policy, now=now)
+    return panel
+
+
 def price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: str, now: datetime) -> PricePanel:
+    return _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)[0]
+
+
+def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: str, now: datetime
+                 ) -> tuple[PricePanel, CouponRejected | None]:
     plan, _ = plan_on_sale(session, plan_id)
     result, coupon, rejected = price(session, plan=plan, quantity=quantity, coupon_code=coupon_code, now=now)
     money = lambda amount: format_money(amount, result.currency)  # noqa: E731
@@ -132,7 +167,7 @@ def price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: s
         note = "on the first month"
     else:
         note = f"for {result.discount_months} months"
-    return PricePanel(
+    panel = PricePanel(
         unit_price=money(result.unit_amount),
         quantity=result.quantity,
         subtotal=money(result.subtotal),
@@ -146,3 +181,4 @@ def price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: s
                         if result.discount_is_temporary else ""),
         monthly_note=f"Billed monthly. Next month: {money(result.amount_for_month(1))}",
     )
+    return panel, rejected

@@ -15,8 +15,11 @@ MAX_CODE_LENGTH = 40
 
 
 class CouponRejected(DomainError):
-    def __init__(self, message: str) -> None:
+    """`unknown`: no coupon has this code (what guessing codes runs into, so it counts towards throttling)."""
+
+    def __init__(self, message: str, *, unknown: bool = False) -> None:
         super().__init__(message, field="coupon_code")
+        self.unknown = unknown
 
 
 def normalise_code(code: str) -> str:
@@ -52,7 +55,7 @@ def find_applicable_coupon(session: Session, *, code: str, product_id: int, quan
     normalised = normalise_code(code)
     coupon = session.exec(select(Coupon).where(Coupon.code == normalised)).first() if normalised else None
     if coupon is None or len(normalised) > MAX_CODE_LENGTH:
-        raise CouponRejected("This coupon code doesn't exist. Check the spelling.")
+        raise CouponRejected("This coupon code doesn't exist. Check the spelling.", unknown=True)
     if coupon.expires_at is not None and coupon.expires_at <= now:
         raise CouponRejected(f"This coupon expired on {coupon.expires_at:%B} {coupon.expires_at.day}, "
                              f"{coupon.expires_at.year}.")

@@ -17,3 +17,15 @@ class NotFound(DomainError):
 
     def __init__(self, what: str = "That item") -> None:
         super().__init__(f"{what} was not found.")
+
+
+class NotAllowed(DomainError):
+    """The member's role does not allow this action."""
+
+
+class SignInRequired(Exception):  # noqa: N818 (not a DomainError: the app answers it with the sign-in page)
+    """Nobody is signed in, or the session has ended. `next_path` is where to return after signing in."""
+
+    def __init__(self, next_path: str = "") -> None:
+        super().__init__("Please sign in.")
+        self.next_path = next_path

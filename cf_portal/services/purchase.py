@@ -33,6 +33,7 @@ from cf_portal.models import (
     PaymentMethod,
     Plan,
     Product,
+    Role,
 )
 from cf_portal.payments.provider import (
     PaymentError,
@@ -286,8 +287,9 @@ def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, olde
             License.status == LicenseStatus.PENDING.value, License.created_at < now - older_than)).all()
     outcome = {"confirmed": 0, "undone": 0, "still_unavailable": 0}
     for lic, account in pending:
-        actor = Actor(user_id=lic.created_by_user_id or 0, user_name="", account_id=account.id,
-                      account_name=account.name)
+        # Finishes the buyer's own purchase, which their role allowed when they pressed Create.
+        actor = Actor(user_id=lic.created_by_user_id or 0, user_name="", role=Role.BILLING_ADMIN.value,
+                      account_id=account.id, account_name=account.name)
         try:
             subscription = _charge_license(engine, provider, actor=actor, lic=lic)
         except ProviderUnavailable:

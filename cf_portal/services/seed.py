@@ -15,24 +15,34 @@ from sqlmodel import Session, select
 from cf_portal.models import (
     Account,
     AuditEvent,
+    AuthSession,
     ChildAccount,
     Coupon,
     CouponDuration,
     CouponProduct,
     CouponRedemption,
     Employee,
+    Invitation,
     Invoice,
     InvoiceLine,
     License,
     PaymentMethod,
     Plan,
     Product,
+    Role,
     SeatAssignment,
     User,
 )
 
 DEMO_ACCOUNT_NAME = "Acme Security Ltd"
 DEMO_OWNER_EMAIL = "owner@acme-security.example"
+# The demo account's members. None has a password: "Try the demo" signs in as the owner.
+DEMO_MEMBERS = [
+    (DEMO_OWNER_EMAIL, "Alex Morgan", Role.OWNER),
+    ("billing@acme-security.example", "Priya Shah", Role.BILLING_ADMIN),
+    ("it-admin@acme-security.example", "Tom Becker", Role.LICENSE_ADMIN),
+    ("auditor@acme-security.example", "Nina Kowalski", Role.VIEWER),
+]
 
 # (code, name, description, [(plan code, plan name, monthly price per license in cents)])
 CATALOG = [
@@ -100,6 +110,12 @@ def _email_for(name: str) -> str:
     return f"{local}@acme-security.example"
 
 
+def demo_account(session: Session) -> Account | None:
+    """The demo account: the account of the seeded owner (company names are not unique)."""
+    return session.exec(select(Account).join(User, User.account_id == Account.id)
+                        .where(User.email == DEMO_OWNER_EMAIL)).first()
+
+
 def seed_demo(session: Session) -> SeedReport:
     created = 0
     existing = 0
@@ -133,8 +149,17 @@ def seed_demo(session: Session) -> SeedReport:
         for product_code in product_codes:
             get_or_add(CouponProduct, {"coupon_id": coupon.id, "product_id": products[product_code].id})
 
-    account = get_or_add(Account, {"name": DEMO_ACCOUNT_NAME})
-    get_or_add(User, {"email": DEMO_OWNER_EMAIL}, account_id=account.id, name="Alex Morgan")
+    # Found by its owner's email: another customer may sign up with the same company name.
+    account = demo_account(session)
+    if account is None:
+        account = Account(name=DEMO_ACCOUNT_NAME)
+        session.add(account)
+        session.flush()
+        created += 1
+    else:
+        existing += 1
+    for email, name, role in DEMO_MEMBERS:
+        get_or_add(User, {"email": email}, account_id=account.id, name=name, role=role.value)
     for department, names in DEPARTMENTS.items():
         for name in names:
             get_or_add(Employee, {"account_id": account.id, "email": _email_for(name)}, name=name,
@@ -151,7 +176,7 @@ def reset_demo(session: Session) -> None:
 
     Only the demo account is touched. Coupon redemption counts go back to what the seed says.
     """
-    account = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).first()
+    account = demo_account(session)
     if account is None:
         seed_demo(session)
         return
@@ -166,6 +191,15 @@ def reset_demo(session: Session) -> None:
     session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account.id))
     session.execute(sa.delete(Employee).where(Employee.account_id == account.id))
     session.execute(sa.delete(ChildAccount).where(ChildAccount.account_id == account.id))
+    # Members: back to the seeded people with their roles. Whoever joined during the demo is removed.
+    session.execute(sa.delete(Invitation).where(Invitation.account_id == account.id))
+    seeded = {email: role for email, _, role in DEMO_MEMBERS}
+    for user in session.exec(select(User).where(User.account_id == account.id)).all():
+        if user.email in seeded:
+            user.role, user.removed_at, user.password_hash = seeded[user.email].value, None, None
+        else:
+            session.execute(sa.delete(AuthSession).where(AuthSession.user_id == user.id))
+            user.removed_at, user.password_hash = user.removed_at or datetime.now(UTC), None
     account.provider_customer_id = None
     for spec in COUPONS:
         redeemed = session.execute(

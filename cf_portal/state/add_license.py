@@ -21,6 +21,7 @@ from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import PaymentMethodView
 from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, PurchaseResult, create_license
+from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
@@ -101,6 +102,7 @@ class AddLicenseState(PortalState):
     payment_error: str = ""
     form_error: str = ""
     creating: bool = False
+    allowed: bool = True  # the member's role may buy
 
     card_dialog_open: bool = False
     card_number_error: str = ""
@@ -128,6 +130,10 @@ class AddLicenseState(PortalState):
         """Open the form: catalog, saved cards, and a plan preselected (from ?plan=<plan id> if given)."""
         with session_scope(write=False) as session:
             actor = self._actor(session)
+            # The route checks the role too: a member who cannot buy sees why, and nothing of the form.
+            self.allowed = actor.can(Permission.BUY)
+            if not self.allowed:
+                return
             catalog = checkout.load_catalog(session)
             self.payment_methods = payment_methods.list_payment_methods(
                 session, account_id=actor.account_id, today=_now().date())
@@ -156,17 +162,21 @@ class AddLicenseState(PortalState):
             default = next((pm for pm in usable if pm.is_default), usable[0] if usable else None)
             self.payment_method_id = str(default.id) if default else ""
 
-    def _reprice(self) -> None:
-        """Recompute the price panel with the one pricing function (also used by Create)."""
+    def _reprice(self, *, new_code: bool = False) -> None:
+        """Recompute the price panel with the one pricing function (also used by Create). Coupon codes are
+        looked up for buyers only, and guessing them is throttled (`new_code`: a code just typed)."""
         try:
             quantity = checkout.check_quantity(self.quantity)
         except DomainError:
             return  # the field shows its message; the panel keeps the last valid price
+        count_unknown = new_code and bool(self.coupon_code.strip())
         try:
-            with session_scope(write=False) as session:
-                self.panel = checkout.price_panel(session, plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
-                                                  quantity=quantity,
-                                                  coupon_code=self.coupon_code, now=_now())
+            with session_scope(write=count_unknown) as session:
+                actor = self._actor(session, Permission.BUY)
+                self.panel = checkout.throttled_price_panel(
+                    session, account_id=actor.account_id, client=self.router.session.client_ip,
+                    plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
+                    coupon_code=self.coupon_code, count_unknown=count_unknown, now=_now())
             self.plan_error = ""
         except DomainError as exc:
             self.panel = EMPTY_PANEL
@@ -215,8 +225,9 @@ class AddLicenseState(PortalState):
 
     @rx.event
     def set_coupon_code(self, value: str):
+        changed = value.strip().upper() != self.coupon_code.strip().upper()
         self.coupon_code = value
-        self._reprice()
+        self._reprice(new_code=changed)
 
     @rx.event
     def set_payment_method(self, value: str):
@@ -248,7 +259,7 @@ class AddLicenseState(PortalState):
             return None  # already saving this card
         self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
         with session_scope(write=False) as session:
-            actor = self._actor(session)
+            actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
         self.saving_card = True  # last: nothing above may leave the form stuck busy
         return actor
 
@@ -308,7 +319,7 @@ class AddLicenseState(PortalState):
             self.form_error = "Check the highlighted fields."
             return None
         with session_scope(write=False) as session:
-            actor = self._actor(session)
+            actor = self._actor(session, Permission.BUY)
         request = PurchaseRequest(
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),

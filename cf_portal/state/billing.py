@@ -11,6 +11,7 @@ from cf_portal.services import billing, payment_methods
 from cf_portal.services.billing import InvoiceView
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.services.roles import Permission
 from cf_portal.state.portal import PortalState
 
 
@@ -35,7 +36,7 @@ class BillingState(PortalState):
     def make_default(self, payment_method_id: int):
         try:
             with session_scope() as session:
-                billing.set_default_payment_method(session, actor=self._actor(session),
+                billing.set_default_payment_method(session, actor=self._actor(session, Permission.MANAGE_PAYMENT_METHODS),
                                                    payment_method_id=payment_method_id)
         except DomainError as exc:
             return rx.toast.error(exc.message)

@@ -10,6 +10,7 @@ from cf_portal.services import employee_import, employees, seats
 from cf_portal.services.employee_import import ImportPreview
 from cf_portal.services.employees import CHILD_DEPARTMENT, GridQuery, HolderRow
 from cf_portal.services.errors import DomainError
+from cf_portal.services.roles import Permission
 from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, SeatEvent
 from cf_portal.state.portal import PortalState
 
@@ -179,6 +180,7 @@ class EmployeesState(PortalState):
 
     @rx.event
     def open_assign(self, keys: list[str]):
+        self._require(Permission.MANAGE_SEATS)
         self.assign_targets = list(keys)
         usable = [lic for lic in self.licenses if lic.available > 0] or self.licenses
         self.assign_license_id = str(usable[0].id) if usable else ""
@@ -201,7 +203,7 @@ class EmployeesState(PortalState):
         try:
             holders = [Holder.parse(k) for k in self.assign_targets]
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 seats.assign(session, actor=actor, license_id=int(self.assign_license_id), holders=holders)
         except NotEnoughSeats as exc:
             self.assign_error, self.buy_more_plan_id = exc.message, exc.plan_id
@@ -242,6 +244,7 @@ class EmployeesState(PortalState):
 
     @rx.event
     def open_move(self, seat_id: int, label: str):
+        self._require(Permission.MANAGE_SEATS)
         self.move_seat_id, self.move_seat_label = seat_id, label
         self.move_search, self.move_matches, self.move_to, self.move_error = "", [], "", ""
         self.move_open = True
@@ -273,7 +276,7 @@ class EmployeesState(PortalState):
             return
         try:
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 seats.move(session, actor=actor, assignment_id=self.move_seat_id, to=Holder.parse(self.move_to))
         except DomainError as exc:
             self.move_error = exc.message
@@ -286,6 +289,7 @@ class EmployeesState(PortalState):
 
     @rx.event
     def ask_unassign(self, seat_id: int, label: str):
+        self._require(Permission.MANAGE_SEATS)
         self.unassign_seat_id = seat_id
         self.unassign_text = f"{self.details.name} will lose access to {label}. The seat becomes available at once."
 
@@ -297,7 +301,7 @@ class EmployeesState(PortalState):
     def unassign(self):
         try:
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 seats.unassign(session, actor=actor, assignment_id=self.unassign_seat_id)
         except DomainError as exc:
             self.unassign_seat_id = 0
@@ -312,6 +316,7 @@ class EmployeesState(PortalState):
     @rx.event
     def open_form(self, kind: str, key: str = ""):
         """A blank form for `kind`, or the form of the holder `key` (whose own kind wins)."""
+        self._require(Permission.MANAGE_SEATS)
         self.form_kind = "child" if kind == "child" else "employee"
         self.form_id, self.form_name, self.form_email, self.form_department = 0, "", "", ""
         if key:
@@ -343,7 +348,7 @@ class EmployeesState(PortalState):
         self.form_name_error = self.form_email_error = self.form_error = ""
         try:
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 if self.form_kind == "child":
                     employees.save_child_account(session, actor=actor, name=self.form_name,
                                                  contact_email=self.form_email, child_id=self.form_id or None)
@@ -363,7 +368,7 @@ class EmployeesState(PortalState):
     @rx.event
     def ask_deactivate(self):
         with session_scope(write=False) as session:
-            actor = self._actor(session)
+            actor = self._actor(session, Permission.MANAGE_SEATS)
             self.deactivate_seats = employees.open_seat_count(session, account_id=actor.account_id,
                                                               holder=Holder.parse(self.details.key))
         self.deactivate_open = True
@@ -376,7 +381,7 @@ class EmployeesState(PortalState):
     def set_active(self, active: bool):
         try:
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 holder = Holder.parse(self.details.key)
                 if holder.kind != "employee":
                     raise DomainError("Only employees can be deactivated.")
@@ -406,7 +411,7 @@ class EmployeesState(PortalState):
         data = await upload.read(employee_import.MAX_BYTES + 1)
         self.import_file_name = upload.name or "file.csv"
         with session_scope(write=False) as session:
-            actor = self._actor(session)
+            actor = self._actor(session, Permission.MANAGE_SEATS)
             self.import_preview = employee_import.preview_import(session, account_id=actor.account_id, data=data)
         self._import_data = data if self.import_preview.can_import else b""
 
@@ -416,7 +421,7 @@ class EmployeesState(PortalState):
             return
         try:
             with session_scope() as session:
-                actor = self._actor(session)
+                actor = self._actor(session, Permission.MANAGE_SEATS)
                 count = employee_import.apply_import(session, actor=actor, data=self._import_data)
         except DomainError as exc:
             return rx.toast.error(exc.message)

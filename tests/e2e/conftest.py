@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, expect
 
+from cf_portal.services.seed import DEMO_OWNER_EMAIL
+from cf_portal.state.portal import SESSION_COOKIE
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
 
 PHONE = {"width": 390, "height": 844}
@@ -51,6 +53,33 @@ class PortalServer:
         fresh, self._checked_to = text[self._checked_to:], len(text)
         return [line for line in fresh.splitlines() if any(m in line for m in SERVER_ERROR_MARKERS)]
 
+    def engine(self) -> sa.Engine:
+        from cf_portal.db import make_engine
+
+        return make_engine(self.env["REFLEX_DB_URL"])
+
+    def session_token(self, email: str) -> str:
+        """A new session of the member `email`, as signing in would make (for tests about other things)."""
+        from datetime import UTC, datetime
+
+        from sqlmodel import select
+
+        from cf_portal.db import session_scope
+        from cf_portal.models import User
+        from cf_portal.services.auth import start_session
+
+        engine = self.engine()
+        with session_scope(engine) as session:
+            user_id = session.exec(select(User.id).where(User.email == email)).one()
+            token = start_session(session, user_id=user_id, remember=False, now=datetime.now(UTC)).token
+        engine.dispose()
+        return token
+
+    def sign_in(self, page: Page, email: str = DEMO_OWNER_EMAIL) -> None:
+        """Give the browser a session cookie of `email` (the sign-in page has tests of its own)."""
+        page.context.add_cookies([{"name": SESSION_COOKIE, "value": self.session_token(email), "url": self.url,
+                                   "sameSite": "Strict"}])
+
     def cli(self, *args: str) -> str:
         """Run `python -m cf_portal.cli ...` against the app's database."""
         done = subprocess.run([sys.executable, "-m", "cf_portal.cli", *args], cwd=self.app_dir, env=self.env,
@@ -72,8 +101,15 @@ def portal(postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-def app_page(portal: PortalServer, page: Page) -> Iterator[Page]:
-    """A browser tab on the app; the test fails if the console or the app's log shows an error."""
+def app_page(portal: PortalServer, anon_page: Page) -> Page:
+    """A browser tab signed in as the owner of the demo account; fails the test on console or server errors."""
+    portal.sign_in(anon_page)
+    return anon_page
+
+
+@pytest.fixture
+def anon_page(portal: PortalServer, page: Page) -> Iterator[Page]:
+    """A browser tab on the app, signed out; the test fails if the console or the app's log shows an error."""
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))

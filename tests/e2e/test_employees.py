@@ -13,12 +13,12 @@ from playwright.sync_api import Page, expect
 from sqlmodel import select
 
 from cf_portal.db import make_engine, session_scope
-from cf_portal.models import Account, Plan, User
+from cf_portal.models import Plan, User
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import actor_for_user
 from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
-from cf_portal.services.seed import DEMO_ACCOUNT_NAME
+from cf_portal.services.seed import DEMO_OWNER_EMAIL
 from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
@@ -36,8 +36,7 @@ def buy(portal: PortalServer, name: str, quantity: int, plan_code: str = "phishi
     engine = make_engine(portal.env["REFLEX_DB_URL"])
     provider = SandboxProvider(engine)
     with session_scope(engine, write=False) as session:
-        account = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).one()
-        actor = actor_for_user(session, session.exec(select(User).where(User.account_id == account.id)).first().id)
+        actor = actor_for_user(session, session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).one().id)
         plan = session.exec(select(Plan).where(Plan.code == plan_code)).one()
     card = add_payment_method(engine, provider, actor=actor, number="4242424242424242", expiry="12/34", cvc="123",
                               today=datetime.now(UTC).date())

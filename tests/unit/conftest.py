@@ -14,7 +14,7 @@ from cf_portal.models import Account, Plan, User
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.payment_methods import PaymentMethodView, add_payment_method
-from cf_portal.services.seed import DEMO_ACCOUNT_NAME, seed_demo
+from cf_portal.services.seed import DEMO_OWNER_EMAIL, seed_demo
 
 TODAY = date(2026, 11, 29)
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -36,7 +36,8 @@ class Seeded:
             account = Account(name=name)
             session.add(account)
             session.flush()
-            user = User(account_id=account.id, name="Other owner", email=f"owner{account.id}@other.example")
+            user = User(account_id=account.id, name="Other owner", email=f"owner{account.id}@other.example",
+                        role="owner")
             session.add(user)
             session.flush()
             return actor_for_user(session, user.id)
@@ -46,8 +47,7 @@ class Seeded:
 def seeded(engine: sa.Engine) -> Seeded:
     with session_scope(engine) as session:
         seed_demo(session)
-        account = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).one()
-        user = session.exec(select(User).where(User.account_id == account.id)).one()
+        user = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).one()
         actor = actor_for_user(session, user.id)
         plans = {plan.code: plan for plan in session.exec(select(Plan))}
     return Seeded(engine=engine, actor=actor, plans=plans)

@@ -1,0 +1,110 @@
+"""Settings: your profile, your password, signing out everywhere, and resetting the demo (demo mode)."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal.components.shell import page_shell
+from cf_portal.pages.auth import text_field
+from cf_portal.services.passwords import MIN_LENGTH
+from cf_portal.state.account_settings import AccountSettingsState as S
+
+
+def profile_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Profile", as_="h2", size="4"),
+            rx.data_list.root(
+                rx.data_list.item(rx.data_list.label("Name"), rx.data_list.value(S.user_name)),
+                rx.data_list.item(rx.data_list.label("Email"), rx.data_list.value(S.email)),
+                rx.data_list.item(rx.data_list.label("Company"), rx.data_list.value(S.account_name)),
+                rx.data_list.item(rx.data_list.label("Role"), rx.data_list.value(S.role_label)),
+            ),
+            spacing="3",
+        ),
+        width="100%",
+    )
+
+
+def password_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading(rx.cond(S.has_password, "Change password", "Set a password"), as_="h2", size="4"),
+            rx.text("Every other browser signed in as you is signed out.", size="2", color_scheme="gray"),
+            rx.form(
+                rx.vstack(
+                    rx.cond(S.form_error != "", rx.callout(S.form_error, icon="circle-alert", color_scheme="red",
+                                                           high_contrast=True, role="alert", width="100%")),
+                    rx.cond(S.has_password,
+                            text_field("Current password", "current_password", kind="password",
+                                       error=S.current_error, autocomplete="current-password")),
+                    text_field("New password", "new_password", kind="password", error=S.new_error,
+                               autocomplete="new-password", hint=f"At least {MIN_LENGTH} characters."),
+                    text_field("Confirm new password", "confirm_password", kind="password", error=S.confirm_error,
+                               autocomplete="new-password"),
+                    rx.button(rx.cond(S.saving, rx.hstack(rx.spinner(size="2"), "Saving…", align="center"),
+                                      "Save password"), type="submit", size="3", disabled=S.saving),
+                    spacing="4", width="100%", align="start",
+                ),
+                on_submit=S.change_password, reset_on_submit=False, key=S.form_key, width="100%",
+            ),
+            spacing="3", width="100%",
+        ),
+        width="100%", max_width="520px",
+    )
+
+
+def sessions_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Signed-in browsers", as_="h2", size="4"),
+            rx.text("Lost a laptop or used a shared computer? Sign out of every browser at once, this one included.",
+                    size="2", color_scheme="gray"),
+            rx.button("Sign out everywhere", variant="soft", color_scheme="gray", size="3",
+                      on_click=S.sign_out_everywhere),
+            spacing="3", align="start",
+        ),
+        width="100%", max_width="520px",
+    )
+
+
+def demo_card() -> rx.Component:
+    return rx.cond(
+        S.can_reset_demo,
+        rx.card(
+            rx.vstack(
+                rx.heading("Demo data", as_="h2", size="4"),
+                rx.text("Put the demo account back to how it started: no licenses, cards or invoices, the seeded "
+                        "employees and members.", size="2", color_scheme="gray"),
+                rx.button("Reset demo data", color_scheme="red", variant="soft", size="3",
+                          on_click=S.set_reset_open(True)),
+                spacing="3", align="start",
+            ),
+            width="100%", max_width="520px",
+        ),
+    )
+
+
+def reset_dialog() -> rx.Component:
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.alert_dialog.title("Reset the demo data?"),
+            rx.alert_dialog.description("Every license, card, invoice and change made in the demo account is "
+                                        "deleted. Members who joined are removed."),
+            rx.hstack(
+                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
+                rx.alert_dialog.action(rx.button("Reset demo data", color_scheme="red", size="3",
+                                                 on_click=S.reset_demo)),
+                justify="end", spacing="3", margin_top="16px",
+            ),
+        ),
+        open=S.reset_open, on_open_change=S.set_reset_open,
+    )
+
+
+def account_settings_page() -> rx.Component:
+    return page_shell(
+        rx.vstack(profile_card(), password_card(), sessions_card(), demo_card(), reset_dialog(),
+                  spacing="4", width="100%"),
+        title="Settings",
+    )

@@ -1,0 +1,211 @@
+"""Accounts and sessions: sign up, sign in (throttled), the signed-in actor, sign out, change password.
+
+A session is an opaque random token. The browser keeps the token; the `auth_session` table keeps its
+SHA-256 digest and expiry. Every event handler looks the token up again (`actor_for_token`), so signing out,
+a password change or a removed member takes effect on the very next click, in every tab and worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from cf_portal.models import Account, AuthSession, Role, User
+from cf_portal.services import passwords, throttle
+from cf_portal.services.actors import Actor
+from cf_portal.services.errors import DomainError, NotFound, SignInRequired
+from cf_portal.services.validation import check_person_name, normalise_email
+
+log = logging.getLogger(__name__)
+
+SESSION_HOURS = 12  # without "Remember me"
+REMEMBER_DAYS = 30
+MAX_COMPANY_LENGTH = 120
+WRONG_CREDENTIALS = "The email or password is not right."
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str  # for the browser only; never stored or logged
+    user_id: int
+    remember: bool
+
+
+def start_session(session: Session, *, user_id: int, remember: bool, now: datetime) -> SignedIn:
+    token = new_token()
+    lifetime = timedelta(days=REMEMBER_DAYS) if remember else timedelta(hours=SESSION_HOURS)
+    session.add(AuthSession(user_id=user_id, token_hash=token_digest(token), remember=remember, created_at=now,
+                            expires_at=now + lifetime))
+    session.flush()
+    return SignedIn(token=token, user_id=user_id, remember=remember)
+
+
+def actor_for_token(session: Session, token: str, *, now: datetime, next_path: str = "") -> Actor:
+    """The member signed in with `token`; SignInRequired when there is none (any more)."""
+    if not token:
+        raise SignInRequired(next_path)
+    row = session.exec(
+        select(User, Account)
+        .join(AuthSession, AuthSession.user_id == User.id)
+        .join(Account, Account.id == User.account_id)
+        .where(AuthSession.token_hash == token_digest(token), AuthSession.expires_at > now,
+               User.removed_at.is_(None))
+    ).first()
+    if row is None:
+        raise SignInRequired(next_path)
+    user, account = row
+    return Actor(user_id=user.id, user_name=user.name, email=user.email, role=user.role, account_id=account.id,
+                 account_name=account.name)
+
+
+def end_session(session: Session, token: str) -> None:
+    if token:
+        session.execute(sa.delete(AuthSession).where(AuthSession.token_hash == token_digest(token)))
+
+
+def end_all_sessions(session: Session, *, user_id: int) -> None:
+    session.execute(sa.delete(AuthSession).where(AuthSession.user_id == user_id))
+
+
+def check_company_name(text: str) -> str:
+    name = (text or "").strip()
+    if not name:
+        raise DomainError("Enter your company's name.", field="company")
+    if len(name) > MAX_COMPANY_LENGTH:
+        raise DomainError(f"Use at most {MAX_COMPANY_LENGTH} characters (this has {len(name)}).", field="company")
+    return name
+
+
+def email_taken(session: Session, email: str) -> bool:
+    return session.exec(select(User.id).where(User.email == email)).first() is not None
+
+
+def sign_up(session: Session, *, company: str, name: str, email: str, password: str, now: datetime
+            ) -> SignedIn:
+    """A new customer account with its first member as Owner, signed in (not remembered)."""
+    errors: list[DomainError] = []
+    values = {}
+    for field, check in (("company", lambda: check_company_name(company)),
+                         ("name", lambda: check_person_name(name)),
+                         ("email", lambda: normalise_email(email))):
+        try:
+            values[field] = check()
+        except DomainError as exc:
+            errors.append(exc)
+    try:
+        passwords.check_new_password(password, email=values.get("email", ""))
+    except DomainError as exc:
+        errors.append(exc)
+    if errors:
+        raise FormErrors(errors)
+    if email_taken(session, values["email"]):
+        raise FormErrors([DomainError("This email already has a ChatFortress account. Sign in instead.",
+                                      field="email")])
+    account = Account(name=values["company"], created_at=now)
+    session.add(account)
+    session.flush()
+    user = User(account_id=account.id, name=values["name"], email=values["email"], role=Role.OWNER.value,
+                password_hash=passwords.hash_password(password), created_at=now)
+    session.add(user)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:  # the same email signed up a moment ago
+        raise FormErrors([DomainError("This email already has a ChatFortress account. Sign in instead.",
+                                      field="email")]) from exc
+    return start_session(session, user_id=user.id, remember=False, now=now)
+
+
+class FormErrors(DomainError):
+    """Several fields are wrong at once; `errors` has one DomainError per field."""
+
+    def __init__(self, errors: list[DomainError]) -> None:
+        super().__init__(errors[0].message, field=errors[0].field)
+        self.errors = errors
+
+    def by_field(self) -> dict[str, str]:
+        return {error.field or "form": error.message for error in self.errors}
+
+
+def _throttle_checks(email: str, client: str) -> list[tuple[str, throttle.Policy]]:
+    checks = [(f"signin-email:{email}", throttle.SIGN_IN_EMAIL)]
+    if client:
+        checks.append((f"signin-client:{client}", throttle.SIGN_IN_CLIENT))
+    return checks
+
+
+def sign_in(session: Session, *, email: str, password: str, remember: bool, client: str, now: datetime
+            ) -> SignedIn:
+    """Check the password, unless this email or client has failed too often; failures are counted.
+
+    The caller commits even when this raises, so that the failure counts (see `state.auth`)."""
+    try:
+        address = normalise_email(email)
+    except DomainError:
+        address = (email or "").strip().lower()[:254]
+    checks = _throttle_checks(address, client)
+    wait = throttle.longest_wait(session, checks, now=now)
+    if wait.locked:
+        raise DomainError(f"Too many failed sign-ins. Signing in is locked for {wait.in_words()}; "
+                          "try again then.", field="form")
+    if wait:
+        raise DomainError(f"Too many failed sign-ins. Wait {wait.in_words()} and try again.", field="form")
+    user = session.exec(select(User).where(User.email == address, User.removed_at.is_(None))).first()
+    if not passwords.verify_password(user.password_hash if user else None, password):
+        for key, policy in checks:
+            throttle.record_failure(session, key, policy, now=now)
+        log.info("failed sign-in for an email%s", "" if user else " that has no account")
+        raise DomainError(WRONG_CREDENTIALS, field="form")
+    throttle.clear(session, checks[0][0])  # the client's count stays: it spans many emails
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    return start_session(session, user_id=user.id, remember=remember, now=now)
+
+
+def change_password(session: Session, *, actor: Actor, current: str, new: str, confirm: str, now: datetime
+                    ) -> SignedIn:
+    """Set a new password, end every session of this member (all browsers), and sign this one in again."""
+    user = session.get(User, actor.user_id)
+    if user is None or user.account_id != actor.account_id or user.removed_at is not None:
+        raise NotFound("Your user")
+    errors: list[DomainError] = []
+    if user.password_hash is not None and not passwords.verify_password(user.password_hash, current):
+        errors.append(DomainError("This is not your current password.", field="current_password"))
+    try:
+        passwords.check_new_password(new, email=user.email, field="new_password")
+    except DomainError as exc:
+        errors.append(exc)
+    if new != confirm:
+        errors.append(DomainError("The two new passwords are not the same.", field="confirm_password"))
+    if errors:
+        raise FormErrors(errors)
+    user.password_hash = passwords.hash_password(new)
+    end_all_sessions(session, user_id=user.id)
+    return start_session(session, user_id=user.id, remember=False, now=now)
+
+
+def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
+    """"Try the demo": a session for the owner of the seeded demo account (demo mode only; the caller checks)."""
+    from cf_portal.services.seed import DEMO_OWNER_EMAIL
+
+    user = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL, User.removed_at.is_(None))).first()
+    if user is None:
+        raise NotFound("The demo account (run `make run` or `python -m cf_portal.cli seed`)")
+    return start_session(session, user_id=user.id, remember=False, now=now)
+
+
+def delete_expired_sessions(session: Session, *, now: datetime) -> int:
+    return session.execute(sa.delete(AuthSession).where(AuthSession.expires_at <= now)).rowcount or 0

@@ -1,0 +1,258 @@
+"""Members of an account: invitations (a link the owner copies; there is no mail server), roles, removal.
+
+The last owner stays: every change that could leave an account without an owner first locks the account
+row (`SELECT … FOR UPDATE`; SQLite's write transactions are serial anyway), so two owners demoting each
+other at the same moment cannot both succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from cf_portal.models import Account, AuditEvent, Invitation, Role, User
+from cf_portal.services import auth, passwords, roles
+from cf_portal.services.actors import Actor
+from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.roles import Permission
+from cf_portal.services.validation import check_person_name, normalise_email
+
+log = logging.getLogger(__name__)
+
+INVITATION_DAYS = 7
+INVITATION_PATH = "/invitation"
+
+
+class MemberRow(BaseModel):
+    id: int
+    name: str
+    email: str
+    role: str
+    role_label: str
+    is_you: bool
+    can_sign_in: bool
+
+
+class InvitationRow(BaseModel):
+    id: int
+    email: str
+    role_label: str
+    expires: str  # "Dec 6, 2026"
+    expired: bool
+
+
+class InvitationCreated(BaseModel):
+    email: str
+    role_label: str
+    link: str  # shown once, to the owner who made it
+
+
+class InvitationPreview(BaseModel):
+    account_name: str
+    email: str
+    role_label: str
+
+
+def _check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise DomainError("Choose a role.", field="role") from None
+
+
+def _lock_account(session: Session, account_id: int) -> None:
+    session.exec(select(Account.id).where(Account.id == account_id).with_for_update()).first()
+
+
+def _owners(session: Session, account_id: int) -> int:
+    return session.execute(
+        sa.select(sa.func.count()).select_from(User)
+        .where(User.account_id == account_id, User.role == Role.OWNER.value, User.removed_at.is_(None))
+    ).scalar_one()
+
+
+def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int | None, detail: str,
+           now: datetime) -> None:
+    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
+                           object_type=object_type, object_id=object_id, detail=detail[:500], created_at=now))
+
+
+def _member(session: Session, actor: Actor, user_id: int) -> User:
+    user = session.exec(select(User).where(User.id == user_id, User.account_id == actor.account_id,
+                                           User.removed_at.is_(None))).first()
+    if user is None:
+        raise NotFound("That member")
+    return user
+
+
+def list_members(session: Session, *, account_id: int, you: int) -> list[MemberRow]:
+    users = session.exec(select(User).where(User.account_id == account_id, User.removed_at.is_(None))
+                         .order_by(sa.func.lower(User.name), User.id)).all()
+    return [MemberRow(id=u.id, name=u.name, email=u.email, role=u.role, role_label=roles.label(u.role),
+                      is_you=u.id == you, can_sign_in=u.password_hash is not None) for u in users]
+
+
+def list_invitations(session: Session, *, account_id: int, now: datetime) -> list[InvitationRow]:
+    rows = session.exec(select(Invitation).where(Invitation.account_id == account_id,
+                                                 Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))
+                        .order_by(Invitation.created_at.desc())).all()
+    return [InvitationRow(id=i.id, email=i.email, role_label=roles.label(i.role),
+                          expires=f"{i.expires_at:%b} {i.expires_at.day}, {i.expires_at.year}",
+                          expired=i.expires_at <= now) for i in rows]
+
+
+def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: str, now: datetime
+           ) -> InvitationCreated:
+    """A new invitation link for `email` (any earlier open one for it is revoked). The link is returned
+    once and logged, because there is no mail server to send it."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    errors = []
+    try:
+        address = normalise_email(email)
+    except DomainError as exc:
+        errors.append(exc)
+        address = ""
+    try:
+        chosen = _check_role(role)
+    except DomainError as exc:
+        errors.append(exc)
+    if errors:
+        raise auth.FormErrors(errors)
+    existing = session.exec(select(User).where(User.email == address)).first()
+    if existing is not None and existing.account_id == actor.account_id and existing.removed_at is None:
+        raise DomainError(f"{address} is already a member.", field="email")
+    if existing is not None and existing.account_id != actor.account_id:
+        raise DomainError("This email already belongs to another ChatFortress account.", field="email")
+    session.execute(sa.update(Invitation).where(
+        Invitation.account_id == actor.account_id, Invitation.email == address, Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None)).values(revoked_at=now))
+    token = auth.new_token()
+    invitation = Invitation(account_id=actor.account_id, email=address, role=chosen.value,
+                            token_hash=auth.token_digest(token), invited_by_user_id=actor.user_id, created_at=now,
+                            expires_at=now + timedelta(days=INVITATION_DAYS))
+    session.add(invitation)
+    session.flush()
+    _audit(session, actor, "member.invited", "invitation", invitation.id, f"{address} as {roles.label(chosen)}", now)
+    link = f"{base_url.rstrip('/')}{INVITATION_PATH}?token={token}"
+    # No mail server: the log is the outbox (the owner also sees the link once, to copy).
+    log.info("Invitation for %s to join account %s as %s: %s", address, actor.account_id, chosen.value, link)
+    return InvitationCreated(email=address, role_label=roles.label(chosen), link=link)
+
+
+def revoke_invitation(session: Session, *, actor: Actor, invitation_id: int, now: datetime) -> str:
+    actor.require(Permission.MANAGE_MEMBERS)
+    invitation = session.exec(select(Invitation).where(
+        Invitation.id == invitation_id, Invitation.account_id == actor.account_id,
+        Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))).first()
+    if invitation is None:
+        raise NotFound("That invitation")
+    invitation.revoked_at = now
+    _audit(session, actor, "member.invitation_revoked", "invitation", invitation.id, invitation.email, now)
+    return invitation.email
+
+
+def _open_invitation(session: Session, token: str, now: datetime) -> tuple[Invitation, Account]:
+    row = session.exec(
+        select(Invitation, Account).join(Account, Account.id == Invitation.account_id)
+        .where(Invitation.token_hash == auth.token_digest(token or ""))
+    ).first()
+    if row is None:
+        raise DomainError("This invitation link is not valid. Ask the owner who invited you for a new one.")
+    invitation, account = row
+    if invitation.accepted_at is not None:
+        raise DomainError("This invitation has already been used. Sign in instead.")
+    if invitation.revoked_at is not None:
+        raise DomainError("This invitation was withdrawn. Ask the owner who invited you for a new one.")
+    if invitation.expires_at <= now:
+        raise DomainError("This invitation has expired (links work for 7 days). Ask the owner who invited you "
+                          "for a new one.")
+    return invitation, account
+
+
+def preview_invitation(session: Session, *, token: str, now: datetime) -> InvitationPreview:
+    invitation, account = _open_invitation(session, token, now)
+    return InvitationPreview(account_name=account.name, email=invitation.email, role_label=roles.label(invitation.role))
+
+
+def accept_invitation(session: Session, *, token: str, name: str, password: str, confirm: str, now: datetime
+                      ) -> auth.SignedIn:
+    """Join the account: the invitee chooses a name and password and is signed in. Works once: the
+    invitation is taken with a conditional UPDATE, so two tabs accepting at once make one member."""
+    invitation, _ = _open_invitation(session, token, now)
+    errors = []
+    try:
+        clean_name = check_person_name(name)
+    except DomainError as exc:
+        errors.append(exc)
+    try:
+        passwords.check_new_password(password, email=invitation.email)
+    except DomainError as exc:
+        errors.append(exc)
+    if password != confirm:
+        errors.append(DomainError("The two passwords are not the same.", field="confirm_password"))
+    if errors:
+        raise auth.FormErrors(errors)
+    existing = session.exec(select(User).where(User.email == invitation.email)).first()
+    if existing is not None and (existing.account_id != invitation.account_id or existing.removed_at is None):
+        raise DomainError("This email already has a ChatFortress account. Sign in instead.")
+    if existing is not None:  # a removed member invited back: the same person, with their history
+        existing.name, existing.role, existing.removed_at = clean_name, invitation.role, None
+        existing.password_hash = passwords.hash_password(password)
+        user = existing
+    else:
+        user = User(account_id=invitation.account_id, name=clean_name, email=invitation.email, role=invitation.role,
+                    password_hash=passwords.hash_password(password), created_at=now)
+        session.add(user)
+    session.flush()
+    taken = session.execute(
+        sa.update(Invitation).where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
+                                    Invitation.revoked_at.is_(None), Invitation.expires_at > now)
+        .values(accepted_at=now, accepted_user_id=user.id).returning(Invitation.id)
+    ).first()
+    if taken is None:
+        raise DomainError("This invitation has already been used. Sign in instead.")
+    session.add(AuditEvent(account_id=invitation.account_id, actor_user_id=user.id, action="member.joined",
+                           object_type="user", object_id=user.id, detail=f"{user.email} as "
+                           f"{roles.label(invitation.role)}", created_at=now))
+    return auth.start_session(session, user_id=user.id, remember=False, now=now)
+
+
+def change_role(session: Session, *, actor: Actor, user_id: int, role: str, now: datetime) -> MemberRow:
+    actor.require(Permission.MANAGE_MEMBERS)
+    chosen = _check_role(role)
+    _lock_account(session, actor.account_id)
+    user = _member(session, actor, user_id)
+    if user.role == chosen.value:
+        return _row(user, actor)
+    if user.role == Role.OWNER.value and _owners(session, actor.account_id) <= 1:
+        raise DomainError("An account needs at least one owner. Make someone else an owner first.")
+    before = user.role
+    user.role = chosen.value
+    session.flush()
+    _audit(session, actor, "member.role_changed", "user", user.id,
+           f"{user.email}: {roles.label(before)} → {roles.label(chosen)}", now)
+    return _row(user, actor)
+
+
+def remove_member(session: Session, *, actor: Actor, user_id: int, now: datetime) -> str:
+    """Remove a member: they are signed out everywhere and cannot sign in; their history keeps their name."""
+    actor.require(Permission.MANAGE_MEMBERS)
+    _lock_account(session, actor.account_id)
+    user = _member(session, actor, user_id)
+    if user.role == Role.OWNER.value and _owners(session, actor.account_id) <= 1:
+        raise DomainError("The last owner cannot be removed. Make someone else an owner first.")
+    user.removed_at = now
+    user.password_hash = None
+    auth.end_all_sessions(session, user_id=user.id)
+    session.flush()
+    _audit(session, actor, "member.removed", "user", user.id, user.email, now)
+    return user.name
+
+
+def _row(user: User, actor: Actor) -> MemberRow:
+    return MemberRow(id=user.id, name=user.name, email=user.email, role=user.role, role_label=roles.label(user.role),
+                     is_you=user.id == actor.user_id, can_sign_in=user.password_hash is not None)

@@ -1,0 +1,61 @@
+"""What each role may do. The one place that says so: state handlers ask `Actor.require(...)`, pages ask the
+flags derived from the same table."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from cf_portal.models import Role
+
+
+class Permission(StrEnum):
+    BUY = "buy"  # Add License: coupon checks, Create
+    MANAGE_PAYMENT_METHODS = "manage_payment_methods"  # add a card, make one the default
+    MANAGE_SEATS = "manage_seats"  # employees, child accounts, assign, move and free seats, CSV import
+    MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
+    RESET_DEMO = "reset_demo"  # put the demo account back to the seed (demo mode only)
+
+
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.BILLING_ADMIN: frozenset({Permission.BUY, Permission.MANAGE_PAYMENT_METHODS}),
+    Role.LICENSE_ADMIN: frozenset({Permission.MANAGE_SEATS}),
+    Role.VIEWER: frozenset(),
+}
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.OWNER: "Owner",
+    Role.BILLING_ADMIN: "Billing admin",
+    Role.LICENSE_ADMIN: "License admin",
+    Role.VIEWER: "Viewer",
+}
+
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    Role.OWNER: "Everything, including members and roles.",
+    Role.BILLING_ADMIN: "Buys licenses, manages payment methods, sees invoices.",
+    Role.LICENSE_ADMIN: "Manages employees and child accounts; assigns, moves and frees seats.",
+    Role.VIEWER: "Sees everything, changes nothing.",
+}
+
+# What a role may not do, in the words a refused member reads.
+REFUSALS: dict[Permission, str] = {
+    Permission.BUY: "Only owners and billing admins can buy licenses.",
+    Permission.MANAGE_PAYMENT_METHODS: "Only owners and billing admins can change payment methods.",
+    Permission.MANAGE_SEATS: "Only owners and license admins can change employees and seats.",
+    Permission.MANAGE_MEMBERS: "Only owners can manage members.",
+    Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo.",
+}
+
+
+def allows(role: str, permission: Permission) -> bool:
+    try:
+        return permission in PERMISSIONS[Role(role)]
+    except ValueError:
+        return False
+
+
+def label(role: str) -> str:
+    try:
+        return ROLE_LABELS[Role(role)]
+    except ValueError:
+        return role

@@ -1,0 +1,96 @@
+"""Slowing down, then locking, whatever keeps failing: sign-ins per email and per client, coupon-code checks
+per account and per client.
+
+Counts live in the `throttle` table, so every worker sees the same numbers. A failure is one atomic
+upsert; a locked or waiting key is refused before the password or code is even looked at.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from cf_portal.models import Throttle
+
+
+@dataclass(frozen=True)
+class Policy:
+    free: int  # failures in a window that cost nothing
+    lock_after: int  # failures in a window that lock the key
+    window: timedelta  # failures older than this are forgotten (unless the key is locked)
+    lock_for: timedelta
+    max_delay_s: int = 30  # the wait after each failure past `free` doubles up to this
+
+
+SIGN_IN_EMAIL = Policy(free=3, lock_after=10, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
+SIGN_IN_CLIENT = Policy(free=10, lock_after=30, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
+COUPON_ACCOUNT = Policy(free=10, lock_after=25, window=timedelta(minutes=15), lock_for=timedelta(minutes=15),
+                        max_delay_s=5)
+COUPON_CLIENT = Policy(free=20, lock_after=40, window=timedelta(minutes=15), lock_for=timedelta(minutes=15),
+                       max_delay_s=5)
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: int  # 0: go ahead
+    locked: bool  # a lock (minutes) rather than a slow-down (seconds)
+
+    def __bool__(self) -> bool:
+        return self.seconds > 0
+
+    def in_words(self) -> str:
+        if self.seconds < 60:
+            return f"{self.seconds} second{'s' if self.seconds != 1 else ''}"
+        minutes = math.ceil(self.seconds / 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+GO = Wait(0, False)
+
+
+def wait_for(session: Session, key: str, policy: Policy, *, now: datetime) -> Wait:
+    """How long `key` must wait before its next attempt."""
+    row = session.get(Throttle, key)
+    if row is None:
+        return GO
+    if row.locked_until is not None and row.locked_until > now:
+        return Wait(math.ceil((row.locked_until - now).total_seconds()), True)
+    if row.window_started_at <= now - policy.window or row.failures < policy.free:
+        return GO
+    delay = min(2 ** (row.failures - policy.free), policy.max_delay_s)
+    ready_at = row.last_failure_at + timedelta(seconds=delay)
+    return Wait(math.ceil((ready_at - now).total_seconds()), False) if ready_at > now else GO
+
+
+def longest_wait(session: Session, checks: list[tuple[str, Policy]], *, now: datetime) -> Wait:
+    waits = [wait_for(session, key, policy, now=now) for key, policy in checks]
+    return max(waits, key=lambda w: (w.locked, w.seconds), default=GO) if any(waits) else GO
+
+
+def record_failure(session: Session, key: str, policy: Policy, *, now: datetime) -> int:
+    """Count one failure for `key` (in the caller's transaction); returns the failures in the window."""
+    table = Throttle.__table__
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    expired = sa.and_(table.c.window_started_at <= now - policy.window,
+                      sa.or_(table.c.locked_until.is_(None), table.c.locked_until <= now))
+    statement = insert.values(key=key, failures=1, window_started_at=now, last_failure_at=now).on_conflict_do_update(
+        index_elements=[table.c.key],
+        set_={
+            "failures": sa.case((expired, 1), else_=table.c.failures + 1),
+            "window_started_at": sa.case((expired, now), else_=table.c.window_started_at),
+            "last_failure_at": now,
+        },
+    ).returning(table.c.failures)
+    failures = session.execute(statement).scalar_one()
+    if failures >= policy.lock_after:
+        session.execute(sa.update(table).where(table.c.key == key).values(locked_until=now + policy.lock_for))
+    return failures
+
+
+def clear(session: Session, key: str) -> None:
+    session.execute(sa.delete(Throttle.__table__).where(Throttle.__table__.c.key == key))

@@ -1,0 +1,194 @@
+"""Sign in, sign up, accept an invitation, "Try the demo", sign out.
+
+Password hashing takes about 0.1 s of CPU, so the handlers that hash run as background events and do that
+work in a thread (`asyncio.to_thread`): one person signing in never stalls everyone else's clicks. The work
+itself is in plain functions (`attempt_*`), tested without a browser. Passwords are read from the submitted
+form and never kept in a state var.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import reflex as rx
+
+from cf_portal import routes
+from cf_portal.db import session_scope
+from cf_portal.services import auth, members
+from cf_portal.services.auth import FormErrors
+from cf_portal.services.errors import DomainError, SignInRequired
+from cf_portal.settings import get_settings
+from cf_portal.state.portal import PortalState, now, safe_next
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Attempt:
+    signed_in: auth.SignedIn | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # field name → message ("form" for the whole form)
+
+
+def _errors_of(exc: DomainError) -> dict[str, str]:
+    return exc.by_field() if isinstance(exc, FormErrors) else {exc.field or "form": exc.message}
+
+
+def _attempt(work) -> Attempt:  # noqa: ANN001
+    """Run `work(session)` in a transaction that commits even when the rule says no (failed sign-ins count)."""
+    try:
+        with session_scope() as session:
+            try:
+                return Attempt(signed_in=work(session))
+            except DomainError as exc:
+                return Attempt(errors=_errors_of(exc))
+    except Exception:
+        log.exception("signing in failed")
+        return Attempt(errors={"form": "Something went wrong on our side. Try again in a moment."})
+
+
+def attempt_sign_in(form: dict, client: str) -> Attempt:
+    return _attempt(lambda s: auth.sign_in(s, email=form.get("email", ""), password=form.get("password", ""),
+                                           remember=bool(form.get("remember")), client=client, now=now()))
+
+
+def attempt_sign_up(form: dict) -> Attempt:
+    return _attempt(lambda s: auth.sign_up(s, company=form.get("company", ""), name=form.get("name", ""),
+                                           email=form.get("email", ""), password=form.get("password", ""),
+                                           now=now()))
+
+
+def attempt_accept(token: str, form: dict) -> Attempt:
+    return _attempt(lambda s: members.accept_invitation(
+        s, token=token, name=form.get("name", ""), password=form.get("password", ""),
+        confirm=form.get("confirm_password", ""), now=now()))
+
+
+def attempt_demo() -> Attempt:
+    return _attempt(lambda s: auth.demo_owner_session(s, now=now()))
+
+
+class AuthState(PortalState):
+    """The sign-in, sign-up and invitation pages (each shows its own fields of these)."""
+
+    email_error: str = ""
+    password_error: str = ""
+    company_error: str = ""
+    name_error: str = ""
+    confirm_error: str = ""
+    form_error: str = ""
+    busy: bool = False
+    demo_mode: bool = False
+    # The invitation page: whom it is for, or why it cannot be used.
+    invitation: members.InvitationPreview | None = None
+    invitation_error: str = ""
+
+    def _next(self) -> str:
+        return safe_next(self.router.url.query_parameters.get("next", ""))
+
+    def _clear_errors(self) -> None:
+        self.email_error = self.password_error = self.company_error = self.name_error = ""
+        self.confirm_error = self.form_error = ""
+
+    def _signed_in_already(self) -> bool:
+        try:
+            with session_scope(write=False) as session:
+                self._actor(session)
+            return True
+        except SignInRequired:
+            return False
+
+    @rx.event
+    def load(self):
+        """The sign-in and sign-up pages: a member who is signed in already goes on to the page they wanted."""
+        self._clear_errors()
+        self.busy = False
+        self.demo_mode = get_settings().demo_mode
+        if self._signed_in_already():
+            return rx.redirect(self._next())
+
+    @rx.event
+    def load_invitation(self):
+        self._clear_errors()
+        self.busy = False
+        self.invitation, self.invitation_error = None, ""
+        token = self.router.url.query_parameters.get("token", "")
+        try:
+            with session_scope(write=False) as session:
+                self.invitation = members.preview_invitation(session, token=token, now=now())
+        except DomainError as exc:
+            self.invitation_error = exc.message
+
+    def _begin(self) -> bool:
+        if self.busy:
+            return False  # a second press while the first is checked
+        self._clear_errors()
+        self.busy = True
+        return True
+
+    def _finish(self, attempt: Attempt) -> bool:
+        """Show the outcome; True when signed in (the session is then kept in the browser's cookie)."""
+        self.busy = False
+        if attempt.signed_in is None:
+            for name, message in attempt.errors.items():
+                target = {"email": "email_error", "password": "password_error", "company": "company_error",
+                          "name": "name_error", "confirm_password": "confirm_error"}.get(name, "form_error")
+                setattr(self, target, message)
+            return False
+        self._keep_session(attempt.signed_in)
+        return True
+
+    @rx.event(background=True)
+    async def sign_in(self, form_data: dict):
+        async with self:
+            if not self._begin():
+                return
+            client, next_path = self.router.session.client_ip, self._next()
+        attempt = await asyncio.to_thread(attempt_sign_in, form_data, client)
+        async with self:
+            ok = self._finish(attempt)
+        if ok:
+            yield rx.redirect(next_path)
+
+    @rx.event(background=True)
+    async def sign_up(self, form_data: dict):
+        async with self:
+            if not self._begin():
+                return
+        attempt = await asyncio.to_thread(attempt_sign_up, form_data)
+        async with self:
+            ok = self._finish(attempt)
+        if ok:
+            yield rx.redirect(routes.LICENSES)
+            yield rx.toast.success("Your account is ready. Add your first licenses when you are.")
+
+    @rx.event(background=True)
+    async def accept_invitation(self, form_data: dict):
+        async with self:
+            if not self._begin():
+                return
+            token = self.router.url.query_parameters.get("token", "")
+        attempt = await asyncio.to_thread(attempt_accept, token, form_data)
+        async with self:
+            ok = self._finish(attempt)
+        if ok:
+            yield rx.redirect(routes.LICENSES)
+            yield rx.toast.success("Welcome! You have joined the account.")
+
+    @rx.event
+    def try_demo(self):
+        if not get_settings().demo_mode:
+            self.form_error = "The demo is not available here."
+            return
+        if self._finish(attempt_demo()):
+            return rx.redirect(self._next())
+
+    @rx.event
+    def sign_out(self):
+        """End this browser's session on the server (the token is useless afterwards, wherever it was copied)."""
+        with session_scope() as session:
+            auth.end_session(session, self.session_token)
+            auth.end_session(session, self.remembered_token)
+        self._forget_session()
+        return [rx.redirect(routes.SIGN_IN), rx.toast.info("You are signed out.")]

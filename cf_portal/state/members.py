@@ -1,0 +1,130 @@
+"""The Members page: who is in the account with which role; owners invite, change roles and remove."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from cf_portal.db import session_scope
+from cf_portal.models import Role
+from cf_portal.services import members, roles
+from cf_portal.services.auth import FormErrors
+from cf_portal.services.errors import DomainError
+from cf_portal.services.members import InvitationCreated, InvitationRow, MemberRow
+from cf_portal.services.roles import Permission
+from cf_portal.state.portal import PortalState, now
+
+ROLE_OPTIONS = [[role.value, roles.ROLE_LABELS[role], roles.ROLE_DESCRIPTIONS[role]] for role in Role]
+
+
+class MembersState(PortalState):
+    members: list[MemberRow] = []
+    invitations: list[InvitationRow] = []
+    loaded: bool = False
+
+    invite_open: bool = False
+    invite_email: str = ""
+    invite_role: str = Role.VIEWER.value
+    invite_email_error: str = ""
+    invite_role_error: str = ""
+    # The link just made: shown once, to the owner who made it, to copy.
+    created: InvitationCreated | None = None
+
+    remove_id: int = 0
+    remove_name: str = ""
+
+    def _refresh(self) -> None:
+        with session_scope(write=False) as session:
+            actor = self._actor(session)
+            self.members = members.list_members(session, account_id=actor.account_id, you=actor.user_id)
+            # Pending invitations are the owners' business (a viewer need not see who is about to join).
+            self.invitations = (members.list_invitations(session, account_id=actor.account_id, now=now())
+                                if actor.can(Permission.MANAGE_MEMBERS) else [])
+        self.loaded = True
+
+    @rx.event
+    def load(self):
+        self._refresh()
+
+    @rx.event
+    def open_invite(self):
+        with session_scope(write=False) as session:
+            self._actor(session, Permission.MANAGE_MEMBERS)
+        self.invite_email, self.invite_role = "", Role.VIEWER.value
+        self.invite_email_error = self.invite_role_error = ""
+        self.created, self.invite_open = None, True
+
+    @rx.event
+    def set_invite_open(self, is_open: bool):
+        self.invite_open = is_open
+        if not is_open:
+            self.created = None
+
+    @rx.event
+    def set_invite_email(self, value: str):
+        self.invite_email = value
+        self.invite_email_error = ""
+
+    @rx.event
+    def set_invite_role(self, value: str):
+        self.invite_role = value
+        self.invite_role_error = ""
+
+    @rx.event
+    def invite(self):
+        self.invite_email_error = self.invite_role_error = ""
+        base_url = self.router.url.origin if self.router.url.netloc else ""
+        try:
+            with session_scope() as session:
+                actor = self._actor(session, Permission.MANAGE_MEMBERS)
+                self.created = members.invite(session, actor=actor, email=self.invite_email, role=self.invite_role,
+                                              base_url=base_url, now=now())
+        except DomainError as exc:
+            errors = exc.by_field() if isinstance(exc, FormErrors) else {exc.field or "email": exc.message}
+            self.invite_email_error = errors.get("email", "")
+            self.invite_role_error = errors.get("role", "")
+            return
+        self._refresh()
+
+    @rx.event
+    def revoke(self, invitation_id: int):
+        try:
+            with session_scope() as session:
+                actor = self._actor(session, Permission.MANAGE_MEMBERS)
+                email = members.revoke_invitation(session, actor=actor, invitation_id=invitation_id, now=now())
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self._refresh()
+        return rx.toast.success(f"The invitation for {email} was withdrawn; its link no longer works.")
+
+    @rx.event
+    def change_role(self, user_id: int, role: str):
+        try:
+            with session_scope() as session:
+                actor = self._actor(session, Permission.MANAGE_MEMBERS)
+                row = members.change_role(session, actor=actor, user_id=user_id, role=role, now=now())
+        except DomainError as exc:
+            self._refresh()  # the select shows the role that stands
+            return rx.toast.error(exc.message)
+        self._refresh()
+        return rx.toast.success(f"{row.name} is now {row.role_label.lower()}.")
+
+    @rx.event
+    def ask_remove(self, user_id: int, name: str):
+        self.remove_id, self.remove_name = user_id, name
+
+    @rx.event
+    def cancel_remove(self):
+        self.remove_id, self.remove_name = 0, ""
+
+    @rx.event
+    def remove(self):
+        user_id = self.remove_id
+        self.remove_id = 0
+        try:
+            with session_scope() as session:
+                actor = self._actor(session, Permission.MANAGE_MEMBERS)
+                name = members.remove_member(session, actor=actor, user_id=user_id, now=now())
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
+        self._refresh()
+        return rx.toast.success(f"{name} was removed and signed out.")

@@ -1,0 +1,211 @@
+"""Accounts and sessions: sign up, sign in with throttling, sessions that end, password changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from cf_portal.db import session_scope
+from cf_portal.models import Account, AuthSession, Role, User
+from cf_portal.services import auth, passwords, throttle
+from cf_portal.services.auth import FormErrors
+from cf_portal.services.errors import DomainError, SignInRequired
+from tests.unit.conftest import NOW, Seeded
+
+PASSWORD = "correct horse battery"
+
+
+def sign_up(engine: sa.Engine, email: str = "Founder@NewCo.example", **overrides: str) -> auth.SignedIn:
+    values = dict(company="NewCo", name="Fay Founder", email=email, password=PASSWORD) | overrides
+    with session_scope(engine) as session:
+        return auth.sign_up(session, now=NOW, **values)
+
+
+def sign_in(engine: sa.Engine, email: str, password: str, *, client: str = "10.0.0.1", at=NOW,  # noqa: ANN001
+            remember: bool = False) -> auth.SignedIn:
+    with session_scope(engine) as session:
+        try:
+            return auth.sign_in(session, email=email, password=password, remember=remember, client=client, now=at)
+        except DomainError as exc:
+            error = exc  # committed like the app does, so that failures count
+    raise error
+
+
+def actor_of(engine: sa.Engine, token: str, at=NOW):  # noqa: ANN001, ANN201
+    with session_scope(engine, write=False) as session:
+        return auth.actor_for_token(session, token, now=at)
+
+
+def test_sign_up_makes_an_account_with_its_owner_signed_in(seeded: Seeded) -> None:
+    signed_in = sign_up(seeded.engine)
+    actor = actor_of(seeded.engine, signed_in.token)
+    assert (actor.account_name, actor.user_name, actor.email, actor.role) == (
+        "NewCo", "Fay Founder", "founder@newco.example", Role.OWNER.value)
+    with session_scope(seeded.engine, write=False) as session:
+        user = session.get(User, actor.user_id)
+        stored = session.exec(select(AuthSession).where(AuthSession.user_id == user.id)).one()
+    assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    assert stored.token_hash == auth.token_digest(signed_in.token) and signed_in.token not in stored.token_hash
+    assert stored.expires_at - NOW == timedelta(hours=auth.SESSION_HOURS)
+
+
+def test_sign_up_reports_every_wrong_field_at_once(seeded: Seeded) -> None:
+    with pytest.raises(FormErrors) as caught:
+        sign_up(seeded.engine, company=" ", name="", email="not-an-email", password="short")
+    assert set(caught.value.by_field()) == {"company", "name", "email", "password"}
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(Account).where(Account.name == "NewCo")).first() is None
+
+
+@pytest.mark.parametrize("password", ["password123", "Password123", "1234567890", "founder@newco.example",
+                                      "aaaaaaaaaaaa", "qwertyuiop"])
+def test_common_or_guessable_passwords_are_refused(seeded: Seeded, password: str) -> None:
+    with pytest.raises(FormErrors) as caught:
+        sign_up(seeded.engine, password=password)
+    assert "password" in caught.value.by_field()
+
+
+def test_the_same_email_cannot_sign_up_twice_in_any_case(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    with pytest.raises(FormErrors) as caught:
+        sign_up(seeded.engine, email="FOUNDER@newco.EXAMPLE", company="Other")
+    assert caught.value.by_field() == {"email": "This email already has a ChatFortress account. Sign in instead."}
+
+
+def test_sign_in_compares_emails_case_insensitively_and_remembers_for_30_days(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    signed_in = sign_in(seeded.engine, "  FOUNDER@newco.example ", PASSWORD, remember=True)
+    assert actor_of(seeded.engine, signed_in.token).email == "founder@newco.example"
+    with session_scope(seeded.engine, write=False) as session:
+        stored = session.exec(select(AuthSession).where(
+            AuthSession.token_hash == auth.token_digest(signed_in.token))).one()
+    assert stored.remember and stored.expires_at - NOW == timedelta(days=auth.REMEMBER_DAYS)
+
+
+def test_wrong_password_and_unknown_email_get_the_same_message(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    with pytest.raises(DomainError) as wrong:
+        sign_in(seeded.engine, "founder@newco.example", "not the password")
+    with pytest.raises(DomainError) as unknown:
+        sign_in(seeded.engine, "nobody@newco.example", PASSWORD)
+    assert wrong.value.message == unknown.value.message == auth.WRONG_CREDENTIALS
+
+
+def test_members_without_a_password_cannot_sign_in(seeded: Seeded) -> None:
+    """The seeded demo people have no password: only "Try the demo" reaches the owner."""
+    with pytest.raises(DomainError, match="not right"):
+        sign_in(seeded.engine, "owner@acme-security.example", "")
+
+
+def test_failed_sign_ins_slow_down_then_lock_the_email(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    email, at = "founder@newco.example", NOW
+    for _ in range(3):  # free failures
+        with pytest.raises(DomainError, match="not right"):
+            sign_in(seeded.engine, email, "wrong password", at=at)
+    # The next attempt, even with the right password, must wait: the password is not even checked.
+    with pytest.raises(DomainError, match=r"Wait 1 second"):
+        sign_in(seeded.engine, email, PASSWORD, at=at)
+    waits = []
+    for _ in range(6):
+        at += timedelta(seconds=31)
+        with pytest.raises(DomainError, match="not right"):
+            sign_in(seeded.engine, email, "wrong password", at=at)
+        try:
+            sign_in(seeded.engine, email, PASSWORD, at=at)
+        except DomainError as exc:
+            waits.append(exc.message)
+    assert all("Wait" in message for message in waits), waits
+    at += timedelta(seconds=31)
+    with pytest.raises(DomainError, match="not right"):  # the 10th failure in the window locks
+        sign_in(seeded.engine, email, "wrong password", at=at)
+    with pytest.raises(DomainError, match=r"locked for 15 minutes"):
+        sign_in(seeded.engine, email, PASSWORD, at=at + timedelta(seconds=40))
+    # Another email from another client is not affected; the locked one opens again after the lock.
+    sign_up(seeded.engine, email="second@newco.example", company="Second")
+    assert sign_in(seeded.engine, "second@newco.example", PASSWORD, client="10.0.0.2", at=at).token
+    assert sign_in(seeded.engine, email, PASSWORD, at=at + timedelta(minutes=15, seconds=1)).token
+
+
+def test_a_client_guessing_across_many_emails_is_slowed_then_locked(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    at, failures, refusals = NOW, 0, 0
+    while True:
+        try:
+            sign_in(seeded.engine, f"guess{failures}@newco.example", "wrong password", client="203.0.113.9", at=at)
+        except DomainError as exc:
+            if "locked" in exc.message:
+                break
+            if "Wait" in exc.message:  # slowed down: wait as told
+                refusals += 1
+                at += timedelta(seconds=int(exc.message.split("Wait ")[1].split(" ")[0]))
+                continue
+            failures += 1
+    assert failures == throttle.SIGN_IN_CLIENT.lock_after and refusals > 0
+    assert at - NOW < throttle.SIGN_IN_CLIENT.window
+    with pytest.raises(DomainError, match="locked"):  # the right password of a real member: refused too
+        sign_in(seeded.engine, "founder@newco.example", PASSWORD, client="203.0.113.9", at=at)
+    assert sign_in(seeded.engine, "founder@newco.example", PASSWORD, client="198.51.100.1", at=at).token
+
+
+def test_a_success_clears_the_email_count(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    for _ in range(3):
+        with pytest.raises(DomainError):
+            sign_in(seeded.engine, "founder@newco.example", "wrong password")
+    assert sign_in(seeded.engine, "founder@newco.example", PASSWORD, at=NOW + timedelta(seconds=2)).token
+    with pytest.raises(DomainError, match="not right"):  # no wait: the count started again
+        sign_in(seeded.engine, "founder@newco.example", "wrong password", at=NOW + timedelta(seconds=2))
+
+
+def test_sessions_end_at_expiry_on_sign_out_and_for_removed_members(seeded: Seeded) -> None:
+    signed_in = sign_up(seeded.engine)
+    with pytest.raises(SignInRequired):
+        actor_of(seeded.engine, signed_in.token, at=NOW + timedelta(hours=auth.SESSION_HOURS, seconds=1))
+    with pytest.raises(SignInRequired):
+        actor_of(seeded.engine, "")
+    with pytest.raises(SignInRequired):
+        actor_of(seeded.engine, signed_in.token + "x")
+    with session_scope(seeded.engine) as session:
+        auth.end_session(session, signed_in.token)
+    with pytest.raises(SignInRequired):
+        actor_of(seeded.engine, signed_in.token)
+
+
+def test_changing_the_password_ends_every_session_and_keeps_this_one(seeded: Seeded) -> None:
+    first = sign_up(seeded.engine)
+    other_browser = sign_in(seeded.engine, "founder@newco.example", PASSWORD)
+    actor = actor_of(seeded.engine, first.token)
+    new_password = "a much better passphrase"
+    with pytest.raises(FormErrors) as caught:
+        with session_scope(seeded.engine) as session:
+            auth.change_password(session, actor=actor, current="wrong", new="short", confirm="other", now=NOW)
+    assert set(caught.value.by_field()) == {"current_password", "new_password", "confirm_password"}
+    with session_scope(seeded.engine) as session:
+        renewed = auth.change_password(session, actor=actor, current=PASSWORD, new=new_password,
+                                       confirm=new_password, now=NOW)
+    for old in (first, other_browser):
+        with pytest.raises(SignInRequired):
+            actor_of(seeded.engine, old.token)
+    assert actor_of(seeded.engine, renewed.token).user_id == actor.user_id
+    with pytest.raises(DomainError):
+        sign_in(seeded.engine, "founder@newco.example", PASSWORD, at=NOW + timedelta(minutes=1))
+    assert sign_in(seeded.engine, "founder@newco.example", new_password, at=NOW + timedelta(minutes=1)).token
+
+
+def test_try_the_demo_signs_in_the_demo_owner(seeded: Seeded) -> None:
+    with session_scope(seeded.engine) as session:
+        signed_in = auth.demo_owner_session(session, now=NOW)
+    actor = actor_of(seeded.engine, signed_in.token)
+    assert actor.user_id == seeded.actor.user_id and actor.role == Role.OWNER.value
+
+
+def test_password_rules() -> None:
+    assert passwords.check_new_password("four unrelated words") == "four unrelated words"
+    assert passwords.verify_password(passwords.hash_password("four unrelated words"), "four unrelated words")
+    assert not passwords.verify_password(None, "anything at all")
+    assert not passwords.verify_password("not a hash", "anything at all")
+    assert len(passwords.common_passwords()) >= 100
