@@ -36,6 +36,53 @@ def invoice_row(invoice: InvoiceView) -> rx.Component:
                                                                         size="1", color_scheme="gray")),
                                 spacing="0", align="end"), text_align="right"),
         rx.table.cell(rx.badge(invoice.status, variant="soft", high_contrast=True, color_scheme="green")),
+        rx.table.cell(rx.button("View", size="2", variant="soft", on_click=S.open_invoice(invoice.id),
+                                aria_label=f"View invoice {invoice.number}")),
+    )
+
+
+def invoice_dialog() -> rx.Component:
+    d = S.invoice
+    return rx.dialog.root(
+        rx.dialog.content(
+            rx.cond(
+                d,
+                rx.vstack(
+                    rx.dialog.title(rx.text("Invoice ", d.invoice.number)),
+                    rx.dialog.description(rx.text(d.account_name, " · ", d.period)),
+                    rx.box(
+                        rx.table.root(
+                            rx.table.header(rx.table.row(
+                                rx.table.column_header_cell("Description"),
+                                rx.table.column_header_cell("Qty", text_align="right"),
+                                rx.table.column_header_cell("Unit price", text_align="right"),
+                                rx.table.column_header_cell("Amount", text_align="right"),
+                            )),
+                            rx.table.body(rx.foreach(d.lines, lambda line: rx.table.row(
+                                rx.table.row_header_cell(line.description),
+                                rx.table.cell(line.quantity, text_align="right"),
+                                rx.table.cell(line.unit_price, text_align="right"),
+                                rx.table.cell(line.amount, text_align="right"),
+                            ))),
+                            variant="surface", width="100%",
+                        ),
+                        width="100%", overflow_x="auto",
+                    ),
+                    rx.vstack(
+                        rx.cond(d.invoice.discount != "", rx.text("Subtotal ", d.invoice.subtotal, " · Discount ",
+                                                                  d.invoice.discount, size="2")),
+                        rx.text("Total ", rx.text.strong(d.invoice.total), " · ", d.invoice.status),
+                        align="end", spacing="1", width="100%",
+                    ),
+                    rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", size="3")),
+                              justify="end", width="100%"),
+                    spacing="3", width="100%",
+                ),
+                rx.dialog.title("Invoice"),
+            ),
+            max_width="640px",
+        ),
+        open=S.invoice_open, on_open_change=S.set_invoice_open,
     )
 
 
@@ -62,6 +109,7 @@ def billing_page() -> rx.Component:
                                 rx.table.column_header_cell("Description"),
                                 rx.table.column_header_cell("Amount", text_align="right"),
                                 rx.table.column_header_cell("Status"),
+                                rx.table.column_header_cell(rx.text("Actions", class_name="visually-hidden")),
                             )),
                             rx.table.body(rx.foreach(S.invoices, invoice_row)),
                             variant="surface", width="100%",
@@ -77,6 +125,7 @@ def billing_page() -> rx.Component:
                 ),
                 loading_rows(),
             ),
+            invoice_dialog(),
             spacing="3", width="100%",
         ),
         title="Billing",

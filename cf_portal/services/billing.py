@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import AuditEvent, Invoice, InvoiceLine, PaymentMethod
+from cf_portal.models import Account, AuditEvent, Invoice, InvoiceLine, PaymentMethod
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import NotFound
 from cf_portal.services.pricing import format_money
@@ -44,6 +44,47 @@ def list_invoices(session: Session, *, account_id: int, limit: int = 100) -> lis
         )
         for inv in invoices
     ]
+
+
+class InvoiceLineView(BaseModel):
+    description: str
+    quantity: int
+    unit_price: str
+    amount: str
+
+
+class InvoiceDetail(BaseModel):
+    invoice: InvoiceView
+    account_name: str
+    period: str  # "Nov 29, 2026 – Dec 29, 2026"
+    lines: list[InvoiceLineView]
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+def invoice_detail(session: Session, *, account_id: int, invoice_id: int) -> InvoiceDetail:
+    """One invoice of the account with its lines; another account's invoice is "not found"."""
+    row = session.exec(select(Invoice, Account).join(Account, Account.id == Invoice.account_id)
+                       .where(Invoice.id == invoice_id, Invoice.account_id == account_id)).first()
+    if row is None:
+        raise NotFound("That invoice")
+    inv, account = row
+    lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == inv.id).order_by(InvoiceLine.id)).all()
+    view = InvoiceView(
+        id=inv.id, number=inv.number, created_at=inv.created_at, description="; ".join(li.description for li in lines),
+        subtotal=format_money(inv.subtotal, inv.currency),
+        discount=f"−{format_money(inv.discount, inv.currency)}" if inv.discount else "",
+        total=format_money(inv.total, inv.currency), status=inv.status,
+    )
+    period = _day(inv.period_start) + (f" – {_day(inv.period_end)}" if inv.period_end else "")
+    return InvoiceDetail(
+        invoice=view, account_name=account.name, period=period,
+        lines=[InvoiceLineView(description=li.description, quantity=li.quantity,
+                               unit_price=format_money(li.unit_amount, inv.currency),
+                               amount=format_money(li.amount, inv.currency)) for li in lines],
+    )
 
 
 def set_default_payment_method(session: Session, *, actor: Actor, payment_method_id: int) -> None:
