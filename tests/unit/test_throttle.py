@@ -1,0 +1,86 @@
+"""Throttling: the counts behind slowed-down and locked sign-ins and coupon checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cf_portal.db import session_scope
+from cf_portal.services import checkout, throttle
+from tests.unit.conftest import NOW, Seeded
+
+POLICY = throttle.Policy(free=2, lock_after=5, window=timedelta(minutes=10), lock_for=timedelta(minutes=10))
+
+
+def fail(seeded: Seeded, key: str, at) -> int:  # noqa: ANN001
+    with session_scope(seeded.engine) as session:
+        return throttle.record_failure(session, key, POLICY, now=at)
+
+
+def wait(seeded: Seeded, key: str, at) -> throttle.Wait:  # noqa: ANN001
+    with session_scope(seeded.engine, write=False) as session:
+        return throttle.wait_for(session, key, POLICY, now=at)
+
+
+def test_free_failures_then_doubling_waits_then_a_lock(seeded: Seeded) -> None:
+    key = "test:someone"
+    assert not wait(seeded, key, NOW)
+    assert [fail(seeded, key, NOW), fail(seeded, key, NOW)] == [1, 2]
+    assert wait(seeded, key, NOW) == throttle.Wait(1, False)
+    assert not wait(seeded, key, NOW + timedelta(seconds=1))
+    fail(seeded, key, NOW + timedelta(seconds=1))
+    assert wait(seeded, key, NOW + timedelta(seconds=1)) == throttle.Wait(2, False)
+    fail(seeded, key, NOW + timedelta(seconds=3))
+    assert wait(seeded, key, NOW + timedelta(seconds=3)) == throttle.Wait(4, False)
+    assert fail(seeded, key, NOW + timedelta(seconds=7)) == 5
+    locked = wait(seeded, key, NOW + timedelta(seconds=7))
+    assert locked.locked and locked.seconds == 600 and locked.in_words() == "10 minutes"
+    # The lock ends, and with the window over the count starts again.
+    assert not wait(seeded, key, NOW + timedelta(seconds=7, minutes=10))
+    assert fail(seeded, key, NOW + timedelta(minutes=11)) == 1
+
+
+def test_keys_are_counted_apart_and_cleared(seeded: Seeded) -> None:
+    for _ in range(5):
+        fail(seeded, "test:a", NOW)
+    assert wait(seeded, "test:a", NOW).locked
+    assert not wait(seeded, "test:b", NOW)
+    with session_scope(seeded.engine) as session:
+        throttle.clear(session, "test:a")
+    assert not wait(seeded, "test:a", NOW)
+
+
+def panel(seeded: Seeded, code: str, *, account_id: int, new: bool = True, at=NOW) -> checkout.PricePanel:  # noqa: ANN001
+    plan = seeded.plans["awareness-business"]
+    with session_scope(seeded.engine) as session:
+        return checkout.throttled_price_panel(session, account_id=account_id, client="", plan_id=plan.id, quantity=3,
+                                              coupon_code=code, count_unknown=new, now=at)
+
+
+def test_guessing_coupon_codes_is_slowed_then_locked_per_account(seeded: Seeded) -> None:
+    account = seeded.actor.account_id
+    other = seeded.other_actor().account_id
+    at = NOW
+    guesses = 0
+    while True:
+        shown = panel(seeded, f"GUESS{guesses}", account_id=account, at=at)
+        if "Too many" in shown.coupon_message:
+            if "minute" in shown.coupon_message and guesses >= throttle.COUPON_ACCOUNT.lock_after:
+                break
+            at += timedelta(seconds=5)  # slowed down: wait (at most 5 s for coupons)
+            continue
+        assert shown.coupon_message == "This coupon code doesn't exist. Check the spelling."
+        guesses += 1
+    assert guesses == throttle.COUPON_ACCOUNT.lock_after
+    # Locked: even a real code is not looked up, and Create would be refused (the coupon shows as invalid).
+    locked = panel(seeded, "WELCOME20", account_id=account, at=at)
+    assert (locked.coupon_status, locked.discount) == ("invalid", "")
+    # Another account is not affected.
+    assert panel(seeded, "WELCOME20", account_id=other, at=at).coupon_status == "valid"
+
+
+def test_repricing_the_same_code_and_known_codes_do_not_count(seeded: Seeded) -> None:
+    account = seeded.actor.account_id
+    for _ in range(30):
+        assert panel(seeded, "EXPIRED25", account_id=account).coupon_status == "invalid"  # exists: not a guess
+        assert panel(seeded, "NOSUCHCODE", account_id=account, new=False).coupon_status == "invalid"
+    assert panel(seeded, "WELCOME20", account_id=account).coupon_status == "valid"
