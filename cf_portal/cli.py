@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     pending = sub.add_parser("resolve-pending", help="finish or undo purchases whose charge was never confirmed")
     pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
+    sub.add_parser("purge-expired", help="delete ended sessions and forgotten throttle counts (run daily)")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -67,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         outcome = resolve_pending(None, get_provider(), older_than=timedelta(minutes=args.minutes),
                                   now=datetime.now(UTC))
         print(", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
+    elif args.command == "purge-expired":
+        from datetime import UTC, datetime
+
+        from cf_portal.db import session_scope
+        from cf_portal.services.auth import purge_expired
+
+        with session_scope() as session:
+            sessions, counts = purge_expired(session, now=datetime.now(UTC))
+        print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
     return 0
 
 

@@ -76,7 +76,8 @@ def invite_dialog() -> rx.Component:
                 rx.vstack(
                     rx.dialog.description(
                         rx.text("Send this link to ", rx.text.strong(S.created.email), ". It works once, for 7 "
-                                "days, and makes them ", S.created.role_label.lower(), ". It is shown only now."),
+                                "days, with the role ", rx.text.strong(S.created.role_label),
+                                ". It is shown only now."),
                     ),
                     labelled("Invitation link",
                              rx.input(value=S.created.link, read_only=True, id="invitation_link", size="3",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from cf_portal.models import Account, AuthSession, Role, User
+from cf_portal.models import Account, AuthSession, Role, Throttle, User
 from cf_portal.services import passwords, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound, SignInRequired
@@ -207,5 +207,11 @@ def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
     return start_session(session, user_id=user.id, remember=False, now=now)
 
 
-def delete_expired_sessions(session: Session, *, now: datetime) -> int:
-    return session.execute(sa.delete(AuthSession).where(AuthSession.expires_at <= now)).rowcount or 0
+def purge_expired(session: Session, *, now: datetime) -> tuple[int, int]:
+    """Delete ended sessions and throttle counts that no window or lock needs any more (a day old)."""
+    sessions = session.execute(sa.delete(AuthSession).where(AuthSession.expires_at <= now)).rowcount or 0
+    stale = now - timedelta(days=1)
+    counts = session.execute(sa.delete(Throttle).where(
+        Throttle.last_failure_at < stale, sa.or_(Throttle.locked_until.is_(None), Throttle.locked_until < stale))
+    ).rowcount or 0
+    return sessions, counts

@@ -209,3 +209,17 @@ def test_password_rules() -> None:
     assert not passwords.verify_password(None, "anything at all")
     assert not passwords.verify_password("not a hash", "anything at all")
     assert len(passwords.common_passwords()) >= 100
+
+
+def test_purging_deletes_only_what_has_ended(seeded: Seeded) -> None:
+    kept = sign_up(seeded.engine)
+    with session_scope(seeded.engine) as session:
+        ended = auth.start_session(session, user_id=actor_of(seeded.engine, kept.token).user_id, remember=False,
+                                   now=NOW - timedelta(days=1))
+        throttle.record_failure(session, "test:old", throttle.SIGN_IN_EMAIL, now=NOW - timedelta(days=2))
+        throttle.record_failure(session, "test:recent", throttle.SIGN_IN_EMAIL, now=NOW)
+    with session_scope(seeded.engine) as session:
+        assert auth.purge_expired(session, now=NOW) == (1, 1)
+    assert actor_of(seeded.engine, kept.token)
+    with pytest.raises(SignInRequired):
+        actor_of(seeded.engine, ended.token)
