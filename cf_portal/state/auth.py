@@ -106,7 +106,7 @@ class AuthState(PortalState):
         self.busy = False
         self.demo_mode = get_settings().demo_mode
         if self._signed_in_already():
-            return rx.redirect(self._next())
+            return rx.redirect(self._next(), replace=True)
 
     @rx.event
     def load_invitation(self):
