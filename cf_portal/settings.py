@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("STRIPE_PUBLISHABLE_KEY")
     )
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
+    # Set when the portal is served over HTTPS: session cookies are then sent over HTTPS only.
+    secure_cookies: bool = Field(default=False, validation_alias=AliasChoices("CF_SECURE_COOKIES"))
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("CF_PORT", "PORT"))
 
     @model_validator(mode="after")

@@ -98,6 +98,7 @@ def mobile_bar() -> rx.Component:
                           aria_label="Open menu"),
             ),
             rx.menu.content(
+                rx.menu.label(PortalState.user_name, " · ", PortalState.role_label),
                 *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
                 rx.menu.separator(),
                 rx.menu.item("Sign out", on_select=AuthState.sign_out),

@@ -15,7 +15,7 @@ from cf_portal.services.errors import NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
-from cf_portal.state.portal import PortalState, now
+from cf_portal.state.portal import PortalState, now, start_fresh
 
 
 def attempt_change_password(actor: Actor, form: dict) -> Attempt:
@@ -79,7 +79,7 @@ class AccountSettingsState(PortalState):
             actor = self._actor(session)
             auth.end_all_sessions(session, user_id=actor.user_id)
         self._forget_session()
-        return [rx.redirect(routes.SIGN_IN), rx.toast.info("You are signed out on every browser.")]
+        return start_fresh(routes.SIGN_IN)
 
     @rx.event
     def set_reset_open(self, is_open: bool):

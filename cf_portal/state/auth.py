@@ -20,7 +20,7 @@ from cf_portal.services import auth, members
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.settings import get_settings
-from cf_portal.state.portal import PortalState, now, safe_next
+from cf_portal.state.portal import PortalState, now, safe_next, start_fresh
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield rx.redirect(next_path)
+            yield start_fresh(next_path)
 
     @rx.event(background=True)
     async def sign_up(self, form_data: dict):
@@ -160,8 +160,7 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield rx.redirect(routes.LICENSES)
-            yield rx.toast.success("Your account is ready. Add your first licenses when you are.")
+            yield start_fresh(routes.LICENSES)
 
     @rx.event(background=True)
     async def accept_invitation(self, form_data: dict):
@@ -173,8 +172,7 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield rx.redirect(routes.LICENSES)
-            yield rx.toast.success("Welcome! You have joined the account.")
+            yield start_fresh(routes.LICENSES)
 
     @rx.event
     def try_demo(self):
@@ -182,7 +180,7 @@ class AuthState(PortalState):
             self.form_error = "The demo is not available here."
             return
         if self._finish(attempt_demo()):
-            return rx.redirect(self._next())
+            return start_fresh(self._next())
 
     @rx.event
     def sign_out(self):
@@ -191,4 +189,4 @@ class AuthState(PortalState):
             auth.end_session(session, self.session_token)
             auth.end_session(session, self.remembered_token)
         self._forget_session()
-        return [rx.redirect(routes.SIGN_IN), rx.toast.info("You are signed out.")]
+        return start_fresh(routes.SIGN_IN)

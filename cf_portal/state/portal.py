@@ -7,6 +7,7 @@ the `can_*` flags, but those flags never decide anything on the server.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from cf_portal import routes
 from cf_portal.services import auth, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.roles import Permission
+from cf_portal.settings import get_settings
 
 SESSION_COOKIE = "cf_session"
 REMEMBERED_COOKIE = "cf_session_remembered"
@@ -27,6 +29,12 @@ def now() -> datetime:
 
 def sign_in_url(next_path: str) -> str:
     return f"{routes.SIGN_IN}?next={quote(next_path, safe='')}" if next_path else routes.SIGN_IN
+
+
+def start_fresh(path: str) -> rx.event.EventSpec:
+    """Load `path` with a new, empty browser state (a new Reflex client token), so nothing of the previous
+    member's pages stays in this tab after signing in or out. Runs after the cookie change has been applied."""
+    return rx.call_script(f"window.sessionStorage.removeItem('token'); window.location.assign({json.dumps(path)})")
 
 
 def safe_next(next_path: str) -> str:
@@ -47,9 +55,10 @@ class PortalState(rx.State):
     can_manage_members: bool = False
 
     # The browser's session token: a session cookie, or a 30-day one with "Remember me".
-    session_token: str = rx.Cookie("", name=SESSION_COOKIE, same_site="strict")
+    session_token: str = rx.Cookie("", name=SESSION_COOKIE, same_site="strict",
+                                   secure=get_settings().secure_cookies or None)
     remembered_token: str = rx.Cookie("", name=REMEMBERED_COOKIE, max_age=auth.REMEMBER_DAYS * 86400,
-                                      same_site="strict")
+                                      same_site="strict", secure=get_settings().secure_cookies or None)
 
     def _current_path(self) -> str:
         url = self.router.url
