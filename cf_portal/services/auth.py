@@ -201,9 +201,13 @@ def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
     """"Try the demo": a session for the owner of the seeded demo account (demo mode only; the caller checks)."""
     from cf_portal.services.seed import DEMO_OWNER_EMAIL
 
-    user = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL, User.removed_at.is_(None))).first()
+    user = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).first()
     if user is None:
         raise NotFound("The demo account (run `make run` or `python -m cf_portal.cli seed`)")
+    if user.removed_at is not None or user.role != Role.OWNER.value:
+        # A visitor removed or demoted the demo's owner: the demo must stay open to the next visitor.
+        user.removed_at, user.role = None, Role.OWNER.value
+        log.info("the demo account's owner was restored for Try the demo")
     return start_session(session, user_id=user.id, remember=False, now=now)
 
 
