@@ -98,7 +98,8 @@ def mobile_bar() -> rx.Component:
                           aria_label="Open menu"),
             ),
             rx.menu.content(
-                rx.menu.label(PortalState.user_name, " · ", PortalState.role_label),
+                rx.text(PortalState.user_name, " · ", PortalState.role_label, size="1", color_scheme="gray",
+                        padding="6px 12px"),
                 *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
                 rx.menu.separator(),
                 rx.menu.item("Sign out", on_select=AuthState.sign_out),
