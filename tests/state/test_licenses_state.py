@@ -34,9 +34,14 @@ def test_load_shows_only_the_acting_accounts_licenses(root_state: rx.State) -> N
     assert row.monthly_cost_display == "$95.00"
 
 
-def test_the_browser_never_receives_the_backend_user_id(root_state: rx.State) -> None:
+def test_the_browser_never_receives_password_hashes_or_session_digests(root_state: rx.State) -> None:
+    from cf_portal.models import AuthSession, User
+
     state = substate(root_state, LicensesState)
     state.load()
     delta = json.dumps(root_state.get_delta(), default=str)
-    assert "_user_id" not in delta
+    with db.session_scope(write=False) as session:
+        digests = session.exec(select(AuthSession.token_hash)).all()
+        hashes = [h for h in session.exec(select(User.password_hash)).all() if h]
     assert "licenses" in delta
+    assert not any(secret in delta for secret in [*digests, *hashes]) and "$argon2" not in delta

@@ -1,0 +1,138 @@
+"""Signing in, up and out through the states: cookies, redirects, and passwords kept out of the state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import reflex as rx
+from sqlmodel import select
+
+from cf_portal import db
+from cf_portal.models import AuthSession
+from cf_portal.services.errors import SignInRequired
+from cf_portal.state import auth as auth_state
+from cf_portal.state.auth import AuthState
+from cf_portal.state.licenses import LicensesState
+from cf_portal.state.portal import PortalState, safe_next, sign_in_url
+from tests.state.conftest import substate
+
+PASSWORD = "correct horse battery"
+SIGN_UP = {"company": "NewCo", "name": "Fay Founder", "email": "fay@newco.example", "password": PASSWORD}
+
+
+def script_of(event: rx.event.EventSpec) -> str:
+    """The text of the event's arguments (a redirect's path, or the script of a fresh start)."""
+    return " ".join(str(getattr(value, "_var_value", value)) for _, value in event.args)
+
+
+def test_a_signed_out_browser_is_sent_to_sign_in_and_back(signed_out_state: rx.State) -> None:
+    licenses = substate(signed_out_state, LicensesState)
+    with pytest.raises(SignInRequired) as caught:
+        licenses.load()
+    assert caught.value.next_path == ""  # no page in a state test; the app adds the page's path
+    assert sign_in_url("/employees?page=2") == "/signin?next=%2Femployees%3Fpage%3D2"
+    assert licenses.licenses == [] and licenses.account_name == ""
+
+
+@pytest.mark.parametrize(("asked", "goes_to"), [
+    ("/employees", "/employees"), ("/licenses/new?plan=3", "/licenses/new?plan=3"),
+    ("//evil.example/x", "/licenses"), ("https://evil.example", "/licenses"), ("/\\evil.example", "/licenses"),
+    ("", "/licenses"), ("javascript:alert(1)", "/licenses"), ("/a\nb", "/licenses"),
+])
+def test_after_signing_in_only_pages_of_the_portal_are_followed(asked: str, goes_to: str) -> None:
+    assert safe_next(asked) == goes_to
+
+
+def test_sign_up_keeps_the_session_in_a_cookie_and_no_password_in_the_state(signed_out_state: rx.State) -> None:
+    state = substate(signed_out_state, AuthState)
+    assert state._begin()
+    attempt = auth_state.attempt_sign_up(SIGN_UP)
+    assert state._finish(attempt) is True
+    portal = substate(signed_out_state, PortalState)
+    assert portal.session_token == attempt.signed_in.token and portal.remembered_token == ""
+    delta = json.dumps(signed_out_state.get_delta(), default=str)
+    assert PASSWORD not in delta
+    licenses = substate(signed_out_state, LicensesState)
+    licenses.load()
+    assert (licenses.account_name, licenses.user_name, licenses.role_label) == ("NewCo", "Fay Founder", "Owner")
+    assert licenses.can_buy and licenses.can_manage_seats and licenses.can_manage_members
+
+
+def test_wrong_sign_up_fields_get_messages_next_to_them(signed_out_state: rx.State) -> None:
+    state = substate(signed_out_state, AuthState)
+    state._begin()
+    state._finish(auth_state.attempt_sign_up({**SIGN_UP, "email": "nope", "password": "short"}))
+    assert state.email_error.startswith("Enter a valid email address")
+    assert state.password_error == "Use at least 10 characters (this has 5)."
+    assert state.company_error == state.name_error == "" and state.busy is False
+    assert substate(signed_out_state, PortalState).session_token == ""
+
+
+def test_remember_me_uses_the_30_day_cookie_and_sign_out_ends_the_session(signed_out_state: rx.State) -> None:
+    state = substate(signed_out_state, AuthState)
+    state._begin()
+    state._finish(auth_state.attempt_sign_up(SIGN_UP))
+    state._begin()
+    attempt = auth_state.attempt_sign_in({"email": "FAY@newco.example", "password": PASSWORD, "remember": "on"},
+                                         "10.1.1.1")
+    state._finish(attempt)
+    portal = substate(signed_out_state, PortalState)
+    assert portal.remembered_token == attempt.signed_in.token and portal.session_token == ""
+    token = portal.remembered_token
+    event = state.sign_out()
+    assert "removeItem('token')" in script_of(event) and "/signin" in script_of(event)
+    assert portal.session_token == portal.remembered_token == "" and portal.account_name == ""
+    with db.session_scope(write=False) as session:
+        from cf_portal.services.auth import token_digest
+
+        assert session.exec(select(AuthSession).where(AuthSession.token_hash == token_digest(token))).first() is None
+    with pytest.raises(SignInRequired):
+        substate(signed_out_state, LicensesState).load()
+
+
+def test_a_wrong_password_is_a_form_message_and_counts(signed_out_state: rx.State,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(auth_state, "now", lambda: datetime(2026, 11, 29, 12, 0, tzinfo=UTC))  # no time passes
+    state = substate(signed_out_state, AuthState)
+    state._begin()
+    state._finish(auth_state.attempt_sign_up(SIGN_UP))
+    for _ in range(3):
+        state._begin()
+        state._finish(auth_state.attempt_sign_in({"email": "fay@newco.example", "password": "not it at all"}, "c"))
+        assert state.form_error == "The email or password is not right."
+    state._begin()
+    state._finish(auth_state.attempt_sign_in({"email": "fay@newco.example", "password": PASSWORD}, "c"))
+    assert state.form_error.startswith("Too many failed sign-ins. Wait")
+
+
+def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state: rx.State,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cf_portal import settings
+
+    state = substate(signed_out_state, AuthState)
+    event = state.try_demo()
+    assert "/licenses" in script_of(event)
+    assert substate(signed_out_state, PortalState).session_token
+    licenses = substate(signed_out_state, LicensesState)
+    licenses.load()
+    assert (licenses.account_name, licenses.role_label) == ("Acme Security Ltd", "Owner")
+
+    monkeypatch.setenv("CF_DEMO_MODE", "false")
+    settings.get_settings.cache_clear()
+    other = substate(signed_out_state, AuthState)
+    other._forget_session()
+    assert other.try_demo() is None
+    assert other.form_error == "The demo is not available here." and other.session_token == ""
+
+
+def test_a_signed_in_visitor_of_the_sign_in_page_goes_on(root_state: rx.State) -> None:
+    state = substate(root_state, AuthState)
+    event = state.load()
+    assert event is not None and "/licenses" in script_of(event)
+
+
+def test_a_signed_out_visitor_of_the_sign_in_page_stays(signed_out_state: rx.State) -> None:
+    assert substate(signed_out_state, AuthState).load() is None
