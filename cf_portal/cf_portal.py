@@ -4,6 +4,7 @@ import reflex as rx
 from reflex.event import EventSpec
 
 from cf_portal import routes
+from cf_portal.api import api
 from cf_portal.db import all_metadata
 from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
@@ -40,6 +41,7 @@ app = rx.App(
     stylesheets=["/portal.css"],
     head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
     backend_exception_handler=handle_backend_exception,
+    api_transformer=api,  # the payment provider's webhook (cf_portal/api.py)
 )
 
 # Open to anyone.

@@ -353,6 +353,9 @@ class License(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=80)
     created_by_user_id: int | None = fk("user.id", nullable=True)
     created_at: datetime = created_at_field()
+    # When the provider's newest applied news about this subscription happened (webhooks arrive out of order:
+    # older news than this is not applied).
+    provider_updated_at: datetime | None = optional_time_field()
 
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -476,3 +479,20 @@ class AuditEvent(SQLModel, table=True):
     object_id: int | None = Field(default=None)
     detail: str = Field(default="", max_length=500)
     created_at: datetime = created_at_field()
+
+
+class ProviderEvent(SQLModel, table=True):
+    """Each webhook event of the payment provider, stored once: a replayed delivery finds its row and does
+    nothing again."""
+
+    __tablename__ = "provider_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=20)
+    event_id: str = Field(max_length=100)
+    type: str = Field(max_length=80)
+    occurred_at: datetime = Field(sa_type=UTCDateTime, nullable=False)  # the event's own time
+    outcome: str = Field(default="", max_length=200)
+    received_at: datetime = created_at_field()
+
+    __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     stripe_publishable_key: str | None = Field(
         default=None, validation_alias=AliasChoices("STRIPE_PUBLISHABLE_KEY")
     )
+    # The signing secret of the Stripe webhook endpoint (whsec_…); the webhook route refuses events without it.
+    stripe_webhook_secret: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET"),
+                                              repr=False)
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
     # Set when the portal is served over HTTPS: session cookies are then sent over HTTPS only.
     secure_cookies: bool = Field(default=False, validation_alias=AliasChoices("CF_SECURE_COOKIES"))

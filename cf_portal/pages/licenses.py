@@ -135,8 +135,26 @@ def created_banner() -> rx.Component:
     )
 
 
+def past_due_banner() -> rx.Component:
+    return rx.cond(
+        LicensesState.past_due_count > 0,
+        rx.callout(
+            rx.text(
+                "A payment failed for ", LicensesState.past_due_count, " license(s); they are past due. ",
+                rx.cond(LicensesState.can_manage_payment_methods,
+                        rx.link("Check your payment methods in Billing", href=routes.BILLING, underline="always"),
+                        "Ask an owner or billing admin to check the payment method."),
+                ".",
+            ),
+            icon="triangle-alert", color_scheme="amber", high_contrast=True, role="alert", width="100%",
+            margin_bottom="16px",
+        ),
+    )
+
+
 def licenses_page() -> rx.Component:
     return page_shell(
+        past_due_banner(),
         created_banner(),
         rx.hstack(
             rx.text(

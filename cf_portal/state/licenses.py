@@ -14,6 +14,7 @@ from cf_portal.state.portal import PortalState
 class LicensesState(PortalState):
     licenses: list[LicenseRow] = []
     loaded: bool = False
+    past_due_count: int = 0  # licenses whose renewal payment failed (the provider's webhook says so)
     # Set by Add License after a purchase, to confirm it at the top of the list.
     created_license_id: int = 0
 
@@ -52,4 +53,5 @@ class LicensesState(PortalState):
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.licenses = list_licenses(session, account_id=actor.account_id)
+        self.past_due_count = sum(1 for row in self.licenses if row.status == "past_due")
         self.loaded = True

@@ -1,0 +1,171 @@
+"""Webhook events: stored once, applied in the order they happened, keeping licenses and invoices in step;
+and the signed webhook route that receives them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from cf_portal import api, db, settings
+from cf_portal.db import session_scope
+from cf_portal.models import Invoice, InvoiceLine, License, ProviderEvent
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.licenses import list_licenses
+from cf_portal.services.provider_events import handle_event
+from cf_portal.services.purchase import create_license
+from tests.unit.conftest import NOW, Seeded
+from tests.unit.test_purchase import request_for
+
+SECRET = "whsec_test_secret"
+
+
+@pytest.fixture
+def bought(seeded: Seeded, provider: SandboxProvider) -> License:
+    card = seeded.add_card(provider)
+    result = create_license(seeded.engine, provider, actor=seeded.actor, now=NOW,
+                            request=request_for(seeded, card.id, quantity=5, name="Sales team"))
+    with session_scope(seeded.engine, write=False) as session:
+        return session.get(License, result.license_id)
+
+
+def event(kind: str, obj: dict, *, at: int, event_id: str | None = None) -> dict:
+    return {"id": event_id or f"evt_{kind}_{at}", "object": "event", "type": kind, "created": at,
+            "data": {"object": obj}}
+
+
+def invoice_obj(lic: License, invoice_id: str, *, total: int = 9500, new_api: bool = False) -> dict:
+    obj = {"id": invoice_id, "object": "invoice", "number": f"INV-{invoice_id[-4:]}", "currency": "usd",
+           "subtotal": total, "total": total, "status": "paid",
+           "lines": {"data": [{"description": "5 × Security Awareness Training Business", "quantity": 5,
+                               "amount": total}]}}
+    if new_api:  # API versions from 2025-03 name the subscription under `parent`
+        obj["parent"] = {"subscription_details": {"subscription": lic.provider_subscription_id}}
+    else:
+        obj["subscription"] = lic.provider_subscription_id
+    return obj
+
+
+def apply(seeded: Seeded, evt: dict) -> str:
+    with session_scope(seeded.engine) as session:
+        return handle_event(session, provider="stripe", event=evt, now=NOW)
+
+
+def license_now(seeded: Seeded, lic: License) -> License:
+    with session_scope(seeded.engine, write=False) as session:
+        return session.get(License, lic.id)
+
+
+T0 = int(NOW.timestamp())
+
+
+def test_a_failed_renewal_makes_the_license_past_due_and_a_paid_one_active_again(seeded: Seeded,
+                                                                                 bought: License) -> None:
+    assert apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0001"), at=T0 + 10)) == (
+        "status past_due")
+    assert license_now(seeded, bought).status == "past_due"
+    with session_scope(seeded.engine, write=False) as session:
+        shown = list_licenses(session, account_id=seeded.actor.account_id)
+        assert [row.status for row in shown] == ["past_due"]  # the Licenses page counts these for its banner
+        failed = session.exec(select(Invoice).where(Invoice.provider_invoice_id == "in_0001")).one()
+        lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == failed.id)).all()
+    assert failed.status == "open" and lines[0].description.startswith("Sales team · ")
+    apply(seeded, event("invoice.paid", invoice_obj(bought, "in_0001", new_api=True), at=T0 + 20))
+    assert license_now(seeded, bought).status == "active"
+    with session_scope(seeded.engine, write=False) as session:
+        invoices = session.exec(select(Invoice).where(Invoice.provider_invoice_id == "in_0001")).all()
+    assert [i.status for i in invoices] == ["paid"]  # the same invoice, not a second one
+
+
+def test_a_replayed_event_changes_nothing(seeded: Seeded, bought: License) -> None:
+    failed = event("invoice.payment_failed", invoice_obj(bought, "in_0002"), at=T0 + 10, event_id="evt_same")
+    apply(seeded, failed)
+    apply(seeded, event("invoice.paid", invoice_obj(bought, "in_0002"), at=T0 + 20))
+    assert apply(seeded, failed) == "replay: already handled"
+    assert license_now(seeded, bought).status == "active"
+    with session_scope(seeded.engine, write=False) as session:
+        assert len(session.exec(select(ProviderEvent)).all()) == 2
+
+
+def test_events_arriving_out_of_order_do_not_undo_newer_news(seeded: Seeded, bought: License) -> None:
+    apply(seeded, event("invoice.paid", invoice_obj(bought, "in_0003"), at=T0 + 20))
+    assert apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0003"), at=T0 + 10)) == (
+        "older than what was applied")
+    assert license_now(seeded, bought).status == "active"
+
+
+def test_subscription_updates_bring_quantity_and_status_but_never_fewer_seats_than_held(
+        seeded: Seeded, bought: License) -> None:
+    sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "active",
+           "items": {"data": [{"quantity": 8}]}}
+    assert apply(seeded, event("customer.subscription.updated", sub, at=T0 + 10)) == "quantity 8, status active"
+    assert license_now(seeded, bought).quantity == 8
+    with session_scope(seeded.engine) as session:
+        session.get(License, bought.id).seats_assigned = 6
+    fewer = {**sub, "items": {"data": [{"quantity": 2}]}, "status": "past_due"}
+    apply(seeded, event("customer.subscription.updated", fewer, at=T0 + 20))
+    after = license_now(seeded, bought)
+    assert (after.quantity, after.status) == (6, "past_due")  # the CHECK seats_assigned <= quantity holds
+    apply(seeded, event("customer.subscription.deleted", {**sub, "status": "canceled"}, at=T0 + 30))
+    assert license_now(seeded, bought).status == "canceled"
+
+
+def test_events_of_unknown_subscriptions_and_other_types_are_stored_and_ignored(seeded: Seeded) -> None:
+    assert apply(seeded, event("customer.subscription.deleted", {"id": "sub_unknown"}, at=T0)) == (
+        "no license has this subscription")
+    assert apply(seeded, event("charge.refunded", {"id": "ch_1"}, at=T0)) == "not used"
+
+
+# --- the route -------------------------------------------------------------------------------------------------
+
+
+def signed(payload: bytes, secret: str = SECRET, at: int | None = None) -> str:
+    stamp = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={stamp},v1={digest}"
+
+
+@pytest.fixture
+def client(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    monkeypatch.setenv("REFLEX_DB_URL", str(seeded.engine.url.render_as_string(hide_password=False)))
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    yield TestClient(api.api)
+    db.get_engine().dispose()
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+
+
+def test_the_route_applies_signed_events_once(client: TestClient, seeded: Seeded, bought: License) -> None:
+    payload = json.dumps(event("invoice.payment_failed", invoice_obj(bought, "in_0004"), at=T0 + 10)).encode()
+    first = client.post(api.STRIPE_WEBHOOK_PATH, content=payload, headers={"Stripe-Signature": signed(payload)})
+    assert first.status_code == 200 and first.json()["outcome"] == "status past_due"
+    again = client.post(api.STRIPE_WEBHOOK_PATH, content=payload, headers={"Stripe-Signature": signed(payload)})
+    assert again.json()["outcome"] == "replay: already handled"
+    assert license_now(seeded, bought).status == "past_due"
+
+
+@pytest.mark.parametrize("header", [None, "t=1,v1=abc", "wrong secret", "too old"])
+def test_the_route_refuses_unsigned_or_wrongly_signed_events(client: TestClient, seeded: Seeded, bought: License,
+                                                             header: str | None) -> None:
+    payload = json.dumps(event("customer.subscription.deleted", {"id": bought.provider_subscription_id},
+                               at=T0)).encode()
+    headers = {}
+    if header == "wrong secret":
+        headers["Stripe-Signature"] = signed(payload, secret="whsec_other")
+    elif header == "too old":
+        headers["Stripe-Signature"] = signed(payload, at=int(time.time()) - int(timedelta(minutes=6).total_seconds()))
+    elif header is not None:
+        headers["Stripe-Signature"] = header
+    response = client.post(api.STRIPE_WEBHOOK_PATH, content=payload, headers=headers)
+    assert response.status_code == 400
+    assert license_now(seeded, bought).status == "active"
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(ProviderEvent)).all() == []
