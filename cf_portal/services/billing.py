@@ -12,6 +12,7 @@ from cf_portal.models import Account, AuditEvent, Invoice, InvoiceLine, PaymentM
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import NotFound
 from cf_portal.services.pricing import format_money
+from cf_portal.services.roles import Permission
 
 
 class InvoiceView(BaseModel):
@@ -89,6 +90,7 @@ def invoice_detail(session: Session, *, account_id: int, invoice_id: int) -> Inv
 
 def set_default_payment_method(session: Session, *, actor: Actor, payment_method_id: int) -> None:
     """Make one of the account's cards the default (the partial unique index keeps it the only one)."""
+    actor.require(Permission.MANAGE_PAYMENT_METHODS)
     pm = session.get(PaymentMethod, payment_method_id)
     if pm is None or pm.account_id != actor.account_id:
         raise NotFound("That payment method")

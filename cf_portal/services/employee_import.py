@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError
+from cf_portal.services.roles import Permission
 from cf_portal.services.validation import check_department, check_person_name, normalise_email
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -231,6 +232,7 @@ def apply_import(session: Session, *, actor: Actor, data: bytes) -> int:
     rolled back to a savepoint and the IntegrityError is turned into a `DomainError(field="file")`;
     the caller's session stays usable and nothing of the import is left in it.
     """
+    actor.require(Permission.MANAGE_SEATS)
     preview, rows = _parse(session, account_id=actor.account_id, data=data)
     if not preview.can_import:
         if preview.file_error:

@@ -12,6 +12,7 @@ from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, 
 from cf_portal.services import seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.roles import Permission
 from cf_portal.services.seats import Holder
 from cf_portal.services.validation import check_department, check_person_name, normalise_email
 
@@ -175,6 +176,7 @@ def _email_taken(session: Session, account_id: int, email: str, except_id: int |
 def save_employee(session: Session, *, actor: Actor, name: str, email: str, department: str,
                   employee_id: int | None = None) -> Employee:
     """Add an employee, or edit one of this account's. Field messages name the field."""
+    actor.require(Permission.MANAGE_SEATS)
     clean_name = check_person_name(name)
     clean_email = normalise_email(email)
     clean_department = check_department(department)
@@ -201,6 +203,7 @@ def save_employee(session: Session, *, actor: Actor, name: str, email: str, depa
 
 def set_employee_active(session: Session, *, actor: Actor, employee_id: int, active: bool) -> int:
     """Deactivate (freeing every seat they hold) or reactivate. Returns the number of seats freed."""
+    actor.require(Permission.MANAGE_SEATS)
     employee = session.get(Employee, employee_id)
     if employee is None or employee.account_id != actor.account_id:
         raise NotFound("That employee")
@@ -222,6 +225,7 @@ def open_seat_count(session: Session, *, account_id: int, holder: Holder) -> int
 
 def save_child_account(session: Session, *, actor: Actor, name: str, contact_email: str,
                        child_id: int | None = None) -> ChildAccount:
+    actor.require(Permission.MANAGE_SEATS)
     clean_name = check_person_name(name)
     clean_email = normalise_email(contact_email)
     duplicate = select(ChildAccount.id).where(ChildAccount.account_id == actor.account_id,

@@ -16,6 +16,7 @@ from cf_portal.payments.cards import BRAND_NAMES, is_expired, parse_card
 from cf_portal.payments.provider import PaymentProvider
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.roles import Permission
 
 
 class PaymentMethodView(BaseModel):
@@ -64,6 +65,7 @@ def add_payment_method(engine: sa.Engine | None, provider: PaymentProvider, *, a
 
     Raises PaymentError with `field` set ('card_number', 'expiry', 'cvc') for a field's message.
     """
+    actor.require(Permission.MANAGE_PAYMENT_METHODS)
     card = parse_card(number, expiry, cvc, today=today)
     with session_scope(engine, write=False) as session:
         account = session.get(Account, actor.account_id)

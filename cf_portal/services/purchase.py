@@ -47,6 +47,7 @@ from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import check_quantity, check_reference_name, plan_on_sale, price
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import usable_payment_method
+from cf_portal.services.roles import Permission
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ class EarlierPurchaseDiffers(ChargeUnconfirmed):
 
 def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
                    request: PurchaseRequest, now: datetime) -> PurchaseResult:
+    actor.require(Permission.BUY)
     lic, is_new = _reserve(engine, actor=actor, request=request, now=now)
     if lic.status != LicenseStatus.PENDING.value:
         return _result(lic, replayed=True)

@@ -30,6 +30,7 @@ from cf_portal.models import (
 )
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.roles import Permission
 
 HolderKind = Literal["employee", "child"]
 
@@ -163,6 +164,7 @@ def held_by_any(refs: list[tuple[str, int]]) -> sa.ColumnElement[bool]:
 def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Holder],
            now: datetime | None = None) -> list[int]:
     """Give one seat of the license to each holder, all or nothing. Returns the new assignment ids."""
+    actor.require(Permission.MANAGE_SEATS)
     now = now or _now()
     unique = list({h.key: h for h in holders}.values())
     if not unique:
@@ -217,6 +219,7 @@ def _open_assignment(session: Session, account_id: int, assignment_id: int) -> S
 
 def unassign(session: Session, *, actor: Actor, assignment_id: int, now: datetime | None = None) -> None:
     """Free a seat; it is available again at once."""
+    actor.require(Permission.MANAGE_SEATS)
     now = now or _now()
     row = _open_assignment(session, actor.account_id, assignment_id)
     closed = session.execute(
@@ -236,6 +239,7 @@ def unassign(session: Session, *, actor: Actor, assignment_id: int, now: datetim
 
 def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now: datetime | None = None) -> int:
     """Give a held seat to someone else in one transaction: the count never changes, the history shows both."""
+    actor.require(Permission.MANAGE_SEATS)
     now = now or _now()
     row = _open_assignment(session, actor.account_id, assignment_id)
     if _key_of(row) == to.key:
@@ -302,6 +306,10 @@ def assignable_licenses(session: Session, *, account_id: int) -> list[Assignable
 def seat_history(session: Session, *, account_id: int, license_id: int | None = None,
                  holder: Holder | None = None, limit: int = 200) -> list[SeatEvent]:
     """Every assignment of a license or of a holder, newest first, with who did it and when."""
+    if license_id is not None:
+        lic = session.get(License, license_id)
+        if lic is None or lic.account_id != account_id:
+            raise NotFound("That license")
     assigned_by = sa.orm.aliased(User)
     unassigned_by = sa.orm.aliased(User)
     successor = sa.orm.aliased(SeatAssignment)

@@ -1,0 +1,726 @@
+"""Who may do what, checked on the server by every handler: tenant isolation, roles, sessions, the last owner.
+
+A second company ("Globex") has the same kinds of objects as the demo account: employees, a child account,
+two cards, a license with a seat held, its invoice, a member who is not an owner, an open invitation. The demo
+owner then sends handlers Globex's ids, and ids that exist nowhere: each answer is "... was not found" (or
+the field message the handler uses for it) and the database stays exactly as it was, for both accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import reflex as rx
+import sqlalchemy as sa
+from reflex.istate.data import RouterData
+from sqlmodel import select
+
+from cf_portal import db
+from cf_portal.db import all_metadata
+from cf_portal.models import (
+    Account,
+    Invitation,
+    Invoice,
+    PaymentMethod,
+    Plan,
+    Role,
+    SeatAssignment,
+    Throttle,
+    User,
+)
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services import auth, employees, members, seats
+from cf_portal.services.actors import Actor, actor_for_user
+from cf_portal.services.errors import DomainError, SignInRequired
+from cf_portal.services.payment_methods import add_payment_method
+from cf_portal.services.purchase import PurchaseRequest, create_license
+from cf_portal.services.roles import REFUSALS, Permission
+from cf_portal.services.seats import Holder
+from cf_portal.state.account_settings import AccountSettingsState
+from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
+from cf_portal.state.billing import BillingState
+from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
+from cf_portal.state.licenses import LicensesState
+from cf_portal.state.members import MembersState
+from cf_portal.state.portal import PortalState
+from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+
+BILLING_ADMIN = "billing@acme-security.example"
+LICENSE_ADMIN = "it-admin@acme-security.example"
+VIEWER = "auditor@acme-security.example"
+OWNER = "owner@acme-security.example"
+MISSING = 999_999  # an id that no table has
+CARD = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
+
+
+# --- the two accounts ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One account's objects, by id."""
+
+    account_id: int
+    owner_id: int
+    member_id: int  # a member who is not an owner
+    employee_id: int  # holds seat_id
+    idle_employee_id: int  # holds nothing
+    child_id: int
+    license_id: int  # 3 seats, 1 of them held
+    seat_id: int
+    card_id: int  # a saved card that is not the default
+    invoice_id: int
+    invitation_id: int  # open
+
+    @property
+    def employee_key(self) -> str:
+        return f"employee:{self.employee_id}"
+
+    @property
+    def idle_key(self) -> str:
+        return f"employee:{self.idle_employee_id}"
+
+    @property
+    def child_key(self) -> str:
+        return f"child:{self.child_id}"
+
+
+NOBODY = Tenant(**{f.name: MISSING for f in fields(Tenant)})
+
+
+@dataclass(frozen=True)
+class World:
+    demo: Tenant
+    other: Tenant
+
+    @staticmethod
+    def user_id(email: str) -> int:
+        with db.session_scope(write=False) as session:
+            return session.exec(select(User.id).where(User.email == email)).one()
+
+    def sign_in(self, user_id: int, *, client_ip: str = "") -> rx.State:
+        """A new browser, signed in as `user_id` (from `client_ip`, if given)."""
+        root = new_root_state()
+        sign_in_as(root, user_id)
+        if client_ip:
+            root.router = RouterData.from_router_data({"ip": client_ip})
+        return root
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _furnish(actor: Actor, tag: str, member_id: int) -> Tenant:
+    """Give the actor's account employees, a child account, two cards, a license with a seat held, and an
+    invitation, through the services (as the portal would)."""
+    provider = SandboxProvider()
+    today = _now().date()
+    with db.session_scope() as session:
+        holder = employees.save_employee(session, actor=actor, name=f"Holder {tag.title()}",
+                                         email=f"holder@{tag}.example", department="Operations")
+        idle = employees.save_employee(session, actor=actor, name=f"Idle {tag.title()}", email=f"idle@{tag}.example",
+                                       department="Operations")
+        child = employees.save_child_account(session, actor=actor, name=f"{tag.title()} Subsidiary",
+                                             contact_email=f"it@sub.{tag}.example")
+        plan = session.exec(select(Plan).where(Plan.code == "awareness-starter")).one()
+        holder_id, idle_id, child_id, plan_id, unit_amount = holder.id, idle.id, child.id, plan.id, plan.unit_amount
+    default_card = add_payment_method(None, provider, actor=actor, number="4242424242424242", expiry="12/34",
+                                      cvc="123", today=today)
+    other_card = add_payment_method(None, provider, actor=actor, number="5555555555554444", expiry="11/33",
+                                    cvc="123", today=today)
+    bought = create_license(None, provider, actor=actor, now=_now(), request=PurchaseRequest(
+        reference_name=f"{tag.title()} team", plan_id=plan_id, quantity=3, payment_method_id=default_card.id,
+        expected_total=3 * unit_amount, idempotency_key=uuid.uuid4().hex))
+    with db.session_scope() as session:
+        [seat_id] = seats.assign(session, actor=actor, license_id=bought.license_id,
+                                 holders=[Holder(kind="employee", id=holder_id)])
+        members.invite(session, actor=actor, email=f"newcomer@{tag}.example", role=Role.VIEWER.value,
+                       base_url="http://portal.example", now=_now())
+        invoice_id = session.exec(select(Invoice.id).where(Invoice.license_id == bought.license_id)).one()
+        invitation_id = session.exec(select(Invitation.id).where(Invitation.account_id == actor.account_id)).one()
+    assert default_card.is_default and not other_card.is_default
+    return Tenant(account_id=actor.account_id, owner_id=actor.user_id, member_id=member_id, employee_id=holder_id,
+                  idle_employee_id=idle_id, child_id=child_id, license_id=bought.license_id, seat_id=seat_id,
+                  card_id=other_card.id, invoice_id=invoice_id, invitation_id=invitation_id)
+
+
+@pytest.fixture
+def world(root_state: rx.State) -> World:
+    with db.session_scope() as session:
+        demo_actor = actor_for_user(session, demo_owner_id())
+        globex = Account(name="Globex Corporation")
+        session.add(globex)
+        session.flush()
+        owner = User(account_id=globex.id, name="Gina Globex", email="owner@globex.example", role=Role.OWNER.value)
+        viewer = User(account_id=globex.id, name="Victor Globex", email="viewer@globex.example",
+                      role=Role.VIEWER.value)
+        session.add_all([owner, viewer])
+        session.flush()
+        other_actor = actor_for_user(session, owner.id)
+        other_member_id = viewer.id
+    return World(demo=_furnish(demo_actor, "acme", World.user_id(BILLING_ADMIN)),
+                 other=_furnish(other_actor, "globex", other_member_id))
+
+
+@pytest.fixture(params=["another account's ids", "ids that do not exist"])
+def foreign(request: pytest.FixtureRequest, world: World) -> Tenant:
+    return world.other if request.param == "another account's ids" else NOBODY
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+S = TypeVar("S", bound=PortalState)
+
+
+
+def loaded(root: rx.State, cls: type[S]) -> S:
+    state = substate(root, cls)
+    state.load()
+    return state
+
+
+def toast(event: rx.event.EventSpec | None) -> tuple[str, str]:
+    """(kind, text) of an `rx.toast.error(...)` / `rx.toast.success(...)` a handler returned; ("", "") for none."""
+    if event is None:
+        return "", ""
+    script = str(event.args[0][1])
+    found = re.search(r'\["(\w+)"\]\(("(?:[^"\\]|\\.)*")', script)
+    assert found, f"not a toast: {script}"
+    return found[1], json.loads(found[2])
+
+
+def told(call: Callable[[], rx.event.EventSpec | None]) -> str:
+    """What the member reads after `call`: the error toast it returns, or the message of a DomainError it lets
+    through (the app's exception handler shows that as a toast)."""
+    try:
+        kind, text = toast(call())
+    except DomainError as exc:
+        return exc.message
+    return text if kind == "error" else f"({kind or 'nothing'}) {text}"
+
+
+def everything() -> dict[str, list[tuple]]:
+    """Every row of every table, but the sessions (signing in adds those)."""
+    with db.session_scope(write=False) as session:
+        return {table.name: [tuple(row) for row in session.execute(
+                    sa.select(table).order_by(*table.primary_key.columns))]
+                for table in all_metadata().sorted_tables if table.name != "auth_session"}
+
+
+@contextmanager
+def nothing_changes() -> Iterator[None]:
+    before = everything()
+    yield
+    after = everything()
+    changed = [name for name in before if before[name] != after[name]]
+    assert not changed, f"tables changed: {changed}"
+
+
+def open_seats() -> set[tuple[int, int | None, int | None]]:
+    with db.session_scope(write=False) as session:
+        return set(session.exec(select(SeatAssignment.license_id, SeatAssignment.employee_id,
+                                       SeatAssignment.child_account_id)
+                                .where(SeatAssignment.unassigned_at.is_(None))).all())
+
+
+def default_card(account_id: int) -> int:
+    with db.session_scope(write=False) as session:
+        return session.exec(select(PaymentMethod.id).where(PaymentMethod.account_id == account_id,
+                                                          PaymentMethod.is_default)).one()
+
+
+def fill_add_license(state: AddLicenseState, *, card_id: int) -> None:
+    """A filled-in Add License form (set as the browser would send it, whatever the page showed)."""
+    with db.session_scope(write=False) as session:
+        plan = session.exec(select(Plan).where(Plan.code == "awareness-starter")).one()
+    state.reference_name, state.quantity = "Extra seats", "1"
+    state.plan_id, state.product_id, state.payment_method_id = str(plan.id), str(plan.product_id), str(card_id)
+
+
+# --- tenant isolation ---------------------------------------------------------------------------------------
+
+
+def test_seat_history_of_a_foreign_license_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, LicensesState)
+    with nothing_changes():
+        shown = toast(state.open_history(foreign.license_id, "Their team"))
+    assert shown == ("error", "That license was not found.")
+    assert (state.history_open, state.history_title, state.history) == (False, "", [])
+
+
+@pytest.mark.parametrize(("kind", "what"), [("employee", "That employee"), ("child", "That child account")])
+def test_details_of_a_foreign_holder_are_not_found(root_state: rx.State, foreign: Tenant, kind: str,
+                                                   what: str) -> None:
+    state = loaded(root_state, EmployeesState)
+    key = foreign.employee_key if kind == "employee" else foreign.child_key
+    with nothing_changes():
+        shown = toast(state.open_details(key))
+    assert shown == ("error", f"{what} was not found.")
+    assert (state.details_open, state.details.key, state.history) == (False, "", [])
+
+
+@pytest.mark.parametrize("case", ["their license to our employee", "our license to their employee",
+                                  "our license to their child account"])
+def test_assign_with_foreign_ids_is_not_found(root_state: rx.State, world: World, foreign: Tenant,
+                                              case: str) -> None:
+    license_id, key, what = {
+        "their license to our employee": (foreign.license_id, world.demo.idle_key, "That license"),
+        "our license to their employee": (world.demo.license_id, foreign.idle_key, "That employee"),
+        "our license to their child account": (world.demo.license_id, foreign.child_key, "That child account"),
+    }[case]
+    state = loaded(root_state, EmployeesState)
+    state.assign_targets, state.assign_license_id = [key], str(license_id)
+    with nothing_changes():
+        state.assign()
+    assert state.assign_error == f"{what} was not found."
+
+
+@pytest.mark.parametrize("case", ["their seat to our employee", "our seat to their employee",
+                                  "our seat to their child account"])
+def test_move_with_foreign_ids_is_not_found(root_state: rx.State, world: World, foreign: Tenant, case: str) -> None:
+    seat_id, to, what = {
+        "their seat to our employee": (foreign.seat_id, world.demo.idle_key, "That seat"),
+        "our seat to their employee": (world.demo.seat_id, foreign.idle_key, "That employee"),
+        "our seat to their child account": (world.demo.seat_id, foreign.child_key, "That child account"),
+    }[case]
+    state = loaded(root_state, EmployeesState)
+    state.move_seat_id, state.move_to = seat_id, to
+    with nothing_changes():
+        state.move()
+    assert state.move_error == f"{what} was not found."
+
+
+def test_freeing_a_foreign_seat_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, EmployeesState)
+    state.unassign_seat_id = foreign.seat_id
+    with nothing_changes():
+        shown = toast(state.unassign())
+    assert shown == ("error", "That seat was not found.")
+    assert state.unassign_seat_id == 0
+
+
+@pytest.mark.parametrize(("kind", "what"), [("employee", "That employee"), ("child", "That child account")])
+def test_editing_a_foreign_holder_is_not_found(root_state: rx.State, foreign: Tenant, kind: str, what: str) -> None:
+    state = loaded(root_state, EmployeesState)
+    state.open_form(kind, foreign.employee_key if kind == "employee" else foreign.child_key)
+    state.set_form_name("Mallory Takeover")
+    state.set_form_email("mallory@acme-security.example")
+    with nothing_changes():
+        state.save_form()
+    assert state.form_error == f"{what} was not found."
+    assert state.form_open is True
+
+
+@pytest.mark.parametrize("active", [False, True])
+def test_deactivating_a_foreign_employee_is_not_found(root_state: rx.State, foreign: Tenant, active: bool) -> None:
+    state = loaded(root_state, EmployeesState)
+    # A details panel naming another account's employee: a stale or forged key.
+    state.details = EMPTY_HOLDER.model_copy(update={"key": foreign.employee_key, "id": foreign.employee_id})
+    with nothing_changes():
+        shown = toast(state.set_active(active))
+    assert shown == ("error", "That employee was not found.")
+
+
+def test_making_a_foreign_card_the_default_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, BillingState)
+    with nothing_changes():
+        shown = toast(state.make_default(foreign.card_id))
+    assert shown == ("error", "That payment method was not found.")
+    assert [card.is_default for card in state.cards] == [True, False]
+
+
+def test_a_foreign_invoice_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, BillingState)
+    with nothing_changes():
+        shown = toast(state.open_invoice(foreign.invoice_id))
+    assert shown == ("error", "That invoice was not found.")
+    assert (state.invoice, state.invoice_open) == (None, False)
+
+
+def test_buying_with_a_foreign_card_charges_nobody(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, AddLicenseState)
+    fill_add_license(state, card_id=foreign.card_id)
+    with nothing_changes():
+        begun = state._begin_create()
+        assert begun is not None
+        assert state._finish_create(submit_purchase(*begun)) is None
+    assert state.payment_error == "Add a payment method, or choose one of your saved payment methods."
+    assert state.creating is False
+
+
+def test_changing_the_role_of_a_foreign_member_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, MembersState)
+    with nothing_changes():
+        shown = toast(state.change_role(foreign.member_id, Role.OWNER.value))
+    assert shown == ("error", "That member was not found.")
+
+
+def test_removing_a_foreign_member_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, MembersState)
+    state.ask_remove(foreign.member_id, "Victor Globex")
+    with nothing_changes():
+        shown = toast(state.remove())
+    assert shown == ("error", "That member was not found.")
+
+
+def test_withdrawing_a_foreign_invitation_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    state = loaded(root_state, MembersState)
+    with nothing_changes():
+        shown = toast(state.revoke(foreign.invitation_id))
+    assert shown == ("error", "That invitation was not found.")
+
+
+def throttle_failures() -> dict[str, int]:
+    with db.session_scope(write=False) as session:
+        return {row.key: row.failures for row in session.exec(select(Throttle))}
+
+
+def test_coupon_guesses_of_another_account_do_not_hold_this_one_up(root_state: rx.State, world: World) -> None:
+    guesser = loaded(world.sign_in(world.other.owner_id, client_ip="203.0.113.7"), AddLicenseState)
+    for attempt in range(1, 31):
+        guesser.set_coupon_code(f"GUESS{attempt:02d}")
+        if guesser.panel.coupon_message.startswith("Too many"):
+            break
+    assert guesser.panel.coupon_message.startswith("Too many coupon codes that don't exist were tried.")
+    guesser.set_coupon_code("WELCOME20")  # a real code, but they must wait
+    assert guesser.panel.coupon_status == "invalid" and guesser.panel.coupon_message.startswith("Too many")
+
+    root_state.router = RouterData.from_router_data({"ip": "198.51.100.4"})
+    ours = loaded(root_state, AddLicenseState)
+    ours.set_coupon_code("WELCOME20")
+    assert (ours.panel.coupon_status, ours.panel.coupon_message) == ("valid", "20% off, forever")
+
+    counted = throttle_failures()
+    assert set(counted) == {f"coupon-account:{world.other.account_id}", "coupon-client:203.0.113.7"}
+    assert counted[f"coupon-account:{world.other.account_id}"] >= 10
+    assert counted["coupon-client:203.0.113.7"] == counted[f"coupon-account:{world.other.account_id}"]
+
+
+def test_without_a_client_ip_only_the_account_is_counted(root_state: rx.State, world: World) -> None:
+    """State tests have no client address. An empty one is not a key: otherwise every browser whose address
+    is unknown would share one counter, and one guesser would hold them all up."""
+    state = loaded(root_state, AddLicenseState)
+    assert state.router.session.client_ip == ""
+    state.set_coupon_code("NO-SUCH-CODE")
+    assert state.panel.coupon_message == "This coupon code doesn't exist. Check the spelling."
+    assert throttle_failures() == {f"coupon-account:{world.demo.account_id}": 1}
+
+
+# --- roles ----------------------------------------------------------------------------------------------------
+
+
+def _open_assign(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, EmployeesState).open_assign([demo.idle_key]))
+
+
+def _assign(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.assign_targets, state.assign_license_id = [demo.idle_key], str(demo.license_id)
+    state.assign()
+    return state.assign_error
+
+
+def _open_move(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, EmployeesState).open_move(demo.seat_id, "Acme team"))
+
+
+def _move(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.move_seat_id, state.move_to = demo.seat_id, demo.idle_key
+    state.move()
+    return state.move_error
+
+
+def _ask_unassign(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, EmployeesState).ask_unassign(demo.seat_id, "Acme team"))
+
+
+def _unassign(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.unassign_seat_id = demo.seat_id
+    return told(state.unassign)
+
+
+def _open_form(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, EmployeesState).open_form("employee"))
+
+
+def _add_employee(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.form_kind, state.form_id = "employee", 0
+    state.set_form_name("New Person")
+    state.set_form_email("new.person@acme-security.example")
+    state.save_form()
+    return state.form_error
+
+
+def _edit_child_account(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.form_kind, state.form_id = "child", demo.child_id
+    state.set_form_name("Renamed Subsidiary")
+    state.set_form_email("it@renamed.example")
+    state.save_form()
+    return state.form_error
+
+
+def _ask_deactivate(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.open_details(demo.employee_key)  # looking is allowed
+    assert state.details_open
+    return told(state.ask_deactivate)
+
+
+def _deactivate(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state.open_details(demo.employee_key)
+    return told(lambda: state.set_active(False))
+
+
+EMPLOYEES_CSV = b"name,email,department\nCasey Import,casey@acme-security.example,Sales\n"
+
+
+def _preview_csv(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    upload = rx.UploadFile(file=io.BytesIO(EMPLOYEES_CSV), path=Path("people.csv"))
+    return told(lambda: asyncio.run(state.preview_csv([upload])))
+
+
+def _import_csv(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, EmployeesState)
+    state._import_data = EMPLOYEES_CSV  # as if a preview had accepted the file
+    return told(state.import_csv)
+
+
+def _make_default(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, BillingState).make_default(demo.card_id))
+
+
+def _add_card(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, AddLicenseState)
+    message = told(state._begin_save_card)
+    assert state.saving_card is False
+    return message
+
+
+def _check_coupon(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, AddLicenseState)
+    state.set_coupon_code("NO-SUCH-CODE")
+    assert state.panel.coupon_message == ""  # not looked up, not counted
+    return state.plan_error
+
+
+def _create(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, AddLicenseState)
+    fill_add_license(state, card_id=demo.card_id)
+    message = told(state._begin_create)
+    assert state.creating is False
+    return message
+
+
+def _open_invite(root: rx.State, demo: Tenant) -> str:
+    return told(loaded(root, MembersState).open_invite)
+
+
+def _invite(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, MembersState)
+    state.set_invite_email("friend@acme-security.example")
+    state.set_invite_role(Role.OWNER.value)
+    state.invite()
+    assert state.created is None
+    return state.invite_email_error
+
+
+def _change_role(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, MembersState).change_role(demo.member_id, Role.VIEWER.value))
+
+
+def _remove(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, MembersState)
+    state.ask_remove(demo.member_id, "Priya Shah")
+    return told(state.remove)
+
+
+def _revoke(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, MembersState).revoke(demo.invitation_id))
+
+
+def _reset_demo(root: rx.State, demo: Tenant) -> str:
+    return told(loaded(root, AccountSettingsState).reset_demo)
+
+
+MUTATIONS = [
+    (_open_assign, Permission.MANAGE_SEATS), (_assign, Permission.MANAGE_SEATS),
+    (_open_move, Permission.MANAGE_SEATS), (_move, Permission.MANAGE_SEATS),
+    (_ask_unassign, Permission.MANAGE_SEATS), (_unassign, Permission.MANAGE_SEATS),
+    (_open_form, Permission.MANAGE_SEATS), (_add_employee, Permission.MANAGE_SEATS),
+    (_edit_child_account, Permission.MANAGE_SEATS), (_ask_deactivate, Permission.MANAGE_SEATS),
+    (_deactivate, Permission.MANAGE_SEATS), (_preview_csv, Permission.MANAGE_SEATS),
+    (_import_csv, Permission.MANAGE_SEATS),
+    (_make_default, Permission.MANAGE_PAYMENT_METHODS), (_add_card, Permission.MANAGE_PAYMENT_METHODS),
+    (_check_coupon, Permission.BUY), (_create, Permission.BUY),
+    (_open_invite, Permission.MANAGE_MEMBERS), (_invite, Permission.MANAGE_MEMBERS),
+    (_change_role, Permission.MANAGE_MEMBERS), (_remove, Permission.MANAGE_MEMBERS),
+    (_revoke, Permission.MANAGE_MEMBERS),
+    (_reset_demo, Permission.RESET_DEMO),
+]
+
+
+@pytest.mark.parametrize(("action", "needs"), MUTATIONS, ids=[action.__name__.strip("_") for action, _ in MUTATIONS])
+def test_a_viewer_is_refused_every_change(world: World, action: Callable[[rx.State, Tenant], str],
+                                          needs: Permission) -> None:
+    viewer = world.sign_in(world.user_id(VIEWER))
+    with nothing_changes():
+        assert action(viewer, world.demo) == REFUSALS[needs]
+
+
+def test_the_owner_passes_the_same_checks(root_state: rx.State, world: World) -> None:
+    """The refusals above come from the role, not from the forms: the owner's same clicks get through."""
+    assert _assign(root_state, world.demo) == ""
+    assert _import_csv(root_state, world.demo) == "(success) 1 employees imported."
+    assert _make_default(root_state, world.demo) == "(success) Default payment method changed."
+    assert _revoke(root_state, world.demo).startswith("(success) The invitation for newcomer@acme.example")
+
+
+def test_a_license_admin_assigns_but_neither_buys_nor_changes_cards(world: World) -> None:
+    admin = world.sign_in(world.user_id(LICENSE_ADMIN))
+    assert _assign(admin, world.demo) == ""
+    assert (world.demo.license_id, world.demo.idle_employee_id, None) in open_seats()
+    with nothing_changes():
+        assert _create(admin, world.demo) == REFUSALS[Permission.BUY]
+        assert _add_card(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
+        assert _make_default(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
+        assert _invite(admin, world.demo) == REFUSALS[Permission.MANAGE_MEMBERS]
+    assert loaded(admin, AddLicenseState).allowed is False
+
+
+def test_a_billing_admin_buys_and_changes_cards_but_does_not_assign(world: World) -> None:
+    billing = world.sign_in(world.user_id(BILLING_ADMIN))
+    state = loaded(billing, AddLicenseState)
+    assert state.allowed is True
+    state.set_reference_name("Bought by billing")
+    begun = state._begin_create()
+    assert begun is not None
+    created = state._finish_create(submit_purchase(*begun))
+    assert created is not None and created.reference_name == "Bought by billing"
+    assert state._finish_save_card(save_card_outcome(state._begin_save_card(), CARD)) == "Visa ending in 4242 added."
+    assert _make_default(billing, world.demo) == "(success) Default payment method changed."
+    assert default_card(world.demo.account_id) == world.demo.card_id
+    with nothing_changes():
+        assert _assign(billing, world.demo) == REFUSALS[Permission.MANAGE_SEATS]
+        assert _unassign(billing, world.demo) == REFUSALS[Permission.MANAGE_SEATS]
+        assert _add_employee(billing, world.demo) == REFUSALS[Permission.MANAGE_SEATS]
+        assert _invite(billing, world.demo) == REFUSALS[Permission.MANAGE_MEMBERS]
+
+
+@pytest.mark.parametrize("email", [BILLING_ADMIN, LICENSE_ADMIN, VIEWER, OWNER])
+def test_only_an_owner_invites(world: World, email: str) -> None:
+    state = loaded(world.sign_in(world.user_id(email)), MembersState)
+    state.set_invite_email("friend@acme-security.example")
+    state.set_invite_role(Role.OWNER.value)
+    state.invite()
+    with db.session_scope(write=False) as session:
+        invited = session.exec(select(Invitation.role).where(Invitation.email == "friend@acme-security.example")).all()
+    if email == OWNER:
+        assert state.invite_email_error == "" and state.created is not None
+        assert invited == [Role.OWNER.value]
+    else:
+        assert state.invite_email_error == REFUSALS[Permission.MANAGE_MEMBERS]
+        assert state.created is None and invited == []
+
+
+@pytest.mark.parametrize(("email", "label", "flags"), [
+    (OWNER, "Owner", (True, True, True, True)),
+    (BILLING_ADMIN, "Billing admin", (True, True, False, False)),
+    (LICENSE_ADMIN, "License admin", (False, False, True, False)),
+    (VIEWER, "Viewer", (False, False, False, False)),
+])
+def test_the_pages_flags_follow_the_role(world: World, email: str, label: str,
+                                         flags: tuple[bool, bool, bool, bool]) -> None:
+    root = world.sign_in(world.user_id(email))
+    portal = substate(root, PortalState)
+    assert (portal.role_label, portal.can_buy, portal.can_manage_seats) == ("", False, False)  # before any load
+    loaded(root, LicensesState)
+    assert portal.role_label == label
+    assert (portal.can_buy, portal.can_manage_payment_methods, portal.can_manage_seats,
+            portal.can_manage_members) == flags
+
+
+def test_a_changed_role_counts_at_the_next_click(root_state: rx.State, world: World) -> None:
+    """The role is read again on every call: a page opened as license admin cannot assign after a demotion."""
+    admin = world.sign_in(world.user_id(LICENSE_ADMIN))
+    employees_page = loaded(admin, EmployeesState)
+    assert substate(admin, PortalState).can_manage_seats is True
+    owner_members = loaded(root_state, MembersState)
+    assert toast(owner_members.change_role(world.user_id(LICENSE_ADMIN), Role.VIEWER.value))[0] == "success"
+    employees_page.assign_targets, employees_page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
+    with nothing_changes():
+        employees_page.assign()
+    assert employees_page.assign_error == REFUSALS[Permission.MANAGE_SEATS]
+    assert substate(admin, PortalState).can_manage_seats is False
+
+
+# --- sessions --------------------------------------------------------------------------------------------------
+
+
+def test_an_ended_session_has_to_sign_in_again(root_state: rx.State, world: World) -> None:
+    licenses = loaded(root_state, LicensesState)
+    assert licenses.licenses
+    with db.session_scope() as session:
+        auth.end_session(session, substate(root_state, PortalState).session_token)
+    with pytest.raises(SignInRequired):
+        licenses.load()
+    with nothing_changes(), pytest.raises(SignInRequired):
+        substate(root_state, BillingState).make_default(world.demo.card_id)
+
+
+def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State, world: World) -> None:
+    admin = world.sign_in(world.user_id(LICENSE_ADMIN))
+    page = loaded(admin, EmployeesState)
+    owner_members = loaded(root_state, MembersState)
+    owner_members.ask_remove(world.user_id(LICENSE_ADMIN), "Tom Becker")
+    assert toast(owner_members.remove()) == ("success", "Tom Becker was removed and signed out.")
+    with pytest.raises(SignInRequired):
+        page.load()
+    page.assign_targets, page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
+    with nothing_changes(), pytest.raises(SignInRequired):
+        page.assign()
+
+
+def test_a_signed_out_browser_is_asked_to_sign_in_and_come_back(signed_out_state: rx.State) -> None:
+    signed_out_state.router = RouterData.from_router_data({"pathname": "/employees", "asPath": "/employees?page=2"})
+    with pytest.raises(SignInRequired) as caught:
+        substate(signed_out_state, EmployeesState).load()
+    assert caught.value.next_path == "/employees?page=2"
+    with pytest.raises(SignInRequired):
+        substate(signed_out_state, MembersState).revoke(MISSING)
+
+
+# --- the last owner -----------------------------------------------------------------------------------------------
+
+
+def test_the_last_owner_can_neither_step_down_nor_leave(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, MembersState)
+    me = demo_owner_id()
+    with nothing_changes():
+        assert told(lambda: state.change_role(me, Role.VIEWER.value)) == (
+            "An account needs at least one owner. Make someone else an owner first.")
+        state.ask_remove(me, "Alex Morgan")
+        assert told(state.remove) == "The last owner cannot be removed. Make someone else an owner first."
+    assert next(m.role for m in state.members if m.is_you) == Role.OWNER.value
+    # With a second owner, the same change goes through.
+    assert toast(state.change_role(world.demo.member_id, Role.OWNER.value)) == ("success", "Priya Shah is now owner.")
+    assert toast(state.change_role(me, Role.VIEWER.value)) == ("success", "Alex Morgan is now viewer.")
+    assert substate(root_state, PortalState).can_manage_members is False
+
