@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     stripe_publishable_key: str | None = Field(
         default=None, validation_alias=AliasChoices("STRIPE_PUBLISHABLE_KEY")
     )
+    # Another address for Stripe's API: only a test server such as localstripe (refused with a live key).
+    stripe_api_base: str | None = Field(default=None, validation_alias=AliasChoices("CF_STRIPE_API_BASE"))
     # The signing secret of the Stripe webhook endpoint (whsec_…); the webhook route refuses events without it.
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET"),
                                               repr=False)
@@ -47,8 +49,13 @@ class Settings(BaseSettings):
             self.database_url = "postgresql+psycopg://" + self.database_url.removeprefix("postgres://")
         if self.payment_provider == "stripe" and not self.stripe_secret_key:
             raise ValueError("CF_PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")
-        if self.stripe_secret_key and self.stripe_secret_key.startswith(("sk_live_", "rk_live_")) and self.demo_mode:
+        live = bool(self.stripe_secret_key and self.stripe_secret_key.startswith(("sk_live_", "rk_live_")))
+        if live and self.demo_mode:
             raise ValueError("demo mode (CF_DEMO_MODE) is refused together with a live Stripe key")
+        if live and self.stripe_api_base:
+            raise ValueError("CF_STRIPE_API_BASE (a test server) is refused together with a live Stripe key")
+        if self.payment_provider == "stripe" and not self.stripe_publishable_key:
+            raise ValueError("CF_PAYMENT_PROVIDER=stripe needs STRIPE_PUBLISHABLE_KEY (for the card form)")
         return self
 
     @property

@@ -8,6 +8,7 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.components.forms import field_error, labelled, native_select
 from cf_portal.components.shell import page_shell
+from cf_portal.components.stripe_setup import stripe_setup
 from cf_portal.services.payment_methods import PaymentMethodView
 from cf_portal.state.add_license import AddLicenseState as S
 
@@ -182,6 +183,35 @@ def add_card_dialog() -> rx.Component:
                 rx.callout("Sandbox: use 4242 4242 4242 4242 with any future date and CVC. "
                            "4000 0000 0000 0002 is declined at Create.", icon="info", size="1", margin_top="8px", high_contrast=True),
             ),
+            rx.cond(S.uses_stripe, stripe_card_form(), sandbox_card_form(card_field)),
+            max_width="460px",
+        ),
+        open=S.card_dialog_open,
+        on_open_change=S.set_card_dialog_open,
+    )
+
+
+def stripe_card_form() -> rx.Component:
+    """Stripe's Payment Element: the card goes from the browser to Stripe; we get the saved card's id."""
+    return rx.vstack(
+        rx.cond(
+            S.setup_client_secret != "",
+            stripe_setup(publishable_key=S.stripe_publishable_key, client_secret=S.setup_client_secret,
+                         submit_label="Save card", on_saved=S.stripe_card_saved),
+            rx.cond(S.card_form_error == "", rx.hstack(rx.spinner(size="2"), rx.text("Opening the secure card form…",
+                                                                                   size="2"), align="center")),
+        ),
+        field_error(S.card_form_error, "card-form-error"),
+        rx.cond(S.saving_card, rx.hstack(rx.spinner(size="2"), rx.text("Saving the card…", size="2"),
+                                         align="center")),
+        rx.hstack(rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3", type="button")),
+                  justify="end", width="100%"),
+        spacing="3", margin_top="12px", width="100%",
+    )
+
+
+def sandbox_card_form(card_field) -> rx.Component:  # noqa: ANN001
+    return rx.fragment(
             rx.form(
                 rx.vstack(
                     card_field("Card number", "card_number", S.card_number_error, input_mode="numeric",
@@ -206,10 +236,6 @@ def add_card_dialog() -> rx.Component:
                 on_submit=S.save_card,
                 reset_on_submit=False,
             ),
-            max_width="460px",
-        ),
-        open=S.card_dialog_open,
-        on_open_change=S.set_card_dialog_open,
     )
 
 

@@ -15,4 +15,6 @@ def get_provider() -> PaymentProvider:
         from cf_portal.payments.sandbox import SandboxProvider
 
         return SandboxProvider()
-    raise RuntimeError("The Stripe provider is not part of this release; unset CF_PAYMENT_PROVIDER to use the sandbox.")
+    from cf_portal.payments.stripe_provider import StripeProvider
+
+    return StripeProvider(settings.stripe_secret_key, api_base=settings.stripe_api_base)

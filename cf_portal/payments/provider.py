@@ -22,6 +22,15 @@ class PaymentError(Exception):
         self.field = field
 
 
+# The customer's words for each kind of decline, the same with every provider: (code, decline code, message).
+DECLINES = {
+    "card_declined": ("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient_funds": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    "expired_card": ("expired_card", None, "Your card has expired."),
+}
+PROCESSING_ERROR = "An error occurred while processing your card. Try again in a little bit."
+
+
 class CardDeclined(PaymentError):
     pass
 

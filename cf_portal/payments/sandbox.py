@@ -29,6 +29,8 @@ from sqlmodel import Session, select
 from cf_portal.db import session_scope
 from cf_portal.payments.cards import brand_of, is_expired, parse_card
 from cf_portal.payments.provider import (
+    DECLINES,
+    PROCESSING_ERROR,
     CardDeclined,
     CardDetails,
     InvoiceData,
@@ -53,13 +55,6 @@ TEST_CARD_BEHAVIOUR = {
     "4000000000000069": "expired_card",
     "4000000000000119": "processing_error",
 }
-
-_DECLINES = {
-    "card_declined": ("card_declined", "generic_decline", "Your card was declined."),
-    "insufficient_funds": ("card_declined", "insufficient_funds", "Your card has insufficient funds."),
-    "expired_card": ("expired_card", None, "Your card has expired."),
-}
-
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
@@ -199,12 +194,11 @@ class SandboxProvider:
                 behaviour = pm.behaviour
                 if behaviour == "succeeds" and is_expired(pm.exp_month, pm.exp_year, today=self._today()):
                     behaviour = "expired_card"
-                if behaviour in _DECLINES:
-                    code, decline_code, message = _DECLINES[behaviour]
+                if behaviour in DECLINES:
+                    code, decline_code, message = DECLINES[behaviour]
                     raise CardDeclined(code, message, decline_code=decline_code)
                 if behaviour == "processing_error":
-                    raise PaymentError("processing_error",
-                                       "An error occurred while processing your card. Try again in a little bit.")
+                    raise PaymentError("processing_error", PROCESSING_ERROR)
             sub = SandboxSubscription(
                 id=_new_id("sub"), customer_id=customer_id, payment_method_id=pm.id, description=description,
                 plan_code=plan_code, unit_amount=unit_amount, currency=currency, quantity=quantity,

@@ -68,18 +68,41 @@ def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
 
 
 def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
-    """Runs in a worker thread. The card fields are passed on and dropped; they are never logged."""
+    """The sandbox's card form. Runs in a worker thread. The card fields are passed on and dropped; they are
+    never logged."""
+    return _card_outcome(lambda: payment_methods.add_payment_method(
+        None, get_provider(), actor=actor, number=form_data.get("card_number", ""),
+        expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=_now().date()))
+
+
+def _card_outcome(work) -> CardOutcome:  # noqa: ANN001
     try:
-        saved = payment_methods.add_payment_method(
-            None, get_provider(), actor=actor, number=form_data.get("card_number", ""),
-            expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=_now().date())
-        return CardOutcome(saved=saved)
+        return CardOutcome(saved=work())
     except PaymentError as exc:
         return CardOutcome(error=exc)
+    except DomainError as exc:
+        return CardOutcome(error=PaymentError("refused", exc.message))
     except Exception:
         log.exception("adding a payment method failed")
         return CardOutcome(error=PaymentError("unexpected", "Something went wrong while saving the card. "
                                                             "Nothing was charged; try again."))
+
+
+def start_setup_outcome(actor: Actor) -> tuple[str, str]:
+    """Stripe: (the SetupIntent's client secret, "") or ("", a message). Runs in a worker thread."""
+    try:
+        return payment_methods.start_card_setup(None, get_provider(), actor=actor), ""
+    except (PaymentError, DomainError) as exc:
+        return "", exc.message
+    except Exception:
+        log.exception("starting a card setup failed")
+        return "", "The card form could not be opened. Try again in a moment."
+
+
+def confirmed_card_outcome(actor: Actor, payment_method_id: str) -> CardOutcome:
+    """Stripe: keep the card the browser confirmed (only its id came from the browser)."""
+    return _card_outcome(lambda: payment_methods.save_confirmed_card(
+        None, get_provider(), actor=actor, provider_payment_method_id=payment_method_id, today=_now().date()))
 
 
 class AddLicenseState(PortalState):
@@ -87,6 +110,11 @@ class AddLicenseState(PortalState):
     all_plans: list[PlanOption] = []
     payment_methods: list[PaymentMethodView] = []
     is_sandbox: bool = True
+    # With Stripe, the card dialog holds Stripe's Payment Element: it needs the publishable key and the client
+    # secret of a SetupIntent (both meant for the browser). No card field ever reaches this state.
+    uses_stripe: bool = False
+    stripe_publishable_key: str = ""
+    setup_client_secret: str = ""
 
     reference_name: str = ""
     product_id: str = ""
@@ -138,7 +166,10 @@ class AddLicenseState(PortalState):
             self.payment_methods = payment_methods.list_payment_methods(
                 session, account_id=actor.account_id, today=_now().date())
         self.products, self.all_plans = catalog.products, catalog.plans
-        self.is_sandbox = get_settings().payment_provider == "sandbox"
+        settings = get_settings()
+        self.is_sandbox = settings.payment_provider == "sandbox"
+        self.uses_stripe = settings.payment_provider == "stripe"
+        self.stripe_publishable_key = (settings.stripe_publishable_key or "") if self.uses_stripe else ""
         wanted = self.router.page.params.get("plan", "")
         chosen = next((p for p in catalog.plans if str(p.id) == wanted), None)
         if chosen is not None:
@@ -240,6 +271,33 @@ class AddLicenseState(PortalState):
     def set_card_dialog_open(self, is_open: bool):
         self.card_dialog_open = is_open
         self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
+        self.setup_client_secret = ""
+        if is_open and self.uses_stripe:
+            return AddLicenseState.prepare_card_setup
+
+    @rx.event(background=True)
+    async def prepare_card_setup(self):
+        """Stripe: a SetupIntent for the Payment Element in the open dialog."""
+        async with self:
+            with session_scope(write=False) as session:
+                actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
+        secret, message = await asyncio.to_thread(start_setup_outcome, actor)
+        async with self:
+            if self.card_dialog_open:
+                self.setup_client_secret, self.card_form_error = secret, message
+
+    @rx.event(background=True)
+    async def stripe_card_saved(self, payment_method_id: str):
+        """Stripe: the Payment Element confirmed the SetupIntent; keep the card (brand, last 4, expiry)."""
+        async with self:
+            actor = self._begin_save_card()
+        if actor is None:
+            return
+        outcome = await asyncio.to_thread(confirmed_card_outcome, actor, str(payment_method_id)[:100])
+        async with self:
+            message = self._finish_save_card(outcome)
+        if message:
+            yield rx.toast.success(message)
 
     @rx.event(background=True)
     async def save_card(self, form_data: dict[str, str]):

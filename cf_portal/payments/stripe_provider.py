@@ -1,0 +1,384 @@
+"""The Stripe payment provider: the `PaymentProvider` interface on Stripe's API, through stripe-python's
+`StripeClient` (its pinned API version).
+
+- One Stripe Customer per account (metadata `account_id`), created on first need.
+- Cards: in production the browser sends the card to Stripe itself (a SetupIntent confirmed by the Payment
+  Element: `create_setup_intent`, then `attach_confirmed_payment_method`); the server never sees a number.
+  `add_card` (card numbers through the server) works with test keys only, for the test cards.
+- Each license is one Subscription on the plan's Price, found by its lookup key (the plan code; the catalog
+  sync creates the Prices), with the license's reference name as description and the portal's coupon code
+  as coupon id. `payment_behavior=error_if_incomplete`: Stripe refuses (402) rather than keep a
+  subscription whose first invoice is unpaid, and should one come back incomplete all the same it is
+  cancelled here, so nothing is left to charge later.
+- Every POST that creates something carries an idempotency key derived from the caller's key, so a retry
+  (ours, or stripe-python's own network retry) never charges twice.
+- Errors become the interface's: declines → CardDeclined with the sandbox's customer messages; rate
+  limits, timeouts, connection errors, 409 and 5xx → ProviderUnavailable (nothing charged, try again);
+  anything else → PaymentError with a generic message, the details going to the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import stripe
+
+from cf_portal.payments.provider import (
+    DECLINES,
+    PROCESSING_ERROR,
+    CardDeclined,
+    CardDetails,
+    InvoiceData,
+    InvoiceLineData,
+    PaymentError,
+    ProviderUnavailable,
+    SavedCard,
+    SubscriptionData,
+    SubscriptionDiscount,
+)
+
+# The customer messages of the three declines are the sandbox's, so both providers say the same.
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "The payment provider did not answer in time. Please try again in a moment."
+GENERIC = "The payment provider could not complete this request. Please try again later or contact support."
+REQUIRES_ACTION = ("Your bank asks you to confirm this payment (3-D Secure), which cannot be done here yet. "
+                   "Use another card or contact your bank.")
+INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
+PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
+IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
+
+# Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
+_REQUIRES_ACTION_CODES = {"authentication_required", "subscription_payment_intent_requires_action",
+                          "invoice_payment_intent_requires_action"}
+# The card form's field of a card error's `param`.
+_FIELDS = {"number": "card_number", "exp_month": "expiry", "exp_year": "expiry", "cvc": "cvc"}
+
+
+def card_failure(code: str | None, decline_code: str | None, param: str | None = None) -> PaymentError:
+    """The interface's error for a Stripe card error (or a PaymentIntent's `last_payment_error`)."""
+    if code in _REQUIRES_ACTION_CODES or decline_code == "authentication_required":
+        return PaymentError("requires_action", REQUIRES_ACTION)
+    if code == "processing_error":
+        return PaymentError("processing_error", PROCESSING_ERROR)
+    if decline_code == "insufficient_funds":
+        behaviour = "insufficient_funds"
+    elif "expired_card" in (code, decline_code):
+        behaviour = "expired_card"
+    else:
+        behaviour = "card_declined"
+    default_code, default_decline_code, message = DECLINES[behaviour]
+    return CardDeclined(code or default_code, message, decline_code=decline_code or default_decline_code,
+                        field=_FIELDS.get(param or ""))
+
+
+def _payment_error(exc: stripe.StripeError, *, missing: str | None = None) -> PaymentError:
+    """The interface's error for any error stripe-python raised."""
+    if isinstance(exc, stripe.CardError):
+        error = (exc.json_body or {}).get("error") or {}
+        return card_failure(exc.code, error.get("decline_code"), exc.param)
+    status = exc.http_status or 0
+    if isinstance(exc, (stripe.RateLimitError, stripe.APIConnectionError)) or (
+            isinstance(exc, stripe.APIError) and (status >= 500 or status == 409)):
+        log.warning("Stripe unavailable: %s (HTTP %s, request %s)", type(exc).__name__, status or "-", exc.request_id)
+        return ProviderUnavailable("provider_unavailable", UNAVAILABLE)
+    if isinstance(exc, stripe.IdempotencyError):
+        return PaymentError("idempotency_error", IDEMPOTENCY)
+    if missing and isinstance(exc, stripe.InvalidRequestError) and _is_missing(exc):
+        return PaymentError("resource_missing", missing)
+    log.error("Stripe refused a request: %s %s (HTTP %s, request %s): %s", type(exc).__name__, exc.code, status,
+              exc.request_id, exc.user_message)
+    return PaymentError(exc.code or "provider_error", GENERIC)
+
+
+def _is_missing(exc: stripe.StripeError) -> bool:
+    return exc.code == "resource_missing" or exc.http_status == 404
+
+
+def _saved_card(pm: dict[str, Any]) -> SavedCard:
+    card = pm["card"]
+    brand = card.get("brand") or "card"
+    return SavedCard(provider_id=pm["id"], brand="card" if brand == "unknown" else brand, last4=card["last4"],
+                     exp_month=int(card["exp_month"]), exp_year=int(card["exp_year"]))
+
+
+def _unit_amount(line: dict[str, Any], amount: int, quantity: int) -> int:
+    # Newer API versions give the unit price under `pricing`; older ones (and localstripe) name the Price or Plan.
+    unit = ((line.get("pricing") or {}).get("unit_amount_decimal")
+            or (line.get("price") or {}).get("unit_amount")
+            or (line.get("plan") or {}).get("amount"))
+    return int(Decimal(str(unit))) if unit is not None else amount // max(1, quantity)
+
+
+def _reference_name(invoice: dict[str, Any]) -> str | None:
+    """The license's reference name, from the snapshot of its subscription's metadata on the invoice."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    return (details.get("metadata") or {}).get("reference_name")
+
+
+def invoice_data(invoice: dict[str, Any], *, reference_name: str | None = None) -> InvoiceData:
+    """A Stripe invoice as the interface's InvoiceData; each line carries the license's reference name, as
+    the sandbox's lines do."""
+    name = reference_name or _reference_name(invoice)
+    lines = []
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        quantity = int(line.get("quantity") or 1)
+        amount = int(line.get("amount") or 0)
+        description = line.get("description") or "Subscription"
+        lines.append(InvoiceLineData(description=f"{name} · {description}" if name else description,
+                                     quantity=quantity, unit_amount=_unit_amount(line, amount, quantity),
+                                     amount=amount))
+    return InvoiceData(
+        provider_id=invoice["id"],
+        number=invoice.get("number") or invoice["id"],  # only drafts (and localstripe's invoices) have none
+        status=invoice["status"], currency=invoice["currency"], subtotal=int(invoice["subtotal"]),
+        discount=sum(int(d["amount"]) for d in invoice.get("total_discount_amounts") or []),
+        total=int(invoice["total"]), lines=tuple(lines),
+    )
+
+
+class StripeProvider:
+    """Stripe behind the `PaymentProvider` interface.
+
+    `api_base` points the client elsewhere than api.stripe.com (localstripe in tests); `http_client`
+    replaces stripe-python's HTTP client (tests record requests with it). stripe-python retries network
+    errors, 409 and 5xx `max_network_retries` times with the same idempotency key; callers retry
+    ProviderUnavailable on top of that (the purchase does, three times), so keep both small.
+    """
+
+    name = "stripe"
+
+    def __init__(self, secret_key: str, *, api_base: str | None = None, http_client: stripe.HTTPClient | None = None,
+                 max_network_retries: int = 1, timeout: float = 20.0) -> None:
+        self._test_mode = secret_key.startswith(("sk_test_", "rk_test_"))
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=http_client or stripe.RequestsClient(timeout=timeout),
+            max_network_retries=max_network_retries,
+        )
+
+    def _call(self, method: Callable[..., Any], *args: Any, missing: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Call a StripeClient method; its answer as plain dicts, its errors as the interface's."""
+        try:
+            return method(*args, **kwargs).to_dict()
+        except stripe.StripeError as exc:
+            raise _payment_error(exc, missing=missing) from exc
+
+    def _list(self, service: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every object of a list call, following Stripe's pages."""
+        try:
+            return [obj.to_dict() for obj in service.list(params=params).auto_paging_iter()]
+        except stripe.StripeError as exc:
+            raise _payment_error(exc) from exc
+
+    # --- customers and payment methods ------------------------------------------------------------------------
+
+    def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
+        """The account's Stripe Customer: the one it has, or a new one when it has none (or one Stripe no
+        longer knows: deleted, or made by another provider or Stripe account)."""
+        if customer_id:
+            try:
+                existing = self._client.v1.customers.retrieve(customer_id).to_dict()
+            except stripe.InvalidRequestError as exc:
+                if not _is_missing(exc):
+                    raise _payment_error(exc) from exc
+                existing = None
+            except stripe.StripeError as exc:
+                raise _payment_error(exc) from exc
+            if existing is not None and not existing.get("deleted"):
+                return existing["id"]
+        # A key of its own per account and situation: two first requests of one account at the same time get
+        # one customer (Stripe keeps keys for 24 hours; the account then holds the customer's id).
+        customer = self._call(self._client.v1.customers.create,
+                              params={"name": account_name, "metadata": {"account_id": str(account_id)}},
+                              options={"idempotency_key": f"customer-of-account-{account_id}-"
+                                                          f"replacing-{customer_id or 'none'}"})
+        return customer["id"]
+
+    def add_card(self, *, customer_id: str, card: CardDetails, make_default: bool,
+                 idempotency_key: str) -> SavedCard:
+        """Test mode only: make a PaymentMethod from a test card number and attach it.
+
+        In production card numbers never reach the server: the browser confirms a SetupIntent with Stripe's
+        Payment Element (`create_setup_intent`), then the server keeps the card with
+        `attach_confirmed_payment_method`. Stripe accepts raw numbers from a server only for test keys (and
+        only on accounts allowed to send them); localstripe accepts them, which the contract tests use.
+        """
+        if not self._test_mode:
+            raise PaymentError("card_entry_unsupported",
+                               "Cards are entered in Stripe's secure card form. Reload the page and try again.")
+        pm = self._call(self._client.v1.payment_methods.create,
+                        params={"type": "card", "card": {"number": card.number, "exp_month": card.exp_month,
+                                                         "exp_year": card.exp_year, "cvc": card.cvc}},
+                        options={"idempotency_key": f"{idempotency_key}:payment_method"})
+        attached = self._call(self._client.v1.payment_methods.attach, pm["id"], params={"customer": customer_id},
+                              options={"idempotency_key": f"{idempotency_key}:attach"}, missing="No such customer.")
+        if make_default:
+            self._make_default(customer_id, pm["id"])
+        return _saved_card(attached)
+
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
+        """A SetupIntent for the Payment Element to save a card for later payments; returns its client
+        secret (for the browser only: never store or log it)."""
+        intent = self._call(self._client.v1.setup_intents.create,
+                            params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]},
+                            options={"idempotency_key": f"{idempotency_key}:setup_intent"},
+                            missing="No such customer.")
+        return intent["client_secret"]
+
+    def attach_confirmed_payment_method(self, *, customer_id: str, payment_method_id: str,
+                                        make_default: bool) -> SavedCard:
+        """Keep the card of a SetupIntent the browser confirmed: attached to the customer (Stripe has done
+        that already when the SetupIntent named the customer), the default if asked."""
+        pm = self._call(self._client.v1.payment_methods.retrieve, payment_method_id,
+                        missing="No such payment method.")
+        if pm.get("customer") not in (None, customer_id) or pm.get("type") != "card":
+            raise PaymentError("resource_missing", "No such payment method.")
+        if pm.get("customer") is None:
+            pm = self._call(self._client.v1.payment_methods.attach, payment_method_id,
+                            params={"customer": customer_id},
+                            options={"idempotency_key": f"attach-{payment_method_id}-to-{customer_id}"},
+                            missing="No such customer.")
+        if make_default:
+            self._make_default(customer_id, payment_method_id)
+        return _saved_card(pm)
+
+    def list_payment_methods(self, *, customer_id: str) -> list[SavedCard]:
+        methods = self._list(self._client.v1.payment_methods, {"customer": customer_id, "type": "card", "limit": 100})
+        return [_saved_card(pm) for pm in sorted(methods, key=lambda pm: pm["created"])]
+
+    def set_default_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        """The card the customer's invoices are charged to when a subscription names none."""
+        self._owned_payment_method(customer_id, payment_method_id, missing="No such payment method.")
+        self._make_default(customer_id, payment_method_id)
+
+    def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        self._owned_payment_method(customer_id, payment_method_id, missing="No such payment method.")
+        self._call(self._client.v1.payment_methods.detach, payment_method_id)
+
+    def _owned_payment_method(self, customer_id: str, payment_method_id: str, *, missing: str) -> dict[str, Any]:
+        pm = self._call(self._client.v1.payment_methods.retrieve, payment_method_id, missing=missing)
+        if pm.get("customer") != customer_id:
+            raise PaymentError("resource_missing", missing)
+        return pm
+
+    def _make_default(self, customer_id: str, payment_method_id: str) -> None:
+        self._call(self._client.v1.customers.update, customer_id,
+                   params={"invoice_settings": {"default_payment_method": payment_method_id}},
+                   missing="No such customer.")
+
+    # --- subscriptions ----------------------------------------------------------------------------------------
+
+    def create_subscription(self, *, customer_id: str, payment_method_id: str, product_name: str, plan_code: str,
+                            unit_amount: int, currency: str, quantity: int,
+                            discount: SubscriptionDiscount | None, description: str, metadata: dict[str, str],
+                            idempotency_key: str) -> SubscriptionData:
+        self._owned_payment_method(customer_id, payment_method_id,
+                                   missing="This payment method is no longer available.")
+        params = self._subscription_params(
+            customer_id=customer_id, payment_method_id=payment_method_id, plan_code=plan_code,
+            unit_amount=unit_amount, currency=currency, quantity=quantity, discount=discount,
+            description=description, metadata=metadata)
+        subscription = self._call(self._client.v1.subscriptions.create, params=params,
+                                  options={"idempotency_key": f"{idempotency_key}:subscription"})
+        invoice = subscription["latest_invoice"]
+        if subscription["status"] != "active" or invoice["status"] != "paid":
+            # error_if_incomplete should have made Stripe answer 402 instead. Never leave a subscription that
+            # would charge later: cancel it. If the cancel cannot be sent, ProviderUnavailable goes up and the
+            # purchase stays pending; its retry (same key) gets this answer again and cancels again.
+            failure = self._first_payment_failure(invoice)
+            log.warning("subscription %s came back %s (invoice %s): cancelling it", subscription["id"],
+                        subscription["status"], invoice["status"])
+            self.cancel_subscription(subscription_id=subscription["id"])
+            raise failure
+        return SubscriptionData(provider_id=subscription["id"], status=subscription["status"],
+                                latest_invoice=invoice_data(invoice, reference_name=description))
+
+    def _subscription_params(self, *, customer_id: str, payment_method_id: str, plan_code: str, unit_amount: int,
+                             currency: str, quantity: int, discount: SubscriptionDiscount | None,
+                             description: str, metadata: dict[str, str]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "customer": customer_id,
+            "items": [self._subscription_item(plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                                              quantity=quantity)],
+            "default_payment_method": payment_method_id,
+            "description": description,
+            # Stripe copies the subscription's metadata onto its invoices: the reference name names their lines.
+            "metadata": {**metadata, "reference_name": description},
+            "payment_behavior": "error_if_incomplete",
+            "expand": ["latest_invoice"],
+        }
+        if discount is not None:
+            params["discounts"] = [{"coupon": discount.coupon_code}]
+        return params
+
+    def _subscription_item(self, *, plan_code: str, unit_amount: int, currency: str, quantity: int) -> dict[str, Any]:
+        """The subscription's item: the plan's Price (lookup key = plan code), checked against the price the
+        portal showed, so that Stripe never charges another one."""
+        prices = self._call(self._client.v1.prices.list,
+                            params={"lookup_keys": [plan_code], "active": True, "limit": 1})["data"]
+        if not prices:
+            log.error("No active Stripe price has the lookup key %r: run the catalog sync", plan_code)
+            raise PaymentError("price_missing", PLAN_UNAVAILABLE)
+        price = prices[0]
+        recurring = price.get("recurring") or {}
+        found = (price.get("unit_amount"), str(price.get("currency")).lower(), recurring.get("interval"),
+                 recurring.get("interval_count"))
+        if found != (unit_amount, currency.lower(), "month", 1):
+            log.error("Stripe price %s (%s) is %s; the portal sells %s %s a month: run the catalog sync",
+                      price.get("id"), plan_code, found, unit_amount, currency)
+            raise PaymentError("price_mismatch", PLAN_UNAVAILABLE)
+        return {"price": price["id"], "quantity": quantity}
+
+    def _first_payment_failure(self, invoice: dict[str, Any]) -> PaymentError:
+        """Why the first invoice is unpaid, from its PaymentIntent."""
+        try:
+            intent = self._payment_intent_of(invoice)
+        except PaymentError:
+            log.exception("could not read the payment of invoice %s", invoice.get("id"))
+            intent = None
+        if intent is None:
+            return PaymentError("payment_incomplete", INCOMPLETE)
+        if intent.get("status") == "requires_action":
+            return PaymentError("requires_action", REQUIRES_ACTION)
+        error = intent.get("last_payment_error") or {}
+        if error.get("code"):
+            return card_failure(error["code"], error.get("decline_code"))
+        return PaymentError("payment_incomplete", INCOMPLETE)
+
+    def _payment_intent_of(self, invoice: dict[str, Any]) -> dict[str, Any] | None:
+        # Older API versions (and localstripe) name the PaymentIntent on the invoice; newer ones list it
+        # among the invoice's payments.
+        intent = invoice.get("payment_intent")
+        if intent is None:
+            payments = self._call(self._client.v1.invoice_payments.list,
+                                  params={"invoice": invoice["id"], "expand": ["data.payment.payment_intent"]})
+            intents = [p["payment"].get("payment_intent") for p in payments["data"]
+                       if p["payment"].get("type") == "payment_intent"]
+            intent = intents[0] if intents else None
+        if isinstance(intent, str):
+            intent = self._call(self._client.v1.payment_intents.retrieve, intent)
+        return intent
+
+    def cancel_subscription(self, *, subscription_id: str) -> None:
+        """Cancel now. Cancelling a cancelled subscription is harmless, as in the sandbox."""
+        try:
+            self._client.v1.subscriptions.cancel(subscription_id)
+        except stripe.InvalidRequestError as exc:
+            current = self._call(self._client.v1.subscriptions.retrieve, subscription_id,
+                                 missing="No such subscription.")
+            if current["status"] not in ("canceled", "incomplete_expired"):
+                raise _payment_error(exc, missing="No such subscription.") from exc
+        except stripe.StripeError as exc:
+            raise _payment_error(exc) from exc
+
+    def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
+        """The customer's invoices, oldest first; drafts (not yet sent, no number) are left out."""
+        invoices = self._list(self._client.v1.invoices, {"customer": customer_id, "limit": 100})
+        return [invoice_data(inv) for inv in sorted(invoices, key=lambda inv: inv["created"])
+                if inv["status"] != "draft"]

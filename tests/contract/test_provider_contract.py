@@ -1,0 +1,235 @@
+"""One contract for both payment providers: the sandbox (on the test database) and Stripe (against
+localstripe). Where the two legitimately differ, the test says so where it happens.
+
+At the end, tests of the Stripe provider alone that need a Stripe server (localstripe): the declines and the
+3-D Secure card the sandbox does not simulate, and the Payment Element's SetupIntent flow.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import stripe
+from sqlmodel import select
+
+from cf_portal.db import session_scope
+from cf_portal.models import Invoice, InvoiceLine, License
+from cf_portal.payments.provider import CardDeclined, CardDetails, PaymentError, PaymentProvider
+from cf_portal.services.errors import DomainError
+from cf_portal.services.purchase import PurchaseRequest, create_license
+from tests.contract.conftest import LocalstripeProvider, subscribe
+from tests.unit.conftest import NOW, Seeded
+
+
+def card(number: str = "4242424242424242") -> CardDetails:
+    return CardDetails(number=number, exp_month=12, exp_year=2034, cvc="123")
+
+
+def new_customer(provider: PaymentProvider, account_id: int = 1) -> str:
+    return provider.ensure_customer(account_id=account_id, account_name="Acme", customer_id=None)
+
+
+def add(provider: PaymentProvider, customer: str, number: str = "4242424242424242", *, default: bool = True) -> str:
+    return provider.add_card(customer_id=customer, card=card(number), make_default=default,
+                             idempotency_key=f"card-{uuid.uuid4()}").provider_id
+
+
+# --- customers -----------------------------------------------------------------------------------------------
+
+def test_a_customer_is_created_on_first_need_and_kept(provider: PaymentProvider) -> None:
+    first = new_customer(provider, account_id=7)
+    assert first.startswith("cus_")
+    assert provider.ensure_customer(account_id=7, account_name="Acme", customer_id=first) == first
+    assert new_customer(provider, account_id=8) != first
+    # An id the provider does not know (another provider's, a deleted one) gets a new customer.
+    replacement = provider.ensure_customer(account_id=9, account_name="Acme", customer_id="cus_unknown0000")
+    assert replacement.startswith("cus_") and replacement != "cus_unknown0000"
+    if provider.name == "sandbox":
+        # The sandbox finds the account's customer by account id. Stripe relies on the idempotency key of the
+        # create (one per account), which localstripe ignores: test_stripe_requests.py checks that key.
+        assert new_customer(provider, account_id=7) == first
+
+
+# --- payment methods ------------------------------------------------------------------------------------------
+
+def test_cards_are_added_listed_defaulted_and_removed(provider: PaymentProvider, provider_store) -> None:  # noqa: ANN001
+    customer = new_customer(provider)
+    visa = provider.add_card(customer_id=customer, card=card(), make_default=True, idempotency_key="card-visa-1")
+    assert (visa.brand, visa.last4, visa.exp_month, visa.exp_year) == ("visa", "4242", 12, 2034)
+    master = provider.add_card(customer_id=customer, card=card("5555555555554444"), make_default=False,
+                               idempotency_key="card-master-1")
+    # localstripe calls every card a Visa; the sandbox (and Stripe) see a Mastercard.
+    assert master.brand == ("mastercard" if provider.name == "sandbox" else "visa")
+    assert master.last4 == "4444"
+    assert sorted(c.last4 for c in provider.list_payment_methods(customer_id=customer)) == ["4242", "4444"]
+    assert provider_store.default_card(customer) == visa.provider_id
+
+    other = new_customer(provider, account_id=2)
+    with pytest.raises(PaymentError) as info:
+        provider.remove_payment_method(customer_id=other, payment_method_id=master.provider_id)
+    assert info.value.code == "resource_missing"
+    assert provider.list_payment_methods(customer_id=other) == []
+
+    provider.remove_payment_method(customer_id=customer, payment_method_id=master.provider_id)
+    assert [c.provider_id for c in provider.list_payment_methods(customer_id=customer)] == [visa.provider_id]
+    with pytest.raises(PaymentError):
+        provider.remove_payment_method(customer_id=customer, payment_method_id=master.provider_id)
+
+
+def test_a_declined_card_never_gives_an_active_subscription(provider: PaymentProvider, provider_store,  # noqa: ANN001
+                                                            seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    if provider.name == "stripe":
+        # Stripe (and localstripe) check the card when it is attached: the decline comes at once.
+        with pytest.raises(CardDeclined) as info:
+            add(provider, customer, "4000000000000002")
+        assert provider.list_payment_methods(customer_id=customer) == []
+    else:
+        # The sandbox takes the card and declines it when charged, so a demo can show a decline at Create.
+        pm = add(provider, customer, "4000000000000002")
+        with pytest.raises(CardDeclined) as info:
+            subscribe(provider, seeded, customer, pm, "sub-declined")
+    assert (info.value.code, info.value.decline_code, info.value.message) == (
+        "card_declined", "generic_decline", "Your card was declined.")
+    assert "active" not in provider_store.subscription_statuses(customer)
+    assert provider.list_invoices(customer_id=customer) == []
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------------
+
+def test_a_subscription_charges_its_first_month(provider: PaymentProvider, seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    pm = add(provider, customer)
+    sub = subscribe(provider, seeded, customer, pm, "sub-quantity", quantity=3)
+    assert sub.provider_id.startswith("sub_") and sub.status == "active"
+    invoice = sub.latest_invoice
+    assert (invoice.status, invoice.currency, invoice.subtotal, invoice.discount, invoice.total) == (
+        "paid", "usd", 5700, 0, 5700)
+    [line] = invoice.lines
+    assert (line.quantity, line.unit_amount, line.amount) == (3, 1900, 5700)
+    assert line.description.startswith("Sales team · ")
+    assert "Business" in line.description
+
+
+def test_subscriptions_are_cancelled_once_and_for_all(provider: PaymentProvider, provider_store,  # noqa: ANN001
+                                                      seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    pm = add(provider, customer)
+    kept = subscribe(provider, seeded, customer, pm, "sub-kept", description="Kept")
+    cancelled = subscribe(provider, seeded, customer, pm, "sub-cancelled", description="Cancelled")
+    provider.cancel_subscription(subscription_id=cancelled.provider_id)
+    provider.cancel_subscription(subscription_id=cancelled.provider_id)  # cancelling twice is harmless
+    assert sorted(provider_store.subscription_statuses(customer)) == ["active", "canceled"]
+    with pytest.raises(PaymentError) as info:
+        provider.cancel_subscription(subscription_id="sub_missing0000")
+    assert info.value.code == "resource_missing"
+    assert kept.status == "active"
+
+
+def test_invoices_are_listed_per_customer_oldest_first(provider: PaymentProvider, seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    pm = add(provider, customer)
+    first = subscribe(provider, seeded, customer, pm, "sub-first", quantity=2)
+    second = subscribe(provider, seeded, customer, pm, "sub-second", plan="phishing-standard", quantity=4)
+    invoices = provider.list_invoices(customer_id=customer)
+    assert [(i.provider_id, i.status, i.subtotal, i.total) for i in invoices] == [
+        (first.latest_invoice.provider_id, "paid", 3800, 3800),
+        (second.latest_invoice.provider_id, "paid", 4800, 4800),
+    ]
+    assert [(line.quantity, line.unit_amount, line.amount) for i in invoices for line in i.lines] == [
+        (2, 1900, 3800), (4, 1200, 4800)]
+    assert provider.list_invoices(customer_id=new_customer(provider, account_id=2)) == []
+
+
+def test_a_removed_card_cannot_be_charged(provider: PaymentProvider, seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    pm = add(provider, customer)
+    provider.remove_payment_method(customer_id=customer, payment_method_id=pm)
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider, seeded, customer, pm, "sub-removed")
+    assert info.value.code == "resource_missing"
+    assert provider.list_invoices(customer_id=customer) == []
+
+
+def test_create_license_through_the_purchase_service(provider: PaymentProvider, seeded: Seeded) -> None:
+    """The app's own flow on each provider: save a card, then Create charges once and adds the license."""
+    pm = seeded.add_card(provider)
+    request = PurchaseRequest(reference_name="Sales team", plan_id=seeded.plans["awareness-business"].id, quantity=5,
+                              payment_method_id=pm.id, expected_total=9500, idempotency_key=uuid.uuid4().hex)
+    result = create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert (result.quantity, result.total_charged, result.replayed) == (5, 9500, False)
+    with session_scope(seeded.engine, write=False) as session:
+        lic = session.get(License, result.license_id)
+        assert lic.status == "active" and lic.provider_subscription_id.startswith("sub_")
+        invoice = session.exec(select(Invoice).where(Invoice.license_id == lic.id)).one()
+        line = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)).one()
+    assert (invoice.total, line.quantity, line.amount) == (9500, 5, 9500)
+    assert line.description.startswith("Sales team · ")
+    assert create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW).replayed
+
+
+def test_a_declined_card_at_create_adds_no_license(provider: PaymentProvider, seeded: Seeded) -> None:
+    if provider.name == "stripe":
+        # With Stripe the declining test card is refused when saved, before any Create.
+        with pytest.raises(CardDeclined):
+            seeded.add_card(provider, number="4000000000000002")
+        return
+    pm = seeded.add_card(provider, number="4000000000000002")
+    request = PurchaseRequest(reference_name="Sales team", plan_id=seeded.plans["awareness-business"].id, quantity=5,
+                              payment_method_id=pm.id, expected_total=9500, idempotency_key=uuid.uuid4().hex)
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert "declined" in info.value.message
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(License)).all() == []
+
+
+# --- the Stripe provider alone, on localstripe ---------------------------------------------------------------
+
+def test_stripe_a_charge_declined_after_the_card_was_saved_leaves_no_subscription(
+        localstripe_provider: LocalstripeProvider, stripe_admin: stripe.StripeClient, seeded: Seeded) -> None:
+    customer = new_customer(localstripe_provider)
+    pm = add(localstripe_provider, customer, "4000000000000341")  # attaches, then every charge is declined
+    with pytest.raises(CardDeclined) as info:
+        subscribe(localstripe_provider, seeded, customer, pm, "sub-0341")
+    assert (info.value.code, info.value.message) == ("card_declined", "Your card was declined.")
+    statuses = [s.status for s in stripe_admin.v1.subscriptions.list(params={"customer": customer, "status": "all"})]
+    assert statuses == ["canceled"]
+
+
+def test_stripe_3d_secure_is_refused_clearly_and_leaves_no_subscription(
+        localstripe_provider: LocalstripeProvider, stripe_admin: stripe.StripeClient, seeded: Seeded) -> None:
+    customer = new_customer(localstripe_provider)
+    pm = add(localstripe_provider, customer, "4000002500003155")  # needs 3-D Secure for every payment
+    with pytest.raises(PaymentError) as info:
+        subscribe(localstripe_provider, seeded, customer, pm, "sub-3ds")
+    assert not isinstance(info.value, CardDeclined)
+    assert info.value.code == "requires_action"
+    assert "3-D Secure" in info.value.message
+    statuses = [s.status for s in stripe_admin.v1.subscriptions.list(params={"customer": customer, "status": "all"})]
+    assert statuses == ["canceled"]
+
+
+def test_stripe_a_card_saved_through_a_setup_intent_is_kept(localstripe_provider: LocalstripeProvider,
+                                                            stripe_admin: stripe.StripeClient) -> None:
+    customer = new_customer(localstripe_provider)
+    secret = localstripe_provider.create_setup_intent(customer_id=customer, idempotency_key="seti-1")
+    intent_id = secret.split("_secret_")[0]
+    assert intent_id.startswith("seti_")
+    # What Stripe.js does in the browser with the Payment Element: confirm with the typed card.
+    confirmed = stripe_admin.v1.setup_intents.confirm(intent_id, params={"payment_method_data": {
+        "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}})
+    assert confirmed.status == "succeeded"
+    saved = localstripe_provider.attach_confirmed_payment_method(
+        customer_id=customer, payment_method_id=confirmed.payment_method, make_default=True)
+    assert (saved.provider_id, saved.last4) == (confirmed.payment_method, "4242")
+    assert [c.provider_id for c in localstripe_provider.list_payment_methods(customer_id=customer)] == [
+        saved.provider_id]
+    assert stripe_admin.v1.customers.retrieve(customer).invoice_settings.default_payment_method == saved.provider_id
+    # Another account cannot take it over.
+    with pytest.raises(PaymentError) as info:
+        localstripe_provider.attach_confirmed_payment_method(
+            customer_id=new_customer(localstripe_provider, account_id=2), payment_method_id=saved.provider_id,
+            make_default=False)
+    assert info.value.code == "resource_missing"

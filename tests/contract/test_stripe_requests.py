@@ -1,0 +1,487 @@
+"""What localstripe cannot check (Prices by lookup key, `description` and `discounts` on subscriptions,
+idempotency keys, the newer invoice shapes, outages): the exact requests stripe-python sends for the Stripe
+provider, recorded by a stand-in HTTP client that answers with JSON shaped as in Stripe's API reference.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import stripe
+
+from cf_portal.payments.provider import (
+    CardDeclined,
+    CardDetails,
+    PaymentError,
+    ProviderUnavailable,
+    SubscriptionData,
+    SubscriptionDiscount,
+)
+from cf_portal.payments.stripe_provider import StripeProvider
+
+CUSTOMER, PM, PRICE, SUB, INVOICE = "cus_NffrFeUfNV2Hib", "pm_1Q0PsIJvEtkwdCNY", "price_1MoBy5LkdIwHu7ix", \
+    "sub_1MowQVLkdIwHu7ix", "in_1MtHbELkdIwHu7ix"
+
+
+@dataclass(frozen=True)
+class Sent:
+    method: str
+    path: str
+    params: dict[str, str]  # form fields (POST) or query (GET, DELETE), flattened as sent: "items[0][price]"
+    idempotency_key: str | None
+
+
+class FakeStripe(stripe.HTTPClient):
+    """stripe-python's HTTP client replaced: records each request, answers from a script per route."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Sent] = []
+        self._script: dict[tuple[str, str], list[Any]] = {}
+
+    def on(self, method: str, path: str, *answers: tuple[int, dict[str, Any]] | Exception) -> None:
+        """Answer `method path` with these in turn (the last one again after that)."""
+        self._script[(method, path)] = list(answers)
+
+    def request(self, method: str, url: str, headers: Any, post_data: Any = None) -> tuple[str, int, dict[str, str]]:
+        parts = urlsplit(url)
+        form = post_data.decode() if isinstance(post_data, bytes) else post_data
+        self.sent.append(Sent(method.upper(), parts.path, dict(parse_qsl(form or parts.query, keep_blank_values=True)),
+                              headers.get("Idempotency-Key")))
+        answers = self._script.get((method.upper(), parts.path))
+        if not answers:
+            raise AssertionError(f"unexpected request: {method.upper()} {parts.path}")
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        status, body = answer
+        return json.dumps(body), status, {"request-id": "req_fake"}
+
+    def close(self) -> None:
+        pass
+
+    def posts(self, path: str) -> list[Sent]:
+        return [s for s in self.sent if s.method == "POST" and s.path == path]
+
+
+# --- Stripe-shaped answers (API reference, current API version) ------------------------------------------------
+
+def customer_json(**overrides: Any) -> dict[str, Any]:
+    return {"id": CUSTOMER, "object": "customer", "address": None, "balance": 0, "created": 1680893993,
+            "currency": None, "default_source": None, "delinquent": False, "description": None, "email": None,
+            "invoice_prefix": "0759376C", "invoice_settings": {"custom_fields": None, "default_payment_method": None,
+                                                               "footer": None, "rendering_options": None},
+            "livemode": False, "metadata": {"account_id": "7"}, "name": "Acme", "next_invoice_sequence": 1,
+            "phone": None, "preferred_locales": [], "shipping": None, "tax_exempt": "none", "test_clock": None,
+            **overrides}
+
+
+def payment_method_json(customer: str | None = CUSTOMER, **overrides: Any) -> dict[str, Any]:
+    return {"id": PM, "object": "payment_method", "allow_redisplay": "unspecified",
+            "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+            "card": {"brand": "visa", "checks": {"address_line1_check": None, "address_postal_code_check": None,
+                                                 "cvc_check": "pass"},
+                     "country": "US", "display_brand": "visa", "exp_month": 12, "exp_year": 2034,
+                     "fingerprint": "Xt5EWLLDS7FJjR1c", "funding": "credit", "generated_from": None, "last4": "4242",
+                     "networks": {"available": ["visa"], "preferred": None},
+                     "three_d_secure_usage": {"supported": True}, "wallet": None},
+            "created": 1726673582, "customer": customer, "livemode": False, "metadata": {}, "type": "card",
+            **overrides}
+
+
+def price_list_json(*, unit_amount: int = 1900, interval: str = "month", empty: bool = False) -> dict[str, Any]:
+    price = {"id": PRICE, "object": "price", "active": True, "billing_scheme": "per_unit", "created": 1679431181,
+             "currency": "usd", "custom_unit_amount": None, "livemode": False, "lookup_key": "awareness-business",
+             "metadata": {}, "nickname": None, "product": "prod_NZKdYqrwEYx6iK",
+             "recurring": {"interval": interval, "interval_count": 1, "meter": None, "trial_period_days": None,
+                           "usage_type": "licensed"},
+             "tax_behavior": "unspecified", "tiers_mode": None, "transform_quantity": None, "type": "recurring",
+             "unit_amount": unit_amount, "unit_amount_decimal": str(unit_amount)}
+    return {"object": "list", "url": "/v1/prices", "has_more": False, "data": [] if empty else [price]}
+
+
+def invoice_json(*, status: str = "paid", quantity: int = 5, discount: int = 1900, number: str | None = "0759376C-0001",
+                 created: int = 1680893993, invoice_id: str = INVOICE, **overrides: Any) -> dict[str, Any]:
+    subtotal = 1900 * quantity
+    discounts = [{"amount": discount, "discount": "di_1MtHbELkdIwHu7ixk5p0Tg3k"}] if discount else []
+    return {
+        "id": invoice_id, "object": "invoice", "account_country": "US", "account_name": "ChatFortress",
+        "amount_due": subtotal - discount, "amount_paid": subtotal - discount if status == "paid" else 0,
+        "amount_remaining": 0 if status == "paid" else subtotal - discount, "attempt_count": 1, "attempted": True,
+        "billing_reason": "subscription_create", "collection_method": "charge_automatically", "created": created,
+        "currency": "usd", "customer": CUSTOMER, "default_payment_method": None, "description": None,
+        "discounts": [d["discount"] for d in discounts], "hosted_invoice_url": None, "livemode": False,
+        "lines": {"object": "list", "url": f"/v1/invoices/{invoice_id}/lines", "has_more": False, "data": [{
+            "id": "il_1MtHbELkdIwHu7ixOJbRpUgZ", "object": "line_item", "amount": subtotal, "currency": "usd",
+            "description": f"{quantity} × Security Awareness Training Business (at $19.00 / month)",
+            "discount_amounts": discounts, "discountable": True, "discounts": [], "invoice": invoice_id,
+            "livemode": False, "metadata": {"license_id": "7"},
+            "parent": {"type": "subscription_item_details", "subscription_item_details": {
+                "invoice_item": None, "proration": False, "proration_details": {"credited_items": None},
+                "subscription": SUB, "subscription_item": "si_NcLYdDxLHxlFo7"}},
+            "period": {"end": 1683485993, "start": 1680893993},
+            "pricing": {"price_details": {"price": PRICE, "product": "prod_NZKdYqrwEYx6iK"}, "type": "price_details",
+                        "unit_amount_decimal": "1900"},
+            "quantity": quantity, "taxes": []}]},
+        "metadata": {}, "number": number,
+        "parent": {"type": "subscription_details", "quote_details": None, "subscription_details": {
+            "metadata": {"account_id": "3", "license_id": "7", "reference_name": "Sales team"}, "subscription": SUB}},
+        "period_end": 1680893993, "period_start": 1680893993, "status": status,
+        "status_transitions": {"finalized_at": created, "marked_uncollectible_at": None,
+                               "paid_at": created if status == "paid" else None, "voided_at": None},
+        "subtotal": subtotal, "subtotal_excluding_tax": subtotal, "total": subtotal - discount,
+        "total_discount_amounts": discounts, "total_excluding_tax": subtotal - discount, "total_taxes": [],
+        **overrides,
+    }
+
+
+def subscription_json(*, status: str = "active", invoice: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": SUB, "object": "subscription", "application": None, "billing_cycle_anchor": 1680893993,
+        "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None, "collection_method": "charge_automatically",
+        "created": 1680893993, "currency": "usd", "customer": CUSTOMER, "default_payment_method": PM,
+        "description": "Sales team", "discounts": ["di_1MtHbELkdIwHu7ixk5p0Tg3k"], "ended_at": None,
+        "items": {"object": "list", "url": f"/v1/subscription_items?subscription={SUB}", "has_more": False, "data": [{
+            "id": "si_NcLYdDxLHxlFo7", "object": "subscription_item", "created": 1680893993,
+            "current_period_end": 1683485993, "current_period_start": 1680893993, "discounts": [],
+            "metadata": {}, "price": price_list_json()["data"][0], "quantity": 5, "subscription": SUB,
+            "tax_rates": []}]},
+        "latest_invoice": invoice if invoice is not None else invoice_json(),
+        "livemode": False, "metadata": {"account_id": "3", "license_id": "7", "reference_name": "Sales team"},
+        "payment_settings": {"payment_method_options": None, "payment_method_types": None,
+                             "save_default_payment_method": "off"},
+        "start_date": 1680893993, "status": status, "test_clock": None,
+    }
+
+
+def payment_intent_json(status: str, last_payment_error: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"id": "pi_3MtwBwLkdIwHu7ix28a3tqPa", "object": "payment_intent", "amount": 7600, "amount_received": 0,
+            "capture_method": "automatic_async", "client_secret": "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8",
+            "confirmation_method": "automatic", "created": 1680800504, "currency": "usd", "customer": CUSTOMER,
+            "last_payment_error": last_payment_error, "livemode": False, "metadata": {},
+            "next_action": {"type": "use_stripe_sdk", "use_stripe_sdk": {}} if status == "requires_action" else None,
+            "payment_method": PM, "payment_method_types": ["card"], "status": status}
+
+
+def invoice_payments_json(intent: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "list", "url": "/v1/invoice_payments", "has_more": False, "data": [{
+        "id": "inpay_1M3USa2eZvKYlo2CBjuwbq0N", "object": "invoice_payment", "amount_paid": None,
+        "amount_requested": 7600, "created": 1391288554, "currency": "usd", "invoice": INVOICE, "is_default": True,
+        "livemode": False, "payment": {"type": "payment_intent", "payment_intent": intent}, "status": "open",
+        "status_transitions": {"canceled_at": None, "paid_at": None}}]}
+
+
+def error_json(error_type: str, message: str, **fields: Any) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message,
+                      "request_log_url": "https://dashboard.stripe.com/test/logs/req_fake", **fields}}
+
+
+def card_error(code: str, message: str, decline_code: str | None = None) -> tuple[int, dict[str, Any]]:
+    fields = {"code": code, "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"}
+    if decline_code:
+        fields["decline_code"] = decline_code
+    return 402, error_json("card_error", message, **fields)
+
+
+# --- fixtures -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake() -> FakeStripe:
+    """A Stripe that knows the customer, its card and the plan's Price, and creates the subscription."""
+    fake = FakeStripe()
+    fake.on("GET", f"/v1/payment_methods/{PM}", (200, payment_method_json()))
+    fake.on("GET", "/v1/prices", (200, price_list_json()))
+    fake.on("POST", "/v1/subscriptions", (200, subscription_json()))
+    fake.on("DELETE", f"/v1/subscriptions/{SUB}", (200, subscription_json(status="canceled")))
+    return fake
+
+
+@pytest.fixture
+def provider(fake: FakeStripe) -> StripeProvider:
+    return StripeProvider("sk_test_fake", http_client=fake, max_network_retries=0)
+
+
+def subscribe(provider: StripeProvider, key: str = "license-7-5e0c1a2b3c4d5e6f",
+              discount: SubscriptionDiscount | None = None) -> SubscriptionData:
+    return provider.create_subscription(
+        customer_id=CUSTOMER, payment_method_id=PM, product_name="Security Awareness Training Business",
+        plan_code="awareness-business", unit_amount=1900, currency="usd", quantity=5, discount=discount,
+        description="Sales team", metadata={"account_id": "3", "license_id": "7"}, idempotency_key=key)
+
+
+WELCOME20 = SubscriptionDiscount(percent_off=20, amount_off=None, months=None, coupon_code="WELCOME20")
+
+
+# --- subscriptions ------------------------------------------------------------------------------------------
+
+def test_the_subscription_request_names_price_quantity_license_coupon_and_key(fake: FakeStripe,
+                                                                            provider: StripeProvider) -> None:
+    sub = subscribe(provider, discount=WELCOME20)
+
+    [lookup] = [s for s in fake.sent if s.path == "/v1/prices"]
+    assert (lookup.method, lookup.params["lookup_keys[0]"], lookup.params["active"]) == (
+        "GET", "awareness-business", "true")
+    [create] = fake.posts("/v1/subscriptions")
+    assert create.params == {
+        "customer": CUSTOMER,
+        "items[0][price]": PRICE,
+        "items[0][quantity]": "5",
+        "default_payment_method": PM,
+        "description": "Sales team",
+        "metadata[account_id]": "3",
+        "metadata[license_id]": "7",
+        "metadata[reference_name]": "Sales team",
+        "discounts[0][coupon]": "WELCOME20",
+        "payment_behavior": "error_if_incomplete",
+        "expand[0]": "latest_invoice",
+    }
+    assert create.idempotency_key == "license-7-5e0c1a2b3c4d5e6f:subscription"
+
+    # The answer, in the interface's terms: the discount from total_discount_amounts, the unit price from
+    # the line's pricing, the license's reference name on the line.
+    assert (sub.provider_id, sub.status) == (SUB, "active")
+    invoice = sub.latest_invoice
+    assert (invoice.provider_id, invoice.number, invoice.status) == (INVOICE, "0759376C-0001", "paid")
+    assert (invoice.subtotal, invoice.discount, invoice.total) == (9500, 1900, 7600)
+    [line] = invoice.lines
+    assert (line.quantity, line.unit_amount, line.amount) == (5, 1900, 9500)
+    assert line.description == "Sales team · 5 × Security Awareness Training Business (at $19.00 / month)"
+
+
+def test_without_a_coupon_no_discount_is_sent(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions", (200, subscription_json(invoice=invoice_json(discount=0))))
+    assert subscribe(provider).latest_invoice.discount == 0
+    [create] = fake.posts("/v1/subscriptions")
+    assert not any(name.startswith("discounts") for name in create.params)
+
+
+def test_a_retry_with_the_same_key_sends_the_same_key(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions", (503, error_json("api_error", "An unknown error occurred")),
+            (200, subscription_json()))
+    with pytest.raises(ProviderUnavailable):
+        subscribe(provider, key="license-7-same")
+    assert subscribe(provider, key="license-7-same").provider_id == SUB
+    subscribe(provider, key="license-8-other")
+    keys = [s.idempotency_key for s in fake.posts("/v1/subscriptions")]
+    assert keys == ["license-7-same:subscription", "license-7-same:subscription", "license-8-other:subscription"]
+
+
+def test_stripe_pythons_own_network_retry_repeats_the_key(fake: FakeStripe) -> None:
+    fake.on("POST", "/v1/subscriptions", stripe.APIConnectionError("connection reset", should_retry=True),
+            (200, subscription_json()))
+    provider = StripeProvider("sk_test_fake", http_client=fake, max_network_retries=1)
+    assert subscribe(provider, key="license-7-net").status == "active"
+    assert [s.idempotency_key for s in fake.posts("/v1/subscriptions")] == ["license-7-net:subscription"] * 2
+
+
+@pytest.mark.parametrize("answer", [
+    (429, error_json("invalid_request_error", "Too many requests hit the API too quickly.", code="rate_limit")),
+    stripe.APIConnectionError("Read timed out. (read timeout=20)", should_retry=True),
+    (500, error_json("api_error", "An unknown error occurred")),
+    (409, error_json("idempotency_error", "There is currently another in-progress request using this Stripe "
+                     "Idempotency Key.", code="idempotency_key_in_use")),
+], ids=["429", "connection", "500", "409-key-in-use"])
+def test_outages_are_provider_unavailable(fake: FakeStripe, provider: StripeProvider, answer: Any) -> None:
+    fake.on("POST", "/v1/subscriptions", answer)
+    with pytest.raises(ProviderUnavailable) as info:
+        subscribe(provider)
+    assert info.value.code == "provider_unavailable"
+    assert "try again" in info.value.message
+
+
+@pytest.mark.parametrize(("answer", "code", "decline_code", "message"), [
+    (card_error("card_declined", "Your card was declined.", "generic_decline"),
+     "card_declined", "generic_decline", "Your card was declined."),
+    (card_error("card_declined", "Your card was declined.", "do_not_honor"),
+     "card_declined", "do_not_honor", "Your card was declined."),
+    (card_error("card_declined", "Your card has insufficient funds.", "insufficient_funds"),
+     "card_declined", "insufficient_funds", "Your card has insufficient funds."),
+    (card_error("expired_card", "Your card has expired.", "expired_card"),
+     "expired_card", "expired_card", "Your card has expired."),
+], ids=["generic", "do-not-honor", "insufficient-funds", "expired"])
+def test_a_402_decline_is_card_declined_with_the_sandboxs_message(
+        fake: FakeStripe, provider: StripeProvider, answer: Any, code: str, decline_code: str, message: str) -> None:
+    fake.on("POST", "/v1/subscriptions", answer)
+    with pytest.raises(CardDeclined) as info:
+        subscribe(provider)
+    assert (info.value.code, info.value.decline_code, info.value.message) == (code, decline_code, message)
+    assert not any(s.method == "DELETE" for s in fake.sent)  # Stripe kept no subscription: nothing to cancel
+
+
+def test_a_processing_error_and_3d_secure_are_payment_errors_not_declines(fake: FakeStripe,
+                                                                        provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions", card_error("processing_error", "An error occurred while processing your card."))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert not isinstance(info.value, CardDeclined)
+    assert (info.value.code, info.value.message) == (
+        "processing_error", "An error occurred while processing your card. Try again in a little bit.")
+
+    fake.on("POST", "/v1/subscriptions", card_error(
+        "subscription_payment_intent_requires_action", "Payment for this subscription requires additional user "
+        "action before it can be completed successfully."))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert not isinstance(info.value, CardDeclined)
+    assert info.value.code == "requires_action" and "3-D Secure" in info.value.message
+
+
+def test_an_incomplete_first_invoice_is_cancelled(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions",
+            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
+    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json("requires_action"))))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert info.value.code == "requires_action"
+    [payments] = [s for s in fake.sent if s.path == "/v1/invoice_payments"]
+    assert (payments.params["invoice"], payments.params["expand[0]"]) == (INVOICE, "data.payment.payment_intent")
+    assert [(s.method, s.path) for s in fake.sent][-1] == ("DELETE", f"/v1/subscriptions/{SUB}")
+
+
+def test_an_incomplete_first_invoice_declined_is_cancelled_as_a_decline(fake: FakeStripe,
+                                                                       provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions",
+            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
+    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json(
+        "requires_payment_method", {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+                                    "message": "Your card has insufficient funds."}))))
+    with pytest.raises(CardDeclined) as info:
+        subscribe(provider)
+    assert info.value.message == "Your card has insufficient funds."
+    assert ("DELETE", f"/v1/subscriptions/{SUB}") in [(s.method, s.path) for s in fake.sent]
+
+
+def test_an_incomplete_subscription_whose_cancel_fails_is_unavailable_not_undone(fake: FakeStripe,
+                                                                               provider: StripeProvider) -> None:
+    """The purchase keeps a license pending on ProviderUnavailable and retries with the same key, which
+    brings the same incomplete subscription back here and cancels it then."""
+    fake.on("POST", "/v1/subscriptions",
+            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
+    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json("requires_action"))))
+    fake.on("DELETE", f"/v1/subscriptions/{SUB}", stripe.APIConnectionError("connection refused"))
+    with pytest.raises(ProviderUnavailable):
+        subscribe(provider)
+
+
+def test_no_price_or_another_price_charges_nothing(fake: FakeStripe, provider: StripeProvider) -> None:
+    for prices in (price_list_json(empty=True), price_list_json(unit_amount=2100), price_list_json(interval="year")):
+        fake.on("GET", "/v1/prices", (200, prices))
+        with pytest.raises(PaymentError) as info:
+            subscribe(provider)
+        assert info.value.code in {"price_missing", "price_mismatch"}
+    assert fake.posts("/v1/subscriptions") == []
+
+
+def test_a_card_of_another_customer_is_not_charged(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("GET", f"/v1/payment_methods/{PM}", (200, payment_method_json(customer="cus_someoneelse")))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert (info.value.code, info.value.message) == ("resource_missing", "This payment method is no longer available.")
+    assert fake.posts("/v1/subscriptions") == []
+
+
+def test_a_key_reused_with_other_details_is_refused(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/subscriptions", (400, error_json(
+        "idempotency_error", "Keys for idempotent requests can only be used with the same parameters they were "
+        "first used with. Try using a key other than 'license-7-5e0c1a2b3c4d5e6f:subscription' if you meant to "
+        "execute a different request.")))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert (info.value.code, info.value.message) == (
+        "idempotency_error", "This request was already sent with different details. Reload the page and try again.")
+
+
+def test_cancelling_a_cancelled_subscription_is_harmless(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("DELETE", f"/v1/subscriptions/{SUB}", (400, error_json(
+        "invalid_request_error", "A canceled subscription can only update its cancellation_details and metadata.")))
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json(status="canceled")))
+    provider.cancel_subscription(subscription_id=SUB)
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json(status="active")))
+    with pytest.raises(PaymentError):
+        provider.cancel_subscription(subscription_id=SUB)
+
+
+# --- customers, cards, invoices -----------------------------------------------------------------------------
+
+def test_the_customer_is_created_once_per_account(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/customers", (200, customer_json()))
+    fake.on("GET", "/v1/customers/cus_gone", (404, error_json(
+        "invalid_request_error", "No such customer: 'cus_gone'", code="resource_missing", param="id")))
+    fake.on("GET", f"/v1/customers/{CUSTOMER}", (200, customer_json()))
+
+    assert provider.ensure_customer(account_id=7, account_name="Acme", customer_id=None) == CUSTOMER
+    assert provider.ensure_customer(account_id=7, account_name="Acme", customer_id=None) == CUSTOMER
+    assert provider.ensure_customer(account_id=7, account_name="Acme", customer_id=CUSTOMER) == CUSTOMER
+    assert provider.ensure_customer(account_id=7, account_name="Acme", customer_id="cus_gone") == CUSTOMER
+
+    creates = fake.posts("/v1/customers")
+    assert [c.params for c in creates] == [{"name": "Acme", "metadata[account_id]": "7"}] * 3
+    # The same key for the same situation (two first requests at once get one customer); a new one to
+    # replace a customer Stripe no longer knows.
+    assert [c.idempotency_key for c in creates] == ["customer-of-account-7-replacing-none"] * 2 + [
+        "customer-of-account-7-replacing-cus_gone"]
+
+
+def test_add_card_sends_its_keys_and_makes_the_default(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/payment_methods", (200, payment_method_json(customer=None)))
+    fake.on("POST", f"/v1/payment_methods/{PM}/attach", (200, payment_method_json()))
+    fake.on("POST", f"/v1/customers/{CUSTOMER}", (200, customer_json(invoice_settings={
+        "custom_fields": None, "default_payment_method": PM, "footer": None, "rendering_options": None})))
+    saved = provider.add_card(customer_id=CUSTOMER, card=CardDetails("4242424242424242", 12, 2034, "123"),
+                              make_default=True, idempotency_key="add-card-1")
+    assert (saved.provider_id, saved.brand, saved.last4, saved.exp_month, saved.exp_year) == (
+        PM, "visa", "4242", 12, 2034)
+    [create] = fake.posts("/v1/payment_methods")
+    assert (create.params["type"], create.params["card[number]"], create.idempotency_key) == (
+        "card", "4242424242424242", "add-card-1:payment_method")
+    [attach] = fake.posts(f"/v1/payment_methods/{PM}/attach")
+    assert (attach.params, attach.idempotency_key) == ({"customer": CUSTOMER}, "add-card-1:attach")
+    [default] = fake.posts(f"/v1/customers/{CUSTOMER}")
+    assert default.params == {"invoice_settings[default_payment_method]": PM}
+
+
+def test_card_numbers_never_go_through_the_server_with_a_live_key(fake: FakeStripe) -> None:
+    live = StripeProvider("sk_live_fake", http_client=fake, max_network_retries=0)
+    with pytest.raises(PaymentError) as info:
+        live.add_card(customer_id=CUSTOMER, card=CardDetails("4242424242424242", 12, 2034, "123"), make_default=True,
+                      idempotency_key="add-card-live")
+    assert info.value.code == "card_entry_unsupported"
+    assert fake.sent == []
+
+
+def test_the_payment_element_flow(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", "/v1/setup_intents", (200, {
+        "id": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG", "object": "setup_intent", "client_secret":
+        "seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDICkPqPeiBTAFqWmkbff09lRmSVXe", "customer": CUSTOMER,
+        "payment_method": None, "payment_method_types": ["card"], "status": "requires_payment_method",
+        "usage": "off_session"}))
+    secret = provider.create_setup_intent(customer_id=CUSTOMER, idempotency_key="seti-key")
+    assert secret.startswith("seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_")
+    [create] = fake.posts("/v1/setup_intents")
+    assert create.params == {"customer": CUSTOMER, "usage": "off_session", "payment_method_types[0]": "card"}
+    assert create.idempotency_key == "seti-key:setup_intent"
+    # Stripe attached the card when the browser confirmed the SetupIntent: nothing to attach here.
+    saved = provider.attach_confirmed_payment_method(customer_id=CUSTOMER, payment_method_id=PM, make_default=False)
+    assert saved.last4 == "4242"
+    assert [s for s in fake.sent if s.method == "POST" and s.path != "/v1/setup_intents"] == []
+
+
+def test_invoices_map_from_stripes_shapes(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("GET", "/v1/invoices", (200, {"object": "list", "url": "/v1/invoices", "has_more": False, "data": [
+        invoice_json(invoice_id="in_newer", created=1680900000, quantity=2, discount=0, number="0759376C-0002"),
+        invoice_json(invoice_id="in_draft", created=1680990000, status="draft", number=None),
+        invoice_json(invoice_id="in_older", created=1680893993),
+    ]}))
+    invoices = provider.list_invoices(customer_id=CUSTOMER)
+    [listing] = fake.sent
+    assert (listing.method, listing.params["customer"]) == ("GET", CUSTOMER)
+    assert [(i.provider_id, i.number, i.subtotal, i.discount, i.total) for i in invoices] == [
+        ("in_older", "0759376C-0001", 9500, 1900, 7600), ("in_newer", "0759376C-0002", 3800, 0, 3800)]
+    assert invoices[1].lines[0].description == (
+        "Sales team · 2 × Security Awareness Training Business (at $19.00 / month)")
