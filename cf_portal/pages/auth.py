@@ -75,7 +75,7 @@ def sign_in_page() -> rx.Component:
             ),
             on_submit=S.sign_in, reset_on_submit=False, width="100%",
         ),
-        rx.text("New to ChatFortress? ", rx.link("Create an account", href=routes.SIGN_UP), size="2"),
+        rx.text("New to ChatFortress? ", rx.link("Create an account", href=routes.SIGN_UP, underline="always"), size="2"),
         rx.cond(
             S.demo_mode,
             rx.vstack(
@@ -109,7 +109,7 @@ def sign_up_page() -> rx.Component:
         ),
         rx.text("You will be the account's owner, and can invite colleagues afterwards.", size="2",
                 color_scheme="gray"),
-        rx.text("Already have an account? ", rx.link("Sign in", href=routes.SIGN_IN), size="2"),
+        rx.text("Already have an account? ", rx.link("Sign in", href=routes.SIGN_IN, underline="always"), size="2"),
     )
 
 
