@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     pending = sub.add_parser("resolve-pending", help="finish or undo purchases whose charge was never confirmed")
     pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
+    sub.add_parser("sync-catalog", help="create the products, monthly prices and coupons at the payment provider")
+    rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
+    rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions and forgotten throttle counts (run daily)")
     args = parser.parse_args(argv)
 
@@ -68,6 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         outcome = resolve_pending(None, get_provider(), older_than=timedelta(minutes=args.minutes),
                                   now=datetime.now(UTC))
         print(", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
+    elif args.command == "sync-catalog":
+        from cf_portal.payments import get_provider
+        from cf_portal.services.provider_sync import sync_catalog
+
+        for line in sync_catalog(None, get_provider()):
+            print(line)
+    elif args.command == "reconcile":
+        from datetime import UTC, datetime
+
+        from cf_portal.payments import get_provider
+        from cf_portal.services.provider_sync import reconcile
+
+        drifts = reconcile(None, get_provider(), repair=args.repair, now=datetime.now(UTC))
+        for drift in drifts:
+            print(drift)
+        print(f"{len(drifts)} licenses differ from the provider" if drifts else "every license matches the provider")
+        return 1 if drifts and not args.repair else 0
     elif args.command == "purge-expired":
         from datetime import UTC, datetime
 

@@ -3,7 +3,8 @@
 // and the saved payment method's id (coming out). 3-D Secure and other `requires_action` steps are
 // completed here by `confirmSetup`.
 import React, { useMemo, useState } from "react";
-import { loadStripe } from "@stripe/stripe-js";
+// The "pure" entry loads Stripe.js only when loadStripe is called (Stripe mode), not when the page loads.
+import { loadStripe } from "@stripe/stripe-js/pure";
 import { Elements, PaymentElement, useElements, useStripe } from "@stripe/react-stripe-js";
 
 const loaded = {};

@@ -93,6 +93,38 @@ class SubscriptionData:
     latest_invoice: InvoiceData
 
 
+@dataclass(frozen=True)
+class SubscriptionState:
+    """What the provider says about a subscription now (for reconcile)."""
+
+    provider_id: str
+    status: str  # the provider's words: active, past_due, unpaid, canceled, incomplete, …
+    quantity: int
+
+
+@dataclass(frozen=True)
+class CatalogPlan:
+    product_code: str
+    product_name: str
+    plan_code: str
+    plan_name: str
+    unit_amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class CatalogCoupon:
+    code: str
+    percent_off: int | None
+    amount_off: int | None
+    currency: str | None
+    duration: str  # once | repeating | forever
+    duration_months: int | None
+    max_redemptions: int | None
+    redeem_by: int | None  # a Unix time
+    product_codes: tuple[str, ...]
+
+
 class PaymentProvider(Protocol):
     name: str
 
@@ -127,3 +159,9 @@ class PaymentProvider(Protocol):
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]: ...
+
+    def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
+        """The subscription as the provider has it now; None when the provider does not know it."""
+
+    def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
+        """Make the provider's catalog match the portal's (safe to re-run); returns what was done, line by line."""

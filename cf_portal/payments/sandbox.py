@@ -33,12 +33,15 @@ from cf_portal.payments.provider import (
     PROCESSING_ERROR,
     CardDeclined,
     CardDetails,
+    CatalogCoupon,
+    CatalogPlan,
     InvoiceData,
     InvoiceLineData,
     PaymentError,
     SavedCard,
     SubscriptionData,
     SubscriptionDiscount,
+    SubscriptionState,
 )
 from cf_portal.payments.sandbox_tables import (
     SandboxCustomer,
@@ -231,6 +234,15 @@ class SandboxProvider:
             if sub.status != "canceled":
                 sub.status = "canceled"
                 sub.canceled_at = datetime.now(UTC)
+
+    def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
+        with session_scope(self._engine, write=False) as session:
+            sub = session.get(SandboxSubscription, subscription_id)
+            return None if sub is None else SubscriptionState(provider_id=sub.id, status=sub.status,
+                                                              quantity=sub.quantity)
+
+    def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
+        return ["The sandbox prices from the portal's own catalog: nothing to sync."]
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
         with session_scope(self._engine, write=False) as session:

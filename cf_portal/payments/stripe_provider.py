@@ -31,6 +31,8 @@ from cf_portal.payments.provider import (
     PROCESSING_ERROR,
     CardDeclined,
     CardDetails,
+    CatalogCoupon,
+    CatalogPlan,
     InvoiceData,
     InvoiceLineData,
     PaymentError,
@@ -38,6 +40,7 @@ from cf_portal.payments.provider import (
     SavedCard,
     SubscriptionData,
     SubscriptionDiscount,
+    SubscriptionState,
 )
 
 # The customer messages of the three declines are the sandbox's, so both providers say the same.
@@ -376,6 +379,105 @@ class StripeProvider:
                 raise _payment_error(exc, missing="No such subscription.") from exc
         except stripe.StripeError as exc:
             raise _payment_error(exc) from exc
+
+    def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
+        try:
+            sub = self._client.v1.subscriptions.retrieve(subscription_id).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if _is_missing(exc):
+                return None
+            raise _payment_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise _payment_error(exc) from exc
+        items = (sub.get("items") or {}).get("data") or []
+        quantity = int(items[0].get("quantity") or 0) if items else int(sub.get("quantity") or 0)
+        return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity)
+
+    def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
+                              quantity: int, coupon_code: str | None) -> int:
+        """Stripe's own total for the first month of this purchase (its invoice preview), in minor units."""
+        item = self._subscription_item(plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                                       quantity=quantity)
+        params: dict[str, Any] = {"customer": customer_id, "subscription_details": {"items": [item]}}
+        if coupon_code:
+            params["discounts"] = [{"coupon": coupon_code}]
+        return int(self._call(self._client.v1.invoices.create_preview, params=params)["total"])
+
+    # --- catalog ----------------------------------------------------------------------------------------------
+
+    def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
+        """Products, monthly Prices and coupons (each with a promotion code of the same name) as the portal has
+        them. Safe to re-run: what exists and matches is left alone. A Price is never edited: a changed price
+        gets a new Price that takes over the plan's lookup key. A coupon cannot be edited in Stripe either: one
+        that differs is reported (give the new terms a new code)."""
+        done: list[str] = []
+        for product_code, product_name in dict.fromkeys((p.product_code, p.product_name) for p in plans):
+            try:
+                self._client.v1.products.retrieve(product_code)
+                done.append(f"product {product_code}: already there")
+            except stripe.InvalidRequestError as exc:
+                if not _is_missing(exc):
+                    raise _payment_error(exc) from exc
+                self._call(self._client.v1.products.create, params={"id": product_code, "name": product_name},
+                           options={"idempotency_key": f"catalog-product-{product_code}"})
+                done.append(f"product {product_code}: created")
+            except stripe.StripeError as exc:
+                raise _payment_error(exc) from exc
+        for plan in plans:
+            prices = self._call(self._client.v1.prices.list,
+                                params={"lookup_keys": [plan.plan_code], "active": True, "limit": 1})["data"]
+            price = prices[0] if prices else None
+            recurring = (price or {}).get("recurring") or {}
+            if price and (price.get("unit_amount"), str(price.get("currency")).lower(), recurring.get("interval"),
+                          recurring.get("interval_count")) == (plan.unit_amount, plan.currency.lower(), "month", 1):
+                done.append(f"price {plan.plan_code}: already {plan.unit_amount} {plan.currency} a month")
+                continue
+            self._call(self._client.v1.prices.create, params={
+                "product": plan.product_code, "unit_amount": plan.unit_amount, "currency": plan.currency.lower(),
+                "recurring": {"interval": "month", "interval_count": 1}, "lookup_key": plan.plan_code,
+                "transfer_lookup_key": True, "nickname": plan.plan_name, "metadata": {"plan_code": plan.plan_code},
+            }, options={"idempotency_key": f"catalog-price-{plan.plan_code}-{plan.unit_amount}-{plan.currency}"})
+            done.append(f"price {plan.plan_code}: {'new price' if price else 'created'} "
+                        f"{plan.unit_amount} {plan.currency} a month")
+        for coupon in coupons:
+            done.append(self._sync_coupon(coupon))
+        return done
+
+    def _sync_coupon(self, coupon: CatalogCoupon) -> str:
+        terms: dict[str, Any] = {"duration": coupon.duration, "name": coupon.code}
+        if coupon.percent_off is not None:
+            terms["percent_off"] = coupon.percent_off
+        else:
+            terms["amount_off"], terms["currency"] = coupon.amount_off, (coupon.currency or "usd").lower()
+        if coupon.duration == "repeating":
+            terms["duration_in_months"] = coupon.duration_months
+        if coupon.max_redemptions is not None:
+            terms["max_redemptions"] = coupon.max_redemptions
+        if coupon.redeem_by is not None:
+            terms["redeem_by"] = coupon.redeem_by
+        if coupon.product_codes:
+            terms["applies_to"] = {"products": list(coupon.product_codes)}
+        try:
+            existing = self._client.v1.coupons.retrieve(coupon.code).to_dict()
+        except stripe.InvalidRequestError as exc:
+            if not _is_missing(exc):
+                raise _payment_error(exc) from exc
+            existing = None
+        except stripe.StripeError as exc:
+            raise _payment_error(exc) from exc
+        if existing is None:
+            self._call(self._client.v1.coupons.create, params={"id": coupon.code, **terms},
+                       options={"idempotency_key": f"catalog-coupon-{coupon.code}"})
+            self._call(self._client.v1.promotion_codes.create,
+                       params={"code": coupon.code, "promotion": {"type": "coupon", "coupon": coupon.code}},
+                       options={"idempotency_key": f"catalog-promotion-code-{coupon.code}"})
+            return f"coupon {coupon.code}: created, with its promotion code"
+        compared = ("percent_off", "amount_off", "duration", "duration_in_months", "max_redemptions", "redeem_by")
+        differs = [key for key in compared if key in terms and existing.get(key) != terms[key]]
+        if differs:
+            log.warning("Stripe coupon %s differs from the portal's (%s)", coupon.code, ", ".join(differs))
+            return f"coupon {coupon.code}: DIFFERS in Stripe ({', '.join(differs)}); coupons cannot be edited"
+        return f"coupon {coupon.code}: already there"
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
         """The customer's invoices, oldest first; drafts (not yet sent, no number) are left out."""

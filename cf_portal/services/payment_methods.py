@@ -59,7 +59,7 @@ def usable_payment_method(session: Session, *, account_id: int, payment_method_i
     return pm
 
 
-def _customer(engine: sa.Engine | None, provider: PaymentProvider, actor: Actor) -> str:
+def provider_customer(engine: sa.Engine | None, provider: PaymentProvider, actor: Actor) -> str:
     """The account's customer at the provider, created on first need (outside our transactions: a provider
     call may take a while and is not undone by a rollback here)."""
     with session_scope(engine, write=False) as session:
@@ -112,7 +112,7 @@ def add_payment_method(engine: sa.Engine | None, provider: PaymentProvider, *, a
     """
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
     card = parse_card(number, expiry, cvc, today=today)
-    customer_id = _customer(engine, provider, actor)
+    customer_id = provider_customer(engine, provider, actor)
     saved = provider.add_card(customer_id=customer_id, card=card, make_default=_is_first(engine, actor),
                               idempotency_key=f"add-card-{uuid.uuid4()}")
     return _keep(engine, actor, saved, today)
@@ -122,7 +122,7 @@ def start_card_setup(engine: sa.Engine | None, provider, *, actor: Actor) -> str
     """With Stripe: a SetupIntent for the browser's Payment Element; returns its client secret, which goes to
     the browser only. The card then travels from the browser to Stripe, never through this server."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
-    customer_id = _customer(engine, provider, actor)
+    customer_id = provider_customer(engine, provider, actor)
     return provider.create_setup_intent(customer_id=customer_id, idempotency_key=f"setup-{uuid.uuid4()}")
 
 
@@ -131,7 +131,7 @@ def save_confirmed_card(engine: sa.Engine | None, provider, *, actor: Actor, pro
     """Keep the card the browser confirmed with Stripe. The provider checks that it belongs to this account's
     customer, so an id from elsewhere is refused."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
-    customer_id = _customer(engine, provider, actor)
+    customer_id = provider_customer(engine, provider, actor)
     saved = provider.attach_confirmed_payment_method(customer_id=customer_id,
                                                      payment_method_id=provider_payment_method_id,
                                                      make_default=_is_first(engine, actor))

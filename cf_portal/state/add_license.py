@@ -170,7 +170,7 @@ class AddLicenseState(PortalState):
         self.is_sandbox = settings.payment_provider == "sandbox"
         self.uses_stripe = settings.payment_provider == "stripe"
         self.stripe_publishable_key = (settings.stripe_publishable_key or "") if self.uses_stripe else ""
-        wanted = self.router.page.params.get("plan", "")
+        wanted = self.router.url.query_parameters.get("plan", "")
         chosen = next((p for p in catalog.plans if str(p.id) == wanted), None)
         if chosen is not None:
             self.product_id, self.plan_id = str(chosen.product_id), str(chosen.id)

@@ -3,10 +3,6 @@ the Stripe provider against a throwaway localstripe (one per test session, empti
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +18,7 @@ from cf_portal.payments.provider import PaymentProvider, SubscriptionData, Subsc
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.payments.sandbox_tables import SandboxPaymentMethod, SandboxSubscription
 from cf_portal.payments.stripe_provider import StripeProvider
-from tests.support.postgres import free_port
+from tests.support.localstripe_server import running_localstripe
 from tests.unit import conftest as unit_fixtures
 from tests.unit.conftest import TODAY, Seeded
 
@@ -33,38 +29,11 @@ LOCALSTRIPE_KEY = "sk_test_contract"
 seeded = unit_fixtures.seeded
 
 
-def _answers(url: str) -> bool:
-    request = urllib.request.Request(f"{url}/v1/customers", headers={"Authorization": f"Bearer {LOCALSTRIPE_KEY}"})
-    try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
     """localstripe on 127.0.0.1 and a free port, in memory only, for the whole test session."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.support.localstripe_server", "--port", str(port)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while not _answers(url):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    raise RuntimeError(f"localstripe did not start:\n{log.read().decode()[-3000:]}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+    with running_localstripe() as url:
+        yield url
 
 
 @pytest.fixture
@@ -93,6 +62,8 @@ class LocalstripeProvider(StripeProvider):
     The production request (Price lookup, description, payment method, coupon, idempotency keys) is checked
     request by request in test_stripe_requests.py.
     """
+
+    preview_first_invoice = None  # localstripe has no invoice preview (tests/contract/test_stripe_catalog.py)
 
     def _subscription_item(self, *, plan_code: str, unit_amount: int, currency: str, quantity: int) -> dict[str, Any]:
         return {"plan": plan_code, "quantity": quantity}

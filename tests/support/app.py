@@ -50,12 +50,13 @@ def copy_checkout(dest: Path) -> Path:
 
 
 @contextmanager
-def running_app(tmp: Path, *, database_url: str | None = None,
-                prepare: Callable[[str], None] | None = None) -> Iterator[tuple[str, Path, Path, dict[str, str]]]:
+def running_app(tmp: Path, *, database_url: str | None = None, prepare: Callable[[str], None] | None = None,
+                extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, Path, Path, dict[str, str]]]:
     """The production build on a free port, on a migrated and seeded database (a fresh SQLite file
     in `tmp` unless `database_url` is given), run from a copy of the checkout.
 
-    `prepare(database_url)` runs after the seed, before the app starts (to load benchmark data).
+    `prepare(database_url)` runs after the seed, before the app starts (to load benchmark data);
+    `extra_env` adds settings (the Stripe ones, say).
     Yields (url, app folder, log path, environment); the app's process group is ended on the way out.
     """
     app_dir = copy_checkout(tmp / "app")
@@ -68,6 +69,7 @@ def running_app(tmp: Path, *, database_url: str | None = None,
         "REFLEX_TELEMETRY_ENABLED": "false",
         "REFLEX_CHECK_LATEST_VERSION": "false",
         "PATH": f"{ROOT / '.tools' / 'bin'}:{Path(PYTHON).parent}:{os.environ.get('PATH', '')}",
+        **(extra_env or {}),
     }
     # cwd comes first on sys.path, so `cf_portal` is imported from the copy, not from the editable install.
     for step in ("migrate", "seed"):

@@ -10,7 +10,54 @@ machine. This launcher keeps the store in memory only and binds loopback:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+KEY = "sk_test_localstripe"
+
+
+def _answers(url: str) -> bool:
+    request = urllib.request.Request(f"{url}/v1/customers", headers={"Authorization": f"Bearer {KEY}"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running_localstripe() -> Iterator[str]:
+    """localstripe on 127.0.0.1 and a free port, in memory only; yields its URL and stops it afterwards."""
+    from tests.support.postgres import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.support.localstripe_server", "--port", str(port)],
+                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"localstripe did not start:\n{log.read().decode()[-3000:]}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
 def serve(port: int) -> None:

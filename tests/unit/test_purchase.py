@@ -20,7 +20,7 @@ from cf_portal.services.checkout import price
 from cf_portal.services.errors import DomainError
 from cf_portal.services.licenses import list_licenses
 from cf_portal.services.purchase import ChargeUnconfirmed, PriceChanged, PurchaseRequest, create_license
-from tests.unit.conftest import NOW, Seeded
+from tests.unit.conftest import NOW, TODAY, Seeded
 
 
 def expected_total(seeded: Seeded, plan_code: str, quantity: int, coupon: str = "") -> int:
@@ -348,3 +348,32 @@ def test_abandoned_unconfirmed_purchases_are_resolved_later(seeded: Seeded, prov
         "confirmed": 1, "undone": 1, "still_unavailable": 0}
     assert counts(seeded)["license"] == 1 and counts(seeded)["sandbox_subscription"] == 1
     assert times_redeemed(seeded, "WELCOME20") == 1  # the declined one gave its redemption back
+
+
+class PreviewingSandbox(SandboxProvider):
+    """A provider that prices with its own catalog (as Stripe does) and previews its first invoice."""
+
+    def __init__(self, engine, preview_total: int) -> None:  # noqa: ANN001
+        super().__init__(engine, today=lambda: TODAY)
+        self.preview_total = preview_total
+        self.previews = 0
+
+    def preview_first_invoice(self, **_: object) -> int:
+        self.previews += 1
+        return self.preview_total
+
+
+def test_a_provider_whose_preview_differs_from_the_quote_is_not_charged(seeded: Seeded) -> None:
+    total = expected_total(seeded, "awareness-business", 5, "WELCOME20")
+    provider = PreviewingSandbox(seeded.engine, preview_total=total + 1)
+    pm = seeded.add_card(provider)
+    before = counts(seeded)
+    with pytest.raises(DomainError, match="could not be confirmed"):
+        create_license(seeded.engine, provider, actor=seeded.actor, now=NOW,
+                       request=request_for(seeded, pm.id, coupon="WELCOME20"))
+    assert provider.previews == 1 and counts(seeded) == before and times_redeemed(seeded, "WELCOME20") == 0
+
+    agreeing = PreviewingSandbox(seeded.engine, preview_total=total)
+    result = create_license(seeded.engine, agreeing, actor=seeded.actor, now=NOW,
+                            request=request_for(seeded, pm.id, coupon="WELCOME20"))
+    assert result.total_charged == total and agreeing.previews == 1

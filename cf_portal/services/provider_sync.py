@@ -1,0 +1,103 @@
+"""Keeping the payment provider and the portal in step, from the command line:
+
+- `sync-catalog`: the provider's products, monthly prices and coupons made to match the portal's catalog.
+- `reconcile`: every license compared with its subscription at the provider; drift reported, or repaired
+  with `--repair` (quantity and status taken from the provider, never fewer seats than are held).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from cf_portal.db import session_scope
+from cf_portal.models import AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
+from cf_portal.payments.provider import CatalogCoupon, CatalogPlan, PaymentProvider
+from cf_portal.services.provider_events import STATUSES
+
+
+def catalog(engine: sa.Engine | None) -> tuple[list[CatalogPlan], list[CatalogCoupon]]:
+    """The plans on sale and the coupons, as the provider needs them."""
+    with session_scope(engine, write=False) as session:
+        rows = session.exec(select(Plan, Product).join(Product, Product.id == Plan.product_id)
+                            .where(Plan.retired_at.is_(None)).order_by(Product.sort_order, Plan.sort_order)).all()
+        plans = [CatalogPlan(product_code=product.code, product_name=product.name, plan_code=plan.code,
+                             plan_name=f"{product.name} {plan.name}", unit_amount=plan.unit_amount,
+                             currency=plan.currency) for plan, product in rows]
+        coupons = []
+        for coupon in session.exec(select(Coupon).order_by(Coupon.code)).all():
+            codes = session.exec(select(Product.code).join(CouponProduct, CouponProduct.product_id == Product.id)
+                                 .where(CouponProduct.coupon_id == coupon.id).order_by(Product.code)).all()
+            coupons.append(CatalogCoupon(
+                code=coupon.code, percent_off=coupon.percent_off, amount_off=coupon.amount_off,
+                currency=coupon.currency, duration=coupon.duration, duration_months=coupon.duration_months,
+                max_redemptions=coupon.max_redemptions,
+                redeem_by=int(coupon.expires_at.timestamp()) if coupon.expires_at else None,
+                product_codes=tuple(codes)))
+    return plans, coupons
+
+
+def sync_catalog(engine: sa.Engine | None, provider: PaymentProvider) -> list[str]:
+    plans, coupons = catalog(engine)
+    return provider.sync_catalog(plans=plans, coupons=coupons)
+
+
+@dataclass(frozen=True)
+class Drift:
+    license_id: int
+    account_id: int
+    reference_name: str
+    problem: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        done = " (repaired)" if self.repaired else ""
+        return f"license {self.license_id} “{self.reference_name}” (account {self.account_id}): {self.problem}{done}"
+
+
+def reconcile(engine: sa.Engine | None, provider: PaymentProvider, *, repair: bool, now: datetime) -> list[Drift]:
+    """Compare every confirmed license with its subscription at the provider."""
+    with session_scope(engine, write=False) as session:
+        licenses = session.exec(select(License).where(License.status != LicenseStatus.PENDING.value)
+                                .order_by(License.id)).all()
+    drifts: list[Drift] = []
+    for lic in licenses:
+        if not lic.provider_subscription_id:
+            drifts.append(Drift(lic.id, lic.account_id, lic.reference_name, "has no subscription at the provider"))
+            continue
+        state = provider.get_subscription(subscription_id=lic.provider_subscription_id)
+        if state is None:
+            problem = f"its subscription {lic.provider_subscription_id} is missing at the provider"
+            fixed = repair and lic.status != LicenseStatus.CANCELED.value
+            if fixed:
+                _apply(engine, lic, status=LicenseStatus.CANCELED, quantity=None, now=now, why=problem)
+            if lic.status != LicenseStatus.CANCELED.value:
+                drifts.append(Drift(lic.id, lic.account_id, lic.reference_name, problem, fixed))
+            continue
+        status = STATUSES.get(state.status)
+        problems = []
+        if status is not None and status.value != lic.status:
+            problems.append(f"status is {lic.status} here, {state.status} at the provider")
+        if state.quantity and state.quantity != lic.quantity:
+            problems.append(f"{lic.quantity} licenses here, {state.quantity} at the provider")
+        if problems:
+            problem = "; ".join(problems)
+            if repair:
+                _apply(engine, lic, status=status, quantity=state.quantity or None, now=now, why=problem)
+            drifts.append(Drift(lic.id, lic.account_id, lic.reference_name, problem, repair))
+    return drifts
+
+
+def _apply(engine: sa.Engine | None, lic: License, *, status: LicenseStatus | None, quantity: int | None,
+           now: datetime, why: str) -> None:
+    with session_scope(engine) as session:
+        row = session.exec(select(License).where(License.id == lic.id).with_for_update()).one()
+        if quantity is not None:
+            row.quantity = max(quantity, row.seats_assigned)  # seats held stay held (the CHECK agrees)
+        if status is not None:
+            row.status = status.value
+        session.add(AuditEvent(account_id=row.account_id, actor_user_id=None, action="license.reconciled",
+                               object_type="license", object_id=row.id, detail=why[:500], created_at=now))
