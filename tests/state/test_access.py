@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -494,7 +495,8 @@ EMPLOYEES_CSV = b"name,email,department\nCasey Import,casey@acme-security.exampl
 def _preview_csv(root: rx.State, demo: Tenant) -> str:
     state = loaded(root, EmployeesState)
     upload = rx.UploadFile(file=io.BytesIO(EMPLOYEES_CSV), path=Path("people.csv"))
-    return told(lambda: asyncio.run(state.preview_csv([upload])))
+    # In a thread of its own: after the browser tests, pytest's main thread has Playwright's loop running.
+    return told(lambda: ThreadPoolExecutor(1).submit(asyncio.run, state.preview_csv([upload])).result())
 
 
 def _import_csv(root: rx.State, demo: Tenant) -> str:
