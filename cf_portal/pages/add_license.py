@@ -130,6 +130,9 @@ def coupon_section() -> rx.Component:
         ("invalid", field_error(S.panel.coupon_message, "coupon_code-status")),
         rx.fragment(),
     )
+    checking = rx.text(rx.spinner(size="1"), "Checking the coupon with our payment provider…",
+                       id="coupon_code-status", color_scheme="gray", size="2", display="flex", align_items="center",
+                       gap="6px", role="status")
     return section(
         4, "Coupon code and price",
         labelled(
@@ -142,7 +145,7 @@ def coupon_section() -> rx.Component:
             ),
             field_id="coupon_code",
         ),
-        status,
+        rx.cond(S.price_checking, checking, status),
         price_panel(),
     )
 
@@ -287,7 +290,8 @@ def purchase_form() -> rx.Component:
             rx.cond(S.form_error != "", rx.callout(S.form_error, icon="triangle-alert", color_scheme="red", high_contrast=True,
                                                    role="alert", width="100%")),
             rx.button(
-                "Create", size="4", width="100%", loading=S.creating, disabled=S.creating, on_click=S.create,
+                "Create", size="4", width="100%", loading=S.creating, disabled=S.creating | S.price_checking,
+                on_click=S.create,
                 type="button",
             ),
             spacing="4",

@@ -6,8 +6,9 @@
   Element: `create_setup_intent`, then `attach_confirmed_payment_method`); the server never sees a number.
   `add_card` (card numbers through the server) works with test keys only, for the test cards.
 - Each license is one Subscription on the plan's Price, found by its lookup key (the plan code; the catalog
-  sync creates the Prices), with the license's reference name as description and the portal's coupon code
-  as coupon id. `payment_behavior=error_if_incomplete`: Stripe refuses (402) rather than keep a
+  sync creates the Prices), with the license's reference name as description and the coupon as the active
+  promotion code of the same name (the catalog sync creates one per coupon), so that Stripe applies its own
+  limits (expiry, redemptions) too. `payment_behavior=error_if_incomplete`: Stripe refuses (402) rather than keep a
   subscription whose first invoice is unpaid, and should one come back incomplete all the same it is
   cancelled here, so nothing is left to charge later.
 - Every POST that creates something carries an idempotency key derived from the caller's key, so a retry
@@ -54,6 +55,7 @@ REQUIRES_ACTION = ("Your bank asks you to confirm this payment (3-D Secure), whi
 INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
 PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
+COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or remove it to buy without a discount."
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
 _REQUIRES_ACTION_CODES = {"authentication_required", "subscription_payment_intent_requires_action",
@@ -317,8 +319,18 @@ class StripeProvider:
             "expand": ["latest_invoice"],
         }
         if discount is not None:
-            params["discounts"] = [{"coupon": discount.coupon_code}]
+            params["discounts"] = [{"promotion_code": self._promotion_code_id(discount.coupon_code)}]
         return params
+
+    def _promotion_code_id(self, code: str) -> str:
+        """The id of the active promotion code `code` (Stripe compares codes case-insensitively; a promotion
+        code is only active while its coupon is valid). PaymentError("coupon_unavailable") when there is none."""
+        found = self._call(self._client.v1.promotion_codes.list,
+                           params={"code": code, "active": True, "limit": 1})["data"]
+        if not found:
+            log.warning("Stripe has no active promotion code %r: run the catalog sync, or the code has run out", code)
+            raise PaymentError("coupon_unavailable", COUPON_UNAVAILABLE, field="coupon_code")
+        return found[0]["id"]
 
     def _subscription_item(self, *, plan_code: str, unit_amount: int, currency: str, quantity: int) -> dict[str, Any]:
         """The subscription's item: the plan's Price (lookup key = plan code), checked against the price the
@@ -395,12 +407,13 @@ class StripeProvider:
 
     def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
                               quantity: int, coupon_code: str | None) -> int:
-        """Stripe's own total for the first month of this purchase (its invoice preview), in minor units."""
+        """Stripe's own total for the first month of this purchase (its invoice preview), in minor units, with
+        the coupon's promotion code as the subscription will have it."""
         item = self._subscription_item(plan_code=plan_code, unit_amount=unit_amount, currency=currency,
                                        quantity=quantity)
         params: dict[str, Any] = {"customer": customer_id, "subscription_details": {"items": [item]}}
         if coupon_code:
-            params["discounts"] = [{"coupon": coupon_code}]
+            params["discounts"] = [{"promotion_code": self._promotion_code_id(coupon_code)}]
         return int(self._call(self._client.v1.invoices.create_preview, params=params)["total"])
 
     # --- catalog ----------------------------------------------------------------------------------------------

@@ -1,20 +1,38 @@
 """The Add License screen's rules: what can be bought, form checks, and the price panel.
 
-The price panel and the charge both come from `cf_portal.services.pricing.quote`.
+The price panel and the charge both come from `cf_portal.services.pricing.quote`. A provider that prices
+with its own catalog (Stripe) is asked for its total too (`check_provider_total`): the panel shows a coupon
+only once the provider's preview agrees (`confirm_price_with_provider`), and Create charges only when it
+still does, so the number shown is the portal's and the provider's alike.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
+import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal.db import session_scope
 from cf_portal.models import Coupon, Plan, Product
+from cf_portal.payments.provider import PaymentError, PaymentProvider, ProviderUnavailable
 from cf_portal.services import throttle
-from cf_portal.services.coupons import CouponRejected, describe, discount_of, find_applicable_coupon
+from cf_portal.services.actors import Actor
+from cf_portal.services.coupons import (
+    CouponRejected,
+    describe,
+    discount_of,
+    find_applicable_coupon,
+    normalise_code,
+)
 from cf_portal.services.errors import DomainError
+from cf_portal.services.payment_methods import provider_customer
 from cf_portal.services.pricing import Quote, format_money, quote
+from cf_portal.services.roles import Permission
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 80
 MAX_QUANTITY = 1000
@@ -182,3 +200,59 @@ def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: 
         monthly_note=f"Billed monthly. Next month: {money(result.amount_for_month(1))}",
     )
     return panel, rejected
+
+
+PRICE_UNCONFIRMED = "This price could not be confirmed with our payment provider."
+COUPON_UNCONFIRMED = ("This coupon could not be confirmed with our payment provider. Remove it to buy without a "
+                      "discount, or contact support.")
+
+
+def check_provider_total(provider: PaymentProvider, *, customer_id: str, plan_code: str, unit_amount: int,
+                         currency: str, quantity: int, coupon_code: str | None, expected_total: int) -> None:
+    """When the provider prices on its own (Stripe's invoice preview), make sure its first-month total is the
+    portal's. Raises PaymentError ("price_mismatch", or the provider's own, e.g. "coupon_unavailable") when
+    it is not: a catalog out of step, which `sync-catalog` and `reconcile` fix. Providers that charge the
+    portal's figures as given (the sandbox) have nothing to check."""
+    preview = getattr(provider, "preview_first_invoice", None)
+    if preview is None:
+        return
+    theirs = preview(customer_id=customer_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                     quantity=quantity, coupon_code=coupon_code or None)
+    if theirs != expected_total:
+        log.error("provider preview %s differs from the quote %s (plan %s, quantity %s, coupon %s)", theirs,
+                  expected_total, plan_code, quantity, coupon_code or "-")
+        raise PaymentError("price_mismatch", PRICE_UNCONFIRMED)
+
+
+def confirm_price_with_provider(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, plan_id: int,
+                                quantity: int, coupon_code: str, now: datetime) -> PricePanel | None:
+    """The live check of a coupon with a provider that prices on its own (Stripe): its promotion code is looked
+    up and the first month previewed there. None when the provider agrees with the portal's panel (or there is
+    nothing to ask it: no coupon, or one the portal already refused); otherwise the panel to show instead,
+    priced without the coupon and saying why it cannot be used.
+
+    Only codes the portal knows reach the provider, so guessing codes stays throttled by the portal alone.
+    The customer is created at the provider on first need. When the provider does not answer, the portal's
+    panel stands: Create asks the provider again before it charges."""
+    actor.require(Permission.BUY)
+    if getattr(provider, "preview_first_invoice", None) is None or not coupon_code.strip():
+        return None
+    with session_scope(engine, write=False) as session:
+        panel = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)
+        if panel.coupon_status != "valid":
+            return None
+        plan, _ = plan_on_sale(session, plan_id)
+    try:
+        customer_id = provider_customer(engine, provider, actor)
+        check_provider_total(provider, customer_id=customer_id, plan_code=plan.code, unit_amount=plan.unit_amount,
+                             currency=plan.currency, quantity=quantity, coupon_code=normalise_code(coupon_code),
+                             expected_total=panel.total)
+        return None
+    except ProviderUnavailable:
+        log.warning("coupon %s could not be confirmed with the provider (unavailable)", normalise_code(coupon_code))
+        return None
+    except PaymentError as exc:
+        message = exc.message if exc.code == "coupon_unavailable" else COUPON_UNCONFIRMED
+    with session_scope(engine, write=False) as session:
+        without = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
+    return without.model_copy(update={"coupon_status": "invalid", "coupon_message": message})

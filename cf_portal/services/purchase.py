@@ -44,7 +44,13 @@ from cf_portal.payments.provider import (
 )
 from cf_portal.services import coupons
 from cf_portal.services.actors import Actor
-from cf_portal.services.checkout import check_quantity, check_reference_name, plan_on_sale, price
+from cf_portal.services.checkout import (
+    check_provider_total,
+    check_quantity,
+    check_reference_name,
+    plan_on_sale,
+    price,
+)
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import usable_payment_method
 from cf_portal.services.roles import Permission
@@ -225,18 +231,13 @@ def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, acto
         terms = coupons.discount_of(coupon)
         discount = SubscriptionDiscount(percent_off=terms.percent_off, amount_off=terms.amount_off,
                                         months=terms.months, coupon_code=coupon.code)
-    preview = getattr(provider, "preview_first_invoice", None)
-    if preview is not None and customer_id:
-        # Stripe prices with its own catalog: ask it what it will charge before it charges. A difference
-        # (a catalog out of step) stops the purchase with nothing charged; reconcile and sync-catalog fix it.
-        theirs = preview(customer_id=customer_id, plan_code=plan.code, unit_amount=lic.unit_amount,
-                         currency=lic.currency, quantity=lic.quantity,
-                         coupon_code=coupon.code if coupon is not None else None)
-        if theirs != lic.first_charge_amount:
-            log.error("provider preview %s differs from the quote %s for license %s", theirs,
-                      lic.first_charge_amount, lic.id)
-            raise PaymentError("price_mismatch", "This price could not be confirmed with our payment provider. "
-                                                 "Nothing was charged. Please contact support.")
+    if customer_id:
+        # Stripe prices with its own catalog: it is asked what it will charge before it charges. A difference
+        # stops the purchase with nothing charged.
+        check_provider_total(provider, customer_id=customer_id, plan_code=plan.code, unit_amount=lic.unit_amount,
+                             currency=lic.currency, quantity=lic.quantity,
+                             coupon_code=coupon.code if coupon is not None else None,
+                             expected_total=lic.first_charge_amount)
     return _charge(
         provider,
         customer_id=customer_id or "",

@@ -29,6 +29,8 @@ from cf_portal.state.portal import PortalState
 log = logging.getLogger(__name__)
 # Longer than any Create takes (the provider calls are retried for a few seconds at most).
 STUCK_AFTER_S = 120
+# How long typing in the form is let settle before a coupon is confirmed with the provider (Stripe).
+PRICE_CHECK_SETTLE_S = 0.25
 
 EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
                          coupon_status="none", coupon_message="", discount_note="", after_discount="",
@@ -65,6 +67,19 @@ def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
     except Exception:
         log.exception("creating a license failed")
         return PurchaseOutcome()
+
+
+def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str) -> PricePanel | None:
+    """Runs in a worker thread: the provider's own preview of the price with this coupon (Stripe). None when it
+    agrees, or when it cannot say (Create asks the provider again before it charges)."""
+    try:
+        return checkout.confirm_price_with_provider(None, get_provider(), actor=actor, plan_id=plan_id,
+                                                    quantity=quantity, coupon_code=coupon_code, now=_now())
+    except DomainError:
+        return None
+    except Exception:
+        log.exception("confirming a coupon with the payment provider failed")
+        return None
 
 
 def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
@@ -123,6 +138,8 @@ class AddLicenseState(PortalState):
     coupon_code: str = ""
     payment_method_id: str = ""
     panel: PricePanel = EMPTY_PANEL
+    # With Stripe, a coupon the portal accepts is confirmed with Stripe's own preview before Create.
+    price_checking: bool = False
 
     name_error: str = ""
     plan_error: str = ""
@@ -142,6 +159,7 @@ class AddLicenseState(PortalState):
     # Backend only: one key per form submission, so a double click or a retry buys once.
     _idempotency_key: str = ""
     _creating_since: float = 0.0
+    _price_ticket: int = 0  # bumped by each reprice: a provider's answer about an older form is dropped
 
     @rx.var
     def plans(self) -> list[PlanOption]:
@@ -185,7 +203,7 @@ class AddLicenseState(PortalState):
             # The worker that ran Create is gone (a restart): let the person press Create again. The key is
             # kept, so that press finishes the same purchase and cannot charge twice.
             self.creating = False
-        self._reprice()
+        return self._reprice()
 
     def _choose_default_card(self) -> None:
         usable = [pm for pm in self.payment_methods if not pm.expired]
@@ -193,13 +211,14 @@ class AddLicenseState(PortalState):
             default = next((pm for pm in usable if pm.is_default), usable[0] if usable else None)
             self.payment_method_id = str(default.id) if default else ""
 
-    def _reprice(self, *, new_code: bool = False) -> None:
+    def _reprice(self, *, new_code: bool = False):  # noqa: ANN202
         """Recompute the price panel with the one pricing function (also used by Create). Coupon codes are
-        looked up for buyers only, and guessing them is throttled (`new_code`: a code just typed)."""
+        looked up for buyers only, and guessing them is throttled (`new_code`: a code just typed). Returns the
+        event that confirms an accepted coupon with the provider's own preview (Stripe), if one is needed."""
         try:
             quantity = checkout.check_quantity(self.quantity)
         except DomainError:
-            return  # the field shows its message; the panel keeps the last valid price
+            return None  # the field shows its message; the panel keeps the last valid price
         count_unknown = new_code and bool(self.coupon_code.strip())
         try:
             with session_scope(write=count_unknown) as session:
@@ -212,6 +231,35 @@ class AddLicenseState(PortalState):
         except DomainError as exc:
             self.panel = EMPTY_PANEL
             self.plan_error = exc.message
+        self._price_ticket += 1
+        self.price_checking = self.uses_stripe and self.panel.coupon_status == "valid"
+        return AddLicenseState.confirm_price if self.price_checking else None
+
+    @rx.event(background=True)
+    async def confirm_price(self):
+        """Stripe: look the accepted coupon up there and preview the first month. Typing is let settle first;
+        an answer about a form that has changed since is dropped (a newer check is on its way)."""
+        async with self:
+            ticket = self._price_ticket
+        await asyncio.sleep(PRICE_CHECK_SETTLE_S)
+        async with self:
+            if ticket != self._price_ticket or not self.price_checking:
+                return
+            with session_scope(write=False) as session:
+                actor = self._actor(session, Permission.BUY)
+            try:
+                quantity = checkout.check_quantity(self.quantity)
+            except DomainError:
+                return
+            form = dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
+                        coupon_code=self.coupon_code)
+        panel = await asyncio.to_thread(provider_price_outcome, actor, **form)
+        async with self:
+            if ticket != self._price_ticket:
+                return
+            self.price_checking = False
+            if panel is not None:
+                self.panel = panel
 
     # --- field events -----------------------------------------------------------------------------
 
@@ -234,18 +282,18 @@ class AddLicenseState(PortalState):
         self.product_id = value
         plans = self.plans
         self.plan_id = str(plans[0].id) if plans else ""
-        self._reprice()
+        return self._reprice()
 
     @rx.event
     def set_plan(self, value: str):
         self.plan_id = value
-        self._reprice()
+        return self._reprice()
 
     @rx.event
     def set_quantity(self, value: str):
         self.quantity = value
         self._check_quantity()
-        self._reprice()
+        return self._reprice()
 
     def _check_quantity(self) -> None:
         try:
@@ -258,7 +306,7 @@ class AddLicenseState(PortalState):
     def set_coupon_code(self, value: str):
         changed = value.strip().upper() != self.coupon_code.strip().upper()
         self.coupon_code = value
-        self._reprice(new_code=changed)
+        return self._reprice(new_code=changed)
 
     @rx.event
     def set_payment_method(self, value: str):
@@ -361,9 +409,12 @@ class AddLicenseState(PortalState):
         outcome = await asyncio.to_thread(submit_purchase, *begun)
         async with self:
             created = self._finish_create(outcome)
+            recheck = self.price_checking
             if created is not None:
                 licenses = await self.get_state(LicensesState)
                 licenses.created_license_id = created.license_id
+        if recheck:
+            yield AddLicenseState.confirm_price
         if created is not None:
             yield rx.redirect(routes.LICENSES)
             yield rx.toast.success(f"License “{created.reference_name}” created with {created.quantity} licenses.")
@@ -373,6 +424,9 @@ class AddLicenseState(PortalState):
         if self.creating:
             return None  # a second click while the first is under way
         self.form_error = ""
+        if self.price_checking:
+            self.form_error = "One moment: the coupon is being confirmed. Press Create again when the price shows."
+            return None
         if not self._check_form():
             self.form_error = "Check the highlighted fields."
             return None

@@ -7,7 +7,14 @@ from typing import Any
 
 from cf_portal.payments.provider import CatalogCoupon, CatalogPlan
 from cf_portal.payments.stripe_provider import StripeProvider
-from tests.contract.test_stripe_requests import CUSTOMER, FakeStripe, invoice_json, price_list_json
+from tests.contract.test_stripe_requests import (
+    CUSTOMER,
+    PROMO,
+    FakeStripe,
+    invoice_json,
+    price_list_json,
+    promotion_code_list_json,
+)
 
 PLAN = CatalogPlan(product_code="awareness", product_name="Security Awareness Training",
                    plan_code="awareness-business", plan_name="Security Awareness Training Business", unit_amount=1900,
@@ -95,6 +102,7 @@ def test_a_coupon_that_differs_in_stripe_is_reported_not_edited() -> None:
 def test_the_invoice_preview_is_stripes_total_for_the_first_month() -> None:
     fake = FakeStripe()
     fake.on("GET", "/v1/prices", (200, price_list_json()))
+    fake.on("GET", "/v1/promotion_codes", (200, promotion_code_list_json("SPRING15")))
     fake.on("POST", "/v1/invoices/create_preview", (200, invoice_json(status="draft", quantity=5, discount=1425)))
     total = StripeProvider("sk_test_fake", http_client=fake, max_network_retries=0).preview_first_invoice(
         customer_id=CUSTOMER, plan_code="awareness-business", unit_amount=1900, currency="usd", quantity=5,
@@ -104,4 +112,6 @@ def test_the_invoice_preview_is_stripes_total_for_the_first_month() -> None:
     assert preview.params["customer"] == CUSTOMER
     assert preview.params["subscription_details[items][0][quantity]"] == "5"
     assert preview.params["subscription_details[items][0][price]"].startswith("price_")
-    assert preview.params["discounts[0][coupon]"] == "SPRING15"
+    assert preview.params["discounts[0][promotion_code]"] == PROMO
+    [lookup] = [s for s in fake.sent if s.path == "/v1/promotion_codes"]
+    assert lookup.params == {"code": "SPRING15", "active": "true", "limit": "1"}

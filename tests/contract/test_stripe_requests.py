@@ -25,6 +25,7 @@ from cf_portal.payments.stripe_provider import StripeProvider
 
 CUSTOMER, PM, PRICE, SUB, INVOICE = "cus_NffrFeUfNV2Hib", "pm_1Q0PsIJvEtkwdCNY", "price_1MoBy5LkdIwHu7ix", \
     "sub_1MowQVLkdIwHu7ix", "in_1MtHbELkdIwHu7ix"
+PROMO = "promo_1MiM6KLkdIwHu7ixrIaX4wgn"
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,16 @@ def invoice_payments_json(intent: dict[str, Any]) -> dict[str, Any]:
         "status_transitions": {"canceled_at": None, "paid_at": None}}]}
 
 
+def promotion_code_list_json(code: str = "WELCOME20", *, empty: bool = False) -> dict[str, Any]:
+    promo = {"id": PROMO, "object": "promotion_code", "active": True, "code": code, "created": 1678040164,
+             "customer": None, "expires_at": None, "livemode": False, "max_redemptions": None, "metadata": {},
+             "promotion": {"type": "coupon", "coupon": code},
+             "restrictions": {"first_time_transaction": False, "minimum_amount": None,
+                              "minimum_amount_currency": None},
+             "times_redeemed": 0}
+    return {"object": "list", "url": "/v1/promotion_codes", "has_more": False, "data": [] if empty else [promo]}
+
+
 def error_json(error_type: str, message: str, **fields: Any) -> dict[str, Any]:
     return {"error": {"type": error_type, "message": message,
                       "request_log_url": "https://dashboard.stripe.com/test/logs/req_fake", **fields}}
@@ -197,6 +208,7 @@ def fake() -> FakeStripe:
     fake = FakeStripe()
     fake.on("GET", f"/v1/payment_methods/{PM}", (200, payment_method_json()))
     fake.on("GET", "/v1/prices", (200, price_list_json()))
+    fake.on("GET", "/v1/promotion_codes", (200, promotion_code_list_json()))
     fake.on("POST", "/v1/subscriptions", (200, subscription_json()))
     fake.on("DELETE", f"/v1/subscriptions/{SUB}", (200, subscription_json(status="canceled")))
     return fake
@@ -227,6 +239,9 @@ def test_the_subscription_request_names_price_quantity_license_coupon_and_key(fa
     [lookup] = [s for s in fake.sent if s.path == "/v1/prices"]
     assert (lookup.method, lookup.params["lookup_keys[0]"], lookup.params["active"]) == (
         "GET", "awareness-business", "true")
+    # The coupon goes on as its active promotion code, so that Stripe applies the code's limits too.
+    [promo] = [s for s in fake.sent if s.path == "/v1/promotion_codes"]
+    assert (promo.method, promo.params) == ("GET", {"code": "WELCOME20", "active": "true", "limit": "1"})
     [create] = fake.posts("/v1/subscriptions")
     assert create.params == {
         "customer": CUSTOMER,
@@ -237,7 +252,7 @@ def test_the_subscription_request_names_price_quantity_license_coupon_and_key(fa
         "metadata[account_id]": "3",
         "metadata[license_id]": "7",
         "metadata[reference_name]": "Sales team",
-        "discounts[0][coupon]": "WELCOME20",
+        "discounts[0][promotion_code]": PROMO,
         "payment_behavior": "error_if_incomplete",
         "expand[0]": "latest_invoice",
     }
@@ -259,6 +274,16 @@ def test_without_a_coupon_no_discount_is_sent(fake: FakeStripe, provider: Stripe
     assert subscribe(provider).latest_invoice.discount == 0
     [create] = fake.posts("/v1/subscriptions")
     assert not any(name.startswith("discounts") for name in create.params)
+
+
+def test_a_coupon_without_an_active_promotion_code_in_stripe_charges_nothing(fake: FakeStripe,
+                                                                            provider: StripeProvider) -> None:
+    fake.on("GET", "/v1/promotion_codes", (200, promotion_code_list_json(empty=True)))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider, discount=WELCOME20)
+    assert (info.value.code, info.value.field) == ("coupon_unavailable", "coupon_code")
+    assert "can't be used right now" in info.value.message
+    assert fake.posts("/v1/subscriptions") == []
 
 
 def test_a_retry_with_the_same_key_sends_the_same_key(fake: FakeStripe, provider: StripeProvider) -> None:

@@ -194,3 +194,35 @@ def test_after_an_unconfirmed_charge_a_changed_form_keeps_its_key(root_state: rx
     assert created is not None and created.quantity == 1
     with db.session_scope(write=False) as session:
         assert len(session.exec(select(License)).all()) == 1
+
+
+def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: rx.State, monkeypatch) -> None:  # noqa: ANN001
+    from cf_portal.state import add_license
+    from tests.unit.test_checkout import PricingProvider
+
+    state = loaded(root_state)
+    state.uses_stripe = True
+    assert state.set_coupon_code("NOSUCHCODE") is None  # the portal refuses it: Stripe is not asked
+    assert state.price_checking is False and state.panel.coupon_status == "invalid"
+
+    discounted = state.set_coupon_code("SPRING15")
+    assert discounted is AddLicenseState.confirm_price and state.price_checking is True
+    assert state._begin_create() is None and "being confirmed" in state.form_error and state.creating is False
+
+    # Stripe's preview differs (its catalog is out of step): the price without the coupon, and why.
+    monkeypatch.setattr(add_license, "get_provider",
+                        lambda: PricingProvider(db.get_engine(), total=state.panel.total + 1))
+    with db.session_scope(write=False) as session:
+        actor = state._actor(session)
+    panel = add_license.provider_price_outcome(actor, plan_id=int(state.plan_id), quantity=1, coupon_code="SPRING15")
+    assert panel is not None and panel.coupon_status == "invalid" and "could not be confirmed" in panel.coupon_message
+    assert panel.total_display == "$9.00"
+
+    # Stripe agrees: nothing to change.
+    agreeing = state.panel.total
+    monkeypatch.setattr(add_license, "get_provider", lambda: PricingProvider(db.get_engine(), total=agreeing))
+    assert add_license.provider_price_outcome(actor, plan_id=int(state.plan_id), quantity=1,
+                                              coupon_code="SPRING15") is None
+
+    state.uses_stripe = False  # the sandbox prices as the portal does: nothing to wait for
+    assert state.set_quantity("2") is None and state.price_checking is False

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import Plan
+from cf_portal.models import Account, Plan, User
+from cf_portal.payments.provider import PaymentError, ProviderUnavailable
+from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import checkout
-from cf_portal.services.errors import DomainError
-from tests.unit.conftest import NOW, Seeded
+from cf_portal.services.actors import Actor, actor_for_user
+from cf_portal.services.errors import DomainError, NotAllowed
+from tests.unit.conftest import NOW, TODAY, Seeded
 
 
 def test_retired_plans_are_not_offered(seeded: Seeded) -> None:
@@ -43,3 +47,80 @@ def test_price_panel_says_what_you_pay_now_and_later(seeded: Seeded) -> None:
     assert panel.coupon_message == "15% off for 3 months" and panel.discount_note == "for 3 months"
     assert panel.after_discount == "Then $120.00 / month after the discount ends"
     assert (bad.coupon_status, bad.total_display) == ("invalid", "$58.00")
+
+
+class PricingProvider(SandboxProvider):
+    """A provider that prices with its own catalog, as Stripe does: it previews the first invoice (with the
+    total given here, or an error) and records what it was asked."""
+
+    def __init__(self, engine: sa.Engine, *, total: int | None = None, error: PaymentError | None = None) -> None:
+        super().__init__(engine, today=lambda: TODAY)
+        self.total, self.error = total, error
+        self.asked: list[dict[str, object]] = []
+
+    def preview_first_invoice(self, **kwargs: object) -> int:
+        self.asked.append(kwargs)
+        if self.error is not None:
+            raise self.error
+        return self.total
+
+
+def confirm(seeded: Seeded, provider: SandboxProvider, coupon: str, *, actor: Actor | None = None,
+            quantity: int = 10) -> checkout.PricePanel | None:
+    return checkout.confirm_price_with_provider(seeded.engine, provider, actor=actor or seeded.actor,
+                                                plan_id=seeded.plans["phishing-standard"].id, quantity=quantity,
+                                                coupon_code=coupon, now=NOW)
+
+
+def portal_panel(seeded: Seeded, coupon: str, quantity: int = 10) -> checkout.PricePanel:
+    with session_scope(seeded.engine, write=False) as session:
+        return checkout.price_panel(session, plan_id=seeded.plans["phishing-standard"].id, quantity=quantity,
+                                    coupon_code=coupon, now=NOW)
+
+
+def test_a_coupon_is_confirmed_by_the_providers_own_preview(seeded: Seeded) -> None:
+    shown = portal_panel(seeded, "spring15")
+    provider = PricingProvider(seeded.engine, total=shown.total)
+    assert confirm(seeded, provider, "spring15") is None  # the provider agrees: the panel stands
+    [asked] = provider.asked
+    assert (asked["plan_code"], asked["quantity"], asked["coupon_code"]) == ("phishing-standard", 10, "SPRING15")
+    with session_scope(seeded.engine, write=False) as session:  # the customer was made on this first need
+        assert session.get(Account, seeded.actor.account_id).provider_customer_id == asked["customer_id"]
+
+
+def test_a_preview_that_differs_shows_the_price_without_the_coupon(seeded: Seeded) -> None:
+    shown = portal_panel(seeded, "spring15")
+    panel = confirm(seeded, PricingProvider(seeded.engine, total=shown.total - 1), "spring15")
+    assert panel is not None
+    assert (panel.coupon_status, panel.coupon_message) == ("invalid", checkout.COUPON_UNCONFIRMED)
+    assert panel.total == portal_panel(seeded, "").total and panel.discount == ""
+
+
+def test_a_code_the_provider_does_not_have_says_so(seeded: Seeded) -> None:
+    error = PaymentError("coupon_unavailable", "This coupon code can't be used right now.", field="coupon_code")
+    panel = confirm(seeded, PricingProvider(seeded.engine, error=error), "SPRING15")
+    assert panel is not None
+    assert (panel.coupon_status, panel.coupon_message) == ("invalid", "This coupon code can't be used right now.")
+
+
+def test_only_codes_the_portal_accepts_reach_the_provider(seeded: Seeded) -> None:
+    provider = PricingProvider(seeded.engine, total=1)
+    assert confirm(seeded, provider, "") is None
+    assert confirm(seeded, provider, "NOSUCHCODE") is None  # the portal's own message stands (and is throttled)
+    assert provider.asked == []
+
+
+def test_a_provider_that_does_not_answer_leaves_the_portals_price_for_create_to_check(seeded: Seeded) -> None:
+    provider = PricingProvider(seeded.engine, error=ProviderUnavailable("provider_unavailable", "timeout"))
+    assert confirm(seeded, provider, "SPRING15") is None
+    assert len(provider.asked) == 1
+
+
+def test_members_who_cannot_buy_cannot_ask_the_provider(seeded: Seeded) -> None:
+    with session_scope(seeded.engine, write=False) as session:
+        viewer = actor_for_user(session, session.exec(
+            select(User.id).where(User.account_id == seeded.actor.account_id, User.role == "viewer")).first())
+    provider = PricingProvider(seeded.engine, total=1)
+    with pytest.raises(NotAllowed):
+        confirm(seeded, provider, "SPRING15", actor=viewer)
+    assert provider.asked == []
