@@ -322,6 +322,24 @@ class PaymentMethod(SQLModel, table=True):
     )
 
 
+class PaymentMethodChange(SQLModel, table=True):
+    """A change of the account's cards under way at the payment provider (make one the default, remove one).
+
+    The provider is called outside any transaction, so this row is what keeps one change at a time per account
+    (two admins cannot interleave their provider calls), and what keeps a purchase from choosing a card while
+    it is being removed. A row older than a few minutes was left by a crash and may be taken over.
+    """
+
+    __tablename__ = "payment_method_change"
+
+    account_id: int = Field(sa_column_args=[sa.ForeignKey("account.id", ondelete="CASCADE")], primary_key=True)
+    payment_method_id: int = fk("payment_method.id", ondelete="CASCADE", index=False)
+    action: str = Field(max_length=20)
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+    __table_args__ = (sa.CheckConstraint("action IN ('make_default', 'remove')", name="action_known"),)
+
+
 class LicenseStatus(StrEnum):
     # Between "charge requested" and "charge confirmed"; never shown, never assignable.
     PENDING = "pending"

@@ -19,10 +19,46 @@ def card_row(card: PaymentMethodView) -> rx.Component:
         rx.cond(card.is_default, rx.badge("Default", variant="soft", high_contrast=True),
                 rx.cond(~card.expired & S.can_manage_payment_methods, rx.button("Make default", size="2", variant="soft",
                                                  on_click=S.make_default(card.id),
+                                                 loading=S.changing_card_id == card.id, disabled=S.changing,
                                                  aria_label=f"Make {card.label} the default"))),
         rx.cond(card.expired, rx.badge("Expired", color_scheme="red", variant="soft", high_contrast=True)),
+        rx.cond(S.can_manage_payment_methods,
+                rx.button("Remove", size="2", variant="soft", color_scheme="red", on_click=S.ask_remove(card.id),
+                          disabled=S.changing, aria_label=f"Remove {card.label}")),
         align="center", spacing="3", width="100%", wrap="wrap",
         padding="10px 12px", border=f"1px solid {rx.color('gray', 6)}", border_radius="8px",
+    )
+
+
+def remove_card_dialog() -> rx.Component:
+    """Asks before a card goes, naming it and saying what happens to the licenses billed to it (or why it cannot
+    go yet). The dialog stays open, its button busy, until the provider has answered."""
+    r = S.removal
+    return rx.alert_dialog.root(
+        rx.alert_dialog.content(
+            rx.cond(
+                r,
+                rx.vstack(
+                    rx.alert_dialog.title("Remove " + r.name + "?"),
+                    rx.alert_dialog.description(rx.cond(
+                        r.refusal != "", r.refusal,
+                        "Our payment provider will no longer be able to charge it. " + r.consequence)),
+                    rx.hstack(
+                        rx.alert_dialog.cancel(rx.button(rx.cond(r.refusal != "", "Close", "Cancel"), variant="soft",
+                                                         color_scheme="gray", size="3", disabled=S.changing)),
+                        rx.cond(r.refusal == "",
+                                rx.button("Remove card", color_scheme="red", high_contrast=True, size="3",
+                                          loading=S.changing,
+                                          on_click=S.remove_card(r.card_id))),
+                        justify="end", spacing="3", width="100%", margin_top="8px",
+                    ),
+                    spacing="3", width="100%",
+                ),
+                rx.alert_dialog.title("Remove card"),
+            ),
+            max_width="480px",
+        ),
+        open=S.remove_open, on_open_change=S.set_remove_open,
     )
 
 
@@ -126,6 +162,7 @@ def billing_page() -> rx.Component:
                 loading_rows(),
             ),
             invoice_dialog(),
+            remove_card_dialog(),
             spacing="3", width="100%",
         ),
         title="Billing",

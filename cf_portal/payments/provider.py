@@ -136,7 +136,13 @@ class PaymentProvider(Protocol):
 
     def list_payment_methods(self, *, customer_id: str) -> list[SavedCard]: ...
 
-    def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None: ...
+    def set_default_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        """Make one of the customer's cards their default (raise PaymentError "resource_missing" for a card
+        the customer does not have)."""
+
+    def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        """Detach the card from the customer: it can no longer be charged. Subscriptions that name it must be
+        moved to another card first (`set_subscription_payment_method`)."""
 
     def create_subscription(
         self,
@@ -155,6 +161,11 @@ class PaymentProvider(Protocol):
     ) -> SubscriptionData:
         """Start a monthly subscription and charge its first month; raise PaymentError if that fails
         (then nothing stays charged or active). The same idempotency key gives the same result."""
+
+    def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
+        """Charge the subscription's next invoices to this card, one of its customer's (else PaymentError
+        "resource_missing", as for a subscription the provider does not know). Setting the card it already
+        has changes nothing."""
 
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
 

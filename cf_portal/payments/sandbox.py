@@ -164,6 +164,17 @@ class SandboxProvider:
                                 .order_by(SandboxPaymentMethod.created_at)).all()
             return [SavedCard(r.id, r.brand, r.last4, r.exp_month, r.exp_year) for r in rows]
 
+    def set_default_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
+        with session_scope(self._engine) as session:
+            pm = session.get(SandboxPaymentMethod, payment_method_id)
+            if pm is None or pm.customer_id != customer_id:
+                raise PaymentError("resource_missing", "No such payment method.")
+            session.execute(sa.update(SandboxPaymentMethod)
+                            .where(SandboxPaymentMethod.customer_id == customer_id,
+                                   SandboxPaymentMethod.id != payment_method_id)
+                            .values(is_default=False))
+            pm.is_default = True
+
     def remove_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
         with session_scope(self._engine) as session:
             pm = session.get(SandboxPaymentMethod, payment_method_id)
@@ -225,6 +236,16 @@ class SandboxProvider:
         data = self._unwrap(result)
         return SubscriptionData(provider_id=data["id"], status=data["status"],
                                 latest_invoice=self._invoice_from_dict(data["invoice"]))
+
+    def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
+        with session_scope(self._engine) as session:
+            sub = session.get(SandboxSubscription, subscription_id)
+            if sub is None:
+                raise PaymentError("resource_missing", "No such subscription.")
+            pm = session.get(SandboxPaymentMethod, payment_method_id)
+            if pm is None or pm.customer_id != sub.customer_id:
+                raise PaymentError("resource_missing", "No such payment method.")
+            sub.payment_method_id = pm.id
 
     def cancel_subscription(self, *, subscription_id: str) -> None:
         with session_scope(self._engine) as session:

@@ -380,6 +380,21 @@ class StripeProvider:
             intent = self._call(self._client.v1.payment_intents.retrieve, intent)
         return intent
 
+    def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
+        """The card the subscription's next invoices are charged to (it overrides the customer's default).
+        Stripe refuses a card that is not attached to the subscription's customer (400 on the parameter
+        `default_payment_method`): resource_missing, as for a subscription it does not know."""
+        missing = "No such subscription or payment method."
+        try:
+            self._client.v1.subscriptions.update(subscription_id,
+                                                 params={"default_payment_method": payment_method_id})
+        except stripe.InvalidRequestError as exc:
+            if exc.param == "default_payment_method":
+                raise PaymentError("resource_missing", missing) from exc
+            raise _payment_error(exc, missing=missing) from exc
+        except stripe.StripeError as exc:
+            raise _payment_error(exc) from exc
+
     def cancel_subscription(self, *, subscription_id: str) -> None:
         """Cancel now. Cancelling a cancelled subscription is harmless, as in the sandbox."""
         try:

@@ -1,18 +1,16 @@
-"""Billing: the account's invoices (their lines carry each license's reference name) and default card."""
+"""Billing: the account's invoices (their lines carry each license's reference name). Saved cards:
+`cf_portal.services.payment_methods`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import Account, AuditEvent, Invoice, InvoiceLine, PaymentMethod
-from cf_portal.services.actors import Actor
+from cf_portal.models import Account, Invoice, InvoiceLine
 from cf_portal.services.errors import NotFound
 from cf_portal.services.pricing import format_money
-from cf_portal.services.roles import Permission
 
 
 class InvoiceView(BaseModel):
@@ -87,16 +85,3 @@ def invoice_detail(session: Session, *, account_id: int, invoice_id: int) -> Inv
                                amount=format_money(li.amount, inv.currency)) for li in lines],
     )
 
-
-def set_default_payment_method(session: Session, *, actor: Actor, payment_method_id: int) -> None:
-    """Make one of the account's cards the default (the partial unique index keeps it the only one)."""
-    actor.require(Permission.MANAGE_PAYMENT_METHODS)
-    pm = session.get(PaymentMethod, payment_method_id)
-    if pm is None or pm.account_id != actor.account_id:
-        raise NotFound("That payment method")
-    session.execute(sa.update(PaymentMethod).where(PaymentMethod.account_id == actor.account_id,
-                                                   PaymentMethod.is_default).values(is_default=False))
-    session.execute(sa.update(PaymentMethod).where(PaymentMethod.id == pm.id).values(is_default=True))
-    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                           action="payment_method.default", object_type="payment_method", object_id=pm.id,
-                           detail=f"{pm.brand} ending in {pm.last4}"))

@@ -1,18 +1,73 @@
-"""The Billing page: invoices and saved payment methods."""
+"""The Billing page: invoices and saved payment methods (make one the default, remove one)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 import reflex as rx
 
 from cf_portal.db import session_scope
+from cf_portal.payments import get_provider
 from cf_portal.services import billing, payment_methods
+from cf_portal.services.actors import Actor
 from cf_portal.services.billing import InvoiceDetail, InvoiceView
 from cf_portal.services.errors import DomainError
-from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
 from cf_portal.services.roles import Permission
 from cf_portal.state.portal import PortalState
+
+log = logging.getLogger(__name__)
+# Longer than any change of cards takes (a few provider calls of at most about 20 seconds each).
+STUCK_AFTER_S = 120
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _card_id(value: object) -> int:
+    """Ids come back from the browser; anything but a whole number is no card (the service says not found)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass(frozen=True)
+class CardChangeOutcome:
+    message: str = ""  # what to confirm
+    error: str = ""  # or why nothing changed
+
+
+def _change_outcome(work: Callable[[], str]) -> CardChangeOutcome:
+    try:
+        return CardChangeOutcome(message=work())
+    except DomainError as exc:
+        return CardChangeOutcome(error=exc.message)
+    except Exception:
+        log.exception("changing a payment method failed")
+        return CardChangeOutcome(error="Something went wrong on our side. Reload the page to see your cards, then "
+                                       "try again.")
+
+
+def default_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutcome:
+    """Runs in a worker thread: the provider call may take seconds."""
+    def work() -> str:
+        card = payment_methods.make_default(None, get_provider(), actor=actor, payment_method_id=payment_method_id,
+                                            today=_today())
+        return f"{card.brand} ending in {card.last4} is now your default card."
+    return _change_outcome(work)
+
+
+def remove_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutcome:
+    """Runs in a worker thread: the provider calls may take seconds."""
+    return _change_outcome(lambda: payment_methods.remove_payment_method(
+        None, get_provider(), actor=actor, payment_method_id=payment_method_id, today=_today()).message)
 
 
 class BillingState(PortalState):
@@ -22,12 +77,18 @@ class BillingState(PortalState):
     invoice: InvoiceDetail | None = None
     invoice_open: bool = False
 
+    # A change of cards under way (its buttons show it), and the Remove confirmation.
+    changing: bool = False
+    changing_card_id: int = 0
+    removal: RemovalPreview | None = None
+    remove_open: bool = False
+    _changing_since: float = 0.0
+
     def _refresh(self) -> None:
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.invoices = billing.list_invoices(session, account_id=actor.account_id)
-            self.cards = payment_methods.list_payment_methods(session, account_id=actor.account_id,
-                                                              today=datetime.now(UTC).date())
+            self.cards = payment_methods.list_payment_methods(session, account_id=actor.account_id, today=_today())
         self.loaded = True
 
     @rx.event
@@ -48,13 +109,59 @@ class BillingState(PortalState):
     def set_invoice_open(self, is_open: bool):
         self.invoice_open = is_open and self.invoice is not None
 
+    # --- the default card, removing a card -------------------------------------------------------------
+
+    @rx.event(background=True)
+    async def make_default(self, payment_method_id: int):
+        if (shown := await self._change_card(default_card_outcome, payment_method_id)) is not None:
+            yield shown
+
     @rx.event
-    def make_default(self, payment_method_id: int):
+    def ask_remove(self, payment_method_id: int):
+        """Open the confirmation, which names the card and says what happens to the licenses billed to it."""
         try:
-            with session_scope() as session:
-                billing.set_default_payment_method(session, actor=self._actor(session, Permission.MANAGE_PAYMENT_METHODS),
-                                                   payment_method_id=payment_method_id)
+            with session_scope(write=False) as session:
+                actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
+                self.removal = payment_methods.preview_removal(session, actor=actor,
+                                                               payment_method_id=_card_id(payment_method_id),
+                                                               today=_today())
         except DomainError as exc:
             return rx.toast.error(exc.message)
+        self.remove_open = True
+
+    @rx.event
+    def set_remove_open(self, is_open: bool):
+        if not self.changing:  # the dialog stays while its removal is under way
+            self.remove_open = is_open and self.removal is not None
+
+    @rx.event(background=True)
+    async def remove_card(self, payment_method_id: int):
+        if (shown := await self._change_card(remove_card_outcome, payment_method_id)) is not None:
+            yield shown
+
+    async def _change_card(self, worker: Callable[[Actor, int], CardChangeOutcome],
+                           payment_method_id: int) -> rx.event.EventSpec | None:
+        """A background handler's change of cards: the role is checked and the button marked busy under the
+        state's lock, the provider is called in a worker thread without it, the outcome is shown under it again."""
+        async with self:
+            actor = self._begin_card_change(payment_method_id)
+        if actor is None:
+            return None
+        outcome = await asyncio.to_thread(worker, actor, _card_id(payment_method_id))
+        async with self:
+            return self._finish_card_change(outcome)
+
+    def _begin_card_change(self, payment_method_id: int) -> Actor | None:
+        """Check the member's role and mark the card busy; None while another change from this page is under way."""
+        if self.changing and time.time() - self._changing_since < STUCK_AFTER_S:
+            return None
+        with session_scope(write=False) as session:
+            actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
+        # Last: nothing above may leave the buttons stuck busy.
+        self.changing, self.changing_card_id, self._changing_since = True, _card_id(payment_method_id), time.time()
+        return actor
+
+    def _finish_card_change(self, outcome: CardChangeOutcome) -> rx.event.EventSpec:
+        self.changing, self.changing_card_id, self.remove_open = False, 0, False
         self._refresh()
-        return rx.toast.success("Default payment method changed.")
+        return rx.toast.error(outcome.error) if outcome.error else rx.toast.success(outcome.message)

@@ -14,7 +14,7 @@ import stripe
 
 from cf_portal.db import session_scope
 from cf_portal.models import Product
-from cf_portal.payments.provider import PaymentProvider, SubscriptionData, SubscriptionDiscount
+from cf_portal.payments.provider import PaymentError, PaymentProvider, SubscriptionData, SubscriptionDiscount
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.payments.sandbox_tables import SandboxPaymentMethod, SandboxSubscription
 from cf_portal.payments.stripe_provider import StripeProvider
@@ -58,7 +58,7 @@ class LocalstripeProvider(StripeProvider):
     - the item names a Plan (the fixture below makes one per portal plan, with the plan code as id) instead of
       the Price found by lookup key;
     - no `description`, `default_payment_method` or `discounts`; localstripe charges the customer's default
-      payment method, so the chosen card is made the default first.
+      payment method, so the chosen card is made the default first (also when a subscription's card is switched).
     The production request (Price lookup, description, payment method, coupon, idempotency keys) is checked
     request by request in test_stripe_requests.py.
     """
@@ -80,6 +80,19 @@ class LocalstripeProvider(StripeProvider):
                             **kwargs: Any) -> SubscriptionData:
         self.set_default_payment_method(customer_id=customer_id, payment_method_id=payment_method_id)
         return super().create_subscription(customer_id=customer_id, payment_method_id=payment_method_id, **kwargs)
+
+    def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
+        """localstripe fails (500) on `default_payment_method` in a subscription update and keeps no card per
+        subscription (nor metadata changes): it charges the customer's default card. So here the checks Stripe
+        makes are made by hand (the subscription exists, the card is its customer's) and the card becomes the
+        customer's default, which is what localstripe charges. The real request and Stripe's refusals are checked
+        in test_stripe_requests.py."""
+        missing = "No such subscription or payment method."
+        subscription = self._call(self._client.v1.subscriptions.retrieve, subscription_id, missing=missing)
+        card = self._call(self._client.v1.payment_methods.retrieve, payment_method_id, missing=missing)
+        if card.get("customer") != subscription["customer"]:
+            raise PaymentError("resource_missing", missing)
+        self._make_default(subscription["customer"], payment_method_id)
 
 
 @pytest.fixture
@@ -132,6 +145,11 @@ class SandboxStore:
             return list(conn.execute(sa.select(SandboxSubscription.status)
                                      .where(SandboxSubscription.customer_id == customer)).scalars())
 
+    def subscription_card(self, subscription: str) -> str:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(SandboxSubscription.payment_method_id)
+                                .where(SandboxSubscription.id == subscription)).scalar_one()
+
 
 class LocalstripeStore:
     """What localstripe keeps, read through its API."""
@@ -145,6 +163,10 @@ class LocalstripeStore:
     def subscription_statuses(self, customer: str) -> list[str]:
         subscriptions = self._client.v1.subscriptions.list(params={"customer": customer, "status": "all"})
         return [sub.status for sub in subscriptions.data]
+
+    def subscription_card(self, subscription: str) -> str:
+        """The card localstripe charges the subscription to: its customer's default (see LocalstripeProvider)."""
+        return self.default_card(self._client.v1.subscriptions.retrieve(subscription).customer)
 
 
 @pytest.fixture

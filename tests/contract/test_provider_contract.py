@@ -77,6 +77,29 @@ def test_cards_are_added_listed_defaulted_and_removed(provider: PaymentProvider,
         provider.remove_payment_method(customer_id=customer, payment_method_id=master.provider_id)
 
 
+def test_the_default_card_is_one_of_the_customers_own(provider: PaymentProvider, provider_store) -> None:  # noqa: ANN001
+    customer = new_customer(provider)
+    visa = add(provider, customer)
+    master = add(provider, customer, "5555555555554444", default=False)
+    assert provider_store.default_card(customer) == visa
+    provider.set_default_payment_method(customer_id=customer, payment_method_id=master)
+    assert provider_store.default_card(customer) == master
+    provider.set_default_payment_method(customer_id=customer, payment_method_id=master)  # again: no harm
+    assert provider_store.default_card(customer) == master
+
+    other = new_customer(provider, account_id=2)
+    for customer_id, card in ((other, visa), (customer, "pm_missing0000")):
+        with pytest.raises(PaymentError) as info:
+            provider.set_default_payment_method(customer_id=customer_id, payment_method_id=card)
+        assert info.value.code == "resource_missing"
+    assert provider_store.default_card(other) is None
+    provider.remove_payment_method(customer_id=customer, payment_method_id=visa)
+    with pytest.raises(PaymentError) as info:  # a detached card is no longer the customer's
+        provider.set_default_payment_method(customer_id=customer, payment_method_id=visa)
+    assert info.value.code == "resource_missing"
+    assert provider_store.default_card(customer) == master
+
+
 def test_a_declined_card_never_gives_an_active_subscription(provider: PaymentProvider, provider_store,  # noqa: ANN001
                                                             seeded: Seeded) -> None:
     customer = new_customer(provider)
@@ -140,6 +163,29 @@ def test_invoices_are_listed_per_customer_oldest_first(provider: PaymentProvider
     assert [(line.quantity, line.unit_amount, line.amount) for i in invoices for line in i.lines] == [
         (2, 1900, 3800), (4, 1200, 4800)]
     assert provider.list_invoices(customer_id=new_customer(provider, account_id=2)) == []
+
+
+def test_a_subscription_switches_to_another_card_of_its_customer(provider: PaymentProvider, provider_store,  # noqa: ANN001
+                                                                seeded: Seeded) -> None:
+    customer = new_customer(provider)
+    visa = add(provider, customer)
+    master = add(provider, customer, "5555555555554444", default=False)
+    sub = subscribe(provider, seeded, customer, visa, "sub-switch").provider_id
+    assert provider_store.subscription_card(sub) == visa
+    provider.set_subscription_payment_method(subscription_id=sub, payment_method_id=master)
+    assert provider_store.subscription_card(sub) == master
+    provider.set_subscription_payment_method(subscription_id=sub, payment_method_id=master)  # again: no harm
+    # The card it no longer uses can go; the subscription keeps the one it was switched to.
+    provider.remove_payment_method(customer_id=customer, payment_method_id=visa)
+    assert provider_store.subscription_card(sub) == master
+
+    other = new_customer(provider, account_id=2)
+    theirs = add(provider, other)
+    for subscription_id, card in ((sub, theirs), (sub, visa), (sub, "pm_missing0000"), ("sub_missing0000", master)):
+        with pytest.raises(PaymentError) as info:
+            provider.set_subscription_payment_method(subscription_id=subscription_id, payment_method_id=card)
+        assert info.value.code == "resource_missing", (subscription_id, card)
+    assert provider_store.subscription_card(sub) == master
 
 
 def test_a_removed_card_cannot_be_charged(provider: PaymentProvider, seeded: Seeded) -> None:

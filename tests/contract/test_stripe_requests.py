@@ -510,3 +510,68 @@ def test_invoices_map_from_stripes_shapes(fake: FakeStripe, provider: StripeProv
         ("in_older", "0759376C-0001", 9500, 1900, 7600), ("in_newer", "0759376C-0002", 3800, 0, 3800)]
     assert invoices[1].lines[0].description == (
         "Sales team · 2 × Security Awareness Training Business (at $19.00 / month)")
+
+
+# --- the default card, a subscription's card, removing a card ------------------------------------------------
+
+def test_set_default_checks_the_card_is_the_customers_then_updates_the_customer(fake: FakeStripe,
+                                                                                provider: StripeProvider) -> None:
+    fake.on("POST", f"/v1/customers/{CUSTOMER}", (200, customer_json(invoice_settings={
+        "custom_fields": None, "default_payment_method": PM, "footer": None, "rendering_options": None})))
+    provider.set_default_payment_method(customer_id=CUSTOMER, payment_method_id=PM)
+    assert [(s.method, s.path, s.params) for s in fake.sent] == [
+        ("GET", f"/v1/payment_methods/{PM}", {}),
+        ("POST", f"/v1/customers/{CUSTOMER}", {"invoice_settings[default_payment_method]": PM}),
+    ]
+
+
+def test_switching_a_subscriptions_card_is_one_update(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    provider.set_subscription_payment_method(subscription_id=SUB, payment_method_id=PM)
+    [update] = fake.sent
+    assert (update.method, update.path, update.params) == (
+        "POST", f"/v1/subscriptions/{SUB}", {"default_payment_method": PM})
+
+
+@pytest.mark.parametrize("answer", [
+    # A card that is not attached to the subscription's customer (another customer's, or detached).
+    (400, error_json("invalid_request_error", f"The customer does not have a payment method with the ID {PM}. The "
+                     "payment method must be attached to the customer.", param="default_payment_method")),
+    (400, error_json("invalid_request_error", f"No such PaymentMethod: '{PM}'", code="resource_missing",
+                     param="default_payment_method")),
+    (404, error_json("invalid_request_error", f"No such subscription: '{SUB}'", code="resource_missing", param="id")),
+], ids=["card-not-the-customers", "no-such-card", "no-such-subscription"])
+def test_a_subscription_or_card_stripe_does_not_have_is_resource_missing(fake: FakeStripe, provider: StripeProvider,
+                                                                        answer: Any) -> None:
+    fake.on("POST", f"/v1/subscriptions/{SUB}", answer)
+    with pytest.raises(PaymentError) as info:
+        provider.set_subscription_payment_method(subscription_id=SUB, payment_method_id=PM)
+    assert (type(info.value), info.value.code) == (PaymentError, "resource_missing")
+
+
+def test_switching_a_subscriptions_card_during_an_outage_is_provider_unavailable(fake: FakeStripe,
+                                                                                provider: StripeProvider) -> None:
+    fake.on("POST", f"/v1/subscriptions/{SUB}", (503, error_json("api_error", "An unknown error occurred")))
+    with pytest.raises(ProviderUnavailable):
+        provider.set_subscription_payment_method(subscription_id=SUB, payment_method_id=PM)
+
+
+def test_removing_a_card_checks_it_is_the_customers_then_detaches_it(fake: FakeStripe,
+                                                                    provider: StripeProvider) -> None:
+    fake.on("POST", f"/v1/payment_methods/{PM}/detach", (200, payment_method_json(customer=None)))
+    provider.remove_payment_method(customer_id=CUSTOMER, payment_method_id=PM)
+    assert [(s.method, s.path, s.params) for s in fake.sent] == [
+        ("GET", f"/v1/payment_methods/{PM}", {}),
+        ("POST", f"/v1/payment_methods/{PM}/detach", {}),
+    ]
+
+
+@pytest.mark.parametrize("change", ["set_default_payment_method", "remove_payment_method"])
+def test_a_card_of_another_customer_is_neither_made_the_default_nor_detached(fake: FakeStripe,
+                                                                            provider: StripeProvider,
+                                                                            change: str) -> None:
+    fake.on("GET", f"/v1/payment_methods/{PM}", (200, payment_method_json(customer="cus_someoneelse")))
+    with pytest.raises(PaymentError) as info:
+        getattr(provider, change)(customer_id=CUSTOMER, payment_method_id=PM)
+    assert info.value.code == "resource_missing"
+    assert [(s.method, s.path) for s in fake.sent] == [("GET", f"/v1/payment_methods/{PM}")]

@@ -50,7 +50,7 @@ from cf_portal.services.roles import REFUSALS, Permission
 from cf_portal.services.seats import Holder
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
-from cf_portal.state.billing import BillingState
+from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
@@ -334,12 +334,27 @@ def test_deactivating_a_foreign_employee_is_not_found(root_state: rx.State, fore
     assert shown == ("error", "That employee was not found.")
 
 
-def test_making_a_foreign_card_the_default_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+def change_card(state: BillingState, worker: Callable[[object, int], CardChangeOutcome],
+                card_id: int) -> rx.event.EventSpec:
+    """A change of cards as its background handler runs it: begin (role check, busy), the worker thread's
+    call (the provider), finish (the toast)."""
+    actor = state._begin_card_change(card_id)
+    assert actor is not None
+    return state._finish_card_change(worker(actor, card_id))
+
+
+@pytest.mark.parametrize("handler", ["make_default", "ask_remove", "remove_card"])
+def test_changing_a_foreign_card_is_not_found(root_state: rx.State, foreign: Tenant, handler: str) -> None:
     state = loaded(root_state, BillingState)
     with nothing_changes():
-        shown = toast(state.make_default(foreign.card_id))
+        if handler == "ask_remove":
+            shown = toast(state.ask_remove(foreign.card_id))
+        else:
+            worker = default_card_outcome if handler == "make_default" else remove_card_outcome
+            shown = toast(change_card(state, worker, foreign.card_id))
     assert shown == ("error", "That payment method was not found.")
     assert [card.is_default for card in state.cards] == [True, False]
+    assert (state.removal, state.remove_open, state.changing) == (None, False, False)
 
 
 def test_a_foreign_invoice_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
@@ -505,8 +520,26 @@ def _import_csv(root: rx.State, demo: Tenant) -> str:
     return told(state.import_csv)
 
 
+def _card_change(root: rx.State, demo: Tenant, worker: Callable[[object, int], CardChangeOutcome]) -> str:
+    state = loaded(root, BillingState)
+    message = told(lambda: change_card(state, worker, demo.card_id))
+    assert state.changing is False
+    return message
+
+
 def _make_default(root: rx.State, demo: Tenant) -> str:
-    return told(lambda: loaded(root, BillingState).make_default(demo.card_id))
+    return _card_change(root, demo, default_card_outcome)
+
+
+def _ask_remove_card(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, BillingState)
+    message = told(lambda: state.ask_remove(demo.card_id))
+    assert state.remove_open is (message == "(nothing) ")
+    return message
+
+
+def _remove_card(root: rx.State, demo: Tenant) -> str:
+    return _card_change(root, demo, remove_card_outcome)
 
 
 def _add_card(root: rx.State, demo: Tenant) -> str:
@@ -570,7 +603,8 @@ MUTATIONS = [
     (_edit_child_account, Permission.MANAGE_SEATS), (_ask_deactivate, Permission.MANAGE_SEATS),
     (_deactivate, Permission.MANAGE_SEATS), (_preview_csv, Permission.MANAGE_SEATS),
     (_import_csv, Permission.MANAGE_SEATS),
-    (_make_default, Permission.MANAGE_PAYMENT_METHODS), (_add_card, Permission.MANAGE_PAYMENT_METHODS),
+    (_make_default, Permission.MANAGE_PAYMENT_METHODS), (_ask_remove_card, Permission.MANAGE_PAYMENT_METHODS),
+    (_remove_card, Permission.MANAGE_PAYMENT_METHODS), (_add_card, Permission.MANAGE_PAYMENT_METHODS),
     (_check_coupon, Permission.BUY), (_create, Permission.BUY),
     (_open_invite, Permission.MANAGE_MEMBERS), (_invite, Permission.MANAGE_MEMBERS),
     (_change_role, Permission.MANAGE_MEMBERS), (_remove, Permission.MANAGE_MEMBERS),
@@ -591,7 +625,10 @@ def test_the_owner_passes_the_same_checks(root_state: rx.State, world: World) ->
     """The refusals above come from the role, not from the forms: the owner's same clicks get through."""
     assert _assign(root_state, world.demo) == ""
     assert _import_csv(root_state, world.demo) == "(success) 1 employees imported."
-    assert _make_default(root_state, world.demo) == "(success) Default payment method changed."
+    assert _make_default(root_state, world.demo) == "(success) Mastercard ending in 4444 is now your default card."
+    assert _ask_remove_card(root_state, world.demo) == "(nothing) "
+    assert _remove_card(root_state, world.demo) == ("(success) Mastercard ending in 4444 removed. Visa ending in 4242 "
+                                                    "is now your default card.")
     assert _revoke(root_state, world.demo).startswith("(success) The invitation for newcomer@acme.example")
 
 
@@ -603,6 +640,8 @@ def test_a_license_admin_assigns_but_neither_buys_nor_changes_cards(world: World
         assert _create(admin, world.demo) == REFUSALS[Permission.BUY]
         assert _add_card(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
         assert _make_default(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
+        assert _ask_remove_card(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
+        assert _remove_card(admin, world.demo) == REFUSALS[Permission.MANAGE_PAYMENT_METHODS]
         assert _invite(admin, world.demo) == REFUSALS[Permission.MANAGE_MEMBERS]
     assert loaded(admin, AddLicenseState).allowed is False
 
@@ -617,8 +656,10 @@ def test_a_billing_admin_buys_and_changes_cards_but_does_not_assign(world: World
     created = state._finish_create(submit_purchase(*begun))
     assert created is not None and created.reference_name == "Bought by billing"
     assert state._finish_save_card(save_card_outcome(state._begin_save_card(), CARD)) == "Visa ending in 4242 added."
-    assert _make_default(billing, world.demo) == "(success) Default payment method changed."
+    assert _make_default(billing, world.demo) == "(success) Mastercard ending in 4444 is now your default card."
     assert default_card(world.demo.account_id) == world.demo.card_id
+    assert _ask_remove_card(billing, world.demo) == "(nothing) "
+    assert _remove_card(billing, world.demo).startswith("(success) Mastercard ending in 4444 removed.")
     with nothing_changes():
         assert _assign(billing, world.demo) == REFUSALS[Permission.MANAGE_SEATS]
         assert _unassign(billing, world.demo) == REFUSALS[Permission.MANAGE_SEATS]
@@ -683,8 +724,12 @@ def test_an_ended_session_has_to_sign_in_again(root_state: rx.State, world: Worl
         auth.end_session(session, substate(root_state, PortalState).session_token)
     with pytest.raises(SignInRequired):
         licenses.load()
-    with nothing_changes(), pytest.raises(SignInRequired):
-        substate(root_state, BillingState).make_default(world.demo.card_id)
+    billing = substate(root_state, BillingState)
+    with nothing_changes():
+        for handler in (billing._begin_card_change, billing.ask_remove):
+            with pytest.raises(SignInRequired):
+                handler(world.demo.card_id)
+    assert billing.changing is False
 
 
 def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State, world: World) -> None:

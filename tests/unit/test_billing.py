@@ -8,7 +8,7 @@ from cf_portal.db import session_scope
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import billing
 from cf_portal.services.errors import NotFound
-from cf_portal.services.payment_methods import list_payment_methods
+from cf_portal.services.payment_methods import list_payment_methods, make_default
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from tests.unit.conftest import NOW, TODAY, Seeded
 
@@ -31,11 +31,10 @@ def test_one_default_card_and_only_the_accounts_own(seeded: Seeded, provider: Sa
     first = seeded.add_card(provider)
     second = seeded.add_card(provider, number="5555555555554444")
     assert (first.is_default, second.is_default) == (True, False)
-    with session_scope(seeded.engine) as session:
-        billing.set_default_payment_method(session, actor=seeded.actor, payment_method_id=second.id)
+    make_default(seeded.engine, provider, actor=seeded.actor, payment_method_id=second.id, today=TODAY)
     with session_scope(seeded.engine, write=False) as session:
         cards = list_payment_methods(session, account_id=seeded.actor.account_id, today=TODAY)
     assert [(c.last4, c.is_default) for c in cards] == [("4444", True), ("4242", False)]
     other = seeded.other_actor()
-    with pytest.raises(NotFound), session_scope(seeded.engine) as session:
-        billing.set_default_payment_method(session, actor=other, payment_method_id=first.id)
+    with pytest.raises(NotFound):
+        make_default(seeded.engine, provider, actor=other, payment_method_id=first.id, today=TODAY)

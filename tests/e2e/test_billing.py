@@ -1,0 +1,74 @@
+"""The Billing page in headless Chromium: removing a saved card, by labels and roles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, expect
+from sqlmodel import select
+
+from cf_portal.db import session_scope
+from cf_portal.models import User
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.actors import actor_for_user
+from cf_portal.services.payment_methods import add_payment_method
+from cf_portal.services.seed import DEMO_OWNER_EMAIL
+from tests.e2e.conftest import DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, wait_until_connected
+from tests.e2e.test_add_license import db_count
+
+pytestmark = pytest.mark.e2e
+
+
+def save_cards(portal: PortalServer) -> None:
+    """The demo account's cards, saved as Add License saves them: a Visa (the default) and a Mastercard."""
+    engine = portal.engine()
+    provider = SandboxProvider(engine)
+    with session_scope(engine, write=False) as session:
+        owner_id = session.exec(select(User.id).where(User.email == DEMO_OWNER_EMAIL)).one()
+        actor = actor_for_user(session, owner_id)
+    today = datetime.now(UTC).date()
+    for number, expiry in (("4242424242424242", "12/34"), ("5555555555554444", "11/33")):
+        add_payment_method(engine, provider, actor=actor, number=number, expiry=expiry, cvc="123", today=today)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_card_is_removed_after_a_confirmation_that_names_it(fresh_demo: PortalServer, app_page: Page,
+                                                              viewport: dict) -> None:
+    portal, page = fresh_demo, app_page
+    save_cards(portal)
+    page.set_viewport_size(viewport)
+    page.goto(portal.url + "/billing")
+    wait_until_connected(page)
+    expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
+    remove = page.get_by_role("button", name="Remove Mastercard ending in 4444, expires 11/33")
+    at_provider = db_count(portal, "SELECT provider_id FROM payment_method WHERE last4 = '4444'")
+
+    # Cancel keeps the card.
+    remove.click()
+    dialog = page.get_by_role("alertdialog", name="Remove Mastercard ending in 4444?")
+    expect(dialog).to_contain_text("Our payment provider will no longer be able to charge it. No license is billed "
+                                   "to it.")
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
+    if viewport is PHONE:
+        assert_no_horizontal_scroll(page)
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
+    results = Axe().run(page)  # the cards with their buttons
+    assert results.violations_count == 0, results.generate_report()
+
+    # Remove card takes it off the page, with a toast; the default card stays.
+    remove.click()
+    dialog.get_by_role("button", name="Remove card").click()
+    expect(page.get_by_text("Mastercard ending in 4444 removed.")).to_be_visible()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_have_count(0)
+    expect(page.get_by_text("Visa ending in 4242, expires 12/34")).to_be_visible()
+    assert db_count(portal, "SELECT count(*) FROM payment_method") == 1
+    # Detached at the provider too.
+    assert db_count(portal, f"SELECT count(*) FROM sandbox_payment_method WHERE id = '{at_provider}' "
+                            "AND customer_id IS NULL") == 1
