@@ -35,6 +35,18 @@ class CardDeclined(PaymentError):
     pass
 
 
+class ActionRequired(PaymentError):
+    """The bank asks the customer to authenticate the first payment (3-D Secure). The subscription waits,
+    incomplete (it charges nothing more and expires by itself after a day); the browser completes the payment
+    with `client_secret` (meant for the browser only: never store or log it), then the purchase asks the
+    provider again (`find_subscription`)."""
+
+    def __init__(self, *, subscription_id: str, client_secret: str) -> None:
+        super().__init__("requires_action", "Your bank asks you to confirm this payment.")
+        self.subscription_id = subscription_id
+        self.client_secret = client_secret
+
+
 class ProviderUnavailable(PaymentError):
     """A timeout, a rate limit or an outage: nothing was charged, and trying again may work."""
 
@@ -155,6 +167,11 @@ class PaymentProvider(Protocol):
     ) -> SubscriptionData:
         """Start a monthly subscription and charge its first month; raise PaymentError if that fails
         (then nothing stays charged or active). The same idempotency key gives the same result."""
+
+    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
+        """The subscription an earlier attempt made for this license (its metadata `license_id`), settled: paid →
+        its data; waiting for the customer to authenticate → ActionRequired; unpaid otherwise → cancelled, and the
+        PaymentError of why. None when no attempt made one (or only cancelled ones)."""
 
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
 
