@@ -112,6 +112,7 @@ class SubscriptionState:
     provider_id: str
     status: str  # the provider's words: active, past_due, unpaid, canceled, incomplete, …
     quantity: int
+    license_id: str | None = None  # the portal license it was made for (its metadata)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,9 @@ class PaymentProvider(Protocol):
 
     def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
         """The subscription as the provider has it now; None when the provider does not know it."""
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        """Every subscription of the customer, ended ones included (for reconcile)."""
 
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         """Make the provider's catalog match the portal's (safe to re-run); returns what was done, line by line."""

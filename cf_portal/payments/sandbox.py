@@ -241,6 +241,13 @@ class SandboxProvider:
             return None if sub is None else SubscriptionState(provider_id=sub.id, status=sub.status,
                                                               quantity=sub.quantity)
 
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        with session_scope(self._engine, write=False) as session:
+            rows = session.exec(select(SandboxSubscription).where(SandboxSubscription.customer_id == customer_id)
+                                .order_by(SandboxSubscription.created_at)).all()
+            return [SubscriptionState(provider_id=r.id, status=r.status, quantity=r.quantity,
+                                      license_id=json.loads(r.metadata_json).get("license_id")) for r in rows]
+
     def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
         """The sandbox charges at once or not at all: a subscription it made is active and paid."""
         with session_scope(self._engine, write=False) as session:

@@ -302,6 +302,18 @@ class StripeProvider:
         # answers with the first response, which may be stale: look at the subscription as it is now.
         return self._settle(subscription["id"])
 
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        subscriptions = self._list(self._client.v1.subscriptions,
+                                   {"customer": customer_id, "status": "all", "limit": 100})
+        return [self._state(sub) for sub in subscriptions]
+
+    @staticmethod
+    def _state(sub: dict[str, Any]) -> SubscriptionState:
+        items = (sub.get("items") or {}).get("data") or []
+        quantity = int(items[0].get("quantity") or 0) if items else int(sub.get("quantity") or 0)
+        return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity,
+                                 license_id=(sub.get("metadata") or {}).get("license_id"))
+
     def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
         subscriptions = self._list(self._client.v1.subscriptions,
                                    {"customer": customer_id, "status": "all", "limit": 100})
@@ -429,9 +441,7 @@ class StripeProvider:
             raise _payment_error(exc) from exc
         except stripe.StripeError as exc:
             raise _payment_error(exc) from exc
-        items = (sub.get("items") or {}).get("data") or []
-        quantity = int(items[0].get("quantity") or 0) if items else int(sub.get("quantity") or 0)
-        return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity)
+        return self._state(sub)
 
     def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
                               quantity: int, coupon_code: str | None) -> int:
