@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         drifts = reconcile(None, get_provider(), repair=args.repair, now=datetime.now(UTC))
         for drift in drifts:
             print(drift)
-        print(f"{len(drifts)} licenses differ from the provider" if drifts else "every license matches the provider")
+        print(f"{len(drifts)} differences with the provider" if drifts else "every license matches the provider")
         return 1 if drifts and not args.repair else 0
     elif args.command == "purge-expired":
         from datetime import UTC, datetime

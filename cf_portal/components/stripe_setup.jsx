@@ -1,8 +1,9 @@
-// Stripe's Payment Element, for saving a card with a SetupIntent. The card data goes from this browser to
+// Stripe's Payment Element, for saving a card with a SetupIntent, and the bank's confirmation step of a
+// first payment (StripePaymentAction). The card data goes from this browser to
 // Stripe only: the portal's server and its state only ever see the SetupIntent's client secret (going in)
 // and the saved payment method's id (coming out). 3-D Secure and other `requires_action` steps are
 // completed here by `confirmSetup`.
-import React, { useMemo, useState } from "react";
+import React, { useEffect, useMemo, useState } from "react";
 // The "pure" entry loads Stripe.js only when loadStripe is called (Stripe mode), not when the page loads.
 import { loadStripe } from "@stripe/stripe-js/pure";
 import { Elements, PaymentElement, useElements, useStripe } from "@stripe/react-stripe-js";
@@ -60,4 +61,21 @@ export function StripeSetup({ publishableKey, clientSecret, onSaved, onError, su
       <SetupForm onSaved={onSaved} onError={onError} submitLabel={submitLabel} />
     </Elements>
   );
+}
+
+// A first payment that the bank wants confirmed (3-D Secure): Stripe.js shows the bank's step in its own
+// window (handleNextAction). Renders nothing; answers once per client secret with "" or Stripe's message. The
+// server then looks at the payment itself: this answer only says that the step is over.
+export function StripePaymentAction({ publishableKey, clientSecret, onDone }) {
+  useEffect(() => {
+    if (!publishableKey || !clientSecret) return undefined;
+    let current = true;
+    const finish = (message) => { if (current && onDone) onDone(message); };
+    stripeFor(publishableKey)
+      .then((stripe) => stripe.handleNextAction({ clientSecret }))
+      .then((result) => finish(result && result.error ? result.error.message || "The payment was not confirmed." : ""))
+      .catch(() => finish("The payment could not be confirmed."));
+    return () => { current = false; };
+  }, [publishableKey, clientSecret]);
+  return null;
 }

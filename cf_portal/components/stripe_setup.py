@@ -1,4 +1,5 @@
-"""Stripe's Payment Element (through @stripe/react-stripe-js), for saving a card with a SetupIntent.
+"""Stripe's Payment Element (through @stripe/react-stripe-js), for saving a card with a SetupIntent, and the
+bank's confirmation step (3-D Secure) of a first payment (`stripe_payment_action`).
 
 The component gets the publishable key and the SetupIntent's client secret, and answers with the id of the
 saved payment method (`on_saved`) or Stripe's message (`on_error`). Card fields live in Stripe's iframe:
@@ -32,3 +33,20 @@ class StripeSetup(rx.Component):
 
 
 stripe_setup = StripeSetup.create
+
+
+class StripePaymentAction(rx.Component):
+    """Runs Stripe.js's `handleNextAction` for the payment of `client_secret` (nothing is rendered by the
+    portal: Stripe shows the bank's step); `on_done` gets "" or Stripe's message once the step is over."""
+
+    library = "$/public/" + rx.asset("stripe_setup.jsx", shared=True)
+    tag = "StripePaymentAction"
+    lib_dependencies: list[str] = ["@stripe/stripe-js@10.2.1", "@stripe/react-stripe-js@7.0.1"]
+
+    publishable_key: rx.Var[str]
+    client_secret: rx.Var[str]
+
+    on_done: rx.EventHandler[_failed]
+
+
+stripe_payment_action = StripePaymentAction.create

@@ -8,7 +8,7 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.components.forms import field_error, labelled, native_select
 from cf_portal.components.shell import page_shell
-from cf_portal.components.stripe_setup import stripe_setup
+from cf_portal.components.stripe_setup import stripe_payment_action, stripe_setup
 from cf_portal.services.payment_methods import PaymentMethodView
 from cf_portal.state.add_license import AddLicenseState as S
 
@@ -289,8 +289,16 @@ def purchase_form() -> rx.Component:
             payment_section(),
             rx.cond(S.form_error != "", rx.callout(S.form_error, icon="triangle-alert", color_scheme="red", high_contrast=True,
                                                    role="alert", width="100%")),
+            rx.cond(S.payment_action_secret != "",
+                    rx.callout("Your bank asks you to confirm this payment. Follow the steps in the window that "
+                               "opens.", icon="shield-check", color_scheme="blue", high_contrast=True, role="status",
+                               width="100%")),
+            rx.cond(S.uses_stripe, stripe_payment_action(publishable_key=S.stripe_publishable_key,
+                                                         client_secret=S.payment_action_secret,
+                                                         on_done=S.payment_action_done)),
             rx.button(
-                "Create", size="4", width="100%", loading=S.creating, disabled=S.creating | S.price_checking,
+                "Create", size="4", width="100%", loading=S.creating | (S.payment_action_secret != ""),
+                disabled=S.creating | S.price_checking | (S.payment_action_secret != ""),
                 on_click=S.create,
                 type="button",
             ),

@@ -35,6 +35,18 @@ class CardDeclined(PaymentError):
     pass
 
 
+class ActionRequired(PaymentError):
+    """The bank asks the customer to authenticate the first payment (3-D Secure). The subscription waits,
+    incomplete (it charges nothing more and expires by itself after a day); the browser completes the payment
+    with `client_secret` (meant for the browser only: never store or log it), then the purchase asks the
+    provider again (`find_subscription`)."""
+
+    def __init__(self, *, subscription_id: str, client_secret: str) -> None:
+        super().__init__("requires_action", "Your bank asks you to confirm this payment.")
+        self.subscription_id = subscription_id
+        self.client_secret = client_secret
+
+
 class ProviderUnavailable(PaymentError):
     """A timeout, a rate limit or an outage: nothing was charged, and trying again may work."""
 
@@ -100,6 +112,7 @@ class SubscriptionState:
     provider_id: str
     status: str  # the provider's words: active, past_due, unpaid, canceled, incomplete, …
     quantity: int
+    license_id: str | None = None  # the portal license it was made for (its metadata)
 
 
 @dataclass(frozen=True)
@@ -167,12 +180,20 @@ class PaymentProvider(Protocol):
         "resource_missing", as for a subscription the provider does not know). Setting the card it already
         has changes nothing."""
 
+    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
+        """The subscription an earlier attempt made for this license (its metadata `license_id`), settled: paid →
+        its data; waiting for the customer to authenticate → ActionRequired; unpaid otherwise → cancelled, and the
+        PaymentError of why. None when no attempt made one."""
+
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]: ...
 
     def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
         """The subscription as the provider has it now; None when the provider does not know it."""
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        """Every subscription of the customer, ended ones included (for reconcile)."""
 
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         """Make the provider's catalog match the portal's (safe to re-run); returns what was done, line by line."""

@@ -262,6 +262,27 @@ class SandboxProvider:
             return None if sub is None else SubscriptionState(provider_id=sub.id, status=sub.status,
                                                               quantity=sub.quantity)
 
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        with session_scope(self._engine, write=False) as session:
+            rows = session.exec(select(SandboxSubscription).where(SandboxSubscription.customer_id == customer_id)
+                                .order_by(SandboxSubscription.created_at)).all()
+            return [SubscriptionState(provider_id=r.id, status=r.status, quantity=r.quantity,
+                                      license_id=json.loads(r.metadata_json).get("license_id")) for r in rows]
+
+    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
+        """The sandbox charges at once or not at all: a subscription it made is active and paid."""
+        with session_scope(self._engine, write=False) as session:
+            rows = session.exec(select(SandboxSubscription).where(SandboxSubscription.customer_id == customer_id,
+                                                                  SandboxSubscription.status != "canceled")
+                                .order_by(SandboxSubscription.created_at)).all()
+            sub = next((r for r in rows if json.loads(r.metadata_json).get("license_id") == license_id), None)
+            if sub is None:
+                return None
+            invoice = session.exec(select(SandboxInvoice).where(SandboxInvoice.subscription_id == sub.id)
+                                   .order_by(SandboxInvoice.created_at)).first()
+            return SubscriptionData(provider_id=sub.id, status=sub.status, latest_invoice=self._invoice_from_dict(
+                self._invoice_dict(invoice, sub.quantity, sub.unit_amount)))
+
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         return ["The sandbox prices from the portal's own catalog: nothing to sync."]
 

@@ -8,9 +8,11 @@
 - Each license is one Subscription on the plan's Price, found by its lookup key (the plan code; the catalog
   sync creates the Prices), with the license's reference name as description and the coupon as the active
   promotion code of the same name (the catalog sync creates one per coupon), so that Stripe applies its own
-  limits (expiry, redemptions) too. `payment_behavior=error_if_incomplete`: Stripe refuses (402) rather than keep a
-  subscription whose first invoice is unpaid, and should one come back incomplete all the same it is
-  cancelled here, so nothing is left to charge later.
+  limits (expiry, redemptions) too. `payment_behavior=allow_incomplete`: a first payment that the bank wants
+  authenticated (3-D Secure) leaves the subscription incomplete and raises ActionRequired; the browser
+  completes it with Stripe.js, and the purchase then finds the subscription paid (`find_subscription`). A
+  subscription whose first payment failed, or was not authenticated, is cancelled here, so nothing is left to
+  charge later (Stripe also expires an incomplete subscription after 23 hours without charging).
 - Every POST that creates something carries an idempotency key derived from the caller's key, so a retry
   (ours, or stripe-python's own network retry) never charges twice.
 - Errors become the interface's: declines → CardDeclined with the sandbox's customer messages; rate
@@ -30,6 +32,7 @@ import stripe
 from cf_portal.payments.provider import (
     DECLINES,
     PROCESSING_ERROR,
+    ActionRequired,
     CardDeclined,
     CardDetails,
     CatalogCoupon,
@@ -50,8 +53,8 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE = "The payment provider did not answer in time. Please try again in a moment."
 GENERIC = "The payment provider could not complete this request. Please try again later or contact support."
-REQUIRES_ACTION = ("Your bank asks you to confirm this payment (3-D Secure), which cannot be done here yet. "
-                   "Use another card or contact your bank.")
+REQUIRES_ACTION = ("Your bank asked you to confirm this payment (3-D Secure) and it was not confirmed. "
+                   "Try again, or use another card.")
 INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
 PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
@@ -59,7 +62,7 @@ COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or rem
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
 _REQUIRES_ACTION_CODES = {"authentication_required", "subscription_payment_intent_requires_action",
-                          "invoice_payment_intent_requires_action"}
+                          "invoice_payment_intent_requires_action", "payment_intent_authentication_failure"}
 # The card form's field of a card error's `param`.
 _FIELDS = {"number": "card_number", "exp_month": "expiry", "exp_year": "expiry", "cvc": "cvc"}
 
@@ -292,17 +295,60 @@ class StripeProvider:
         subscription = self._call(self._client.v1.subscriptions.create, params=params,
                                   options={"idempotency_key": f"{idempotency_key}:subscription"})
         invoice = subscription["latest_invoice"]
-        if subscription["status"] != "active" or invoice["status"] != "paid":
-            # error_if_incomplete should have made Stripe answer 402 instead. Never leave a subscription that
-            # would charge later: cancel it. If the cancel cannot be sent, ProviderUnavailable goes up and the
-            # purchase stays pending; its retry (same key) gets this answer again and cancels again.
-            failure = self._first_payment_failure(invoice)
-            log.warning("subscription %s came back %s (invoice %s): cancelling it", subscription["id"],
-                        subscription["status"], invoice["status"])
-            self.cancel_subscription(subscription_id=subscription["id"])
-            raise failure
-        return SubscriptionData(provider_id=subscription["id"], status=subscription["status"],
-                                latest_invoice=invoice_data(invoice, reference_name=description))
+        if subscription["status"] == "active" and invoice["status"] == "paid":
+            return SubscriptionData(provider_id=subscription["id"], status=subscription["status"],
+                                    latest_invoice=invoice_data(invoice, reference_name=description))
+        # Incomplete: the bank wants the customer to authenticate, or the card was refused. A replayed key
+        # answers with the first response, which may be stale: look at the subscription as it is now.
+        return self._settle(subscription["id"])
+
+    def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
+        subscriptions = self._list(self._client.v1.subscriptions,
+                                   {"customer": customer_id, "status": "all", "limit": 100})
+        return [self._state(sub) for sub in subscriptions]
+
+    @staticmethod
+    def _state(sub: dict[str, Any]) -> SubscriptionState:
+        items = (sub.get("items") or {}).get("data") or []
+        quantity = int(items[0].get("quantity") or 0) if items else int(sub.get("quantity") or 0)
+        return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity,
+                                 license_id=(sub.get("metadata") or {}).get("license_id"))
+
+    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
+        subscriptions = self._list(self._client.v1.subscriptions,
+                                   {"customer": customer_id, "status": "all", "limit": 100})
+        mine = [sub for sub in subscriptions if (sub.get("metadata") or {}).get("license_id") == license_id]
+        if not mine:
+            return None
+        # One attempt makes one subscription (its idempotency key); should there be more, a live one counts. Only
+        # ended ones: the earlier attempt failed (e.g. the bank's step was failed), and `_settle` says why.
+        live = [sub for sub in mine if sub["status"] not in ("canceled", "incomplete_expired")]
+        return self._settle((live or mine)[0]["id"])
+
+    def _settle(self, subscription_id: str) -> SubscriptionData:
+        """A subscription as it is now: paid → its data; its first payment waiting for the customer to
+        authenticate → ActionRequired with the payment's client secret; anything else is cancelled (so nothing
+        charges later) and the reason raised. If the cancel cannot be sent, ProviderUnavailable goes up and the
+        purchase stays pending; its retry finds the subscription again and cancels again."""
+        sub = self._call(self._client.v1.subscriptions.retrieve, subscription_id,
+                         params={"expand": ["latest_invoice"]}, missing="No such subscription.")
+        invoice = sub["latest_invoice"]
+        if sub["status"] in ("active", "trialing") and invoice["status"] == "paid":
+            name = (sub.get("metadata") or {}).get("reference_name") or sub.get("description")
+            return SubscriptionData(provider_id=sub["id"], status=sub["status"],
+                                    latest_invoice=invoice_data(invoice, reference_name=name))
+        try:
+            intent = self._payment_intent_of(invoice)
+        except PaymentError:
+            log.exception("could not read the payment of invoice %s", invoice.get("id"))
+            intent = None
+        if (sub["status"] == "incomplete" and intent is not None and intent.get("status") == "requires_action"
+                and intent.get("client_secret")):
+            raise ActionRequired(subscription_id=sub["id"], client_secret=intent["client_secret"])
+        failure = self._payment_failure(intent)
+        log.warning("subscription %s is %s (invoice %s): cancelling it", sub["id"], sub["status"], invoice["status"])
+        self.cancel_subscription(subscription_id=sub["id"])
+        raise failure
 
     def _subscription_params(self, *, customer_id: str, payment_method_id: str, plan_code: str, unit_amount: int,
                              currency: str, quantity: int, discount: SubscriptionDiscount | None,
@@ -315,7 +361,9 @@ class StripeProvider:
             "description": description,
             # Stripe copies the subscription's metadata onto its invoices: the reference name names their lines.
             "metadata": {**metadata, "reference_name": description},
-            "payment_behavior": "error_if_incomplete",
+            # A first payment the bank wants authenticated (3-D Secure) leaves the subscription incomplete
+            # until the customer does so in the browser; refused ones are cancelled at once (`_settle`).
+            "payment_behavior": "allow_incomplete",
             "expand": ["latest_invoice"],
         }
         if discount is not None:
@@ -350,18 +398,10 @@ class StripeProvider:
             raise PaymentError("price_mismatch", PLAN_UNAVAILABLE)
         return {"price": price["id"], "quantity": quantity}
 
-    def _first_payment_failure(self, invoice: dict[str, Any]) -> PaymentError:
-        """Why the first invoice is unpaid, from its PaymentIntent."""
-        try:
-            intent = self._payment_intent_of(invoice)
-        except PaymentError:
-            log.exception("could not read the payment of invoice %s", invoice.get("id"))
-            intent = None
-        if intent is None:
-            return PaymentError("payment_incomplete", INCOMPLETE)
-        if intent.get("status") == "requires_action":
-            return PaymentError("requires_action", REQUIRES_ACTION)
-        error = intent.get("last_payment_error") or {}
+    @staticmethod
+    def _payment_failure(intent: dict[str, Any] | None) -> PaymentError:
+        """Why a first payment is unpaid, from its PaymentIntent."""
+        error = (intent or {}).get("last_payment_error") or {}
         if error.get("code"):
             return card_failure(error["code"], error.get("decline_code"))
         return PaymentError("payment_incomplete", INCOMPLETE)
@@ -416,9 +456,7 @@ class StripeProvider:
             raise _payment_error(exc) from exc
         except stripe.StripeError as exc:
             raise _payment_error(exc) from exc
-        items = (sub.get("items") or {}).get("data") or []
-        quantity = int(items[0].get("quantity") or 0) if items else int(sub.get("quantity") or 0)
-        return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity)
+        return self._state(sub)
 
     def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
                               quantity: int, coupon_code: str | None) -> int:

@@ -2,7 +2,9 @@
 
 - `sync-catalog`: the provider's products, monthly prices and coupons made to match the portal's catalog.
 - `reconcile`: every license compared with its subscription at the provider; drift reported, or repaired
-  with `--repair` (quantity and status taken from the provider, never fewer seats than are held).
+  with `--repair` (quantity and status taken from the provider, never fewer seats than are held). Live
+  subscriptions that no license knows (they would charge every month for nothing) are reported too, never
+  cancelled automatically: someone decides whether to cancel and refund or to restore the license.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
+from cf_portal.models import Account, AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
 from cf_portal.payments.provider import CatalogCoupon, CatalogPlan, PaymentProvider
 from cf_portal.services.provider_events import STATUSES
+
+# A provider's subscription statuses that charge nothing more.
+ENDED = ("canceled", "incomplete_expired")
 
 
 def catalog(engine: sa.Engine | None) -> tuple[list[CatalogPlan], list[CatalogCoupon]]:
@@ -55,6 +60,8 @@ class Drift:
 
     def __str__(self) -> str:
         done = " (repaired)" if self.repaired else ""
+        if not self.license_id:
+            return f"account {self.account_id}: {self.problem}{done}"
         return f"license {self.license_id} “{self.reference_name}” (account {self.account_id}): {self.problem}{done}"
 
 
@@ -88,6 +95,26 @@ def reconcile(engine: sa.Engine | None, provider: PaymentProvider, *, repair: bo
             if repair:
                 _apply(engine, lic, status=status, quantity=state.quantity or None, now=now, why=problem)
             drifts.append(Drift(lic.id, lic.account_id, lic.reference_name, problem, repair))
+    return drifts + _unknown_subscriptions(engine, provider)
+
+
+def _unknown_subscriptions(engine: sa.Engine | None, provider: PaymentProvider) -> list[Drift]:
+    """Live subscriptions at the provider that no license of the portal has. A pending purchase's own
+    subscription is left to `resolve-pending`, which finishes or cancels it."""
+    with session_scope(engine, write=False) as session:
+        rows = session.exec(select(License.provider_subscription_id, License.id, License.status)).all()
+        customers = session.exec(select(Account.id, Account.provider_customer_id)
+                                 .where(Account.provider_customer_id.is_not(None)).order_by(Account.id)).all()
+    known = {subscription_id for subscription_id, _, _ in rows if subscription_id}
+    pending = {str(license_id) for _, license_id, status in rows if status == LicenseStatus.PENDING.value}
+    drifts = []
+    for account_id, customer_id in customers:
+        for sub in provider.list_subscriptions(customer_id=customer_id):
+            if sub.status in ENDED or sub.provider_id in known or sub.license_id in pending:
+                continue
+            drifts.append(Drift(0, account_id, "", f"subscription {sub.provider_id} ({sub.status}, {sub.quantity} "
+                                f"licenses, made for license {sub.license_id or '?'}) has no license here: cancel "
+                                "it at the provider, or restore its license"))
     return drifts
 
 

@@ -36,6 +36,7 @@ from cf_portal.models import (
     Role,
 )
 from cf_portal.payments.provider import (
+    ActionRequired,
     PaymentError,
     PaymentProvider,
     ProviderUnavailable,
@@ -92,6 +93,17 @@ class ChargeUnconfirmed(DomainError):
                          "to finish: you will not be charged twice.", field="payment")
 
 
+class PaymentActionRequired(ChargeUnconfirmed):
+    """The bank asks the buyer to authenticate the first payment (3-D Secure). The license stays pending under
+    the form's key; the browser completes the payment with `client_secret` (for the browser only), then the same
+    Create again finds the subscription paid (or cancels it, if it was not authenticated)."""
+
+    def __init__(self, client_secret: str) -> None:
+        DomainError.__init__(self, "Your bank asks you to confirm this payment. Follow the steps in the window "
+                             "that opens.", field="payment")
+        self.client_secret = client_secret
+
+
 class EarlierPurchaseDiffers(ChargeUnconfirmed):
     """The form changed after a charge that was never confirmed. The key stays (it is still a
     ChargeUnconfirmed), so putting the form back and pressing Create finishes the first purchase."""
@@ -110,7 +122,9 @@ def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor
     if lic.status != LicenseStatus.PENDING.value:
         return _result(lic, replayed=True)
     try:
-        subscription = _charge_license(engine, provider, actor=actor, lic=lic)
+        subscription = _charge_license(engine, provider, actor=actor, lic=lic, earlier_attempt=not is_new)
+    except ActionRequired as exc:
+        raise PaymentActionRequired(exc.client_secret) from None
     except ProviderUnavailable as exc:
         log.warning("purchase %s: provider unavailable after retries (%s)", lic.id, exc.code)
         raise ChargeUnconfirmed() from exc
@@ -118,18 +132,26 @@ def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor
         _undo(engine, actor=actor, lic=lic, reason=exc.code)
         raise DomainError(_payment_message(exc), field="payment") from exc
     if subscription.latest_invoice.total != lic.first_charge_amount:
-        # Never keep a charge that differs from the total shown: cancel it and say so.
-        log.error("purchase %s: provider charged %s, quote was %s", lic.id, subscription.latest_invoice.total,
-                  lic.first_charge_amount)
-        try:
-            provider.cancel_subscription(subscription_id=subscription.provider_id)
-        except PaymentError:
-            log.exception("purchase %s: cancelling the mismatched subscription failed; cancel it by hand", lic.id)
-        finally:
-            _undo(engine, actor=actor, lic=lic, reason="amount_mismatch")
-        raise DomainError("The payment provider computed a different total, so nothing was bought. "
-                          "Please try again.", field="payment")
+        _cancel_mismatch(engine, provider, actor=actor, lic=lic, subscription=subscription)
+        raise DomainError("The payment provider charged a different total than the one shown, so the licenses "
+                          "were not added and the subscription was cancelled. Contact support to have that "
+                          "payment refunded.", field="payment")
     return _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=not is_new)
+
+
+def _cancel_mismatch(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, lic: License,
+                     subscription: SubscriptionData) -> None:
+    """Never keep a charge that differs from the total shown: cancel the subscription, then undo the license.
+    If the cancel cannot be sent, the license stays pending (so the subscription is not forgotten): the next
+    attempt, or `resolve-pending`, finds the subscription again and cancels it."""
+    log.error("purchase %s: provider charged %s, quote was %s; the payment needs a refund", lic.id,
+              subscription.latest_invoice.total, lic.first_charge_amount)
+    try:
+        provider.cancel_subscription(subscription_id=subscription.provider_id)
+    except PaymentError as exc:
+        log.exception("purchase %s: cancelling the mismatched subscription failed; it stays pending", lic.id)
+        raise ChargeUnconfirmed() from exc
+    _undo(engine, actor=actor, lic=lic, reason="amount_mismatch")
 
 
 def _payment_message(exc: PaymentError) -> str:
@@ -218,8 +240,12 @@ def _charge(provider: PaymentProvider, **kwargs) -> SubscriptionData:  # noqa: A
     return provider.create_subscription(**kwargs)
 
 
-def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
-                    lic: License) -> SubscriptionData:
+def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, lic: License,
+                    earlier_attempt: bool) -> SubscriptionData:
+    """The license's subscription: the one an earlier attempt made, if any (`earlier_attempt`: this license was
+    reserved before, so its first charge may have reached the provider even if no answer came back), else a
+    new one. Checks the provider's price first only when creating: an earlier subscription is what it is, and
+    refusing it now (a coupon used up meanwhile, a new Price) would undo a license that was paid for."""
     with session_scope(engine, write=False) as session:
         plan, product = session.exec(select(Plan, Product).join(Product, Product.id == Plan.product_id)
                                      .where(Plan.id == lic.plan_id)).one()
@@ -231,6 +257,10 @@ def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, acto
         terms = coupons.discount_of(coupon)
         discount = SubscriptionDiscount(percent_off=terms.percent_off, amount_off=terms.amount_off,
                                         months=terms.months, coupon_code=coupon.code)
+    if earlier_attempt and customer_id:
+        found = provider.find_subscription(customer_id=customer_id, license_id=str(lic.id))
+        if found is not None:
+            return found
     if customer_id:
         # Stripe prices with its own catalog: it is asked what it will charge before it charges. A difference
         # stops the purchase with nothing charged.
@@ -255,13 +285,20 @@ def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, acto
 
 
 def _undo(engine: sa.Engine | None, *, actor: Actor, lic: License, reason: str) -> None:
-    """Remove a pending license that was not paid for, and give its coupon redemption back."""
+    """Remove a pending license that was not paid for, and give its coupon redemption back. A license confirmed
+    meanwhile (another attempt finished it) keeps both."""
     with session_scope(engine) as session:
-        removed = session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id == lic.id)).rowcount
-        if removed and lic.coupon_id:
+        redemption = session.exec(select(CouponRedemption).where(CouponRedemption.license_id == lic.id)).first()
+        if redemption is not None:
+            session.delete(redemption)
+            session.flush()
+        deleted = session.execute(sa.delete(License).where(License.id == lic.id,
+                                                           License.status == LicenseStatus.PENDING.value)).rowcount
+        if not deleted:
+            session.rollback()
+            return
+        if redemption is not None and lic.coupon_id:
             coupons.release(session, coupon_id=lic.coupon_id)
-        session.execute(sa.delete(License).where(License.id == lic.id,
-                                                 License.status == LicenseStatus.PENDING.value))
         session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
                                action="license.purchase_failed", object_type="license", object_id=None,
                                detail=f"{lic.reference_name[:60]}: {reason}"))
@@ -306,12 +343,30 @@ def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, olde
         actor = Actor(user_id=lic.created_by_user_id or 0, user_name="", role=Role.BILLING_ADMIN.value,
                       account_id=account.id, account_name=account.name)
         try:
-            subscription = _charge_license(engine, provider, actor=actor, lic=lic)
+            subscription = _charge_license(engine, provider, actor=actor, lic=lic, earlier_attempt=True)
+        except ActionRequired as exc:
+            # The buyer left without confirming the payment with their bank: nothing was charged. Cancel it.
+            try:
+                provider.cancel_subscription(subscription_id=exc.subscription_id)
+            except PaymentError:
+                outcome["still_unavailable"] += 1
+                continue
+            _undo(engine, actor=actor, lic=lic, reason="not_authenticated")
+            outcome["undone"] += 1
+            continue
         except ProviderUnavailable:
             outcome["still_unavailable"] += 1
             continue
         except PaymentError as exc:
             _undo(engine, actor=actor, lic=lic, reason=exc.code)
+            outcome["undone"] += 1
+            continue
+        if subscription.latest_invoice.total != lic.first_charge_amount:
+            try:
+                _cancel_mismatch(engine, provider, actor=actor, lic=lic, subscription=subscription)
+            except ChargeUnconfirmed:
+                outcome["still_unavailable"] += 1
+                continue
             outcome["undone"] += 1
             continue
         _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=True)

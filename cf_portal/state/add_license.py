@@ -20,7 +20,13 @@ from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import PaymentMethodView
-from cf_portal.services.purchase import ChargeUnconfirmed, PurchaseRequest, PurchaseResult, create_license
+from cf_portal.services.purchase import (
+    ChargeUnconfirmed,
+    PaymentActionRequired,
+    PurchaseRequest,
+    PurchaseResult,
+    create_license,
+)
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
@@ -130,6 +136,8 @@ class AddLicenseState(PortalState):
     uses_stripe: bool = False
     stripe_publishable_key: str = ""
     setup_client_secret: str = ""
+    # A first payment the bank wants confirmed (3-D Secure): the payment's client secret, for Stripe.js only.
+    payment_action_secret: str = ""
 
     reference_name: str = ""
     product_id: str = ""
@@ -421,8 +429,8 @@ class AddLicenseState(PortalState):
 
     def _begin_create(self) -> tuple[Actor, PurchaseRequest] | None:
         """Check the form and mark it busy; None when there is nothing to submit."""
-        if self.creating:
-            return None  # a second click while the first is under way
+        if self.creating or self.payment_action_secret:
+            return None  # a second click while the first is under way (or waits for the bank's step)
         self.form_error = ""
         if self.price_checking:
             self.form_error = "One moment: the coupon is being confirmed. Press Create again when the price shows."
@@ -450,6 +458,11 @@ class AddLicenseState(PortalState):
             self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
             return None
         exc = outcome.error
+        if isinstance(exc, PaymentActionRequired):
+            # Stripe.js shows the bank's step; then Create runs again with the same key (payment_action_done).
+            self.payment_action_secret = exc.client_secret
+            self.form_error = self.payment_error = ""
+            return None
         if not isinstance(exc, ChargeUnconfirmed):
             self._idempotency_key = uuid.uuid4().hex  # nothing was bought: the next Create is a new submission
         field_var = {"reference_name": "name_error", "quantity": "quantity_error", "plan": "plan_error",
@@ -459,6 +472,17 @@ class AddLicenseState(PortalState):
         self.form_error = exc.message
         self._reprice()  # shows the current price if it changed
         return None
+
+    @rx.event
+    def payment_action_done(self, message: str):
+        """The bank's step is over (confirmed or not: `message` is Stripe's, if any). Create runs again with the
+        same key: it finds the subscription paid and adds the licenses, or cancels it and says why."""
+        if not self.payment_action_secret:
+            return None
+        if message:
+            log.info("the bank's confirmation step ended: %s", message[:200])
+        self.payment_action_secret = ""
+        return AddLicenseState.create
 
     def _reset_form(self) -> None:
         self.reference_name = ""

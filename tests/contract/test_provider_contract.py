@@ -7,6 +7,8 @@ At the end, tests of the Stripe provider alone that need a Stripe server (locals
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 import uuid
 
 import pytest
@@ -14,11 +16,11 @@ import stripe
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import Invoice, InvoiceLine, License
-from cf_portal.payments.provider import CardDeclined, CardDetails, PaymentError, PaymentProvider
+from cf_portal.models import Account, Invoice, InvoiceLine, License
+from cf_portal.payments.provider import ActionRequired, CardDeclined, CardDetails, PaymentError, PaymentProvider
 from cf_portal.services.errors import DomainError
-from cf_portal.services.purchase import PurchaseRequest, create_license
-from tests.contract.conftest import LocalstripeProvider, subscribe
+from cf_portal.services.purchase import PaymentActionRequired, PurchaseRequest, create_license
+from tests.contract.conftest import LOCALSTRIPE_KEY, LocalstripeProvider, subscribe
 from tests.unit.conftest import NOW, Seeded
 
 
@@ -244,17 +246,79 @@ def test_stripe_a_charge_declined_after_the_card_was_saved_leaves_no_subscriptio
     assert statuses == ["canceled"]
 
 
-def test_stripe_3d_secure_is_refused_clearly_and_leaves_no_subscription(
-        localstripe_provider: LocalstripeProvider, stripe_admin: stripe.StripeClient, seeded: Seeded) -> None:
+def authenticate(localstripe: str, client_secret: str, *, success: bool) -> None:
+    """What Stripe.js's handleNextAction leads to when the customer passes (or fails) the bank's step:
+    localstripe's hook for it."""
+    intent = client_secret.split("_secret_")[0]
+    form = urllib.parse.urlencode({"client_secret": client_secret, "success": str(success).lower()}).encode()
+    request = urllib.request.Request(f"{localstripe}/v1/payment_intents/{intent}/_authenticate", data=form,
+                                     headers={"Authorization": f"Bearer {LOCALSTRIPE_KEY}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def statuses(stripe_admin: stripe.StripeClient, customer: str) -> list[str]:
+    return [s.status for s in stripe_admin.v1.subscriptions.list(params={"customer": customer, "status": "all"})]
+
+
+def test_stripe_3d_secure_waits_for_the_customer_then_the_subscription_is_found_paid(
+        localstripe_provider: LocalstripeProvider, localstripe: str, stripe_admin: stripe.StripeClient,
+        seeded: Seeded) -> None:
     customer = new_customer(localstripe_provider)
     pm = add(localstripe_provider, customer, "4000002500003155")  # needs 3-D Secure for every payment
-    with pytest.raises(PaymentError) as info:
+    with pytest.raises(ActionRequired) as info:
         subscribe(localstripe_provider, seeded, customer, pm, "sub-3ds")
-    assert not isinstance(info.value, CardDeclined)
-    assert info.value.code == "requires_action"
-    assert "3-D Secure" in info.value.message
-    statuses = [s.status for s in stripe_admin.v1.subscriptions.list(params={"customer": customer, "status": "all"})]
-    assert statuses == ["canceled"]
+    secret = info.value.client_secret
+    assert secret.startswith("pi_") and "_secret_" in secret and secret not in str(info.value)
+    assert statuses(stripe_admin, customer) == ["incomplete"]  # waiting: nothing charged yet
+    with pytest.raises(ActionRequired):  # asked again before the customer acted: still waiting
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+
+    authenticate(localstripe, secret, success=True)
+    found = localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+    assert found is not None and found.provider_id == info.value.subscription_id
+    assert (found.status, found.latest_invoice.status, found.latest_invoice.total) == ("active", "paid", 3 * 1900)
+    assert localstripe_provider.find_subscription(customer_id=customer, license_id="2") is None
+
+
+def test_stripe_3d_secure_not_confirmed_cancels_the_subscription(
+        localstripe_provider: LocalstripeProvider, localstripe: str, stripe_admin: stripe.StripeClient,
+        seeded: Seeded) -> None:
+    customer = new_customer(localstripe_provider)
+    pm = add(localstripe_provider, customer, "4000002500003155")
+    with pytest.raises(ActionRequired) as info:
+        subscribe(localstripe_provider, seeded, customer, pm, "sub-3ds-failed")
+    authenticate(localstripe, info.value.client_secret, success=False)
+    with pytest.raises(PaymentError) as failed:
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+    assert not isinstance(failed.value, (CardDeclined, ActionRequired))
+    assert (failed.value.code, "3-D Secure" in failed.value.message) == ("requires_action", True)
+    assert statuses(stripe_admin, customer) == ["canceled"]
+    with pytest.raises(PaymentError):  # asked again: still the failed attempt, never "no attempt was made"
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+
+
+def test_stripe_create_with_3d_secure_adds_the_license_once_the_bank_confirmed(
+        localstripe_provider: LocalstripeProvider, localstripe: str, stripe_admin: stripe.StripeClient,
+        seeded: Seeded) -> None:
+    """The purchase service's side of the browser's 3-D Secure step: Create, the bank's step, Create again."""
+    pm = seeded.add_card(localstripe_provider, number="4000002500003155")
+    request = PurchaseRequest(reference_name="Sales team", plan_id=seeded.plans["awareness-business"].id, quantity=5,
+                              payment_method_id=pm.id, expected_total=9500, idempotency_key=uuid.uuid4().hex)
+    with pytest.raises(PaymentActionRequired) as info:
+        create_license(seeded.engine, localstripe_provider, actor=seeded.actor, request=request, now=NOW)
+    with session_scope(seeded.engine, write=False) as session:
+        [pending] = session.exec(select(License)).all()
+        assert pending.status == "pending"
+    authenticate(localstripe, info.value.client_secret, success=True)
+    result = create_license(seeded.engine, localstripe_provider, actor=seeded.actor, request=request, now=NOW)
+    assert (result.license_id, result.total_charged) == (pending.id, 9500)
+    with session_scope(seeded.engine, write=False) as session:
+        lic = session.get(License, pending.id)
+        assert lic.status == "active"
+        assert session.exec(select(Invoice).where(Invoice.license_id == lic.id)).one().total == 9500
+        customer = session.get(Account, seeded.actor.account_id).provider_customer_id
+    assert statuses(stripe_admin, customer) == ["active"]  # one subscription: the second Create made none
 
 
 def test_stripe_a_card_saved_through_a_setup_intent_is_kept(localstripe_provider: LocalstripeProvider,

@@ -9,7 +9,7 @@ import pytest
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, License
+from cf_portal.models import Account, AuditEvent, License, PaymentMethod
 from cf_portal.payments.provider import PaymentProvider
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.payments.sandbox_tables import SandboxSubscription
@@ -76,10 +76,37 @@ def test_a_subscription_missing_at_the_provider_is_reported(provider: PaymentPro
     with session_scope(seeded.engine) as session:
         session.get(License, lic.id).provider_subscription_id = "sub_unknown_to_the_provider"
     report = reconcile(seeded.engine, provider, repair=False, now=NOW)
-    assert [d.problem for d in report] == ["its subscription sub_unknown_to_the_provider is missing at the provider"]
+    assert [d.problem for d in report][0] == "its subscription sub_unknown_to_the_provider is missing at the provider"
+    # ... and the subscription it really had now belongs to no license: reported, never cancelled by reconcile.
+    assert [d.problem.split(" (")[0] for d in report][1:] == [f"subscription {lic.provider_subscription_id}"]
     reconcile(seeded.engine, provider, repair=True, now=NOW)
     assert licenses(seeded)["Vanished"].status == "canceled"
-    assert reconcile(seeded.engine, provider, repair=False, now=NOW) == []
+    assert [d.license_id for d in reconcile(seeded.engine, provider, repair=False, now=NOW)] == [0]
+    assert provider.get_subscription(subscription_id=lic.provider_subscription_id).status == "active"
+
+
+def test_a_live_subscription_that_no_license_has_is_reported(provider: PaymentProvider, seeded: Seeded) -> None:
+    kept = buy(provider, seeded, "Kept")
+    with session_scope(seeded.engine, write=False) as session:
+        customer = session.get(Account, seeded.actor.account_id).provider_customer_id
+        card = session.get(PaymentMethod, kept.payment_method_id).provider_id
+    plan = seeded.plans["awareness-business"]
+
+    def subscription(license_id: str) -> str:  # made at the provider for a license the portal does not have
+        return provider.create_subscription(
+            customer_id=customer, payment_method_id=card, product_name="Product", plan_code=plan.code,
+            unit_amount=plan.unit_amount, currency=plan.currency, quantity=2, discount=None, description="Lost",
+            metadata={"account_id": str(seeded.actor.account_id), "license_id": license_id},
+            idempotency_key=f"orphan-{license_id}").provider_id
+
+    orphan, ended = subscription("998"), subscription("999")
+    provider.cancel_subscription(subscription_id=ended)
+    [drift] = reconcile(seeded.engine, provider, repair=True, now=NOW)
+    assert (drift.license_id, drift.account_id, drift.repaired) == (0, seeded.actor.account_id, False)
+    assert drift.problem.startswith(f"subscription {orphan} (active, 2 licenses, made for license 998) has no "
+                                    "license here")
+    assert str(drift).startswith(f"account {seeded.actor.account_id}: subscription {orphan}")
+    assert provider.get_subscription(subscription_id=orphan).status == "active"  # a person decides
 
 
 def test_repair_never_leaves_fewer_seats_than_held(provider: PaymentProvider, seeded: Seeded,

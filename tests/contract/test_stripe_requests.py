@@ -14,6 +14,7 @@ import pytest
 import stripe
 
 from cf_portal.payments.provider import (
+    ActionRequired,
     CardDeclined,
     CardDetails,
     PaymentError,
@@ -253,7 +254,7 @@ def test_the_subscription_request_names_price_quantity_license_coupon_and_key(fa
         "metadata[license_id]": "7",
         "metadata[reference_name]": "Sales team",
         "discounts[0][promotion_code]": PROMO,
-        "payment_behavior": "error_if_incomplete",
+        "payment_behavior": "allow_incomplete",
         "expand[0]": "latest_invoice",
     }
     assert create.idempotency_key == "license-7-5e0c1a2b3c4d5e6f:subscription"
@@ -348,50 +349,93 @@ def test_a_processing_error_and_3d_secure_are_payment_errors_not_declines(fake: 
     assert (info.value.code, info.value.message) == (
         "processing_error", "An error occurred while processing your card. Try again in a little bit.")
 
+    # An older integration's answer (error_if_incomplete) would be the same kind of error, not a decline.
     fake.on("POST", "/v1/subscriptions", card_error(
         "subscription_payment_intent_requires_action", "Payment for this subscription requires additional user "
         "action before it can be completed successfully."))
     with pytest.raises(PaymentError) as info:
         subscribe(provider)
-    assert not isinstance(info.value, CardDeclined)
+    assert not isinstance(info.value, (CardDeclined, ActionRequired))
     assert info.value.code == "requires_action" and "3-D Secure" in info.value.message
 
 
-def test_an_incomplete_first_invoice_is_cancelled(fake: FakeStripe, provider: StripeProvider) -> None:
-    fake.on("POST", "/v1/subscriptions",
-            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
-    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json("requires_action"))))
-    with pytest.raises(PaymentError) as info:
+def incomplete(fake: FakeStripe, intent: dict[str, Any], *, now: dict[str, Any] | None = None) -> None:
+    """Stripe answers the create with an incomplete subscription whose first payment is `intent`; asked again,
+    the subscription is `now` (by default still incomplete)."""
+    waiting = subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))
+    fake.on("POST", "/v1/subscriptions", (200, waiting))
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, now or waiting))
+    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(intent)))
+
+
+def test_a_first_payment_waiting_for_3d_secure_is_left_for_the_browser(fake: FakeStripe,
+                                                                      provider: StripeProvider) -> None:
+    incomplete(fake, payment_intent_json("requires_action"))
+    with pytest.raises(ActionRequired) as info:
         subscribe(provider)
-    assert info.value.code == "requires_action"
+    assert (info.value.subscription_id, info.value.client_secret) == (
+        SUB, "pi_3MtwBwLkdIwHu7ix28a3tqPa_secret_YrKJUKribcBjcG8")
+    # The subscription is looked at as it is now (a replayed key answers with the first response)...
+    [fresh] = [s for s in fake.sent if s.path == f"/v1/subscriptions/{SUB}"]
+    assert (fresh.method, fresh.params) == ("GET", {"expand[0]": "latest_invoice"})
     [payments] = [s for s in fake.sent if s.path == "/v1/invoice_payments"]
     assert (payments.params["invoice"], payments.params["expand[0]"]) == (INVOICE, "data.payment.payment_intent")
-    assert [(s.method, s.path) for s in fake.sent][-1] == ("DELETE", f"/v1/subscriptions/{SUB}")
+    # ... and kept, waiting for the customer: nothing cancelled.
+    assert all(s.method != "DELETE" for s in fake.sent)
+
+
+def test_a_replayed_incomplete_answer_of_a_subscription_paid_since_gives_the_paid_subscription(
+        fake: FakeStripe, provider: StripeProvider) -> None:
+    incomplete(fake, payment_intent_json("succeeded"), now=subscription_json())
+    sub = subscribe(provider)
+    assert (sub.provider_id, sub.status, sub.latest_invoice.status) == (SUB, "active", "paid")
+    assert all(s.method != "DELETE" for s in fake.sent)
 
 
 def test_an_incomplete_first_invoice_declined_is_cancelled_as_a_decline(fake: FakeStripe,
                                                                        provider: StripeProvider) -> None:
-    fake.on("POST", "/v1/subscriptions",
-            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
-    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json(
-        "requires_payment_method", {"type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
-                                    "message": "Your card has insufficient funds."}))))
+    incomplete(fake, payment_intent_json("requires_payment_method", {
+        "type": "card_error", "code": "card_declined", "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds."}))
     with pytest.raises(CardDeclined) as info:
         subscribe(provider)
     assert info.value.message == "Your card has insufficient funds."
+    assert [(s.method, s.path) for s in fake.sent][-1] == ("DELETE", f"/v1/subscriptions/{SUB}")
+
+
+def test_a_failed_3d_secure_step_is_cancelled_with_its_own_message(fake: FakeStripe,
+                                                                   provider: StripeProvider) -> None:
+    incomplete(fake, payment_intent_json("requires_payment_method", {
+        "type": "card_error", "code": "payment_intent_authentication_failure",
+        "message": "We are unable to authenticate your payment method."}))
+    with pytest.raises(PaymentError) as info:
+        subscribe(provider)
+    assert not isinstance(info.value, (CardDeclined, ActionRequired))
+    assert info.value.code == "requires_action" and "was not confirmed" in info.value.message
     assert ("DELETE", f"/v1/subscriptions/{SUB}") in [(s.method, s.path) for s in fake.sent]
 
 
 def test_an_incomplete_subscription_whose_cancel_fails_is_unavailable_not_undone(fake: FakeStripe,
                                                                                provider: StripeProvider) -> None:
-    """The purchase keeps a license pending on ProviderUnavailable and retries with the same key, which
-    brings the same incomplete subscription back here and cancels it then."""
-    fake.on("POST", "/v1/subscriptions",
-            (200, subscription_json(status="incomplete", invoice=invoice_json(status="open", number=None))))
-    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(payment_intent_json("requires_action"))))
+    """The purchase keeps a license pending on ProviderUnavailable; its retry finds the same incomplete
+    subscription (find_subscription) and cancels it then."""
+    incomplete(fake, payment_intent_json("requires_payment_method", {"type": "card_error", "code": "card_declined"}))
     fake.on("DELETE", f"/v1/subscriptions/{SUB}", stripe.APIConnectionError("connection refused"))
     with pytest.raises(ProviderUnavailable):
         subscribe(provider)
+
+
+def test_the_subscription_of_an_earlier_attempt_is_found_by_its_license(fake: FakeStripe,
+                                                                        provider: StripeProvider) -> None:
+    other = {**subscription_json(), "id": "sub_other", "metadata": {"license_id": "8"}}
+    fake.on("GET", "/v1/subscriptions", (200, {"object": "list", "url": "/v1/subscriptions", "has_more": False,
+                                               "data": [other, subscription_json()]}))
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    found = provider.find_subscription(customer_id=CUSTOMER, license_id="7")
+    assert found is not None and (found.provider_id, found.latest_invoice.total) == (SUB, 7600)
+    [listed] = [s for s in fake.sent if s.path == "/v1/subscriptions"]
+    assert (listed.method, listed.params) == ("GET", {"customer": CUSTOMER, "status": "all", "limit": "100"})
+    assert provider.find_subscription(customer_id=CUSTOMER, license_id="9") is None
 
 
 def test_no_price_or_another_price_charges_nothing(fake: FakeStripe, provider: StripeProvider) -> None:

@@ -5,10 +5,14 @@ by the test) and Stripe.js is a local test double the test serves in place of ht
   the server created at "Stripe"; saving confirms that SetupIntent in the browser, and only the payment
   method's id comes back to the server: no card number ever travels over the app's websocket.
 - localstripe's signed webhooks reach the app's real webhook route, which cancels the license.
+- A coupon is confirmed with "Stripe" (promotion code, invoice preview) before Create, and a first payment the
+  bank wants confirmed (3-D Secure) is completed through Stripe.js, then the license is added. localstripe runs
+  with the launcher's `newer_api` answers (Prices, promotion codes, previews; tests/support/localstripe_server.py).
 """
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -44,13 +48,21 @@ class StripePortal(PortalServer):
 
 @pytest.fixture(scope="module")
 def stripe_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StripePortal]:
-    with running_localstripe() as localstripe:
+    with running_localstripe(newer_api=True) as localstripe:
         env = {"CF_PAYMENT_PROVIDER": "stripe", "STRIPE_SECRET_KEY": SECRET_KEY,
                "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY, "CF_STRIPE_API_BASE": localstripe,
                "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
         with running_app(tmp_path_factory.mktemp("stripe-portal"), extra_env=env) as (url, app_dir, log_path, full):
             portal = StripePortal(url, app_dir, log_path, full)
             portal.localstripe = localstripe
+            admin, engine = portal.admin(), portal.engine()
+            with session_scope(engine, write=False) as session:  # what `sync-catalog` would have made
+                for plan in session.exec(select(Plan)):
+                    admin.v1.plans.create(params={"id": plan.code, "amount": plan.unit_amount, "interval": "month",
+                                                  "currency": plan.currency, "product": {"name": plan.name}})
+            engine.dispose()
+            admin.v1.coupons.create(params={"id": "SPRING15", "percent_off": 15, "duration": "repeating",
+                                            "duration_in_months": 3})
             portal.new_server_errors()
             yield portal
 
@@ -153,3 +165,76 @@ def test_signed_webhooks_reach_the_webhook_route_and_cancel_the_license(stripe_p
     engine.dispose()
     assert status == "canceled"
     assert "customer.subscription.deleted" in kinds
+
+
+def save_card_through_the_double(stripe_portal: StripePortal, page: Page, number: str) -> str:
+    """Add a card with the Payment Element double; the card Stripe would have made from `number` comes back."""
+    pm = stripe_portal.admin().v1.payment_methods.create(params={"type": "card", "card": {
+        "number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}).id
+    page.evaluate(f"window.__stripeDoublePm = {pm!r}")
+    page.get_by_role("button", name="Add payment method").click()
+    card = page.get_by_label("Card number (test double)")
+    expect(card).to_be_visible(timeout=15_000)
+    card.fill("4242 4242 4242 4242")
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_text(f"ending in {number[-4:]} added.")).to_be_visible(timeout=15_000)
+    return pm
+
+
+def test_a_coupon_is_confirmed_with_stripe_before_it_counts(stripe_portal: StripePortal, stripe_page: Page) -> None:
+    page = stripe_page
+    page.goto(stripe_portal.url + "/licenses/new")
+    wait_until_connected(page)
+    page.get_by_label("Number of licenses").fill("10")
+    total = page.get_by_role("region", name="Price").locator("#total-due")
+    expect(total).to_have_text("$90.00")
+    page.get_by_label("Coupon code").fill("spring15")  # in the portal's catalog and in Stripe
+    expect(page.get_by_text("Coupon applied: 15% off for 3 months")).to_be_visible(timeout=15_000)
+    expect(total).to_have_text("$76.50")
+    expect(page.get_by_role("button", name="Create")).to_be_enabled()
+
+    page.get_by_label("Coupon code").fill("WELCOME20")  # the portal knows it; Stripe has no such promotion code
+    expect(page.get_by_text("This coupon code can't be used right now.")).to_be_visible(timeout=15_000)
+    expect(total).to_have_text("$90.00")
+    expect(page.get_by_label("Coupon code")).to_have_value("WELCOME20")  # kept as typed
+
+
+@pytest.mark.parametrize("bank_says", ["yes", "no"])
+def test_3d_secure_at_create_is_completed_in_the_browser(stripe_portal: StripePortal, stripe_page: Page,
+                                                         bank_says: str) -> None:
+    page, admin = stripe_page, stripe_portal.admin()
+    page.add_init_script(f"window.__stripeDoubleApi = {stripe_portal.localstripe!r}; "
+                         f"window.__stripeDoubleBankSays = {bank_says!r};")
+    page.goto(stripe_portal.url + "/licenses/new")
+    wait_until_connected(page)
+    save_card_through_the_double(stripe_portal, page, "4000002500003155")  # the bank asks for every payment
+    name = f"Bank step {bank_says}"
+    page.get_by_label("License name").fill(name)
+    page.get_by_label("Number of licenses").fill("2")
+    page.get_by_role("button", name="Create").click()
+
+    if bank_says == "yes":
+        expect(page.get_by_text(f"License “{name}” created with 2 licenses.")).to_be_visible(timeout=20_000)
+        expect(page).to_have_url(re.compile(r"/licenses$"))
+    else:
+        message = page.get_by_role("alert").filter(has_text="it was not confirmed. Try again, or use another card.")
+        expect(message.first).to_be_visible(timeout=20_000)
+        expect(page.get_by_label("License name")).to_have_value(name)  # the form keeps what was typed
+    double = page.evaluate("window.__stripeDouble")
+    assert len(double["actions"]) == 1 and double["actions"][0].startswith("pi_")
+
+    engine = stripe_portal.engine()
+    with session_scope(engine, write=False) as session:
+        owner = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).one()
+        customer = session.get(Account, owner.account_id).provider_customer_id
+        licenses = session.exec(select(License).where(License.reference_name == name)).all()
+    engine.dispose()
+    made = [(sub["status"], sub["metadata"].get("license_id")) for sub in (
+        s.to_dict() for s in admin.v1.subscriptions.list(params={"customer": customer, "status": "all"}))
+        if sub["metadata"].get("reference_name") == name]
+    if bank_says == "yes":
+        assert [(lic.status, lic.quantity) for lic in licenses] == [("active", 2)]
+        assert made == [("active", str(licenses[0].id))]  # one subscription: Create again made none
+    else:
+        assert licenses == []  # nothing half-made
+        assert [status for status, _ in made] == ["canceled"]  # the unconfirmed payment's subscription

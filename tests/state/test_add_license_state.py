@@ -226,3 +226,22 @@ def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: 
 
     state.uses_stripe = False  # the sandbox prices as the portal does: nothing to wait for
     assert state.set_quantity("2") is None and state.price_checking is False
+
+
+def test_a_payment_the_bank_wants_confirmed_waits_for_stripe_js_then_creates_again(root_state: rx.State,
+                                                                                   monkeypatch) -> None:  # noqa: ANN001
+    from cf_portal.payments.sandbox import SandboxProvider
+    from cf_portal.state import add_license
+    from tests.unit.test_purchase import BankStep
+
+    state = loaded(root_state)
+    add_card(state, CARD)
+    state.set_reference_name("Bank step")
+    monkeypatch.setattr(add_license, "get_provider", lambda: BankStep(SandboxProvider(), 0))
+    key = state._idempotency_key
+    assert state._finish_create(submit_purchase(*state._begin_create())) is None
+    assert state.payment_action_secret == "pi_123_secret_456"  # for Stripe.js, which shows the bank's step
+    assert (state.form_error, state.payment_error, state.creating, state._idempotency_key) == ("", "", False, key)
+    assert state._begin_create() is None  # Create waits for the bank's step
+    assert state.payment_action_done("") is AddLicenseState.create
+    assert state.payment_action_secret == "" and state.payment_action_done("") is None  # once per step

@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from cf_portal.db import session_scope
 from cf_portal.models import AuditEvent, Coupon, CouponRedemption, Invoice, InvoiceLine, License, Plan
-from cf_portal.payments.provider import ProviderUnavailable
+from cf_portal.payments.provider import ActionRequired, ProviderUnavailable
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.checkout import price
 from cf_portal.services.errors import DomainError
@@ -377,3 +377,116 @@ def test_a_provider_whose_preview_differs_from_the_quote_is_not_charged(seeded: 
     result = create_license(seeded.engine, agreeing, actor=seeded.actor, now=NOW,
                             request=request_for(seeded, pm.id, coupon="WELCOME20"))
     assert result.total_charged == total and agreeing.previews == 1
+
+
+def test_a_retry_finds_the_earlier_charge_rather_than_checking_the_price_again(seeded: Seeded,
+                                                                               provider: SandboxProvider) -> None:
+    """The answer of a charge that went through was lost, and meanwhile the provider's price moved (a catalog
+    change, or the coupon's last redemption gone). The retry must find the paid subscription and add the
+    license, not check the price again and undo a license that was paid for."""
+    total = expected_total(seeded, "awareness-business", 5, "WELCOME20")
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, coupon="WELCOME20")
+    with pytest.raises(ChargeUnconfirmed):
+        create_license(seeded.engine, FlakyProvider(provider, failures=10), actor=seeded.actor, request=request,
+                       now=NOW)
+    moved = PreviewingSandbox(seeded.engine, preview_total=total + 100)
+    result = create_license(seeded.engine, moved, actor=seeded.actor, request=request, now=NOW)
+    assert (result.total_charged, result.replayed, moved.previews) == (total, True, 0)
+    assert (counts(seeded)["sandbox_subscription"], counts(seeded)["license"]) == (1, 1)
+    assert times_redeemed(seeded, "WELCOME20") == 1
+
+
+class Overcharged(FlakyProvider):
+    """A provider whose subscriptions charge one cent more than the portal's quote, whose cancel may fail."""
+
+    def __init__(self, inner: SandboxProvider, *, cancel_fails: bool = False) -> None:
+        super().__init__(inner, 0)
+        self.cancel_fails = cancel_fails
+
+    @staticmethod
+    def _more(data):  # noqa: ANN001, ANN205
+        return replace(data, latest_invoice=replace(data.latest_invoice, total=data.latest_invoice.total + 1))
+
+    def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        return self._more(self.inner.create_subscription(**kwargs))
+
+    def find_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        found = self.inner.find_subscription(**kwargs)
+        return found and self._more(found)
+
+    def cancel_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        if self.cancel_fails:
+            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.")
+        return self.inner.cancel_subscription(**kwargs)
+
+
+def test_a_differing_charge_whose_cancel_fails_stays_pending_until_it_is_cancelled(
+        seeded: Seeded, provider: SandboxProvider) -> None:
+    from datetime import timedelta
+
+    from cf_portal.services.purchase import resolve_pending
+
+    pm = seeded.add_card(provider)
+    with pytest.raises(ChargeUnconfirmed):  # not undone: the live subscription must not be forgotten
+        create_license(seeded.engine, Overcharged(provider, cancel_fails=True), actor=seeded.actor,
+                       request=request_for(seeded, pm.id), now=NOW)
+    assert counts(seeded)["license"] == 1
+    with seeded.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "active"
+    later = NOW + timedelta(hours=1)
+    assert resolve_pending(seeded.engine, Overcharged(provider), older_than=timedelta(minutes=15), now=later) == {
+        "confirmed": 0, "undone": 1, "still_unavailable": 0}
+    assert counts(seeded)["license"] == 0
+    with seeded.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "canceled"
+
+
+class BankStep(FlakyProvider):
+    """A provider whose bank asks every first payment to be confirmed by the customer (3-D Secure)."""
+
+    def create_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        made = self.inner.create_subscription(**kwargs)
+        raise ActionRequired(subscription_id=made.provider_id, client_secret="pi_123_secret_456")
+
+    def find_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+        found = self.inner.find_subscription(**kwargs)
+        if found is not None:
+            raise ActionRequired(subscription_id=found.provider_id, client_secret="pi_123_secret_456")
+        return None
+
+
+def test_a_purchase_waiting_for_the_banks_step_keeps_its_key_and_is_cancelled_if_abandoned(
+        seeded: Seeded, provider: SandboxProvider) -> None:
+    from datetime import timedelta
+
+    from cf_portal.services.purchase import PaymentActionRequired, resolve_pending
+
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, coupon="WELCOME20")
+    with pytest.raises(PaymentActionRequired) as info:
+        create_license(seeded.engine, BankStep(provider, 0), actor=seeded.actor, request=request, now=NOW)
+    assert isinstance(info.value, ChargeUnconfirmed) and info.value.client_secret == "pi_123_secret_456"
+    assert "pi_123" not in info.value.message
+    with pytest.raises(PaymentActionRequired):  # Create again before the step is done: still waiting, no new charge
+        create_license(seeded.engine, BankStep(provider, 0), actor=seeded.actor, request=request, now=NOW)
+    assert (counts(seeded)["license"], counts(seeded)["sandbox_subscription"]) == (1, 1)
+    later = NOW + timedelta(hours=1)
+    assert resolve_pending(seeded.engine, BankStep(provider, 0), older_than=timedelta(minutes=15), now=later) == {
+        "confirmed": 0, "undone": 1, "still_unavailable": 0}
+    assert counts(seeded)["license"] == 0 and times_redeemed(seeded, "WELCOME20") == 0
+    with seeded.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "canceled"
+
+
+def test_undoing_a_license_confirmed_meanwhile_changes_nothing(seeded: Seeded, provider: SandboxProvider) -> None:
+    from cf_portal.services.purchase import _undo
+
+    pm = seeded.add_card(provider)
+    result = create_license(seeded.engine, provider, actor=seeded.actor,
+                            request=request_for(seeded, pm.id, coupon="WELCOME20"), now=NOW)
+    with session_scope(seeded.engine, write=False) as session:
+        lic = session.get(License, result.license_id)
+    before = counts(seeded)
+    _undo(seeded.engine, actor=seeded.actor, lic=lic, reason="late")  # e.g. resolve-pending racing a retry
+    assert counts(seeded) == before and times_redeemed(seeded, "WELCOME20") == 1

@@ -2,7 +2,7 @@
 // It implements what @stripe/react-stripe-js and the Payment Element use, renders a plain card field where
 // Stripe's iframe would be, and records what the page asked of it in window.__stripeDouble.
 (function () {
-  const record = (window.__stripeDouble = { keys: [], clientSecrets: [], confirmed: [], mounted: 0 });
+  const record = (window.__stripeDouble = { keys: [], clientSecrets: [], confirmed: [], mounted: 0, actions: [] });
   function Stripe(key) {
     record.keys.push(key);
     let paymentElement = null;
@@ -46,6 +46,20 @@
         }
         // The payment method the test prepared at the fake Stripe server (what Stripe would have created).
         return Promise.resolve({ setupIntent: { status: "succeeded", payment_method: window.__stripeDoublePm } });
+      },
+      // The bank's 3-D Secure step of a payment: the customer passes it unless the test set
+      // window.__stripeDoubleBankSays = "no". Like Stripe.js, the browser tells the fake Stripe server itself
+      // (localstripe's hook for it, at window.__stripeDoubleApi), with the publishable key.
+      handleNextAction({ clientSecret }) {
+        record.actions.push(clientSecret);
+        const success = window.__stripeDoubleBankSays !== "no";
+        const intent = clientSecret.split("_secret_")[0];
+        const body = new URLSearchParams({ client_secret: clientSecret, success: String(success), key });
+        return fetch(`${window.__stripeDoubleApi}/v1/payment_intents/${intent}/_authenticate`, { method: "POST", body })
+          .then((response) => response.json())
+          .then((paymentIntent) => (success ? { paymentIntent } : { error: {
+            type: "card_error", code: "payment_intent_authentication_failure",
+            message: "We are unable to authenticate your payment method." } }));
       },
       createToken() {}, createPaymentMethod() {}, confirmCardPayment() {},
       registerAppInfo() {}, _registerWrapper() {},
