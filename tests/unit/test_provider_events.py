@@ -100,6 +100,35 @@ def test_events_arriving_out_of_order_do_not_undo_newer_news(seeded: Seeded, bou
     assert license_now(seeded, bought).status == "active"
 
 
+def test_a_paid_invoice_stays_paid_when_an_older_failure_arrives_late(seeded: Seeded, bought: License) -> None:
+    """A failed first attempt delivered after the retry's `invoice.paid` must not reopen the invoice."""
+    apply(seeded, event("invoice.paid", invoice_obj(bought, "in_0005"), at=T0 + 20))
+    apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0005"), at=T0 + 10))
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(Invoice.status).where(Invoice.provider_invoice_id == "in_0005")).one() == "paid"
+
+
+def test_a_canceled_license_stays_canceled(seeded: Seeded, bought: License) -> None:
+    """Stripe stamps events in whole seconds: a payment failure of the same second as the cancellation, delivered
+    after it, must not bring the license back as past due."""
+    sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "canceled"}
+    assert apply(seeded, event("customer.subscription.deleted", sub, at=T0 + 10)) == "status canceled"
+    assert apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0006"), at=T0 + 10)) == (
+        "canceled for good")
+    assert apply(seeded, event("customer.subscription.updated", {**sub, "status": "active"}, at=T0 + 20)) == (
+        "canceled for good")
+    assert license_now(seeded, bought).status == "canceled"
+
+
+def test_each_event_keeps_what_was_done_with_it(seeded: Seeded, bought: License) -> None:
+    outcomes = [apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0007"), at=T0 + 10)),
+                apply(seeded, event("charge.refunded", {"id": "ch_1"}, at=T0 + 20))]
+    apply(seeded, event("charge.refunded", {"id": "ch_1"}, at=T0 + 20))  # a replay keeps the first outcome
+    with session_scope(seeded.engine, write=False) as session:
+        stored = session.exec(select(ProviderEvent.outcome).order_by(ProviderEvent.id)).all()
+    assert stored == outcomes == ["status past_due", "not used"]
+
+
 def test_subscription_updates_bring_quantity_and_status_but_never_fewer_seats_than_held(
         seeded: Seeded, bought: License) -> None:
     sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "active",
