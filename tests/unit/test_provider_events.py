@@ -3,6 +3,7 @@ and the signed webhook route that receives them."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -198,3 +199,35 @@ def test_the_route_refuses_unsigned_or_wrongly_signed_events(client: TestClient,
     assert license_now(seeded, bought).status == "active"
     with session_scope(seeded.engine, write=False) as session:
         assert session.exec(select(ProviderEvent)).all() == []
+
+
+def post_raw(chunks: list[bytes], headers: dict[str, str]) -> tuple[int, int]:
+    """POST `chunks` to the webhook route as the server would hand them over; returns the status and how many
+    chunks the route read."""
+    read, sent = [0], []
+
+    async def receive() -> dict:
+        read[0] += 1
+        index = read[0] - 1
+        if index < len(chunks):
+            return {"type": "http.request", "body": chunks[index], "more_body": index + 1 < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    path = api.STRIPE_WEBHOOK_PATH
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "scheme": "http", "server": ("testserver", 80), "client": ("203.0.113.1", 1234), "root_path": "",
+             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    asyncio.run(api.api(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), read[0]
+
+
+def test_the_route_refuses_a_large_body_without_reading_it(client: TestClient) -> None:
+    chunk = b"x" * 100_000
+    status, read = post_raw([chunk] * 50, {"Content-Length": str(50 * len(chunk)), "Stripe-Signature": "t=1,v1=a"})
+    assert (status, read) == (413, 0)  # the declared length is enough
+    status, read = post_raw([chunk] * 50, {"Stripe-Signature": "t=1,v1=a"})  # no length declared (chunked)
+    assert status == 413 and read <= api.MAX_BODY // len(chunk) + 1  # stops reading at the limit
