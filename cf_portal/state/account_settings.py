@@ -8,7 +8,7 @@ import asyncio
 import reflex as rx
 
 from cf_portal import routes
-from cf_portal.db import session_scope
+from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, seed
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import NotAllowed
@@ -19,8 +19,8 @@ from cf_portal.state.portal import PortalState, now, start_fresh
 
 
 def attempt_change_password(actor: Actor, form: dict) -> Attempt:
-    return _attempt(lambda s: auth.change_password(
-        s, actor=actor, current=form.get("current_password", ""), new=form.get("new_password", ""),
+    return _attempt(lambda: auth.change_password(
+        get_engine(), actor=actor, current=form.get("current_password", ""), new=form.get("new_password", ""),
         confirm=form.get("confirm_password", ""), now=now()))
 
 

@@ -30,9 +30,8 @@ def token_of(created: members.InvitationCreated) -> str:
 
 
 def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire") -> auth.SignedIn:  # noqa: ANN001
-    with session_scope(seeded.engine) as session:
-        return members.accept_invitation(session, token=token, name=name, password=PASSWORD, confirm=PASSWORD,
-                                         now=at)
+    return members.accept_invitation(seeded.engine, token=token, name=name, password=PASSWORD, confirm=PASSWORD,
+                                     now=at)
 
 
 def member_actor(seeded: Seeded, email: str) -> Actor:
@@ -210,8 +209,8 @@ def test_a_removed_member_is_signed_out_and_cannot_sign_in(seeded: Seeded) -> No
         assert members.remove_member(session, actor=seeded.actor, user_id=member.user_id, now=NOW) == "New Hire"
     with session_scope(seeded.engine, write=False) as session, pytest.raises(SignInRequired):
         auth.actor_for_token(session, signed_in.token, now=NOW)
-    with session_scope(seeded.engine) as session, pytest.raises(DomainError, match="not right"):
-        auth.sign_in(session, email="new.hire@acme-security.example", password=PASSWORD, remember=False,
+    with pytest.raises(DomainError, match="not right"):
+        auth.sign_in(seeded.engine, email="new.hire@acme-security.example", password=PASSWORD, remember=False,
                      client="", now=NOW)
     with session_scope(seeded.engine, write=False) as session:
         listed = members.list_members(session, account_id=seeded.actor.account_id, you=seeded.actor.user_id)
