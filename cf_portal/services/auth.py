@@ -99,8 +99,14 @@ def email_taken(session: Session, email: str) -> bool:
     return session.exec(select(User.id).where(User.email == email)).first() is not None
 
 
+# Refusing a sign-up necessarily tells that the email is in use (there is no mail server to answer "check your
+# inbox" either way), so sign-ups are throttled per client; the words help the person it most likely is.
+EMAIL_IN_USE = ("This email can't be used for a new account. If you already have a ChatFortress account, sign in "
+                "instead; if your company has one, ask its owner to invite you.")
+
+
 def _email_in_use() -> FormErrors:
-    return FormErrors([DomainError("This email already has a ChatFortress account. Sign in instead.", field="email")])
+    return FormErrors([DomainError(EMAIL_IN_USE, field="email")])
 
 
 def _refuse_if_waiting(wait: throttle.Wait, *, too_many: str, action: str) -> None:
@@ -112,6 +118,19 @@ def _refuse_if_waiting(wait: throttle.Wait, *, too_many: str, action: str) -> No
 
 def _refuse_sign_in(wait: throttle.Wait) -> None:
     _refuse_if_waiting(wait, too_many="Too many failed sign-ins.", action="Signing in")
+
+
+def count_sign_up(engine: sa.Engine, *, client: str, now: datetime) -> None:
+    """Count a sign-up (or an invitation accepted) from `client`, or refuse it when the client has made too many:
+    each one hashes a password and tells whether an email is in use."""
+    if not client:
+        return
+    checks = [(f"signup-client:{client}", throttle.SIGN_UP_CLIENT)]
+    with session_scope(engine) as session:
+        wait = throttle.locked_wait(session, checks, now=now)
+        if not wait:
+            throttle.record_failure(session, *checks[0], now=now)
+    _refuse_if_waiting(wait, too_many="Too many sign-ups from your network.", action="Signing up")
 
 
 def sign_up(engine: sa.Engine, *, company: str, name: str, email: str, password: str, client: str, now: datetime
@@ -135,13 +154,7 @@ def sign_up(engine: sa.Engine, *, company: str, name: str, email: str, password:
         errors.append(exc)
     if errors:
         raise FormErrors(errors)
-    if client:
-        checks = [(f"signup-client:{client}", throttle.SIGN_UP_CLIENT)]
-        with session_scope(engine) as session:
-            wait = throttle.locked_wait(session, checks, now=now)
-            if not wait:
-                throttle.record_failure(session, *checks[0], now=now)
-        _refuse_if_waiting(wait, too_many="Too many sign-ups from your network.", action="Signing up")
+    count_sign_up(engine, client=client, now=now)
     password_hash = passwords.hash_password(password)
     try:
         with session_scope(engine) as session:

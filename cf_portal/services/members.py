@@ -123,11 +123,12 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
         errors.append(exc)
     if errors:
         raise auth.FormErrors(errors)
-    existing = session.exec(select(User).where(User.email == address)).first()
-    if existing is not None and existing.account_id == actor.account_id and existing.removed_at is None:
+    # An address with an account elsewhere is invited like any other (the answer says nothing about other
+    # accounts); its acceptance is refused.
+    existing = session.exec(select(User).where(User.email == address, User.account_id == actor.account_id,
+                                               User.removed_at.is_(None))).first()
+    if existing is not None:
         raise DomainError(f"{address} is already a member.", field="email")
-    if existing is not None and existing.account_id != actor.account_id:
-        raise DomainError("This email already belongs to another ChatFortress account.", field="email")
     session.execute(sa.update(Invitation).where(
         Invitation.account_id == actor.account_id, Invitation.email == address, Invitation.accepted_at.is_(None),
         Invitation.revoked_at.is_(None)).values(revoked_at=now))
@@ -176,10 +177,12 @@ def _open_invitation(session: Session, token: str, now: datetime, *, lock: bool 
 
 def _returning_member(session: Session, invitation: Invitation) -> User | None:
     """A removed member of this account who is invited back (the same person, with their history); refuses an
-    email that has an account already."""
+    email that has an account already (an address belongs to one account)."""
     existing = session.exec(select(User).where(User.email == invitation.email)).first()
     if existing is not None and (existing.account_id != invitation.account_id or existing.removed_at is None):
-        raise DomainError("This email already has a ChatFortress account. Sign in instead.")
+        raise DomainError("This email already belongs to a ChatFortress account, and an address can be in one "
+                          "account only. Sign in with it instead, or ask the owner who invited you to invite "
+                          "another address of yours.")
     return existing
 
 
@@ -188,15 +191,16 @@ def preview_invitation(session: Session, *, token: str, now: datetime) -> Invita
     return InvitationPreview(account_name=account.name, email=invitation.email, role_label=roles.label(invitation.role))
 
 
-def accept_invitation(engine: sa.Engine, *, token: str, name: str, password: str, confirm: str, now: datetime
-                      ) -> auth.SignedIn:
+def accept_invitation(engine: sa.Engine, *, token: str, name: str, password: str, confirm: str, client: str,
+                      now: datetime) -> auth.SignedIn:
     """Join the account: the invitee chooses a name and password and is signed in. Works once.
 
-    The password is hashed outside any transaction; then the invitation is locked and checked again before the
-    member is written, so a link used in another tab or withdrawn meanwhile is refused and leaves nothing."""
+    Counted per client like a sign-up: whether it succeeds tells whether the email has an account elsewhere,
+    and the owner holds the link too. The password is hashed outside any transaction; then the invitation is
+    locked and checked again before the member is written, so a link used in another tab or withdrawn meanwhile
+    is refused and leaves nothing."""
     with session_scope(engine, write=False) as session:
         invitation, _ = _open_invitation(session, token, now)
-        _returning_member(session, invitation)
     errors = []
     try:
         clean_name = check_person_name(name)
@@ -210,6 +214,7 @@ def accept_invitation(engine: sa.Engine, *, token: str, name: str, password: str
         errors.append(DomainError("The two passwords are not the same.", field="confirm_password"))
     if errors:
         raise auth.FormErrors(errors)
+    auth.count_sign_up(engine, client=client, now=now)
     password_hash = passwords.hash_password(password)
     with session_scope(engine) as session:
         invitation, _ = _open_invitation(session, token, now, lock=True)

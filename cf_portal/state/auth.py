@@ -58,10 +58,10 @@ def attempt_sign_up(form: dict, client: str) -> Attempt:
                                          client=client, now=now()))
 
 
-def attempt_accept(token: str, form: dict) -> Attempt:
+def attempt_accept(token: str, form: dict, client: str) -> Attempt:
     return _attempt(lambda: members.accept_invitation(
         get_engine(), token=token, name=form.get("name", ""), password=form.get("password", ""),
-        confirm=form.get("confirm_password", ""), now=now()))
+        confirm=form.get("confirm_password", ""), client=client, now=now()))
 
 
 def _demo_owner_session() -> auth.SignedIn:
@@ -173,7 +173,8 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             token = self.router.url.query_parameters.get("token", "")
-        attempt = await asyncio.to_thread(attempt_accept, token, form_data)
+            client = self.router.session.client_ip
+        attempt = await asyncio.to_thread(attempt_accept, token, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:

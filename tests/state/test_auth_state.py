@@ -141,7 +141,7 @@ def test_one_email_signing_up_twice_at_once_gets_the_friendly_message(signed_out
         thread.join()
     assert sorted(a.signed_in is not None for a in attempts) == [False, True]
     assert [a.errors for a in attempts if a.signed_in is None] == [
-        {"email": "This email already has a ChatFortress account. Sign in instead."}]
+        {"email": auth_service.EMAIL_IN_USE}]
 
 
 def test_an_invitation_withdrawn_while_the_password_is_hashed_makes_no_member(signed_out_state: rx.State,
@@ -167,7 +167,7 @@ def test_an_invitation_withdrawn_while_the_password_is_hashed_makes_no_member(si
 
     monkeypatch.setattr(passwords, "hash_password", withdrawn_while_hashing)
     attempt = auth_state.attempt_accept(token, {"name": "Late Joiner", "password": PASSWORD,
-                                                "confirm_password": PASSWORD})
+                                                "confirm_password": PASSWORD}, "10.4.4.4")
     with db.session_scope(write=False) as session:
         assert session.exec(select(User).where(User.email == email)).first() is None
     assert withdrawn == [True]

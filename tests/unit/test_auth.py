@@ -68,7 +68,8 @@ def test_the_same_email_cannot_sign_up_twice_in_any_case(seeded: Seeded) -> None
     sign_up(seeded.engine)
     with pytest.raises(FormErrors) as caught:
         sign_up(seeded.engine, email="FOUNDER@newco.EXAMPLE", company="Other")
-    assert caught.value.by_field() == {"email": "This email already has a ChatFortress account. Sign in instead."}
+    assert caught.value.by_field() == {"email": auth.EMAIL_IN_USE}
+    assert "sign in instead" in auth.EMAIL_IN_USE and "ask its owner to invite you" in auth.EMAIL_IN_USE
 
 
 def test_sign_in_compares_emails_case_insensitively_and_remembers_for_30_days(seeded: Seeded) -> None:
@@ -207,7 +208,7 @@ def test_passwords_are_hashed_and_checked_outside_any_transaction(seeded: Seeded
         created = members.invite(session, actor=seeded.actor, email="new.hire@acme-security.example", role="viewer",
                                  base_url="", now=NOW)
     members.accept_invitation(seeded.engine, token=created.link.split("token=")[1], name="New Hire",
-                              password=PASSWORD, confirm=PASSWORD, now=NOW)
+                              password=PASSWORD, confirm=PASSWORD, client="", now=NOW)
     assert len(held) == 6 and set(held) == {0}, held
 
 

@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, Invitation, Role, User
-from cf_portal.services import auth, members
+from cf_portal.models import AuditEvent, Invitation, Role, Throttle, User
+from cf_portal.services import auth, members, throttle
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound, SignInRequired
 from tests.unit.conftest import NOW, Seeded
@@ -29,9 +29,9 @@ def token_of(created: members.InvitationCreated) -> str:
     return created.link.split("token=", 1)[1]
 
 
-def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire") -> auth.SignedIn:  # noqa: ANN001
+def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire", client: str = "") -> auth.SignedIn:  # noqa: ANN001
     return members.accept_invitation(seeded.engine, token=token, name=name, password=PASSWORD, confirm=PASSWORD,
-                                     now=at)
+                                     client=client, now=at)
 
 
 def member_actor(seeded: Seeded, email: str) -> Actor:
@@ -110,15 +110,41 @@ def test_inviting_again_replaces_the_earlier_link(seeded: Seeded) -> None:
     assert member_actor(seeded, "new.hire@acme-security.example").role == "billing_admin"
 
 
-def test_invitations_refuse_members_other_accounts_and_bad_input(seeded: Seeded) -> None:
+def test_invitations_refuse_members_and_bad_input(seeded: Seeded) -> None:
     with pytest.raises(DomainError, match="already a member"):
         invite(seeded, email="auditor@acme-security.example")
-    other = seeded.other_actor()
-    with pytest.raises(DomainError, match="another ChatFortress account"):
-        invite(seeded, email=other.email)
     with pytest.raises(auth.FormErrors) as caught:
         invite(seeded, email="not an email", role="superuser")
     assert set(caught.value.by_field()) == {"email", "role"}
+
+
+def test_inviting_tells_nothing_about_other_accounts(seeded: Seeded) -> None:
+    """An owner learns nothing about addresses outside the account: one with an account elsewhere is invited
+    like any other; its acceptance is refused, with the reason, and counts like a sign-up from that client."""
+    other = seeded.other_actor()
+    elsewhere, nowhere = invite(seeded, email=other.email), invite(seeded, email="nobody.yet@elsewhere.example")
+    assert (elsewhere.email, elsewhere.role_label) == (other.email, "License admin")
+    assert type(elsewhere) is type(nowhere) and elsewhere.link != nowhere.link
+    with session_scope(seeded.engine, write=False) as session:
+        preview = members.preview_invitation(session, token=token_of(elsewhere), now=NOW)  # no hint here either
+    assert preview.email == other.email
+    with pytest.raises(DomainError, match="already belongs to a ChatFortress account") as refused:
+        accept(seeded, token_of(elsewhere), client="198.51.100.20")
+    assert "ask the owner who invited you" in refused.value.message
+    assert member_actor(seeded, other.email).account_id == other.account_id  # untouched
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.get(Throttle, "signup-client:198.51.100.20").failures == 1
+    accept(seeded, token_of(nowhere))
+
+
+def test_accepting_invitations_is_throttled_per_client_like_signing_up(seeded: Seeded) -> None:
+    token = token_of(invite(seeded))
+    with session_scope(seeded.engine) as session:
+        for _ in range(throttle.SIGN_UP_CLIENT.lock_after):
+            throttle.record_failure(session, "signup-client:203.0.113.30", throttle.SIGN_UP_CLIENT, now=NOW)
+    with pytest.raises(DomainError, match="Too many sign-ups from your network"):
+        accept(seeded, token, client="203.0.113.30")
+    assert accept(seeded, token, client="203.0.113.31").token
 
 
 def test_only_owners_manage_members(seeded: Seeded) -> None:
