@@ -2,7 +2,8 @@
 
 The last owner stays: every change that could leave an account without an owner first locks the account
 row (`SELECT … FOR UPDATE`; SQLite's write transactions are serial anyway), so two owners demoting each
-other at the same moment cannot both succeed.
+other at the same moment cannot both succeed. Invitations take the same lock, so two of one email at once
+end with one open link.
 """
 
 from __future__ import annotations
@@ -123,6 +124,9 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
         errors.append(exc)
     if errors:
         raise auth.FormErrors(errors)
+    # Two owners inviting one email at once: the second waits, then replaces the first's link (rather than
+    # running into the one-open-invitation-per-email index).
+    _lock_account(session, actor.account_id)
     # An address with an account elsewhere is invited like any other (the answer says nothing about other
     # accounts); its acceptance is refused.
     existing = session.exec(select(User).where(User.email == address, User.account_id == actor.account_id,

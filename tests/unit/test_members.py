@@ -110,6 +110,43 @@ def test_inviting_again_replaces_the_earlier_link(seeded: Seeded) -> None:
     assert member_actor(seeded, "new.hire@acme-security.example").role == "billing_admin"
 
 
+def test_two_owners_inviting_one_email_at_once_both_get_a_link(seeded: Seeded,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each invitation pauses after revoking the earlier ones until the other has revoked too (or 2 s pass):
+    # without the account lock both would then insert an open invitation for the email, against its unique index.
+    new_token, gate = auth.new_token, threading.Barrier(2, timeout=2)
+
+    def token_after_pause() -> str:
+        try:
+            gate.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other invitation is waiting for the lock, as it should
+        return new_token()
+
+    monkeypatch.setattr(auth, "new_token", token_after_pause)
+    billing = member_actor(seeded, "billing@acme-security.example")
+    with session_scope(seeded.engine) as session:
+        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
+    owners = [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
+    barrier, outcomes = threading.Barrier(2), []
+
+    def invite_now(actor: Actor) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(invite(seeded, actor=actor).link)
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(type(exc).__name__)
+
+    threads = [threading.Thread(target=invite_now, args=(owner,)) for owner in owners]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(outcome.startswith(BASE) for outcome in outcomes), outcomes
+    with session_scope(seeded.engine, write=False) as session:
+        assert len(members.list_invitations(session, account_id=seeded.actor.account_id, now=NOW)) == 1
+
+
 def test_invitations_refuse_members_and_bad_input(seeded: Seeded) -> None:
     with pytest.raises(DomainError, match="already a member"):
         invite(seeded, email="auditor@acme-security.example")
