@@ -230,12 +230,14 @@ def sign_in(engine: sa.Engine, *, email: str, password: str, remember: bool, cli
     raise DomainError(WRONG_CREDENTIALS, field="form")
 
 
-def change_password(engine: sa.Engine, *, actor: Actor, current: str, new: str, confirm: str, now: datetime
-                    ) -> SignedIn:
-    """Set a new password, end every session of this member (all browsers), and sign this one in again.
-    Both passwords are hashed outside any transaction."""
+def change_password(engine: sa.Engine, *, actor: Actor, token: str, current: str, new: str, confirm: str,
+                    now: datetime) -> SignedIn:
+    """Set a new password, end every session of this member (all browsers), and sign this one (`token`) in
+    again, remembered if it was. Both passwords are hashed outside any transaction."""
     with session_scope(engine, write=False) as session:
         user = session.get(User, actor.user_id)
+        remember = bool(session.exec(select(AuthSession.remember).where(
+            AuthSession.token_hash == token_digest(token), AuthSession.user_id == actor.user_id)).first())
     if user is None or user.account_id != actor.account_id or user.removed_at is not None:
         raise NotFound("Your user")
     errors: list[DomainError] = []
@@ -257,7 +259,7 @@ def change_password(engine: sa.Engine, *, actor: Actor, current: str, new: str, 
                                .values(password_hash=new_hash)).rowcount:
             raise DomainError("Your password was changed meanwhile. Enter the current one.", field="current_password")
         end_all_sessions(session, user_id=user.id)
-        return start_session(session, user_id=user.id, remember=False, now=now)
+        return start_session(session, user_id=user.id, remember=remember, now=now)
 
 
 def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
