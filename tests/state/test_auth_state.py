@@ -21,6 +21,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState, safe_next, sign_in_url
 from cf_portal.state.portal import now as portal_now
 from tests.state.conftest import demo_owner_id, substate
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 
 PASSWORD = "correct horse battery"
 SIGN_UP = {"company": "NewCo", "name": "Fay Founder", "email": "fay@newco.example", "password": PASSWORD}
@@ -117,28 +118,10 @@ def test_one_email_signing_up_twice_at_once_gets_the_friendly_message(signed_out
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Both sign-ups find the email free, then both insert it: the second is told the email has an account
     (not that something went wrong)."""
-    email_taken, gate = auth_service.email_taken, threading.Barrier(2, timeout=2)
-
-    def taken_then_pause(session, email: str) -> bool:  # noqa: ANN001
-        taken = email_taken(session, email)
-        try:
-            gate.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other sign-up waits for the lock (SQLite), as it should
-        return taken
-
-    monkeypatch.setattr(auth_service, "email_taken", taken_then_pause)
-    barrier, attempts = threading.Barrier(2), []
-
-    def sign_up(i: int) -> None:
-        barrier.wait()
-        attempts.append(auth_state.attempt_sign_up({**SIGN_UP, "company": f"NewCo {i}"}, f"10.3.3.{i}"))
-
-    threads = [threading.Thread(target=sign_up, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    monkeypatch.setattr(auth_service, "email_taken", pausing_for_each_other(auth_service.email_taken))
+    attempts = []
+    run_at_once(2, lambda i: attempts.append(
+        auth_state.attempt_sign_up({**SIGN_UP, "company": f"NewCo {i}"}, f"10.3.3.{i}")))
     assert sorted(a.signed_in is not None for a in attempts) == [False, True]
     assert [a.errors for a in attempts if a.signed_in is None] == [
         {"email": auth_service.EMAIL_IN_USE}]

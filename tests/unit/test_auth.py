@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +13,7 @@ from cf_portal.models import Account, AuthSession, Role, Throttle, User
 from cf_portal.services import auth, members, passwords, throttle
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
+from tests.support.concurrency import run_at_once
 from tests.unit.conftest import NOW, Seeded
 
 PASSWORD = "correct horse battery"
@@ -146,21 +146,6 @@ def test_a_client_guessing_across_many_emails_is_slowed_then_locked(seeded: Seed
     with pytest.raises(DomainError, match="locked"):  # the right password of a real member: refused too
         sign_in(seeded.engine, "founder@newco.example", PASSWORD, client="203.0.113.9", at=at)
     assert sign_in(seeded.engine, "founder@newco.example", PASSWORD, client="198.51.100.1", at=at).token
-
-
-def run_at_once(count: int, work) -> None:  # noqa: ANN001
-    """Run `work(i)` for i in range(count) in threads that start together."""
-    barrier = threading.Barrier(count)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        work(i)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
 
 
 def test_parallel_wrong_passwords_get_no_more_tries_than_the_throttle_allows(seeded: Seeded) -> None:

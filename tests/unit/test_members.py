@@ -13,6 +13,7 @@ from cf_portal.models import AuditEvent, Invitation, Role, Throttle, User
 from cf_portal.services import auth, members, throttle
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound, SignInRequired
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 from tests.unit.conftest import NOW, Seeded
 
 PASSWORD = "correct horse battery"
@@ -37,6 +38,14 @@ def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire", client: s
 def member_actor(seeded: Seeded, email: str) -> Actor:
     with session_scope(seeded.engine, write=False) as session:
         return actor_for_user(session, session.exec(select(User.id).where(User.email == email)).one())
+
+
+def two_owners(seeded: Seeded) -> list[Actor]:
+    """The demo owner and the billing admin, made an owner too."""
+    billing = member_actor(seeded, "billing@acme-security.example")
+    with session_scope(seeded.engine) as session:
+        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
+    return [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
 
 
 def test_an_invitation_link_signs_the_invitee_in_with_the_role(seeded: Seeded, caplog) -> None:  # noqa: ANN001
@@ -112,36 +121,18 @@ def test_inviting_again_replaces_the_earlier_link(seeded: Seeded) -> None:
 
 def test_two_owners_inviting_one_email_at_once_both_get_a_link(seeded: Seeded,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each invitation pauses after revoking the earlier ones until the other has revoked too (or 2 s pass):
-    # without the account lock both would then insert an open invitation for the email, against its unique index.
-    new_token, gate = auth.new_token, threading.Barrier(2, timeout=2)
+    # Each invitation pauses after revoking the earlier ones until the other has revoked too: without the
+    # account lock both would then insert an open invitation for the email, against its unique index.
+    monkeypatch.setattr(auth, "new_token", pausing_for_each_other(auth.new_token))
+    owners, outcomes = two_owners(seeded), []
 
-    def token_after_pause() -> str:
+    def invite_now(i: int) -> None:
         try:
-            gate.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other invitation is waiting for the lock, as it should
-        return new_token()
-
-    monkeypatch.setattr(auth, "new_token", token_after_pause)
-    billing = member_actor(seeded, "billing@acme-security.example")
-    with session_scope(seeded.engine) as session:
-        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
-    owners = [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
-    barrier, outcomes = threading.Barrier(2), []
-
-    def invite_now(actor: Actor) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(invite(seeded, actor=actor).link)
+            outcomes.append(invite(seeded, actor=owners[i]).link)
         except Exception as exc:  # noqa: BLE001
             outcomes.append(type(exc).__name__)
 
-    threads = [threading.Thread(target=invite_now, args=(owner,)) for owner in owners]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(2, invite_now)
     assert all(outcome.startswith(BASE) for outcome in outcomes), outcomes
     with session_scope(seeded.engine, write=False) as session:
         assert len(members.list_invitations(session, account_id=seeded.actor.account_id, now=NOW)) == 1
@@ -224,40 +215,20 @@ def test_the_last_owner_cannot_be_demoted_or_removed(seeded: Seeded) -> None:
 
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(seeded: Seeded,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each change pauses after counting the owners until the other has counted too (or 2 s pass): without the
-    # account lock both would count two owners and both demotions would pass.
-    count_owners, gate = members._owners, threading.Barrier(2, timeout=2)
+    # Each change pauses after counting the owners until the other has counted too: without the account lock
+    # both would count two owners and both demotions would pass.
+    monkeypatch.setattr(members, "_owners", pausing_for_each_other(members._owners))
+    owners, outcomes = two_owners(seeded), []
 
-    def owners_then_pause(session, account_id: int) -> int:  # noqa: ANN001
-        counted = count_owners(session, account_id)
-        try:
-            gate.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other change is waiting for the lock, as it should
-        return counted
-
-    monkeypatch.setattr(members, "_owners", owners_then_pause)
-    billing = member_actor(seeded, "billing@acme-security.example")
-    with session_scope(seeded.engine) as session:
-        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
-    owners = [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
-    barrier, outcomes = threading.Barrier(2), []
-
-    def demote(actor: Actor, other: Actor) -> None:
-        barrier.wait()
+    def demote_the_other(i: int) -> None:
         try:
             with session_scope(seeded.engine) as session:
-                members.change_role(session, actor=actor, user_id=other.user_id, role="viewer", now=NOW)
+                members.change_role(session, actor=owners[i], user_id=owners[1 - i].user_id, role="viewer", now=NOW)
             outcomes.append("demoted")
         except DomainError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=demote, args=(owners[0], owners[1])),
-               threading.Thread(target=demote, args=(owners[1], owners[0]))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(2, demote_the_other)
     with session_scope(seeded.engine, write=False) as session:
         remaining = session.exec(select(User).where(User.account_id == seeded.actor.account_id,
                                                     User.role == Role.OWNER.value)).all()
