@@ -12,6 +12,7 @@ config = rx.Config(
     redis_url=settings.redis_url,
     frontend_port=settings.port,
     backend_port=settings.port,
+    trusted_proxy_hops=settings.trusted_proxy_hops,  # the client's address from X-Forwarded-For
     telemetry_enabled=False,
     show_built_with_reflex=False,
     default_color_mode="light",

@@ -28,14 +28,28 @@ def apply_stripe_event(event: dict) -> str:
         return handle_event(session, provider="stripe", event=event, now=datetime.now(UTC))
 
 
+async def _body_within_limit(request: Request) -> bytes | None:
+    """The request's body, or None as soon as it is known to exceed MAX_BODY: from its declared length before
+    reading anything, else while reading (a body sent without a length is read only up to the limit)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return None
+    return bytes(body)
+
+
 async def stripe_webhook(request: Request) -> JSONResponse:
     """Verify the `Stripe-Signature` header (HMAC with the endpoint's secret, within 5 minutes), then apply
     the event once. Anything unsigned or badly signed is refused before it is read as JSON."""
     secret = get_settings().stripe_webhook_secret
     if not secret:
         return JSONResponse({"error": "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)"}, status_code=404)
-    payload = await request.body()
-    if len(payload) > MAX_BODY:
+    payload = await _body_within_limit(request)
+    if payload is None:
         return JSONResponse({"error": "too large"}, status_code=413)
     try:
         stripe.WebhookSignature.verify_header(payload.decode("utf-8"), request.headers.get("stripe-signature", ""),

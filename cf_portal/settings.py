@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
     # Set when the portal is served over HTTPS: session cookies are then sent over HTTPS only.
     secure_cookies: bool = Field(default=False, validation_alias=AliasChoices("CF_SECURE_COOKIES"))
+    # How many reverse proxies stand in front of the portal: the client's address (for throttling sign-ins,
+    # sign-ups and coupon guesses) is then read from X-Forwarded-For that many entries from its end.
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10, validation_alias=AliasChoices("CF_TRUSTED_PROXY_HOPS"))
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("CF_PORT", "PORT"))
 
     @model_validator(mode="after")
@@ -56,6 +59,12 @@ class Settings(BaseSettings):
             raise ValueError("CF_STRIPE_API_BASE (a test server) is refused together with a live Stripe key")
         if self.payment_provider == "stripe" and not self.stripe_publishable_key:
             raise ValueError("CF_PAYMENT_PROVIDER=stripe needs STRIPE_PUBLISHABLE_KEY (for the card form)")
+        if self.secure_cookies and "trusted_proxy_hops" not in self.model_fields_set:
+            # HTTPS usually means a reverse proxy in front: without the hops every visitor would have the
+            # proxy's address, and one person's failed sign-ins would lock everyone out.
+            raise ValueError("CF_SECURE_COOKIES=true needs CF_TRUSTED_PROXY_HOPS: the number of reverse proxies "
+                             "in front of the portal (1 for one nginx, Caddy or load balancer), or 0 if the "
+                             "portal is reached directly")
         return self
 
     @property

@@ -3,6 +3,10 @@
 A session is an opaque random token. The browser keeps the token; the `auth_session` table keeps its
 SHA-256 digest and expiry. Every event handler looks the token up again (`actor_for_token`), so signing out,
 a password change or a removed member takes effect on the very next click, in every tab and worker.
+
+Passwords are hashed and checked outside any transaction (a hash takes about 0.1 s, and a write transaction
+on SQLite holds the one write lock of the whole app), so these functions take the engine and keep their own
+transactions short.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
+from cf_portal.db import session_scope
 from cf_portal.models import Account, AuthSession, Role, Throttle, User
 from cf_portal.services import passwords, throttle
 from cf_portal.services.actors import Actor
@@ -94,9 +99,46 @@ def email_taken(session: Session, email: str) -> bool:
     return session.exec(select(User.id).where(User.email == email)).first() is not None
 
 
-def sign_up(session: Session, *, company: str, name: str, email: str, password: str, now: datetime
+# Refusing a sign-up necessarily tells that the email is in use (there is no mail server to answer "check your
+# inbox" either way), so sign-ups are throttled per client; the words help the person it most likely is.
+EMAIL_IN_USE = ("This email can't be used for a new account. If you already have a ChatFortress account, sign in "
+                "instead; if your company has one, ask its owner to invite you.")
+
+
+def _email_in_use() -> FormErrors:
+    return FormErrors([DomainError(EMAIL_IN_USE, field="email")])
+
+
+def _refuse_if_waiting(wait: throttle.Wait, *, too_many: str, action: str) -> None:
+    if wait.locked:
+        raise DomainError(f"{too_many} {action} is locked for {wait.in_words()}; try again then.", field="form")
+    if wait:
+        raise DomainError(f"{too_many} Wait {wait.in_words()} and try again.", field="form")
+
+
+def _refuse_sign_in(wait: throttle.Wait) -> None:
+    _refuse_if_waiting(wait, too_many="Too many failed sign-ins.", action="Signing in")
+
+
+def count_sign_up(engine: sa.Engine, *, client: str, now: datetime) -> None:
+    """Count a sign-up (or an invitation accepted) from `client`, or refuse it when the client has made too many:
+    each one hashes a password and tells whether an email is in use."""
+    if not client:
+        return
+    checks = [(f"signup-client:{client}", throttle.SIGN_UP_CLIENT)]
+    with session_scope(engine) as session:
+        wait = throttle.locked_wait(session, checks, now=now)
+        if not wait:
+            throttle.record_failure(session, *checks[0], now=now)
+    _refuse_if_waiting(wait, too_many="Too many sign-ups from your network.", action="Signing up")
+
+
+def sign_up(engine: sa.Engine, *, company: str, name: str, email: str, password: str, client: str, now: datetime
             ) -> SignedIn:
-    """A new customer account with its first member as Owner, signed in (not remembered)."""
+    """A new customer account with its first member as Owner, signed in (not remembered).
+
+    Each sign-up that passes the form's checks counts against the client (it costs a password hash and tells
+    whether an email is taken), and the password is hashed outside any transaction."""
     errors: list[DomainError] = []
     values = {}
     for field, check in (("company", lambda: check_company_name(company)),
@@ -112,21 +154,25 @@ def sign_up(session: Session, *, company: str, name: str, email: str, password: 
         errors.append(exc)
     if errors:
         raise FormErrors(errors)
-    if email_taken(session, values["email"]):
-        raise FormErrors([DomainError("This email already has a ChatFortress account. Sign in instead.",
-                                      field="email")])
-    account = Account(name=values["company"], created_at=now)
-    session.add(account)
-    session.flush()
-    user = User(account_id=account.id, name=values["name"], email=values["email"], role=Role.OWNER.value,
-                password_hash=passwords.hash_password(password), created_at=now)
-    session.add(user)
+    count_sign_up(engine, client=client, now=now)
+    password_hash = passwords.hash_password(password)
     try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:  # the same email signed up a moment ago
-        raise FormErrors([DomainError("This email already has a ChatFortress account. Sign in instead.",
-                                      field="email")]) from exc
-    return start_session(session, user_id=user.id, remember=False, now=now)
+        with session_scope(engine) as session:
+            if email_taken(session, values["email"]):
+                raise _email_in_use()
+            account = Account(name=values["company"], created_at=now)
+            session.add(account)
+            session.flush()
+            user = User(account_id=account.id, name=values["name"], email=values["email"], role=Role.OWNER.value,
+                        password_hash=password_hash, created_at=now)
+            session.add(user)
+            session.flush()
+            return start_session(session, user_id=user.id, remember=False, now=now)
+    except sa.exc.IntegrityError:
+        with session_scope(engine, write=False) as session:
+            if not email_taken(session, values["email"]):
+                raise
+        raise _email_in_use() from None  # the same email signed up a moment ago, in another worker
 
 
 class FormErrors(DomainError):
@@ -147,38 +193,51 @@ def _throttle_checks(email: str, client: str) -> list[tuple[str, throttle.Policy
     return checks
 
 
-def sign_in(session: Session, *, email: str, password: str, remember: bool, client: str, now: datetime
+def sign_in(engine: sa.Engine, *, email: str, password: str, remember: bool, client: str, now: datetime
             ) -> SignedIn:
-    """Check the password, unless this email or client has failed too often; failures are counted.
+    """Check the password, unless this email or client has failed too often; failures are counted (committed
+    before the refusal is raised).
 
-    The caller commits even when this raises, so that the failure counts (see `state.auth`)."""
+    The password is checked outside any transaction. Then one short transaction holds the email's and the
+    client's throttle rows, checks the wait again and counts the outcome, so of parallel attempts only as many
+    are judged as the throttle allows; the others are refused whatever their password."""
     try:
         address = normalise_email(email)
     except DomainError:
         address = (email or "").strip().lower()[:254]
     checks = _throttle_checks(address, client)
-    wait = throttle.longest_wait(session, checks, now=now)
-    if wait.locked:
-        raise DomainError(f"Too many failed sign-ins. Signing in is locked for {wait.in_words()}; "
-                          "try again then.", field="form")
-    if wait:
-        raise DomainError(f"Too many failed sign-ins. Wait {wait.in_words()} and try again.", field="form")
-    user = session.exec(select(User).where(User.email == address, User.removed_at.is_(None))).first()
-    if not passwords.verify_password(user.password_hash if user else None, password):
-        for key, policy in checks:
-            throttle.record_failure(session, key, policy, now=now)
-        log.info("failed sign-in for an email%s", "" if user else " that has no account")
-        raise DomainError(WRONG_CREDENTIALS, field="form")
-    throttle.clear(session, checks[0][0])  # the client's count stays: it spans many emails
-    if passwords.needs_rehash(user.password_hash):
-        user.password_hash = passwords.hash_password(password)
-    return start_session(session, user_id=user.id, remember=remember, now=now)
+    with session_scope(engine, write=False) as session:
+        _refuse_sign_in(throttle.longest_wait(session, checks, now=now))  # a waiting key costs no hashing
+        user = session.exec(select(User).where(User.email == address, User.removed_at.is_(None))).first()
+    checked_hash = user.password_hash if user else None
+    verified = passwords.verify_password(checked_hash, password)
+    rehashed = passwords.hash_password(password) if verified and passwords.needs_rehash(checked_hash) else None
+    with session_scope(engine) as session:
+        wait = throttle.locked_wait(session, checks, now=now)
+        if not wait and verified:
+            member = session.get(User, user.id)
+            # Removed, or the password changed, while it was checked: it no longer opens the door.
+            if member is not None and member.removed_at is None and member.password_hash == checked_hash:
+                throttle.clear(session, checks[0][0])  # the client's count stays: it spans many emails
+                if rehashed:
+                    member.password_hash = rehashed
+                return start_session(session, user_id=member.id, remember=remember, now=now)
+        if not wait:
+            for key, policy in checks:
+                throttle.record_failure(session, key, policy, now=now)
+    _refuse_sign_in(wait)
+    log.info("failed sign-in for an email%s", "" if user else " that has no account")
+    raise DomainError(WRONG_CREDENTIALS, field="form")
 
 
-def change_password(session: Session, *, actor: Actor, current: str, new: str, confirm: str, now: datetime
-                    ) -> SignedIn:
-    """Set a new password, end every session of this member (all browsers), and sign this one in again."""
-    user = session.get(User, actor.user_id)
+def change_password(engine: sa.Engine, *, actor: Actor, token: str, current: str, new: str, confirm: str,
+                    now: datetime) -> SignedIn:
+    """Set a new password, end every session of this member (all browsers), and sign this one (`token`) in
+    again, remembered if it was. Both passwords are hashed outside any transaction."""
+    with session_scope(engine, write=False) as session:
+        user = session.get(User, actor.user_id)
+        remember = bool(session.exec(select(AuthSession.remember).where(
+            AuthSession.token_hash == token_digest(token), AuthSession.user_id == actor.user_id)).first())
     if user is None or user.account_id != actor.account_id or user.removed_at is not None:
         raise NotFound("Your user")
     errors: list[DomainError] = []
@@ -192,9 +251,15 @@ def change_password(session: Session, *, actor: Actor, current: str, new: str, c
         errors.append(DomainError("The two new passwords are not the same.", field="confirm_password"))
     if errors:
         raise FormErrors(errors)
-    user.password_hash = passwords.hash_password(new)
-    end_all_sessions(session, user_id=user.id)
-    return start_session(session, user_id=user.id, remember=False, now=now)
+    new_hash = passwords.hash_password(new)
+    with session_scope(engine) as session:
+        unchanged = (User.password_hash.is_(None) if user.password_hash is None
+                     else User.password_hash == user.password_hash)
+        if not session.execute(sa.update(User).where(User.id == user.id, User.removed_at.is_(None), unchanged)
+                               .values(password_hash=new_hash)).rowcount:
+            raise DomainError("Your password was changed meanwhile. Enter the current one.", field="current_password")
+        end_all_sessions(session, user_id=user.id)
+        return start_session(session, user_id=user.id, remember=remember, now=now)
 
 
 def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:

@@ -2,7 +2,8 @@
 
 The last owner stays: every change that could leave an account without an owner first locks the account
 row (`SELECT … FOR UPDATE`; SQLite's write transactions are serial anyway), so two owners demoting each
-other at the same moment cannot both succeed.
+other at the same moment cannot both succeed. Invitations take the same lock, so two of one email at once
+end with one open link.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, Invitation, Role, User
 from cf_portal.services import auth, passwords, roles
 from cf_portal.services.actors import Actor
@@ -122,11 +124,15 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
         errors.append(exc)
     if errors:
         raise auth.FormErrors(errors)
-    existing = session.exec(select(User).where(User.email == address)).first()
-    if existing is not None and existing.account_id == actor.account_id and existing.removed_at is None:
+    # Two owners inviting one email at once: the second waits, then replaces the first's link (rather than
+    # running into the one-open-invitation-per-email index).
+    _lock_account(session, actor.account_id)
+    # An address with an account elsewhere is invited like any other (the answer says nothing about other
+    # accounts); its acceptance is refused.
+    existing = session.exec(select(User).where(User.email == address, User.account_id == actor.account_id,
+                                               User.removed_at.is_(None))).first()
+    if existing is not None:
         raise DomainError(f"{address} is already a member.", field="email")
-    if existing is not None and existing.account_id != actor.account_id:
-        raise DomainError("This email already belongs to another ChatFortress account.", field="email")
     session.execute(sa.update(Invitation).where(
         Invitation.account_id == actor.account_id, Invitation.email == address, Invitation.accepted_at.is_(None),
         Invitation.revoked_at.is_(None)).values(revoked_at=now))
@@ -155,11 +161,11 @@ def revoke_invitation(session: Session, *, actor: Actor, invitation_id: int, now
     return invitation.email
 
 
-def _open_invitation(session: Session, token: str, now: datetime) -> tuple[Invitation, Account]:
-    row = session.exec(
-        select(Invitation, Account).join(Account, Account.id == Invitation.account_id)
-        .where(Invitation.token_hash == auth.token_digest(token or ""))
-    ).first()
+def _open_invitation(session: Session, token: str, now: datetime, *, lock: bool = False
+                     ) -> tuple[Invitation, Account]:
+    query = (select(Invitation, Account).join(Account, Account.id == Invitation.account_id)
+             .where(Invitation.token_hash == auth.token_digest(token or "")))
+    row = session.exec(query.with_for_update(of=Invitation) if lock else query).first()
     if row is None:
         raise DomainError("This invitation link is not valid. Ask the owner who invited you for a new one.")
     invitation, account = row
@@ -173,16 +179,32 @@ def _open_invitation(session: Session, token: str, now: datetime) -> tuple[Invit
     return invitation, account
 
 
+def _returning_member(session: Session, invitation: Invitation) -> User | None:
+    """A removed member of this account who is invited back (the same person, with their history); refuses an
+    email that has an account already (an address belongs to one account)."""
+    existing = session.exec(select(User).where(User.email == invitation.email)).first()
+    if existing is not None and (existing.account_id != invitation.account_id or existing.removed_at is None):
+        raise DomainError("This email already belongs to a ChatFortress account, and an address can be in one "
+                          "account only. Sign in with it instead, or ask the owner who invited you to invite "
+                          "another address of yours.")
+    return existing
+
+
 def preview_invitation(session: Session, *, token: str, now: datetime) -> InvitationPreview:
     invitation, account = _open_invitation(session, token, now)
     return InvitationPreview(account_name=account.name, email=invitation.email, role_label=roles.label(invitation.role))
 
 
-def accept_invitation(session: Session, *, token: str, name: str, password: str, confirm: str, now: datetime
-                      ) -> auth.SignedIn:
-    """Join the account: the invitee chooses a name and password and is signed in. Works once: the
-    invitation is taken with a conditional UPDATE, so two tabs accepting at once make one member."""
-    invitation, _ = _open_invitation(session, token, now)
+def accept_invitation(engine: sa.Engine, *, token: str, name: str, password: str, confirm: str, client: str,
+                      now: datetime) -> auth.SignedIn:
+    """Join the account: the invitee chooses a name and password and is signed in. Works once.
+
+    Counted per client like a sign-up: whether it succeeds tells whether the email has an account elsewhere,
+    and the owner holds the link too. The password is hashed outside any transaction; then the invitation is
+    locked and checked again before the member is written, so a link used in another tab or withdrawn meanwhile
+    is refused and leaves nothing."""
+    with session_scope(engine, write=False) as session:
+        invitation, _ = _open_invitation(session, token, now)
     errors = []
     try:
         clean_name = check_person_name(name)
@@ -196,29 +218,24 @@ def accept_invitation(session: Session, *, token: str, name: str, password: str,
         errors.append(DomainError("The two passwords are not the same.", field="confirm_password"))
     if errors:
         raise auth.FormErrors(errors)
-    existing = session.exec(select(User).where(User.email == invitation.email)).first()
-    if existing is not None and (existing.account_id != invitation.account_id or existing.removed_at is None):
-        raise DomainError("This email already has a ChatFortress account. Sign in instead.")
-    if existing is not None:  # a removed member invited back: the same person, with their history
-        existing.name, existing.role, existing.removed_at = clean_name, invitation.role, None
-        existing.password_hash = passwords.hash_password(password)
-        user = existing
-    else:
-        user = User(account_id=invitation.account_id, name=clean_name, email=invitation.email, role=invitation.role,
-                    password_hash=passwords.hash_password(password), created_at=now)
-        session.add(user)
-    session.flush()
-    taken = session.execute(
-        sa.update(Invitation).where(Invitation.id == invitation.id, Invitation.accepted_at.is_(None),
-                                    Invitation.revoked_at.is_(None), Invitation.expires_at > now)
-        .values(accepted_at=now, accepted_user_id=user.id).returning(Invitation.id)
-    ).first()
-    if taken is None:
-        raise DomainError("This invitation has already been used. Sign in instead.")
-    session.add(AuditEvent(account_id=invitation.account_id, actor_user_id=user.id, action="member.joined",
-                           object_type="user", object_id=user.id, detail=f"{user.email} as "
-                           f"{roles.label(invitation.role)}", created_at=now))
-    return auth.start_session(session, user_id=user.id, remember=False, now=now)
+    auth.count_sign_up(engine, client=client, now=now)
+    password_hash = passwords.hash_password(password)
+    with session_scope(engine) as session:
+        invitation, _ = _open_invitation(session, token, now, lock=True)
+        user = _returning_member(session, invitation)
+        if user is not None:
+            user.name, user.role, user.removed_at = clean_name, invitation.role, None
+            user.password_hash = password_hash
+        else:
+            user = User(account_id=invitation.account_id, name=clean_name, email=invitation.email,
+                        role=invitation.role, password_hash=password_hash, created_at=now)
+            session.add(user)
+        session.flush()
+        invitation.accepted_at, invitation.accepted_user_id = now, user.id
+        session.add(AuditEvent(account_id=invitation.account_id, actor_user_id=user.id, action="member.joined",
+                               object_type="user", object_id=user.id, detail=f"{user.email} as "
+                               f"{roles.label(invitation.role)}", created_at=now))
+        return auth.start_session(session, user_id=user.id, remember=False, now=now)
 
 
 def change_role(session: Session, *, actor: Actor, user_id: int, role: str, now: datetime) -> MemberRow:

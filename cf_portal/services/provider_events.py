@@ -5,8 +5,10 @@ invoices in step with the provider.
 - Deliveries come out of order: a license records the time of the newest news applied to it
   (`provider_updated_at`), and older news about its status or quantity is not applied.
 - `invoice.paid` and `invoice.payment_failed` write the invoice (once per provider invoice id, then only its
-  status) and set the license active or past due; `customer.subscription.updated` brings quantity and status;
-  `customer.subscription.deleted` cancels the license.
+  status, which never leaves paid or void) and set the license active or past due;
+  `customer.subscription.updated` brings quantity and status; `customer.subscription.deleted` cancels the
+  license, for good.
+- What was done with each event is kept in `provider_event.outcome`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -31,18 +34,20 @@ STATUSES = {
     "incomplete_expired": LicenseStatus.CANCELED,
 }
 INVOICE_STATUSES = {"draft", "open", "paid", "void", "uncollectible"}
+# An invoice never leaves these, whatever arrives later (Stripe cannot reopen a paid or void invoice).
+FINAL_INVOICE_STATUSES = {"paid", "void"}
 
 
-def _record(session: Session, provider: str, event: dict[str, Any], occurred_at: datetime, now: datetime) -> bool:
-    """Store the event id; False when it was stored before (a replay)."""
+def _record(session: Session, provider: str, event: dict[str, Any], occurred_at: datetime, now: datetime
+            ) -> int | None:
+    """Store the event id and return its row; None when it was stored before (a replay)."""
     table = ProviderEvent.__table__
     insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-    stored = session.execute(
+    return session.execute(
         insert.values(provider=provider, event_id=str(event["id"])[:100], type=str(event.get("type", ""))[:80],
                       occurred_at=occurred_at, received_at=now)
         .on_conflict_do_nothing(index_elements=[table.c.provider, table.c.event_id]).returning(table.c.id)
-    ).first()
-    return stored is not None
+    ).scalar()
 
 
 def _subscription_id(obj: dict[str, Any]) -> str | None:
@@ -72,6 +77,10 @@ def _audit(session: Session, lic: License, action: str, detail: str, now: dateti
 def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_at: datetime, now: datetime) -> str:
     if lic.status == LicenseStatus.PENDING.value:
         return "pending license left to the purchase"  # the purchase itself confirms or undoes it
+    if lic.status == LicenseStatus.CANCELED.value:
+        # Final: Stripe never revives a canceled subscription, and its events of the same second (the
+        # cancellation and a last payment failure) may arrive in either order.
+        return "canceled for good"
     if not _newer(lic, occurred_at):
         return "older than what was applied"
     before = lic.status
@@ -85,7 +94,8 @@ def _save_invoice(session: Session, lic: License, obj: dict[str, Any], status: s
     provider_id = str(obj.get("id", ""))[:64]
     existing = session.exec(select(Invoice).where(Invoice.provider_invoice_id == provider_id)).first()
     if existing is not None:
-        existing.status = status
+        if existing.status not in FINAL_INVOICE_STATUSES:
+            existing.status = status
         return
     subtotal = int(obj.get("subtotal") or 0)
     total = int(obj.get("total") or 0)
@@ -113,10 +123,18 @@ def _quantity_of(obj: dict[str, Any]) -> int | None:
 
 
 def handle_event(session: Session, *, provider: str, event: dict[str, Any], now: datetime) -> str:
-    """Apply one verified event, in the caller's transaction; returns what was done (for the log)."""
+    """Apply one verified event, in the caller's transaction; returns what was done (for the log), which is
+    also kept on the event's row."""
     occurred_at = datetime.fromtimestamp(int(event.get("created") or now.timestamp()), UTC)
-    if not _record(session, provider, event, occurred_at, now):
+    event_row = _record(session, provider, event, occurred_at, now)
+    if event_row is None:
         return "replay: already handled"
+    outcome = _apply(session, event, occurred_at, now)
+    session.execute(sa.update(ProviderEvent).where(ProviderEvent.id == event_row).values(outcome=outcome[:200]))
+    return outcome
+
+
+def _apply(session: Session, event: dict[str, Any], occurred_at: datetime, now: datetime) -> str:
     kind = event.get("type", "")
     obj = (event.get("data") or {}).get("object") or {}
     if kind not in HANDLED:

@@ -1,8 +1,10 @@
-"""Slowing down, then locking, whatever keeps failing: sign-ins per email and per client, coupon-code checks
-per account and per client.
+"""Slowing down, then locking, whatever keeps failing: sign-ins per email and per client, sign-ups per client,
+coupon-code checks per account and per client.
 
 Counts live in the `throttle` table, so every worker sees the same numbers. A failure is one atomic
-upsert; a locked or waiting key is refused before the password or code is even looked at.
+upsert; a locked or waiting key is refused before the password or code is even looked at. Where parallel
+attempts must not all pass one check (sign-in and sign-up), `locked_wait` holds the keys' rows while the
+wait is checked and the outcome counted, so the attempts are judged one after the other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from cf_portal.models import Throttle
 
@@ -29,6 +31,8 @@ class Policy:
 
 SIGN_IN_EMAIL = Policy(free=3, lock_after=10, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
 SIGN_IN_CLIENT = Policy(free=10, lock_after=30, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
+# Every sign-up counts (it hashes a password and says whether an email is taken), not only failed ones.
+SIGN_UP_CLIENT = Policy(free=10, lock_after=30, window=timedelta(hours=1), lock_for=timedelta(hours=1))
 COUPON_ACCOUNT = Policy(free=10, lock_after=25, window=timedelta(minutes=15), lock_for=timedelta(minutes=15),
                         max_delay_s=5)
 COUPON_CLIENT = Policy(free=20, lock_after=40, window=timedelta(minutes=15), lock_for=timedelta(minutes=15),
@@ -72,10 +76,27 @@ def longest_wait(session: Session, checks: list[tuple[str, Policy]], *, now: dat
     return max(waits, key=lambda w: (w.locked, w.seconds), default=GO) if any(waits) else GO
 
 
+def _insert(session: Session):  # noqa: ANN202
+    return (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Throttle.__table__)
+
+
+def locked_wait(session: Session, checks: list[tuple[str, Policy]], *, now: datetime) -> Wait:
+    """Like `longest_wait`, with the keys' rows locked until the caller's transaction ends (a missing row is
+    created empty first, so that there is a row to lock). The outcome counted in the same transaction is then
+    seen by the next attempt's check: parallel attempts cannot all pass one check."""
+    keys = sorted({key for key, _ in checks})  # always in the same order: no deadlock between two attempts
+    session.execute(_insert(session).values([
+        {"key": key, "failures": 0, "window_started_at": now, "last_failure_at": now} for key in keys
+    ]).on_conflict_do_nothing(index_elements=["key"]))
+    session.exec(select(Throttle).where(Throttle.key.in_(keys)).order_by(Throttle.key).with_for_update()
+                 .execution_options(populate_existing=True)).all()
+    return longest_wait(session, checks, now=now)
+
+
 def record_failure(session: Session, key: str, policy: Policy, *, now: datetime) -> int:
     """Count one failure for `key` (in the caller's transaction); returns the failures in the window."""
     table = Throttle.__table__
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    insert = _insert(session)
     expired = sa.and_(table.c.window_started_at <= now - policy.window,
                       sa.or_(table.c.locked_until.is_(None), table.c.locked_until <= now))
     statement = insert.values(key=key, failures=1, window_started_at=now, last_failure_at=now).on_conflict_do_update(

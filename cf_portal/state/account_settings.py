@@ -8,7 +8,7 @@ import asyncio
 import reflex as rx
 
 from cf_portal import routes
-from cf_portal.db import session_scope
+from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, seed
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import NotAllowed
@@ -18,9 +18,9 @@ from cf_portal.state.auth import Attempt, _attempt
 from cf_portal.state.portal import PortalState, now, start_fresh
 
 
-def attempt_change_password(actor: Actor, form: dict) -> Attempt:
-    return _attempt(lambda s: auth.change_password(
-        s, actor=actor, current=form.get("current_password", ""), new=form.get("new_password", ""),
+def attempt_change_password(actor: Actor, token: str, form: dict) -> Attempt:
+    return _attempt(lambda: auth.change_password(
+        get_engine(), actor=actor, token=token, current=form.get("current_password", ""), new=form.get("new_password", ""),
         confirm=form.get("confirm_password", ""), now=now()))
 
 
@@ -60,7 +60,8 @@ class AccountSettingsState(PortalState):
             with session_scope(write=False) as session:
                 actor = self._actor(session)
             self.saving = True
-        attempt = await asyncio.to_thread(attempt_change_password, actor, form_data)
+            token = self.session_token or self.remembered_token
+        attempt = await asyncio.to_thread(attempt_change_password, actor, token, form_data)
         async with self:
             self.saving = False
             if attempt.signed_in is None:

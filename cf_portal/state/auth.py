@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import reflex as rx
 
 from cf_portal import routes
-from cf_portal.db import session_scope
+from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, members
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
@@ -36,37 +36,41 @@ def _errors_of(exc: DomainError) -> dict[str, str]:
 
 
 def _attempt(work) -> Attempt:  # noqa: ANN001
-    """Run `work(session)` in a transaction that commits even when the rule says no (failed sign-ins count)."""
+    """Run `work()`, a service that keeps its own transactions short (no password is hashed inside one) and
+    commits what must stay even when it says no (failed sign-ins count); its refusal becomes messages."""
     try:
-        with session_scope() as session:
-            try:
-                return Attempt(signed_in=work(session))
-            except DomainError as exc:
-                return Attempt(errors=_errors_of(exc))
+        return Attempt(signed_in=work())
+    except DomainError as exc:
+        return Attempt(errors=_errors_of(exc))
     except Exception:
         log.exception("signing in failed")
         return Attempt(errors={"form": "Something went wrong on our side. Try again in a moment."})
 
 
 def attempt_sign_in(form: dict, client: str) -> Attempt:
-    return _attempt(lambda s: auth.sign_in(s, email=form.get("email", ""), password=form.get("password", ""),
-                                           remember=bool(form.get("remember")), client=client, now=now()))
+    return _attempt(lambda: auth.sign_in(get_engine(), email=form.get("email", ""), password=form.get("password", ""),
+                                         remember=bool(form.get("remember")), client=client, now=now()))
 
 
-def attempt_sign_up(form: dict) -> Attempt:
-    return _attempt(lambda s: auth.sign_up(s, company=form.get("company", ""), name=form.get("name", ""),
-                                           email=form.get("email", ""), password=form.get("password", ""),
-                                           now=now()))
+def attempt_sign_up(form: dict, client: str) -> Attempt:
+    return _attempt(lambda: auth.sign_up(get_engine(), company=form.get("company", ""), name=form.get("name", ""),
+                                         email=form.get("email", ""), password=form.get("password", ""),
+                                         client=client, now=now()))
 
 
-def attempt_accept(token: str, form: dict) -> Attempt:
-    return _attempt(lambda s: members.accept_invitation(
-        s, token=token, name=form.get("name", ""), password=form.get("password", ""),
-        confirm=form.get("confirm_password", ""), now=now()))
+def attempt_accept(token: str, form: dict, client: str) -> Attempt:
+    return _attempt(lambda: members.accept_invitation(
+        get_engine(), token=token, name=form.get("name", ""), password=form.get("password", ""),
+        confirm=form.get("confirm_password", ""), client=client, now=now()))
+
+
+def _demo_owner_session() -> auth.SignedIn:
+    with session_scope() as session:
+        return auth.demo_owner_session(session, now=now())
 
 
 def attempt_demo() -> Attempt:
-    return _attempt(lambda s: auth.demo_owner_session(s, now=now()))
+    return _attempt(_demo_owner_session)
 
 
 class AuthState(PortalState):
@@ -156,7 +160,8 @@ class AuthState(PortalState):
         async with self:
             if not self._begin():
                 return
-        attempt = await asyncio.to_thread(attempt_sign_up, form_data)
+            client = self.router.session.client_ip
+        attempt = await asyncio.to_thread(attempt_sign_up, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:
@@ -168,7 +173,8 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             token = self.router.url.query_parameters.get("token", "")
-        attempt = await asyncio.to_thread(attempt_accept, token, form_data)
+            client = self.router.session.client_ip
+        attempt = await asyncio.to_thread(attempt_accept, token, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import reflex as rx
 from sqlmodel import select
 
 from cf_portal import db
-from cf_portal.models import AuthSession
+from cf_portal.models import AuthSession, Invitation, User
+from cf_portal.services import auth as auth_service
+from cf_portal.services import members, passwords
+from cf_portal.services.actors import actor_for_user
 from cf_portal.services.errors import SignInRequired
 from cf_portal.state import auth as auth_state
 from cf_portal.state.auth import AuthState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState, safe_next, sign_in_url
-from tests.state.conftest import substate
+from cf_portal.state.portal import now as portal_now
+from tests.state.conftest import demo_owner_id, substate
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 
 PASSWORD = "correct horse battery"
 SIGN_UP = {"company": "NewCo", "name": "Fay Founder", "email": "fay@newco.example", "password": PASSWORD}
@@ -47,7 +53,7 @@ def test_after_signing_in_only_pages_of_the_portal_are_followed(asked: str, goes
 def test_sign_up_keeps_the_session_in_a_cookie_and_no_password_in_the_state(signed_out_state: rx.State) -> None:
     state = substate(signed_out_state, AuthState)
     assert state._begin()
-    attempt = auth_state.attempt_sign_up(SIGN_UP)
+    attempt = auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1")
     assert state._finish(attempt) is True
     portal = substate(signed_out_state, PortalState)
     assert portal.session_token == attempt.signed_in.token and portal.remembered_token == ""
@@ -62,7 +68,7 @@ def test_sign_up_keeps_the_session_in_a_cookie_and_no_password_in_the_state(sign
 def test_wrong_sign_up_fields_get_messages_next_to_them(signed_out_state: rx.State) -> None:
     state = substate(signed_out_state, AuthState)
     state._begin()
-    state._finish(auth_state.attempt_sign_up({**SIGN_UP, "email": "nope", "password": "short"}))
+    state._finish(auth_state.attempt_sign_up({**SIGN_UP, "email": "nope", "password": "short"}, "10.1.1.1"))
     assert state.email_error.startswith("Enter a valid email address")
     assert state.password_error == "Use at least 10 characters (this has 5)."
     assert state.company_error == state.name_error == "" and state.busy is False
@@ -72,7 +78,7 @@ def test_wrong_sign_up_fields_get_messages_next_to_them(signed_out_state: rx.Sta
 def test_remember_me_uses_the_30_day_cookie_and_sign_out_ends_the_session(signed_out_state: rx.State) -> None:
     state = substate(signed_out_state, AuthState)
     state._begin()
-    state._finish(auth_state.attempt_sign_up(SIGN_UP))
+    state._finish(auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1"))
     state._begin()
     attempt = auth_state.attempt_sign_in({"email": "FAY@newco.example", "password": PASSWORD, "remember": "on"},
                                          "10.1.1.1")
@@ -98,7 +104,7 @@ def test_a_wrong_password_is_a_form_message_and_counts(signed_out_state: rx.Stat
     monkeypatch.setattr(auth_state, "now", lambda: datetime(2026, 11, 29, 12, 0, tzinfo=UTC))  # no time passes
     state = substate(signed_out_state, AuthState)
     state._begin()
-    state._finish(auth_state.attempt_sign_up(SIGN_UP))
+    state._finish(auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1"))
     for _ in range(3):
         state._begin()
         state._finish(auth_state.attempt_sign_in({"email": "fay@newco.example", "password": "not it at all"}, "c"))
@@ -106,6 +112,49 @@ def test_a_wrong_password_is_a_form_message_and_counts(signed_out_state: rx.Stat
     state._begin()
     state._finish(auth_state.attempt_sign_in({"email": "fay@newco.example", "password": PASSWORD}, "c"))
     assert state.form_error.startswith("Too many failed sign-ins. Wait")
+
+
+def test_one_email_signing_up_twice_at_once_gets_the_friendly_message(signed_out_state: rx.State,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both sign-ups find the email free, then both insert it: the second is told the email has an account
+    (not that something went wrong)."""
+    monkeypatch.setattr(auth_service, "email_taken", pausing_for_each_other(auth_service.email_taken))
+    attempts = []
+    run_at_once(2, lambda i: attempts.append(
+        auth_state.attempt_sign_up({**SIGN_UP, "company": f"NewCo {i}"}, f"10.3.3.{i}")))
+    assert sorted(a.signed_in is not None for a in attempts) == [False, True]
+    assert [a.errors for a in attempts if a.signed_in is None] == [
+        {"email": auth_service.EMAIL_IN_USE}]
+
+
+def test_an_invitation_withdrawn_while_the_password_is_hashed_makes_no_member(signed_out_state: rx.State,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    email = "late.joiner@acme-security.example"
+    with db.session_scope() as session:
+        owner = actor_for_user(session, demo_owner_id())
+        token = members.invite(session, actor=owner, email=email, role="viewer", base_url="",
+                               now=portal_now()).link.split("token=")[1]
+    hash_password, withdrawn = passwords.hash_password, []
+
+    def withdraw() -> None:
+        with db.session_scope() as session:
+            invitation_id = session.exec(select(Invitation.id).where(Invitation.email == email)).one()
+            members.revoke_invitation(session, actor=owner, invitation_id=invitation_id, now=portal_now())
+        withdrawn.append(True)
+
+    def withdrawn_while_hashing(password: str) -> str:
+        owner_clicks = threading.Thread(target=withdraw)
+        owner_clicks.start()
+        owner_clicks.join(timeout=5)  # the acceptance must not hold a lock that keeps the owner waiting
+        return hash_password(password)
+
+    monkeypatch.setattr(passwords, "hash_password", withdrawn_while_hashing)
+    attempt = auth_state.attempt_accept(token, {"name": "Late Joiner", "password": PASSWORD,
+                                                "confirm_password": PASSWORD}, "10.4.4.4")
+    with db.session_scope(write=False) as session:
+        assert session.exec(select(User).where(User.email == email)).first() is None
+    assert withdrawn == [True]
+    assert attempt.signed_in is None and "withdrawn" in attempt.errors["form"]
 
 
 def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state: rx.State,

@@ -9,29 +9,25 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import Account, AuthSession, Role, User
-from cf_portal.services import auth, passwords, throttle
+from cf_portal.models import Account, AuthSession, Role, Throttle, User
+from cf_portal.services import auth, members, passwords, throttle
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
+from tests.support.concurrency import run_at_once
 from tests.unit.conftest import NOW, Seeded
 
 PASSWORD = "correct horse battery"
 
 
-def sign_up(engine: sa.Engine, email: str = "Founder@NewCo.example", **overrides: str) -> auth.SignedIn:
+def sign_up(engine: sa.Engine, email: str = "Founder@NewCo.example", *, client: str = "", at=NOW,  # noqa: ANN001
+            **overrides: str) -> auth.SignedIn:
     values = dict(company="NewCo", name="Fay Founder", email=email, password=PASSWORD) | overrides
-    with session_scope(engine) as session:
-        return auth.sign_up(session, now=NOW, **values)
+    return auth.sign_up(engine, client=client, now=at, **values)
 
 
 def sign_in(engine: sa.Engine, email: str, password: str, *, client: str = "10.0.0.1", at=NOW,  # noqa: ANN001
             remember: bool = False) -> auth.SignedIn:
-    with session_scope(engine) as session:
-        try:
-            return auth.sign_in(session, email=email, password=password, remember=remember, client=client, now=at)
-        except DomainError as exc:
-            error = exc  # committed like the app does, so that failures count
-    raise error
+    return auth.sign_in(engine, email=email, password=password, remember=remember, client=client, now=at)
 
 
 def actor_of(engine: sa.Engine, token: str, at=NOW):  # noqa: ANN001, ANN201
@@ -72,7 +68,8 @@ def test_the_same_email_cannot_sign_up_twice_in_any_case(seeded: Seeded) -> None
     sign_up(seeded.engine)
     with pytest.raises(FormErrors) as caught:
         sign_up(seeded.engine, email="FOUNDER@newco.EXAMPLE", company="Other")
-    assert caught.value.by_field() == {"email": "This email already has a ChatFortress account. Sign in instead."}
+    assert caught.value.by_field() == {"email": auth.EMAIL_IN_USE}
+    assert "sign in instead" in auth.EMAIL_IN_USE and "ask its owner to invite you" in auth.EMAIL_IN_USE
 
 
 def test_sign_in_compares_emails_case_insensitively_and_remembers_for_30_days(seeded: Seeded) -> None:
@@ -151,6 +148,84 @@ def test_a_client_guessing_across_many_emails_is_slowed_then_locked(seeded: Seed
     assert sign_in(seeded.engine, "founder@newco.example", PASSWORD, client="198.51.100.1", at=at).token
 
 
+def test_parallel_wrong_passwords_get_no_more_tries_than_the_throttle_allows(seeded: Seeded) -> None:
+    """Tries sent at once (other clients, one email) must not all pass the check made before the password is
+    hashed: only the free failures are judged, the rest are told to wait."""
+    sign_up(seeded.engine)
+    messages = []
+
+    def guess(i: int) -> None:
+        try:
+            sign_in(seeded.engine, "founder@newco.example", f"wrong password {i}", client=f"10.9.0.{i}")
+        except DomainError as exc:
+            messages.append(exc.message)
+
+    run_at_once(8, guess)
+    judged = messages.count(auth.WRONG_CREDENTIALS)
+    assert judged == throttle.SIGN_IN_EMAIL.free, messages
+    assert all(m.startswith("Too many failed sign-ins.") for m in messages if m != auth.WRONG_CREDENTIALS)
+    with session_scope(seeded.engine, write=False) as session:
+        counted = session.get(Throttle, "signin-email:founder@newco.example").failures
+    assert counted == throttle.SIGN_IN_EMAIL.free
+
+
+def test_passwords_are_hashed_and_checked_outside_any_transaction(seeded: Seeded,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hash takes about 0.1 s: inside a write transaction it would hold SQLite's one write lock that long
+    (for everyone), so no database connection may be held while hashing."""
+    held: list[int] = []
+
+    def watched(work):  # noqa: ANN001, ANN202
+        def run(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            held.append(seeded.engine.pool.checkedout())
+            return work(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(passwords, "hash_password", watched(passwords.hash_password))
+    monkeypatch.setattr(passwords, "verify_password", watched(passwords.verify_password))
+    signed_in = sign_up(seeded.engine)
+    with pytest.raises(DomainError):
+        sign_in(seeded.engine, "founder@newco.example", "not the password")
+    sign_in(seeded.engine, "founder@newco.example", PASSWORD)
+    auth.change_password(seeded.engine, actor=actor_of(seeded.engine, signed_in.token), token=signed_in.token,
+                         current=PASSWORD, new="a much better passphrase", confirm="a much better passphrase", now=NOW)
+    with session_scope(seeded.engine) as session:
+        created = members.invite(session, actor=seeded.actor, email="new.hire@acme-security.example", role="viewer",
+                                 base_url="", now=NOW)
+    members.accept_invitation(seeded.engine, token=created.link.split("token=")[1], name="New Hire",
+                              password=PASSWORD, confirm=PASSWORD, client="", now=NOW)
+    assert len(held) == 6 and set(held) == {0}, held
+
+
+def test_sign_ups_from_one_client_are_slowed_then_locked(seeded: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(passwords, "hash_password", lambda password: "$argon2id$not-hashed-in-this-test")
+    client, at, made, refusals = "203.0.113.5", NOW, 0, 0
+    while True:
+        try:
+            sign_up(seeded.engine, f"founder{made}@newco.example", client=client, at=at, company=f"NewCo {made}")
+            made += 1
+        except DomainError as exc:
+            if "locked" in exc.message:
+                break
+            assert exc.message.startswith("Too many sign-ups from your network. Wait"), exc.message
+            refusals += 1
+            at += timedelta(seconds=int(exc.message.split("Wait ")[1].split(" ")[0]))
+    assert made == throttle.SIGN_UP_CLIENT.lock_after and refusals > 0
+    assert sign_up(seeded.engine, "someone@else.example", client="198.51.100.7", at=at).token  # another client
+    # Parallel sign-ups from a new client: only the free ones go ahead.
+    outcomes = []
+
+    def sign_up_now(i: int) -> None:
+        try:
+            sign_up(seeded.engine, f"parallel{i}@newco.example", client="192.0.2.1", company=f"Parallel {i}")
+            outcomes.append("made")
+        except DomainError as exc:
+            outcomes.append(exc.message.split(".")[0])
+
+    run_at_once(throttle.SIGN_UP_CLIENT.free + 4, sign_up_now)
+    assert sorted(outcomes) == sorted(["made"] * throttle.SIGN_UP_CLIENT.free + ["Too many sign-ups from your network"] * 4)
+
+
 def test_a_success_clears_the_email_count(seeded: Seeded) -> None:
     sign_up(seeded.engine)
     for _ in range(3):
@@ -181,12 +256,12 @@ def test_changing_the_password_ends_every_session_and_keeps_this_one(seeded: See
     actor = actor_of(seeded.engine, first.token)
     new_password = "a much better passphrase"
     with pytest.raises(FormErrors) as caught:
-        with session_scope(seeded.engine) as session:
-            auth.change_password(session, actor=actor, current="wrong", new="short", confirm="other", now=NOW)
+        auth.change_password(seeded.engine, actor=actor, token=first.token, current="wrong", new="short",
+                             confirm="other", now=NOW)
     assert set(caught.value.by_field()) == {"current_password", "new_password", "confirm_password"}
-    with session_scope(seeded.engine) as session:
-        renewed = auth.change_password(session, actor=actor, current=PASSWORD, new=new_password,
-                                       confirm=new_password, now=NOW)
+    renewed = auth.change_password(seeded.engine, actor=actor, token=first.token, current=PASSWORD,
+                                   new=new_password, confirm=new_password, now=NOW)
+    assert not renewed.remember
     for old in (first, other_browser):
         with pytest.raises(SignInRequired):
             actor_of(seeded.engine, old.token)
@@ -194,6 +269,20 @@ def test_changing_the_password_ends_every_session_and_keeps_this_one(seeded: See
     with pytest.raises(DomainError):
         sign_in(seeded.engine, "founder@newco.example", PASSWORD, at=NOW + timedelta(minutes=1))
     assert sign_in(seeded.engine, "founder@newco.example", new_password, at=NOW + timedelta(minutes=1)).token
+
+
+def test_changing_the_password_keeps_remember_me(seeded: Seeded) -> None:
+    sign_up(seeded.engine)
+    remembered = sign_in(seeded.engine, "founder@newco.example", PASSWORD, remember=True)
+    new_password = "a much better passphrase"
+    renewed = auth.change_password(seeded.engine, actor=actor_of(seeded.engine, remembered.token),
+                                   token=remembered.token, current=PASSWORD, new=new_password, confirm=new_password,
+                                   now=NOW)
+    assert renewed.remember
+    with session_scope(seeded.engine, write=False) as session:
+        stored = session.exec(select(AuthSession).where(
+            AuthSession.token_hash == auth.token_digest(renewed.token))).one()
+    assert stored.remember and stored.expires_at - NOW == timedelta(days=auth.REMEMBER_DAYS)
 
 
 def test_try_the_demo_signs_in_the_demo_owner(seeded: Seeded) -> None:

@@ -9,10 +9,11 @@ import pytest
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, Invitation, Role, User
-from cf_portal.services import auth, members
+from cf_portal.models import AuditEvent, Invitation, Role, Throttle, User
+from cf_portal.services import auth, members, throttle
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound, SignInRequired
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 from tests.unit.conftest import NOW, Seeded
 
 PASSWORD = "correct horse battery"
@@ -29,15 +30,22 @@ def token_of(created: members.InvitationCreated) -> str:
     return created.link.split("token=", 1)[1]
 
 
-def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire") -> auth.SignedIn:  # noqa: ANN001
-    with session_scope(seeded.engine) as session:
-        return members.accept_invitation(session, token=token, name=name, password=PASSWORD, confirm=PASSWORD,
-                                         now=at)
+def accept(seeded: Seeded, token: str, at=NOW, name: str = "New Hire", client: str = "") -> auth.SignedIn:  # noqa: ANN001
+    return members.accept_invitation(seeded.engine, token=token, name=name, password=PASSWORD, confirm=PASSWORD,
+                                     client=client, now=at)
 
 
 def member_actor(seeded: Seeded, email: str) -> Actor:
     with session_scope(seeded.engine, write=False) as session:
         return actor_for_user(session, session.exec(select(User.id).where(User.email == email)).one())
+
+
+def two_owners(seeded: Seeded) -> list[Actor]:
+    """The demo owner and the billing admin, made an owner too."""
+    billing = member_actor(seeded, "billing@acme-security.example")
+    with session_scope(seeded.engine) as session:
+        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
+    return [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
 
 
 def test_an_invitation_link_signs_the_invitee_in_with_the_role(seeded: Seeded, caplog) -> None:  # noqa: ANN001
@@ -111,15 +119,60 @@ def test_inviting_again_replaces_the_earlier_link(seeded: Seeded) -> None:
     assert member_actor(seeded, "new.hire@acme-security.example").role == "billing_admin"
 
 
-def test_invitations_refuse_members_other_accounts_and_bad_input(seeded: Seeded) -> None:
+def test_two_owners_inviting_one_email_at_once_both_get_a_link(seeded: Seeded,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each invitation pauses after revoking the earlier ones until the other has revoked too: without the
+    # account lock both would then insert an open invitation for the email, against its unique index.
+    monkeypatch.setattr(auth, "new_token", pausing_for_each_other(auth.new_token))
+    owners, outcomes = two_owners(seeded), []
+
+    def invite_now(i: int) -> None:
+        try:
+            outcomes.append(invite(seeded, actor=owners[i]).link)
+        except Exception as exc:  # noqa: BLE001
+            outcomes.append(type(exc).__name__)
+
+    run_at_once(2, invite_now)
+    assert all(outcome.startswith(BASE) for outcome in outcomes), outcomes
+    with session_scope(seeded.engine, write=False) as session:
+        assert len(members.list_invitations(session, account_id=seeded.actor.account_id, now=NOW)) == 1
+
+
+def test_invitations_refuse_members_and_bad_input(seeded: Seeded) -> None:
     with pytest.raises(DomainError, match="already a member"):
         invite(seeded, email="auditor@acme-security.example")
-    other = seeded.other_actor()
-    with pytest.raises(DomainError, match="another ChatFortress account"):
-        invite(seeded, email=other.email)
     with pytest.raises(auth.FormErrors) as caught:
         invite(seeded, email="not an email", role="superuser")
     assert set(caught.value.by_field()) == {"email", "role"}
+
+
+def test_inviting_tells_nothing_about_other_accounts(seeded: Seeded) -> None:
+    """An owner learns nothing about addresses outside the account: one with an account elsewhere is invited
+    like any other; its acceptance is refused, with the reason, and counts like a sign-up from that client."""
+    other = seeded.other_actor()
+    elsewhere, nowhere = invite(seeded, email=other.email), invite(seeded, email="nobody.yet@elsewhere.example")
+    assert (elsewhere.email, elsewhere.role_label) == (other.email, "License admin")
+    assert type(elsewhere) is type(nowhere) and elsewhere.link != nowhere.link
+    with session_scope(seeded.engine, write=False) as session:
+        preview = members.preview_invitation(session, token=token_of(elsewhere), now=NOW)  # no hint here either
+    assert preview.email == other.email
+    with pytest.raises(DomainError, match="already belongs to a ChatFortress account") as refused:
+        accept(seeded, token_of(elsewhere), client="198.51.100.20")
+    assert "ask the owner who invited you" in refused.value.message
+    assert member_actor(seeded, other.email).account_id == other.account_id  # untouched
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.get(Throttle, "signup-client:198.51.100.20").failures == 1
+    accept(seeded, token_of(nowhere))
+
+
+def test_accepting_invitations_is_throttled_per_client_like_signing_up(seeded: Seeded) -> None:
+    token = token_of(invite(seeded))
+    with session_scope(seeded.engine) as session:
+        for _ in range(throttle.SIGN_UP_CLIENT.lock_after):
+            throttle.record_failure(session, "signup-client:203.0.113.30", throttle.SIGN_UP_CLIENT, now=NOW)
+    with pytest.raises(DomainError, match="Too many sign-ups from your network"):
+        accept(seeded, token, client="203.0.113.30")
+    assert accept(seeded, token, client="203.0.113.31").token
 
 
 def test_only_owners_manage_members(seeded: Seeded) -> None:
@@ -162,40 +215,20 @@ def test_the_last_owner_cannot_be_demoted_or_removed(seeded: Seeded) -> None:
 
 def test_two_owners_demoting_each_other_at_once_leave_one_owner(seeded: Seeded,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each change pauses after counting the owners until the other has counted too (or 2 s pass): without the
-    # account lock both would count two owners and both demotions would pass.
-    count_owners, gate = members._owners, threading.Barrier(2, timeout=2)
+    # Each change pauses after counting the owners until the other has counted too: without the account lock
+    # both would count two owners and both demotions would pass.
+    monkeypatch.setattr(members, "_owners", pausing_for_each_other(members._owners))
+    owners, outcomes = two_owners(seeded), []
 
-    def owners_then_pause(session, account_id: int) -> int:  # noqa: ANN001
-        counted = count_owners(session, account_id)
-        try:
-            gate.wait()
-        except threading.BrokenBarrierError:
-            pass  # the other change is waiting for the lock, as it should
-        return counted
-
-    monkeypatch.setattr(members, "_owners", owners_then_pause)
-    billing = member_actor(seeded, "billing@acme-security.example")
-    with session_scope(seeded.engine) as session:
-        members.change_role(session, actor=seeded.actor, user_id=billing.user_id, role="owner", now=NOW)
-    owners = [seeded.actor, member_actor(seeded, "billing@acme-security.example")]
-    barrier, outcomes = threading.Barrier(2), []
-
-    def demote(actor: Actor, other: Actor) -> None:
-        barrier.wait()
+    def demote_the_other(i: int) -> None:
         try:
             with session_scope(seeded.engine) as session:
-                members.change_role(session, actor=actor, user_id=other.user_id, role="viewer", now=NOW)
+                members.change_role(session, actor=owners[i], user_id=owners[1 - i].user_id, role="viewer", now=NOW)
             outcomes.append("demoted")
         except DomainError:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=demote, args=(owners[0], owners[1])),
-               threading.Thread(target=demote, args=(owners[1], owners[0]))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_at_once(2, demote_the_other)
     with session_scope(seeded.engine, write=False) as session:
         remaining = session.exec(select(User).where(User.account_id == seeded.actor.account_id,
                                                     User.role == Role.OWNER.value)).all()
@@ -210,8 +243,8 @@ def test_a_removed_member_is_signed_out_and_cannot_sign_in(seeded: Seeded) -> No
         assert members.remove_member(session, actor=seeded.actor, user_id=member.user_id, now=NOW) == "New Hire"
     with session_scope(seeded.engine, write=False) as session, pytest.raises(SignInRequired):
         auth.actor_for_token(session, signed_in.token, now=NOW)
-    with session_scope(seeded.engine) as session, pytest.raises(DomainError, match="not right"):
-        auth.sign_in(session, email="new.hire@acme-security.example", password=PASSWORD, remember=False,
+    with pytest.raises(DomainError, match="not right"):
+        auth.sign_in(seeded.engine, email="new.hire@acme-security.example", password=PASSWORD, remember=False,
                      client="", now=NOW)
     with session_scope(seeded.engine, write=False) as session:
         listed = members.list_members(session, account_id=seeded.actor.account_id, you=seeded.actor.user_id)

@@ -3,6 +3,7 @@ and the signed webhook route that receives them."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -100,6 +101,35 @@ def test_events_arriving_out_of_order_do_not_undo_newer_news(seeded: Seeded, bou
     assert license_now(seeded, bought).status == "active"
 
 
+def test_a_paid_invoice_stays_paid_when_an_older_failure_arrives_late(seeded: Seeded, bought: License) -> None:
+    """A failed first attempt delivered after the retry's `invoice.paid` must not reopen the invoice."""
+    apply(seeded, event("invoice.paid", invoice_obj(bought, "in_0005"), at=T0 + 20))
+    apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0005"), at=T0 + 10))
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(Invoice.status).where(Invoice.provider_invoice_id == "in_0005")).one() == "paid"
+
+
+def test_a_canceled_license_stays_canceled(seeded: Seeded, bought: License) -> None:
+    """Stripe stamps events in whole seconds: a payment failure of the same second as the cancellation, delivered
+    after it, must not bring the license back as past due."""
+    sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "canceled"}
+    assert apply(seeded, event("customer.subscription.deleted", sub, at=T0 + 10)) == "status canceled"
+    assert apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0006"), at=T0 + 10)) == (
+        "canceled for good")
+    assert apply(seeded, event("customer.subscription.updated", {**sub, "status": "active"}, at=T0 + 20)) == (
+        "canceled for good")
+    assert license_now(seeded, bought).status == "canceled"
+
+
+def test_each_event_keeps_what_was_done_with_it(seeded: Seeded, bought: License) -> None:
+    outcomes = [apply(seeded, event("invoice.payment_failed", invoice_obj(bought, "in_0007"), at=T0 + 10)),
+                apply(seeded, event("charge.refunded", {"id": "ch_1"}, at=T0 + 20))]
+    apply(seeded, event("charge.refunded", {"id": "ch_1"}, at=T0 + 20))  # a replay keeps the first outcome
+    with session_scope(seeded.engine, write=False) as session:
+        stored = session.exec(select(ProviderEvent.outcome).order_by(ProviderEvent.id)).all()
+    assert stored == outcomes == ["status past_due", "not used"]
+
+
 def test_subscription_updates_bring_quantity_and_status_but_never_fewer_seats_than_held(
         seeded: Seeded, bought: License) -> None:
     sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "active",
@@ -169,3 +199,35 @@ def test_the_route_refuses_unsigned_or_wrongly_signed_events(client: TestClient,
     assert license_now(seeded, bought).status == "active"
     with session_scope(seeded.engine, write=False) as session:
         assert session.exec(select(ProviderEvent)).all() == []
+
+
+def post_raw(chunks: list[bytes], headers: dict[str, str]) -> tuple[int, int]:
+    """POST `chunks` to the webhook route as the server would hand them over; returns the status and how many
+    chunks the route read."""
+    read, sent = [0], []
+
+    async def receive() -> dict:
+        read[0] += 1
+        index = read[0] - 1
+        if index < len(chunks):
+            return {"type": "http.request", "body": chunks[index], "more_body": index + 1 < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    path = api.STRIPE_WEBHOOK_PATH
+    scope = {"type": "http", "method": "POST", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "scheme": "http", "server": ("testserver", 80), "client": ("203.0.113.1", 1234), "root_path": "",
+             "http_version": "1.1", "asgi": {"version": "3.0"}}
+    asyncio.run(api.api(scope, receive, send))
+    return next(m["status"] for m in sent if m["type"] == "http.response.start"), read[0]
+
+
+def test_the_route_refuses_a_large_body_without_reading_it(client: TestClient) -> None:
+    chunk = b"x" * 100_000
+    status, read = post_raw([chunk] * 50, {"Content-Length": str(50 * len(chunk)), "Stripe-Signature": "t=1,v1=a"})
+    assert (status, read) == (413, 0)  # the declared length is enough
+    status, read = post_raw([chunk] * 50, {"Stripe-Signature": "t=1,v1=a"})  # no length declared (chunked)
+    assert status == 413 and read <= api.MAX_BODY // len(chunk) + 1  # stops reading at the limit

@@ -23,3 +23,37 @@ def test_demo_mode_works_with_a_test_key(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CF_DEMO_MODE", "true")
     settings = Settings(_env_file=None)
     assert settings.demo_mode and "sk_test_abc123" not in repr(settings)
+
+
+def test_https_needs_the_number_of_proxies_said_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a proxy every visitor has the proxy's address: without the hops one person's failed sign-ins
+    would lock everyone out, so HTTPS (secure cookies) is refused until the operator says how many there are."""
+    monkeypatch.setenv("CF_SECURE_COOKIES", "true")
+    monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS", raising=False)
+    with pytest.raises(ValidationError, match="CF_TRUSTED_PROXY_HOPS"):
+        Settings(_env_file=None)
+    for hops in (0, 1, 2):  # 0 said explicitly: the portal is reached directly
+        monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", str(hops))
+        assert Settings(_env_file=None).trusted_proxy_hops == hops
+    monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "-1")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)
+    monkeypatch.delenv("CF_SECURE_COOKIES")
+    monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
+    assert Settings(_env_file=None).trusted_proxy_hops == 0
+
+
+def test_reflex_reads_the_client_address_through_the_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import rxconfig
+    from cf_portal import settings
+
+    monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "2")
+    settings.get_settings.cache_clear()
+    try:
+        assert importlib.reload(rxconfig).config.trusted_proxy_hops == 2
+    finally:
+        monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
+        settings.get_settings.cache_clear()
+        importlib.reload(rxconfig)
