@@ -156,7 +156,9 @@ def throttled_price_panel(session: Session, *, account_id: int, client: str, pla
     if not coupon_code.strip():
         return price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
     checks = coupon_throttle_checks(account_id, client)
-    wait = throttle.longest_wait(session, checks, now=now)
+    # When this check may count a guess, the keys' rows stay locked until it is counted, so parallel guesses
+    # are judged one after another (the caller's session then writes).
+    wait = (throttle.locked_wait if count_unknown else throttle.longest_wait)(session, checks, now=now)
     if wait:
         panel = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
         return panel.model_copy(update={

@@ -153,8 +153,8 @@ def revoke_invitation(session: Session, *, actor: Actor, invitation_id: int, now
     actor.require(Permission.MANAGE_MEMBERS)
     invitation = session.exec(select(Invitation).where(
         Invitation.id == invitation_id, Invitation.account_id == actor.account_id,
-        Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None))).first()
-    if invitation is None:
+        Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None)).with_for_update()).first()
+    if invitation is None:  # (an acceptance holding the row finishes first; then it is no longer open)
         raise NotFound("That invitation")
     invitation.revoked_at = now
     _audit(session, actor, "member.invitation_revoked", "invitation", invitation.id, invitation.email, now)

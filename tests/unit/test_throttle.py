@@ -49,10 +49,11 @@ def test_keys_are_counted_apart_and_cleared(seeded: Seeded) -> None:
     assert not wait(seeded, "test:a", NOW)
 
 
-def panel(seeded: Seeded, code: str, *, account_id: int, new: bool = True, at=NOW) -> checkout.PricePanel:  # noqa: ANN001
+def panel(seeded: Seeded, code: str, *, account_id: int, new: bool = True, at=NOW,  # noqa: ANN001
+          client: str = "") -> checkout.PricePanel:
     plan = seeded.plans["awareness-business"]
     with session_scope(seeded.engine) as session:
-        return checkout.throttled_price_panel(session, account_id=account_id, client="", plan_id=plan.id, quantity=3,
+        return checkout.throttled_price_panel(session, account_id=account_id, client=client, plan_id=plan.id, quantity=3,
                                               coupon_code=code, count_unknown=new, now=at)
 
 
@@ -84,3 +85,16 @@ def test_repricing_the_same_code_and_known_codes_do_not_count(seeded: Seeded) ->
         assert panel(seeded, "EXPIRED25", account_id=account).coupon_status == "invalid"  # exists: not a guess
         assert panel(seeded, "NOSUCHCODE", account_id=account, new=False).coupon_status == "invalid"
     assert panel(seeded, "WELCOME20", account_id=account).coupon_status == "valid"
+
+
+def test_parallel_coupon_guesses_get_no_more_lookups_than_the_throttle_allows(seeded: Seeded) -> None:
+    """Guesses sent at once (one account, other clients) must not all pass the check made before the lookup:
+    only the free guesses are looked up, the rest are told to wait."""
+    from tests.support.concurrency import run_at_once
+
+    messages: list[str] = []
+    run_at_once(12, lambda i: messages.append(
+        panel(seeded, f"PARALLEL{i}", account_id=seeded.actor.account_id, client=f"10.8.0.{i}").coupon_message))
+    looked_up = messages.count("This coupon code doesn't exist. Check the spelling.")
+    assert looked_up == throttle.COUPON_ACCOUNT.free, messages
+    assert all(m.startswith("Too many coupon codes") for m in messages if "Check the spelling" not in m)
