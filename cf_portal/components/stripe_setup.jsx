@@ -10,7 +10,8 @@ import { Elements, PaymentElement, useElements, useStripe } from "@stripe/react-
 
 const loaded = {};
 const stripeFor = (key) => {
-  if (!loaded[key]) loaded[key] = loadStripe(key);
+  // A failed load (blocked, offline) is not kept: the next use tries again.
+  if (!loaded[key]) loaded[key] = loadStripe(key).catch((error) => { delete loaded[key]; throw error; });
   return loaded[key];
 };
 

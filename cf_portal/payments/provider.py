@@ -180,10 +180,11 @@ class PaymentProvider(Protocol):
         "resource_missing", as for a subscription the provider does not know). Setting the card it already
         has changes nothing."""
 
-    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
-        """The subscription an earlier attempt made for this license (its metadata `license_id`), settled: paid →
-        its data; waiting for the customer to authenticate → ActionRequired; unpaid otherwise → cancelled, and the
-        PaymentError of why. None when no attempt made one."""
+    def find_subscription(self, *, customer_id: str, license_id: str, purchase_key: str) -> SubscriptionData | None:
+        """The subscription an earlier attempt made for this license (its metadata `license_id` and
+        `purchase_key`), settled: paid → its data; waiting for the customer to authenticate → ActionRequired;
+        not known yet, or not readable → ProviderUnavailable; unpaid → cancelled, and the PaymentError of why.
+        None when no attempt made one."""
 
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
 

@@ -269,13 +269,15 @@ class SandboxProvider:
             return [SubscriptionState(provider_id=r.id, status=r.status, quantity=r.quantity,
                                       license_id=json.loads(r.metadata_json).get("license_id")) for r in rows]
 
-    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
+    def find_subscription(self, *, customer_id: str, license_id: str, purchase_key: str) -> SubscriptionData | None:
         """The sandbox charges at once or not at all: a subscription it made is active and paid."""
         with session_scope(self._engine, write=False) as session:
             rows = session.exec(select(SandboxSubscription).where(SandboxSubscription.customer_id == customer_id,
                                                                   SandboxSubscription.status != "canceled")
                                 .order_by(SandboxSubscription.created_at)).all()
-            sub = next((r for r in rows if json.loads(r.metadata_json).get("license_id") == license_id), None)
+            sub = next((r for r in rows if (json.loads(r.metadata_json).get("license_id"),
+                                            json.loads(r.metadata_json).get("purchase_key")) == (license_id, purchase_key)),
+                       None)
             if sub is None:
                 return None
             invoice = session.exec(select(SandboxInvoice).where(SandboxInvoice.subscription_id == sub.id)

@@ -58,6 +58,7 @@ REQUIRES_ACTION = ("Your bank asked you to confirm this payment (3-D Secure) and
 INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
 PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
+ENDED = ("canceled", "incomplete_expired")  # subscription statuses that charge nothing more
 COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or remove it to buy without a discount."
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
@@ -101,6 +102,15 @@ def _payment_error(exc: stripe.StripeError, *, missing: str | None = None) -> Pa
     log.error("Stripe refused a request: %s %s (HTTP %s, request %s): %s", type(exc).__name__, exc.code, status,
               exc.request_id, exc.user_message)
     return PaymentError(exc.code or "provider_error", GENERIC)
+
+
+def _unanswered(exc: PaymentError, what: str, ident: str) -> ProviderUnavailable:
+    """A failed look-up says nothing about a payment: it never counts as a refusal (which would undo a purchase
+    that may have been paid for), only as "ask again later"."""
+    if isinstance(exc, ProviderUnavailable):
+        return exc
+    log.error("Stripe refused %s: %s (%s)", what % ident, exc.code, exc.message)
+    return ProviderUnavailable(exc.code, UNAVAILABLE)
 
 
 def _is_missing(exc: stripe.StripeError) -> bool:
@@ -314,36 +324,46 @@ class StripeProvider:
         return SubscriptionState(provider_id=sub["id"], status=sub["status"], quantity=quantity,
                                  license_id=(sub.get("metadata") or {}).get("license_id"))
 
-    def find_subscription(self, *, customer_id: str, license_id: str) -> SubscriptionData | None:
-        subscriptions = self._list(self._client.v1.subscriptions,
-                                   {"customer": customer_id, "status": "all", "limit": 100})
-        mine = [sub for sub in subscriptions if (sub.get("metadata") or {}).get("license_id") == license_id]
+    def find_subscription(self, *, customer_id: str, license_id: str, purchase_key: str) -> SubscriptionData | None:
+        try:
+            subscriptions = self._list(self._client.v1.subscriptions,
+                                       {"customer": customer_id, "status": "all", "limit": 100})
+        except PaymentError as exc:
+            raise _unanswered(exc, "listing the subscriptions of %s", customer_id) from exc
+        mine = [sub for sub in subscriptions
+                if (sub.get("metadata") or {}).get("license_id") == license_id
+                and (sub.get("metadata") or {}).get("purchase_key") in (purchase_key, None)]
         if not mine:
             return None
         # One attempt makes one subscription (its idempotency key); should there be more, a live one counts. Only
         # ended ones: the earlier attempt failed (e.g. the bank's step was failed), and `_settle` says why.
-        live = [sub for sub in mine if sub["status"] not in ("canceled", "incomplete_expired")]
+        live = [sub for sub in mine if sub["status"] not in ENDED]
         return self._settle((live or mine)[0]["id"])
 
     def _settle(self, subscription_id: str) -> SubscriptionData:
         """A subscription as it is now: paid → its data; its first payment waiting for the customer to
-        authenticate → ActionRequired with the payment's client secret; anything else is cancelled (so nothing
-        charges later) and the reason raised. If the cancel cannot be sent, ProviderUnavailable goes up and the
-        purchase stays pending; its retry finds the subscription again and cancels again."""
-        sub = self._call(self._client.v1.subscriptions.retrieve, subscription_id,
-                         params={"expand": ["latest_invoice"]}, missing="No such subscription.")
-        invoice = sub["latest_invoice"]
-        if sub["status"] in ("active", "trialing") and invoice["status"] == "paid":
-            name = (sub.get("metadata") or {}).get("reference_name") or sub.get("description")
-            return SubscriptionData(provider_id=sub["id"], status=sub["status"],
-                                    latest_invoice=invoice_data(invoice, reference_name=name))
+        authenticate → ActionRequired with the payment's client secret; a payment that went through (or is
+        going through) but is not booked yet, or that cannot be read → ProviderUnavailable (the purchase stays
+        pending and is asked again); a payment that failed → the subscription is cancelled (so nothing charges
+        later) and the reason raised. If the cancel cannot be sent, ProviderUnavailable goes up too."""
         try:
+            sub = self._call(self._client.v1.subscriptions.retrieve, subscription_id,
+                             params={"expand": ["latest_invoice"]})
+            invoice = sub["latest_invoice"]
+            if sub["status"] in ("active", "trialing") and invoice["status"] == "paid":
+                name = (sub.get("metadata") or {}).get("reference_name") or sub.get("description")
+                return SubscriptionData(provider_id=sub["id"], status=sub["status"],
+                                        latest_invoice=invoice_data(invoice, reference_name=name))
             intent = self._payment_intent_of(invoice)
-        except PaymentError:
-            log.exception("could not read the payment of invoice %s", invoice.get("id"))
-            intent = None
-        if (sub["status"] == "incomplete" and intent is not None and intent.get("status") == "requires_action"
-                and intent.get("client_secret")):
+        except PaymentError as exc:
+            raise _unanswered(exc, "reading subscription %s", subscription_id) from exc
+        paying = (intent or {}).get("status")
+        if invoice["status"] == "paid" or paying in ("succeeded", "processing"):
+            # Money moved (or is moving) but the subscription does not show it yet: never cancel that here.
+            log.warning("subscription %s is %s with invoice %s and payment %s: asked again later", sub["id"],
+                        sub["status"], invoice["status"], paying)
+            raise ProviderUnavailable("payment_not_settled", UNAVAILABLE)
+        if sub["status"] == "incomplete" and paying == "requires_action" and (intent or {}).get("client_secret"):
             raise ActionRequired(subscription_id=sub["id"], client_secret=intent["client_secret"])
         failure = self._payment_failure(intent)
         log.warning("subscription %s is %s (invoice %s): cancelling it", sub["id"], sub["status"], invoice["status"])

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
-from cf_portal.payments.provider import CatalogCoupon, CatalogPlan, PaymentProvider
+from cf_portal.payments.provider import CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
 from cf_portal.services.provider_events import STATUSES
 
 # A provider's subscription statuses that charge nothing more.
@@ -109,7 +109,13 @@ def _unknown_subscriptions(engine: sa.Engine | None, provider: PaymentProvider) 
     pending = {str(license_id) for _, license_id, status in rows if status == LicenseStatus.PENDING.value}
     drifts = []
     for account_id, customer_id in customers:
-        for sub in provider.list_subscriptions(customer_id=customer_id):
+        try:
+            subscriptions = provider.list_subscriptions(customer_id=customer_id)
+        except PaymentError as exc:  # one customer the provider will not list does not stop the report
+            drifts.append(Drift(0, account_id, "", f"its subscriptions could not be listed at the provider "
+                                f"({exc.code}: {exc.message})"))
+            continue
+        for sub in subscriptions:
             if sub.status in ENDED or sub.provider_id in known or sub.license_id in pending:
                 continue
             drifts.append(Drift(0, account_id, "", f"subscription {sub.provider_id} ({sub.status}, {sub.quantity} "

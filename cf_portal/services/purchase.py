@@ -57,6 +57,8 @@ from cf_portal.services.payment_methods import usable_payment_method
 from cf_portal.services.roles import Permission
 
 log = logging.getLogger(__name__)
+# How long a purchase may wait for the buyer's bank step (3-D Secure) before resolve-pending cancels it.
+BANK_STEP_GRACE = timedelta(hours=1)
 
 
 class PurchaseRequest(BaseModel):
@@ -68,6 +70,8 @@ class PurchaseRequest(BaseModel):
     # The total the person saw; Create refuses to charge anything else.
     expected_total: int
     idempotency_key: str = Field(min_length=16, max_length=80)
+    # Only finish the purchase this key started (after the bank's step), never start a new one.
+    continue_only: bool = False
 
 
 class PurchaseResult(BaseModel):
@@ -102,6 +106,12 @@ class PaymentActionRequired(ChargeUnconfirmed):
         DomainError.__init__(self, "Your bank asks you to confirm this payment. Follow the steps in the window "
                              "that opens.", field="payment")
         self.client_secret = client_secret
+
+
+class PurchaseGone(DomainError):
+    def __init__(self) -> None:
+        super().__init__("This purchase was cancelled because the payment was not confirmed in time, so nothing "
+                         "was bought. Press Create to buy again.", field="payment")
 
 
 class EarlierPurchaseDiffers(ChargeUnconfirmed):
@@ -182,6 +192,8 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest
             existing = _find(session, actor.account_id, request.idempotency_key)
             if existing is not None:
                 return _same_purchase(existing, request), False
+            if request.continue_only:
+                raise PurchaseGone()
             name = check_reference_name(request.reference_name)
             quantity = check_quantity(request.quantity)
             plan, _ = plan_on_sale(session, request.plan_id)
@@ -258,16 +270,21 @@ def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, acto
         discount = SubscriptionDiscount(percent_off=terms.percent_off, amount_off=terms.amount_off,
                                         months=terms.months, coupon_code=coupon.code)
     if earlier_attempt and customer_id:
-        found = provider.find_subscription(customer_id=customer_id, license_id=str(lic.id))
+        found = provider.find_subscription(customer_id=customer_id, license_id=str(lic.id),
+                                           purchase_key=lic.idempotency_key)
         if found is not None:
             return found
     if customer_id:
         # Stripe prices with its own catalog: it is asked what it will charge before it charges. A difference
-        # stops the purchase with nothing charged.
-        check_provider_total(provider, customer_id=customer_id, plan_code=plan.code, unit_amount=lic.unit_amount,
-                             currency=lic.currency, quantity=lic.quantity,
-                             coupon_code=coupon.code if coupon is not None else None,
-                             expected_total=lic.first_charge_amount)
+        # stops the purchase with nothing charged; so does no answer (nothing was sent to be charged yet: say so
+        # now, rather than keep a purchase that a later retry would charge while the buyer is away).
+        try:
+            check_provider_total(provider, customer_id=customer_id, plan_code=plan.code,
+                                 unit_amount=lic.unit_amount, currency=lic.currency, quantity=lic.quantity,
+                                 coupon_code=coupon.code if coupon is not None else None,
+                                 expected_total=lic.first_charge_amount)
+        except ProviderUnavailable as exc:
+            raise PaymentError("provider_unavailable", exc.message) from exc
     return _charge(
         provider,
         customer_id=customer_id or "",
@@ -279,7 +296,8 @@ def _charge_license(engine: sa.Engine | None, provider: PaymentProvider, *, acto
         quantity=lic.quantity,
         discount=discount,
         description=lic.reference_name,
-        metadata={"account_id": str(actor.account_id), "license_id": str(lic.id)},
+        metadata={"account_id": str(actor.account_id), "license_id": str(lic.id),
+                  "purchase_key": lic.idempotency_key},
         idempotency_key=f"license-{lic.id}-{lic.idempotency_key}",
     )
 
@@ -326,6 +344,8 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscripti
                                    action="license.created", object_type="license", object_id=lic.id,
                                    detail=f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}"))
         fresh = session.get(License, lic.id)
+        if fresh is None:  # resolve-pending gave up on it (and cancelled its subscription) a moment ago
+            raise PurchaseGone()
         return _result(fresh, replayed=replayed or not confirmed)
 
 
@@ -337,7 +357,7 @@ def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, olde
     with session_scope(engine, write=False) as session:
         pending = session.exec(select(License, Account).join(Account, Account.id == License.account_id).where(
             License.status == LicenseStatus.PENDING.value, License.created_at < now - older_than)).all()
-    outcome = {"confirmed": 0, "undone": 0, "still_unavailable": 0}
+    outcome = {"confirmed": 0, "undone": 0, "still_unavailable": 0, "waiting": 0}
     for lic, account in pending:
         # Finishes the buyer's own purchase, which their role allowed when they pressed Create.
         actor = Actor(user_id=lic.created_by_user_id or 0, user_name="", role=Role.BILLING_ADMIN.value,
@@ -345,6 +365,9 @@ def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, olde
         try:
             subscription = _charge_license(engine, provider, actor=actor, lic=lic, earlier_attempt=True)
         except ActionRequired as exc:
+            if lic.created_at > now - BANK_STEP_GRACE:
+                outcome["waiting"] += 1  # the buyer may still be at their bank's step
+                continue
             # The buyer left without confirming the payment with their bank: nothing was charged. Cancel it.
             try:
                 provider.cancel_subscription(subscription_id=exc.subscription_id)

@@ -167,6 +167,7 @@ class AddLicenseState(PortalState):
     # Backend only: one key per form submission, so a double click or a retry buys once.
     _idempotency_key: str = ""
     _creating_since: float = 0.0
+    _continuing: bool = False  # Create runs again after the bank's step: it may only finish that purchase
     _price_ticket: int = 0  # bumped by each reprice: a provider's answer about an older form is dropped
 
     @rx.var
@@ -443,13 +444,14 @@ class AddLicenseState(PortalState):
         request = PurchaseRequest(
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
-            expected_total=self.panel.total, idempotency_key=self._idempotency_key,
+            expected_total=self.panel.total, idempotency_key=self._idempotency_key, continue_only=self._continuing,
         )
         self.creating, self._creating_since = True, time.time()  # last: nothing above may leave it stuck
         return actor, request
 
     def _finish_create(self, outcome: PurchaseOutcome) -> PurchaseResult | None:
         self.creating = False
+        after_bank_step, self._continuing = self._continuing, False
         if outcome.result is not None:
             self._reset_form()
             return outcome.result
@@ -458,10 +460,16 @@ class AddLicenseState(PortalState):
             self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
             return None
         exc = outcome.error
-        if isinstance(exc, PaymentActionRequired):
+        if isinstance(exc, PaymentActionRequired) and not after_bank_step:
             # Stripe.js shows the bank's step; then Create runs again with the same key (payment_action_done).
             self.payment_action_secret = exc.client_secret
             self.form_error = self.payment_error = ""
+            return None
+        if isinstance(exc, PaymentActionRequired):
+            # The step ended without the bank confirming (Stripe.js could not run it, say): not shown again by
+            # itself, so it can never loop. The key stays: Create opens it again.
+            self.form_error = self.payment_error = ("Your bank's confirmation did not finish. Press Create to try "
+                                                    "again, or use another payment method.")
             return None
         if not isinstance(exc, ChargeUnconfirmed):
             self._idempotency_key = uuid.uuid4().hex  # nothing was bought: the next Create is a new submission
@@ -482,6 +490,7 @@ class AddLicenseState(PortalState):
         if message:
             log.info("the bank's confirmation step ended: %s", message[:200])
         self.payment_action_secret = ""
+        self._continuing = True
         return AddLicenseState.create
 
     def _reset_form(self) -> None:

@@ -124,7 +124,8 @@ def subscribe(provider: PaymentProvider, seeded: Seeded, customer: str, pm: str,
     return provider.create_subscription(
         customer_id=customer, payment_method_id=pm, product_name=f"Product {row.name}", plan_code=row.code,
         unit_amount=row.unit_amount, currency=row.currency, quantity=quantity, discount=discount,
-        description=description, metadata={"account_id": str(seeded.actor.account_id), "license_id": "1"},
+        description=description, metadata={"account_id": str(seeded.actor.account_id), "license_id": "1",
+                                            "purchase_key": key},
         idempotency_key=key,
     )
 

@@ -272,13 +272,15 @@ def test_stripe_3d_secure_waits_for_the_customer_then_the_subscription_is_found_
     assert secret.startswith("pi_") and "_secret_" in secret and secret not in str(info.value)
     assert statuses(stripe_admin, customer) == ["incomplete"]  # waiting: nothing charged yet
     with pytest.raises(ActionRequired):  # asked again before the customer acted: still waiting
-        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1", purchase_key="sub-3ds")
 
     authenticate(localstripe, secret, success=True)
-    found = localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+    found = localstripe_provider.find_subscription(customer_id=customer, license_id="1", purchase_key="sub-3ds")
     assert found is not None and found.provider_id == info.value.subscription_id
     assert (found.status, found.latest_invoice.status, found.latest_invoice.total) == ("active", "paid", 3 * 1900)
-    assert localstripe_provider.find_subscription(customer_id=customer, license_id="2") is None
+    assert localstripe_provider.find_subscription(customer_id=customer, license_id="2", purchase_key="sub-3ds") is None
+    # Another purchase that got the same license id (SQLite reuses the id of a deleted row) is another attempt.
+    assert localstripe_provider.find_subscription(customer_id=customer, license_id="1", purchase_key="other") is None
 
 
 def test_stripe_3d_secure_not_confirmed_cancels_the_subscription(
@@ -290,12 +292,12 @@ def test_stripe_3d_secure_not_confirmed_cancels_the_subscription(
         subscribe(localstripe_provider, seeded, customer, pm, "sub-3ds-failed")
     authenticate(localstripe, info.value.client_secret, success=False)
     with pytest.raises(PaymentError) as failed:
-        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1", purchase_key="sub-3ds-failed")
     assert not isinstance(failed.value, (CardDeclined, ActionRequired))
     assert (failed.value.code, "3-D Secure" in failed.value.message) == ("requires_action", True)
     assert statuses(stripe_admin, customer) == ["canceled"]
     with pytest.raises(PaymentError):  # asked again: still the failed attempt, never "no attempt was made"
-        localstripe_provider.find_subscription(customer_id=customer, license_id="1")
+        localstripe_provider.find_subscription(customer_id=customer, license_id="1", purchase_key="sub-3ds-failed")
 
 
 def test_stripe_create_with_3d_secure_adds_the_license_once_the_bank_confirmed(

@@ -117,3 +117,18 @@ def test_repair_never_leaves_fewer_seats_than_held(provider: PaymentProvider, se
     change_at_provider(provider, seeded, lic.provider_subscription_id, quantity=2, request=request)
     reconcile(seeded.engine, provider, repair=True, now=NOW)
     assert licenses(seeded)["Busy"].quantity == 4
+
+
+def test_a_customer_the_provider_will_not_list_does_not_stop_the_report(provider: PaymentProvider,
+                                                                       seeded: Seeded) -> None:
+    buy(provider, seeded, "Listed")
+    other = seeded.other_actor()
+    with session_scope(seeded.engine) as session:
+        session.get(Account, other.account_id).provider_customer_id = "cus_unknown_to_the_provider"
+    lost = buy(provider, seeded, "Lost")
+    with session_scope(seeded.engine) as session:
+        session.get(License, lost.id).provider_subscription_id = None
+    problems = [(d.account_id, d.problem) for d in reconcile(seeded.engine, provider, repair=False, now=NOW)]
+    assert (lost.account_id, "has no subscription at the provider") in problems
+    assert any(account == other.account_id and "could not be listed" in problem for account, problem in problems) \
+        or provider.name == "sandbox"  # the sandbox lists an unknown customer as having none

@@ -427,15 +427,35 @@ def test_an_incomplete_subscription_whose_cancel_fails_is_unavailable_not_undone
 
 def test_the_subscription_of_an_earlier_attempt_is_found_by_its_license(fake: FakeStripe,
                                                                         provider: StripeProvider) -> None:
-    other = {**subscription_json(), "id": "sub_other", "metadata": {"license_id": "8"}}
+    other = {**subscription_json(), "id": "sub_other", "metadata": {"license_id": "8", "purchase_key": "k8"}}
+    reused = {**subscription_json(), "id": "sub_reused", "metadata": {"license_id": "7", "purchase_key": "old"}}
+    mine = {**subscription_json(), "metadata": {"license_id": "7", "purchase_key": "k7"}}
     fake.on("GET", "/v1/subscriptions", (200, {"object": "list", "url": "/v1/subscriptions", "has_more": False,
-                                               "data": [other, subscription_json()]}))
+                                               "data": [other, reused, mine]}))
     fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
-    found = provider.find_subscription(customer_id=CUSTOMER, license_id="7")
+    found = provider.find_subscription(customer_id=CUSTOMER, license_id="7", purchase_key="k7")
     assert found is not None and (found.provider_id, found.latest_invoice.total) == (SUB, 7600)
     [listed] = [s for s in fake.sent if s.path == "/v1/subscriptions"]
     assert (listed.method, listed.params) == ("GET", {"customer": CUSTOMER, "status": "all", "limit": "100"})
-    assert provider.find_subscription(customer_id=CUSTOMER, license_id="9") is None
+    assert provider.find_subscription(customer_id=CUSTOMER, license_id="9", purchase_key="k9") is None
+
+
+def test_a_look_up_that_fails_is_never_taken_for_a_refused_payment(fake: FakeStripe,
+                                                                   provider: StripeProvider) -> None:
+    """A rotated key (401) while looking for an earlier attempt's subscription says nothing about its payment:
+    the purchase must stay pending (ProviderUnavailable), not be undone."""
+    fake.on("GET", "/v1/subscriptions", (401, error_json("invalid_request_error", "Invalid API Key provided")))
+    with pytest.raises(ProviderUnavailable):
+        provider.find_subscription(customer_id=CUSTOMER, license_id="7", purchase_key="k7")
+
+
+@pytest.mark.parametrize("paying", ["succeeded", "processing"])
+def test_a_payment_that_went_through_but_is_not_booked_yet_is_never_cancelled(
+        fake: FakeStripe, provider: StripeProvider, paying: str) -> None:
+    incomplete(fake, payment_intent_json(paying))
+    with pytest.raises(ProviderUnavailable):
+        subscribe(provider)
+    assert all(s.method != "DELETE" for s in fake.sent)
 
 
 def test_no_price_or_another_price_charges_nothing(fake: FakeStripe, provider: StripeProvider) -> None:

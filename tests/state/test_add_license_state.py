@@ -245,3 +245,14 @@ def test_a_payment_the_bank_wants_confirmed_waits_for_stripe_js_then_creates_aga
     assert state._begin_create() is None  # Create waits for the bank's step
     assert state.payment_action_done("") is AddLicenseState.create
     assert state.payment_action_secret == "" and state.payment_action_done("") is None  # once per step
+
+    # The Create that follows only finishes this purchase; if the bank still waits (Stripe.js could not show its
+    # step, say), the step is not reopened by itself (no loop): the buyer is told, and Create opens it again.
+    actor, request = state._begin_create()
+    assert request.continue_only is True and request.idempotency_key == key
+    assert state._finish_create(submit_purchase(actor, request)) is None
+    assert state.payment_action_secret == "" and "did not finish" in state.payment_error
+    actor, request = state._begin_create()
+    assert request.continue_only is False and request.idempotency_key == key
+    state._finish_create(submit_purchase(actor, request))
+    assert state.payment_action_secret == "pi_123_secret_456"

@@ -19,7 +19,13 @@ from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.checkout import price
 from cf_portal.services.errors import DomainError
 from cf_portal.services.licenses import list_licenses
-from cf_portal.services.purchase import ChargeUnconfirmed, PriceChanged, PurchaseRequest, create_license
+from cf_portal.services.purchase import (
+    ChargeUnconfirmed,
+    PriceChanged,
+    PurchaseGone,
+    PurchaseRequest,
+    create_license,
+)
 from tests.unit.conftest import NOW, TODAY, Seeded
 
 
@@ -342,10 +348,10 @@ def test_abandoned_unconfirmed_purchases_are_resolved_later(seeded: Seeded, prov
                            request=request_for(seeded, card.id, coupon="WELCOME20"), now=NOW)
     assert times_redeemed(seeded, "WELCOME20") == 2
     assert resolve_pending(seeded.engine, provider, older_than=timedelta(minutes=15), now=NOW) == {
-        "confirmed": 0, "undone": 0, "still_unavailable": 0}  # too recent to touch
+        "confirmed": 0, "undone": 0, "still_unavailable": 0, "waiting": 0}  # too recent to touch
     later = NOW + timedelta(hours=1)
     assert resolve_pending(seeded.engine, provider, older_than=timedelta(minutes=15), now=later) == {
-        "confirmed": 1, "undone": 1, "still_unavailable": 0}
+        "confirmed": 1, "undone": 1, "still_unavailable": 0, "waiting": 0}
     assert counts(seeded)["license"] == 1 and counts(seeded)["sandbox_subscription"] == 1
     assert times_redeemed(seeded, "WELCOME20") == 1  # the declined one gave its redemption back
 
@@ -436,7 +442,7 @@ def test_a_differing_charge_whose_cancel_fails_stays_pending_until_it_is_cancell
         assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "active"
     later = NOW + timedelta(hours=1)
     assert resolve_pending(seeded.engine, Overcharged(provider), older_than=timedelta(minutes=15), now=later) == {
-        "confirmed": 0, "undone": 1, "still_unavailable": 0}
+        "confirmed": 0, "undone": 1, "still_unavailable": 0, "waiting": 0}
     assert counts(seeded)["license"] == 0
     with seeded.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "canceled"
@@ -471,12 +477,36 @@ def test_a_purchase_waiting_for_the_banks_step_keeps_its_key_and_is_cancelled_if
     with pytest.raises(PaymentActionRequired):  # Create again before the step is done: still waiting, no new charge
         create_license(seeded.engine, BankStep(provider, 0), actor=seeded.actor, request=request, now=NOW)
     assert (counts(seeded)["license"], counts(seeded)["sandbox_subscription"]) == (1, 1)
+    soon = NOW + timedelta(minutes=30)  # the buyer may still be at the bank's step: left alone
+    assert resolve_pending(seeded.engine, BankStep(provider, 0), older_than=timedelta(minutes=15), now=soon) == {
+        "confirmed": 0, "undone": 0, "still_unavailable": 0, "waiting": 1}
     later = NOW + timedelta(hours=1)
     assert resolve_pending(seeded.engine, BankStep(provider, 0), older_than=timedelta(minutes=15), now=later) == {
-        "confirmed": 0, "undone": 1, "still_unavailable": 0}
+        "confirmed": 0, "undone": 1, "still_unavailable": 0, "waiting": 0}
     assert counts(seeded)["license"] == 0 and times_redeemed(seeded, "WELCOME20") == 0
     with seeded.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT status FROM sandbox_subscription")).scalar_one() == "canceled"
+    # The buyer comes back from the bank afterwards: the page only finishes this purchase, never starts a new one.
+    with pytest.raises(PurchaseGone):
+        create_license(seeded.engine, provider, actor=seeded.actor, now=later,
+                       request=request.model_copy(update={"continue_only": True}))
+    assert (counts(seeded)["license"], counts(seeded)["sandbox_subscription"]) == (0, 1)
+
+
+def test_a_price_check_without_an_answer_charges_nothing_later(seeded: Seeded, provider: SandboxProvider) -> None:
+    """Nothing was sent to be charged: the purchase is undone now, not kept for resolve-pending to charge while
+    the buyer is away."""
+
+    class Silent(PreviewingSandbox):
+        def preview_first_invoice(self, **_: object) -> int:
+            raise ProviderUnavailable("timeout", "The payment provider did not answer in time.")
+
+    pm = seeded.add_card(provider)
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, Silent(seeded.engine, 0), actor=seeded.actor, request=request_for(seeded, pm.id),
+                       now=NOW)
+    assert not isinstance(info.value, ChargeUnconfirmed) and "Nothing was charged" in info.value.message
+    assert (counts(seeded)["license"], counts(seeded)["sandbox_subscription"]) == (0, 0)
 
 
 def test_undoing_a_license_confirmed_meanwhile_changes_nothing(seeded: Seeded, provider: SandboxProvider) -> None:
