@@ -68,7 +68,8 @@ def test_a_card_is_removed_after_a_confirmation_that_names_it(fresh_demo: Portal
     expect(dialog).to_be_hidden()
     expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_have_count(0)
     expect(page.get_by_text("Visa ending in 4242, expires 12/34")).to_be_visible()
-    assert db_count(portal, "SELECT count(*) FROM payment_method") == 1
+    assert db_count(portal, "SELECT count(*) FROM payment_method WHERE account_id = "
+                            f"(SELECT account_id FROM \"user\" WHERE email = '{DEMO_OWNER_EMAIL}')") == 1
     # Detached at the provider too.
     assert db_count(portal, f"SELECT count(*) FROM sandbox_payment_method WHERE id = '{at_provider}' "
                             "AND customer_id IS NULL") == 1

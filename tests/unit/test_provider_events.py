@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -221,7 +222,8 @@ def post_raw(chunks: list[bytes], headers: dict[str, str]) -> tuple[int, int]:
              "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
              "scheme": "http", "server": ("testserver", 80), "client": ("203.0.113.1", 1234), "root_path": "",
              "http_version": "1.1", "asgi": {"version": "3.0"}}
-    asyncio.run(api.api(scope, receive, send))
+    # In a thread of its own: after the browser tests, Playwright's event loop runs in this one.
+    ThreadPoolExecutor(1).submit(asyncio.run, api.api(scope, receive, send)).result()
     return next(m["status"] for m in sent if m["type"] == "http.response.start"), read[0]
 
 
