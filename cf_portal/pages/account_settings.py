@@ -93,7 +93,7 @@ def reset_dialog() -> rx.Component:
                                         "deleted. Members who joined are removed."),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                rx.alert_dialog.action(rx.button("Reset demo data", color_scheme="red", size="3",
+                rx.alert_dialog.action(rx.button("Reset demo data", color_scheme="red", high_contrast=True, size="3",
                                                  on_click=S.reset_demo)),
                 justify="end", spacing="3", margin_top="16px",
             ),

@@ -304,7 +304,7 @@ def unassign_dialog() -> rx.Component:
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3",
                                                  on_click=S.cancel_unassign)),
-                rx.alert_dialog.action(rx.button("Unassign", color_scheme="red", size="3", on_click=S.unassign)),
+                rx.alert_dialog.action(rx.button("Unassign", color_scheme="red", high_contrast=True, size="3", on_click=S.unassign)),
                 justify="end", spacing="3", margin_top="16px",
             ),
         ),
@@ -322,7 +322,7 @@ def deactivate_dialog() -> rx.Component:
                         rx.text("They hold no seats. You can reactivate them later."))),
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                rx.alert_dialog.action(rx.button("Deactivate", color_scheme="red", size="3",
+                rx.alert_dialog.action(rx.button("Deactivate", color_scheme="red", high_contrast=True, size="3",
                                                  on_click=S.set_active(False))),
                 justify="end", spacing="3", margin_top="16px",
             ),

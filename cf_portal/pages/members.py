@@ -122,7 +122,7 @@ def remove_dialog() -> rx.Component:
             rx.hstack(
                 rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3",
                                                  on_click=S.cancel_remove)),
-                rx.alert_dialog.action(rx.button("Remove", color_scheme="red", size="3", on_click=S.remove)),
+                rx.alert_dialog.action(rx.button("Remove", color_scheme="red", high_contrast=True, size="3", on_click=S.remove)),
                 justify="end", spacing="3", margin_top="16px",
             ),
         ),

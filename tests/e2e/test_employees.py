@@ -100,6 +100,9 @@ def test_assign_move_and_unassign(fresh_demo: PortalServer, app_page: Page) -> N
     details = page.get_by_role("dialog", name="Liam Patel")
     details.get_by_role("button", name="Unassign Phishing Simulator · Phishing pilot").click()
     confirm = page.get_by_role("alertdialog", name="Unassign this seat?")
+    expect(confirm.get_by_role("button", name="Unassign")).to_be_visible()
+    results = Axe().run(page)  # the confirmation (its red action button must keep its contrast)
+    assert results.violations_count == 0, results.generate_report()
     confirm.get_by_role("button", name="Unassign").click()
     expect(details).to_contain_text("No license yet.")
     assert open_seats(portal) == 0
