@@ -392,6 +392,10 @@ def resolve_pending(engine: sa.Engine | None, provider: PaymentProvider, *, olde
                 continue
             outcome["undone"] += 1
             continue
-        _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=True)
+        try:
+            _confirm(engine, actor=actor, lic=lic, subscription=subscription, replayed=True)
+        except PurchaseGone:  # the buyer's own retry settled it a moment ago; the run goes on
+            log.warning("purchase %s: removed while resolve-pending confirmed it", lic.id)
+            continue
         outcome["confirmed"] += 1
     return outcome

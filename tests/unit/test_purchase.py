@@ -520,3 +520,28 @@ def test_undoing_a_license_confirmed_meanwhile_changes_nothing(seeded: Seeded, p
     before = counts(seeded)
     _undo(seeded.engine, actor=seeded.actor, lic=lic, reason="late")  # e.g. resolve-pending racing a retry
     assert counts(seeded) == before and times_redeemed(seeded, "WELCOME20") == 1
+
+
+def test_resolve_pending_goes_on_when_a_purchase_is_settled_by_its_buyer_meanwhile(
+        seeded: Seeded, provider: SandboxProvider) -> None:
+    from datetime import timedelta
+
+    from cf_portal.services.purchase import resolve_pending
+
+    class SettledMeanwhile(FlakyProvider):
+        """Finds the earlier attempt's subscription, while the buyer's own retry removes the pending license."""
+
+        def find_subscription(self, **kwargs):  # noqa: ANN003, ANN201
+            found = self.inner.find_subscription(**kwargs)
+            with seeded.engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM coupon_redemption"))
+                conn.execute(sa.text("DELETE FROM license WHERE status = 'pending'"))
+            return found
+
+    pm = seeded.add_card(provider)
+    with pytest.raises(ChargeUnconfirmed):
+        create_license(seeded.engine, FlakyProvider(provider, failures=10), actor=seeded.actor,
+                       request=request_for(seeded, pm.id), now=NOW)
+    later = NOW + timedelta(hours=1)
+    assert resolve_pending(seeded.engine, SettledMeanwhile(provider, 0), older_than=timedelta(minutes=15),
+                           now=later) == {"confirmed": 0, "undone": 0, "still_unavailable": 0, "waiting": 0}
