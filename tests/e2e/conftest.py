@@ -144,3 +144,11 @@ def choose(radio: Locator) -> None:
     """Pick a radio button whose checked state the server confirms (a controlled input)."""
     radio.click()
     expect(radio).to_be_checked()
+
+
+def wait_for_animations(page: Page) -> None:
+    """Let opening animations (a dialog fading in) end, so that axe measures the colours people read; endless
+    ones (spinners) are not waited for."""
+    page.evaluate("() => Promise.all(document.getAnimations()"
+                  ".filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)"
+                  ".map((a) => a.finished.catch(() => null)))")

@@ -15,7 +15,14 @@ from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import actor_for_user
 from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
-from tests.e2e.conftest import DESKTOP, PHONE, PortalServer, assert_no_horizontal_scroll, wait_until_connected
+from tests.e2e.conftest import (
+    DESKTOP,
+    PHONE,
+    PortalServer,
+    assert_no_horizontal_scroll,
+    wait_for_animations,
+    wait_until_connected,
+)
 from tests.e2e.test_add_license import db_count
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +58,7 @@ def test_a_card_is_removed_after_a_confirmation_that_names_it(fresh_demo: Portal
     dialog = page.get_by_role("alertdialog", name="Remove Mastercard ending in 4444?")
     expect(dialog).to_contain_text("Our payment provider will no longer be able to charge it. No license is billed "
                                    "to it.")
+    wait_for_animations(page)
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
     if viewport is PHONE:

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     PortalServer,
     assert_no_horizontal_scroll,
     choose,
+    wait_for_animations,
     wait_until_connected,
 )
 
@@ -101,6 +102,7 @@ def test_assign_move_and_unassign(fresh_demo: PortalServer, app_page: Page) -> N
     details.get_by_role("button", name="Unassign Phishing Simulator · Phishing pilot").click()
     confirm = page.get_by_role("alertdialog", name="Unassign this seat?")
     expect(confirm.get_by_role("button", name="Unassign")).to_be_visible()
+    wait_for_animations(page)
     results = Axe().run(page)  # the confirmation (its red action button must keep its contrast)
     assert results.violations_count == 0, results.generate_report()
     confirm.get_by_role("button", name="Unassign").click()
