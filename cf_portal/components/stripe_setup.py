@@ -19,13 +19,19 @@ def _failed(message: rx.Var[str]) -> list[rx.Var[str]]:
     return [message]
 
 
-class StripeSetup(rx.Component):
+class _StripeJs(rx.Component):
+    """What both components share: the module they live in, Stripe.js, and the keys they use it with."""
+
     library = "$/public/" + rx.asset("stripe_setup.jsx", shared=True)
-    tag = "StripeSetup"
     lib_dependencies: list[str] = ["@stripe/stripe-js@10.2.1", "@stripe/react-stripe-js@7.0.1"]
 
     publishable_key: rx.Var[str]
     client_secret: rx.Var[str]
+
+
+class StripeSetup(_StripeJs):
+    tag = "StripeSetup"
+
     submit_label: rx.Var[str]
 
     on_saved: rx.EventHandler[_saved]
@@ -35,16 +41,11 @@ class StripeSetup(rx.Component):
 stripe_setup = StripeSetup.create
 
 
-class StripePaymentAction(rx.Component):
+class StripePaymentAction(_StripeJs):
     """Runs Stripe.js's `handleNextAction` for the payment of `client_secret` (nothing is rendered by the
     portal: Stripe shows the bank's step); `on_done` gets "" or Stripe's message once the step is over."""
 
-    library = "$/public/" + rx.asset("stripe_setup.jsx", shared=True)
     tag = "StripePaymentAction"
-    lib_dependencies: list[str] = ["@stripe/stripe-js@10.2.1", "@stripe/react-stripe-js@7.0.1"]
-
-    publishable_key: rx.Var[str]
-    client_secret: rx.Var[str]
 
     on_done: rx.EventHandler[_failed]
 

@@ -105,6 +105,10 @@ class SubscriptionData:
     latest_invoice: InvoiceData
 
 
+# A provider's subscription statuses that charge nothing more.
+ENDED = ("canceled", "incomplete_expired")
+
+
 @dataclass(frozen=True)
 class SubscriptionState:
     """What the provider says about a subscription now (for reconcile)."""

@@ -275,9 +275,8 @@ class SandboxProvider:
             rows = session.exec(select(SandboxSubscription).where(SandboxSubscription.customer_id == customer_id,
                                                                   SandboxSubscription.status != "canceled")
                                 .order_by(SandboxSubscription.created_at)).all()
-            sub = next((r for r in rows if (json.loads(r.metadata_json).get("license_id"),
-                                            json.loads(r.metadata_json).get("purchase_key")) == (license_id, purchase_key)),
-                       None)
+            wanted = {"license_id": license_id, "purchase_key": purchase_key}
+            sub = next((r for r in rows if wanted.items() <= json.loads(r.metadata_json).items()), None)
             if sub is None:
                 return None
             invoice = session.exec(select(SandboxInvoice).where(SandboxInvoice.subscription_id == sub.id)

@@ -31,6 +31,7 @@ import stripe
 
 from cf_portal.payments.provider import (
     DECLINES,
+    ENDED,
     PROCESSING_ERROR,
     ActionRequired,
     CardDeclined,
@@ -58,7 +59,6 @@ REQUIRES_ACTION = ("Your bank asked you to confirm this payment (3-D Secure) and
 INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
 PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
-ENDED = ("canceled", "incomplete_expired")  # subscription statuses that charge nothing more
 COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or remove it to buy without a discount."
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
@@ -462,7 +462,7 @@ class StripeProvider:
         except stripe.InvalidRequestError as exc:
             current = self._call(self._client.v1.subscriptions.retrieve, subscription_id,
                                  missing="No such subscription.")
-            if current["status"] not in ("canceled", "incomplete_expired"):
+            if current["status"] not in ENDED:
                 raise _payment_error(exc, missing="No such subscription.") from exc
         except stripe.StripeError as exc:
             raise _payment_error(exc) from exc

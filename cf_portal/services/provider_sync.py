@@ -17,11 +17,8 @@ from sqlmodel import select
 
 from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
-from cf_portal.payments.provider import CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
+from cf_portal.payments.provider import ENDED, CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
 from cf_portal.services.provider_events import STATUSES
-
-# A provider's subscription statuses that charge nothing more.
-ENDED = ("canceled", "incomplete_expired")
 
 
 def catalog(engine: sa.Engine | None) -> tuple[list[CatalogPlan], list[CatalogCoupon]]:
