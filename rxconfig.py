@@ -13,6 +13,7 @@ config = rx.Config(
     frontend_port=settings.port,
     backend_port=settings.port,
     trusted_proxy_hops=settings.trusted_proxy_hops,  # the client's address from X-Forwarded-For
+    cors_allowed_origins=settings.origins,  # not Reflex's "*": only the portal's own pages
     telemetry_enabled=False,
     show_built_with_reflex=False,
     default_color_mode="light",

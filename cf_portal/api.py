@@ -1,4 +1,5 @@
-"""HTTP routes beside the Reflex app (mounted with `api_transformer`): the payment provider's webhook."""
+"""HTTP routes beside the Reflex app (mounted with `api_transformer`): the session cookie's routes and the
+payment provider's webhook."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from datetime import UTC, datetime
 import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
+from cf_portal import routes
 from cf_portal.db import session_scope
+from cf_portal.middleware import cleared_cookie_header, session_cookie_header, session_token
+from cf_portal.services import auth
 from cf_portal.services.provider_events import handle_event
 from cf_portal.settings import get_settings
 
@@ -63,4 +67,53 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     return JSONResponse({"received": True, "outcome": outcome})
 
 
-api = Starlette(routes=[Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"])])
+def _from_this_site(request: Request) -> bool:
+    """A form posted by the portal's own pages (the browser says so in Sec-Fetch-Site, or Origin names this
+    host); anything else is refused, so no other site can sign a visitor in to an account of its choosing."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site == "same-origin"
+    origin = request.headers.get("origin")
+    return origin is None or origin.split("://", 1)[-1] == request.headers.get("host", "")
+
+
+def _redeem(code: str) -> auth.SignedIn | None:
+    with session_scope() as session:
+        return auth.redeem_handoff(session, code, now=datetime.now(UTC))
+
+
+def _end(token: str) -> None:
+    with session_scope() as session:
+        auth.end_session(session, token)
+
+
+async def begin_session(request: Request) -> RedirectResponse:
+    """Trade the one-time code a sign-in handed to this tab for the HttpOnly session cookie, then go on to
+    `next` (a path of this portal only)."""
+    form = await request.form()
+    code, next_path = str(form.get("code", "")), routes.safe_next(str(form.get("next", "")))
+    signed_in = await asyncio.to_thread(_redeem, code) if _from_this_site(request) else None
+    if signed_in is None:
+        log.info("a session hand-off code was refused (unknown, used, expired or from another site)")
+        return RedirectResponse(routes.SIGN_IN, status_code=303)
+    response = RedirectResponse(next_path, status_code=303)
+    response.headers.append("set-cookie", session_cookie_header(signed_in.token, remember=signed_in.remember))
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+async def end_session(request: Request) -> RedirectResponse:
+    """Sign this browser out: its session ends on the server and its cookie is cleared."""
+    if _from_this_site(request) and (token := session_token(request.headers.get("cookie", ""))):
+        await asyncio.to_thread(_end, token)
+    response = RedirectResponse(routes.SIGN_IN, status_code=303)
+    response.headers.append("set-cookie", cleared_cookie_header())
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+api = Starlette(routes=[
+    Route(routes.BEGIN_SESSION, begin_session, methods=["POST"]),
+    Route(routes.END_SESSION, end_session, methods=["POST"]),
+    Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"]),
+])

@@ -1,11 +1,14 @@
 """The Reflex app: pages and routes, and what happens to errors no handler caught."""
 
+import os
+
 import reflex as rx
 from reflex.event import EventSpec
 
 from cf_portal import routes
 from cf_portal.api import api
 from cf_portal.db import all_metadata
+from cf_portal.middleware import MAX_WEBSOCKET_MESSAGE, PortalMiddleware
 from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
 from cf_portal.pages.auth import invitation_page, sign_in_page, sign_up_page
@@ -37,11 +40,16 @@ def handle_backend_exception(exception: Exception) -> list[EventSpec]:
 # Reflex checks at start-up that the database matches SQLModel's metadata: load every table into it.
 all_metadata()
 
+# A websocket message larger than this closes the connection (files come through /_upload instead).
+os.environ["REFLEX_SOCKET_MAX_HTTP_BUFFER_SIZE"] = str(MAX_WEBSOCKET_MESSAGE)
+
 app = rx.App(
     stylesheets=["/portal.css"],
     head_components=[rx.el.meta(name="viewport", content="width=device-width, initial-scale=1")],
     backend_exception_handler=handle_backend_exception,
-    api_transformer=api,  # the payment provider's webhook (cf_portal/api.py)
+    # The session routes and the payment provider's webhook (cf_portal/api.py), then around everything the
+    # session cookie's digest, security headers and body limits (cf_portal/middleware.py).
+    api_transformer=[api, PortalMiddleware],
 )
 
 # Open to anyone.

@@ -122,8 +122,15 @@ class AuthSession(SQLModel, table=True):
     remember: bool = Field(default=False)
     created_at: datetime = created_at_field()
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Signing in is judged over the websocket, but only an HTTP response can set an HttpOnly cookie: the
+    # browser gets a one-time code (its digest here, valid until `handoff_until`) that the /auth/session
+    # route trades for a new token, which only the cookie ever holds.
+    handoff_hash: str | None = Field(default=None, max_length=64, unique=True, nullable=True)
+    handoff_until: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
-    __table_args__ = (sa.CheckConstraint("expires_at > created_at", name="expires_after_creation"),)
+    __table_args__ = (sa.CheckConstraint("expires_at > created_at", name="expires_after_creation"),
+                      sa.CheckConstraint("(handoff_hash IS NULL) = (handoff_until IS NULL)",
+                                         name="handoff_complete"))
 
 
 class Invitation(SQLModel, table=True):

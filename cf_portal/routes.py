@@ -10,5 +10,17 @@ INVITATION = "/invitation"
 MEMBERS = "/members"
 ACCOUNT_SETTINGS = "/settings"
 
+# HTTP routes (cf_portal/api.py) that set and clear the HttpOnly session cookie.
+BEGIN_SESSION = "/auth/session"
+END_SESSION = "/auth/signout"
+
 # Pages anyone can open; every other page needs a signed-in member.
 PUBLIC = (SIGN_IN, SIGN_UP, INVITATION)
+
+
+def safe_next(next_path: str) -> str:
+    """Only a path of this portal (never another site: "//evil.example" or "https://…")."""
+    if next_path.startswith("/") and not next_path.startswith(("//", "/\\")) and not any(
+            ord(c) < 32 for c in next_path):
+        return next_path
+    return LICENSES

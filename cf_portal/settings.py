@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # sign-ups and coupon guesses) is then read from X-Forwarded-For that many entries from its end.
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10, validation_alias=AliasChoices("CF_TRUSTED_PROXY_HOPS"))
     port: int = Field(default=3000, ge=1, le=65535, validation_alias=AliasChoices("CF_PORT", "PORT"))
+    # The origins (scheme://host[:port], comma-separated) the browser reaches the portal at: only pages from
+    # these may open its websocket or call its routes (CORS). Default: this machine on `port`.
+    allowed_origins: str = Field(default="", validation_alias=AliasChoices("CF_ALLOWED_ORIGINS"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -65,7 +68,19 @@ class Settings(BaseSettings):
             raise ValueError("CF_SECURE_COOKIES=true needs CF_TRUSTED_PROXY_HOPS: the number of reverse proxies "
                              "in front of the portal (1 for one nginx, Caddy or load balancer), or 0 if the "
                              "portal is reached directly")
+        if self.secure_cookies and not self.allowed_origins.strip():
+            raise ValueError("CF_SECURE_COOKIES=true needs CF_ALLOWED_ORIGINS: the address the portal is served "
+                             "at, e.g. https://licenses.example.com")
+        for origin in self.origins:
+            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+                raise ValueError(f"CF_ALLOWED_ORIGINS: {origin!r} is not an origin like https://licenses.example.com")
         return self
+
+    @property
+    def origins(self) -> list[str]:
+        if self.allowed_origins.strip():
+            return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+        return [f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"]
 
     @property
     def is_sqlite(self) -> bool:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SESSION_HOURS = 12  # without "Remember me"
 REMEMBER_DAYS = 30
+HANDOFF_SECONDS = 60  # from a sign-in over the websocket to the browser's request for its cookie
 MAX_COMPANY_LENGTH = 120
 WRONG_CREDENTIALS = "The email or password is not right."
 
@@ -52,22 +53,60 @@ class SignedIn:
 
 def start_session(session: Session, *, user_id: int, remember: bool, now: datetime) -> SignedIn:
     token = new_token()
-    lifetime = timedelta(days=REMEMBER_DAYS) if remember else timedelta(hours=SESSION_HOURS)
     session.add(AuthSession(user_id=user_id, token_hash=token_digest(token), remember=remember, created_at=now,
-                            expires_at=now + lifetime))
+                            expires_at=now + session_lifetime(remember)))
     session.flush()
     return SignedIn(token=token, user_id=user_id, remember=remember)
 
 
+def hand_off(session: Session, signed_in: SignedIn, *, now: datetime) -> str:
+    """A one-time code, valid for HANDOFF_SECONDS, that the browser trades at the /auth/session route for
+    its session cookie (an HttpOnly cookie can only be set by an HTTP response, not over the websocket)."""
+    code = new_token()
+    handed = session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.token_hash == token_digest(signed_in.token), AuthSession.expires_at > now)
+        .values(handoff_hash=token_digest(code), handoff_until=now + timedelta(seconds=HANDOFF_SECONDS))
+    ).rowcount
+    if not handed:
+        raise SignInRequired("")
+    return code
+
+
+def redeem_handoff(session: Session, code: str, *, now: datetime) -> SignedIn | None:
+    """Trade a hand-off code for the session's new token (the token the sign-in made is replaced, so only the
+    cookie ever holds a working one). None when the code is unknown, used or expired: it works once."""
+    if not code:
+        return None
+    row = session.exec(select(AuthSession).where(AuthSession.handoff_hash == token_digest(code),
+                                                 AuthSession.handoff_until > now,
+                                                 AuthSession.expires_at > now)).first()
+    if row is None:
+        return None
+    token = new_token()
+    redeemed = session.execute(  # conditional: of two redemptions at once, one wins
+        sa.update(AuthSession)
+        .where(AuthSession.id == row.id, AuthSession.handoff_hash == token_digest(code))
+        .values(token_hash=token_digest(token), handoff_hash=None, handoff_until=None)
+    ).rowcount
+    return SignedIn(token=token, user_id=row.user_id, remember=row.remember) if redeemed else None
+
+
 def actor_for_token(session: Session, token: str, *, now: datetime, next_path: str = "") -> Actor:
     """The member signed in with `token`; SignInRequired when there is none (any more)."""
-    if not token:
+    return actor_for_digest(session, token_digest(token) if token else "", now=now, next_path=next_path)
+
+
+def actor_for_digest(session: Session, digest: str, *, now: datetime, next_path: str = "") -> Actor:
+    """The member whose session token has this SHA-256 `digest` (what the websocket is told; see
+    cf_portal/web.py); SignInRequired when there is none (any more)."""
+    if not digest:
         raise SignInRequired(next_path)
     row = session.exec(
         select(User, Account)
         .join(AuthSession, AuthSession.user_id == User.id)
         .join(Account, Account.id == User.account_id)
-        .where(AuthSession.token_hash == token_digest(token), AuthSession.expires_at > now,
+        .where(AuthSession.token_hash == digest, AuthSession.expires_at > now,
                User.removed_at.is_(None))
     ).first()
     if row is None:
@@ -80,6 +119,10 @@ def actor_for_token(session: Session, token: str, *, now: datetime, next_path: s
 def end_session(session: Session, token: str) -> None:
     if token:
         session.execute(sa.delete(AuthSession).where(AuthSession.token_hash == token_digest(token)))
+
+
+def session_lifetime(remember: bool) -> timedelta:
+    return timedelta(days=REMEMBER_DAYS) if remember else timedelta(hours=SESSION_HOURS)
 
 
 def end_all_sessions(session: Session, *, user_id: int) -> None:
@@ -230,14 +273,15 @@ def sign_in(engine: sa.Engine, *, email: str, password: str, remember: bool, cli
     raise DomainError(WRONG_CREDENTIALS, field="form")
 
 
-def change_password(engine: sa.Engine, *, actor: Actor, token: str, current: str, new: str, confirm: str,
+def change_password(engine: sa.Engine, *, actor: Actor, session_digest: str, current: str, new: str, confirm: str,
                     now: datetime) -> SignedIn:
-    """Set a new password, end every session of this member (all browsers), and sign this one (`token`) in
-    again, remembered if it was. Both passwords are hashed outside any transaction."""
+    """Set a new password, end every session of this member (all browsers), and sign this one (the session
+    whose token has `session_digest`) in again, remembered if it was. Both passwords are hashed outside any
+    transaction."""
     with session_scope(engine, write=False) as session:
         user = session.get(User, actor.user_id)
         remember = bool(session.exec(select(AuthSession.remember).where(
-            AuthSession.token_hash == token_digest(token), AuthSession.user_id == actor.user_id)).first())
+            AuthSession.token_hash == session_digest, AuthSession.user_id == actor.user_id)).first())
     if user is None or user.account_id != actor.account_id or user.removed_at is not None:
         raise NotFound("Your user")
     errors: list[DomainError] = []
@@ -277,8 +321,10 @@ def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
 
 
 def purge_expired(session: Session, *, now: datetime) -> tuple[int, int]:
-    """Delete ended sessions and throttle counts that no window or lock needs any more (a day old)."""
-    sessions = session.execute(sa.delete(AuthSession).where(AuthSession.expires_at <= now)).rowcount or 0
+    """Delete ended sessions (and those whose hand-off code was never traded) and throttle counts that no window or lock needs any more (a day old)."""
+    sessions = session.execute(sa.delete(AuthSession).where(
+        sa.or_(AuthSession.expires_at <= now, AuthSession.handoff_until <= now))  # a code never traded: unusable
+    ).rowcount or 0
     stale = now - timedelta(days=1)
     counts = session.execute(sa.delete(Throttle).where(
         Throttle.last_failure_at < stale, sa.or_(Throttle.locked_until.is_(None), Throttle.locked_until < stale))

@@ -15,13 +15,16 @@ from cf_portal.services.errors import NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
-from cf_portal.state.portal import PortalState, now, start_fresh
+from cf_portal.state.portal import PortalState, begin_session, end_session, now
 
 
-def attempt_change_password(actor: Actor, token: str, form: dict) -> Attempt:
+def attempt_change_password(actor: Actor, session_digest: str, form: dict) -> Attempt:
     return _attempt(lambda: auth.change_password(
-        get_engine(), actor=actor, token=token, current=form.get("current_password", ""), new=form.get("new_password", ""),
+        get_engine(), actor=actor, session_digest=session_digest, current=form.get("current_password", ""), new=form.get("new_password", ""),
         confirm=form.get("confirm_password", ""), now=now()))
+
+
+PASSWORD_CHANGED = "password_changed"  # the query of the page shown again after a password change
 
 
 class AccountSettingsState(PortalState):
@@ -50,6 +53,8 @@ class AccountSettingsState(PortalState):
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
         self.saving = False
+        if self.router.url.query_parameters.get(PASSWORD_CHANGED):
+            return rx.toast.success("Password changed. Every other browser was signed out.")
 
     @rx.event(background=True)
     async def change_password(self, form_data: dict):
@@ -60,19 +65,19 @@ class AccountSettingsState(PortalState):
             with session_scope(write=False) as session:
                 actor = self._actor(session)
             self.saving = True
-            token = self.session_token or self.remembered_token
-        attempt = await asyncio.to_thread(attempt_change_password, actor, token, form_data)
+            digest = self._session_digest()
+        attempt = await asyncio.to_thread(attempt_change_password, actor, digest, form_data)
         async with self:
             self.saving = False
-            if attempt.signed_in is None:
+            if attempt.handoff_code is None:
                 for name, message in attempt.errors.items():
                     target = {"current_password": "current_error", "new_password": "new_error",
                               "confirm_password": "confirm_error"}.get(name, "form_error")
                     setattr(self, target, message)
                 return
-            self._keep_session(attempt.signed_in)
             self.has_password, self.form_key = True, self.form_key + 1
-        yield rx.toast.success("Password changed. Every other browser was signed out.")
+        # This browser's new session reaches its cookie through /auth/session, which reloads the page.
+        yield begin_session(attempt.handoff_code, f"{routes.ACCOUNT_SETTINGS}?{PASSWORD_CHANGED}=1")
 
     @rx.event
     def sign_out_everywhere(self):
@@ -80,7 +85,7 @@ class AccountSettingsState(PortalState):
             actor = self._actor(session)
             auth.end_all_sessions(session, user_id=actor.user_id)
         self._forget_session()
-        return start_fresh(routes.SIGN_IN)
+        return end_session()
 
     @rx.event
     def set_reset_open(self, is_open: bool):

@@ -20,14 +20,15 @@ from cf_portal.services import auth, members
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.settings import get_settings
-from cf_portal.state.portal import PortalState, now, safe_next, start_fresh
+from cf_portal.state.portal import PortalState, begin_session, end_session, now, safe_next
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Attempt:
-    signed_in: auth.SignedIn | None = None
+    # Signed in: the one-time code the browser trades for its session cookie (never the session's token).
+    handoff_code: str | None = None
     errors: dict[str, str] = field(default_factory=dict)  # field name → message ("form" for the whole form)
 
 
@@ -37,9 +38,12 @@ def _errors_of(exc: DomainError) -> dict[str, str]:
 
 def _attempt(work) -> Attempt:  # noqa: ANN001
     """Run `work()`, a service that keeps its own transactions short (no password is hashed inside one) and
-    commits what must stay even when it says no (failed sign-ins count); its refusal becomes messages."""
+    commits what must stay even when it says no (failed sign-ins count); its refusal becomes messages, and the
+    session it starts becomes a one-time code for the browser's cookie."""
     try:
-        return Attempt(signed_in=work())
+        signed_in = work()
+        with session_scope() as session:
+            return Attempt(handoff_code=auth.hand_off(session, signed_in, now=now()))
     except DomainError as exc:
         return Attempt(errors=_errors_of(exc))
     except Exception:
@@ -132,15 +136,14 @@ class AuthState(PortalState):
         return True
 
     def _finish(self, attempt: Attempt) -> bool:
-        """Show the outcome; True when signed in (the session is then kept in the browser's cookie)."""
+        """Show the outcome; True when signed in (the browser then trades the code for its cookie)."""
         self.busy = False
-        if attempt.signed_in is None:
+        if attempt.handoff_code is None:
             for name, message in attempt.errors.items():
                 target = {"email": "email_error", "password": "password_error", "company": "company_error",
                           "name": "name_error", "confirm_password": "confirm_error"}.get(name, "form_error")
                 setattr(self, target, message)
             return False
-        self._keep_session(attempt.signed_in)
         return True
 
     @rx.event(background=True)
@@ -153,7 +156,7 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield start_fresh(next_path)
+            yield begin_session(attempt.handoff_code, next_path)
 
     @rx.event(background=True)
     async def sign_up(self, form_data: dict):
@@ -165,7 +168,7 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield start_fresh(routes.LICENSES)
+            yield begin_session(attempt.handoff_code, routes.LICENSES)
 
     @rx.event(background=True)
     async def accept_invitation(self, form_data: dict):
@@ -178,21 +181,20 @@ class AuthState(PortalState):
         async with self:
             ok = self._finish(attempt)
         if ok:
-            yield start_fresh(routes.LICENSES)
+            yield begin_session(attempt.handoff_code, routes.LICENSES)
 
     @rx.event
     def try_demo(self):
         if not get_settings().demo_mode:
             self.form_error = "The demo is not available here."
             return
-        if self._finish(attempt_demo()):
-            return start_fresh(self._next())
+        attempt = attempt_demo()
+        if self._finish(attempt):
+            return begin_session(attempt.handoff_code, self._next())
 
     @rx.event
     def sign_out(self):
-        """End this browser's session on the server (the token is useless afterwards, wherever it was copied)."""
-        with session_scope() as session:
-            auth.end_session(session, self.session_token)
-            auth.end_session(session, self.remembered_token)
+        """End this browser's session on the server (the token is useless afterwards, wherever it was copied)
+        and clear its cookie: both happen at the /auth/signout route, which alone can see the cookie."""
         self._forget_session()
-        return start_fresh(routes.SIGN_IN)
+        return end_session()

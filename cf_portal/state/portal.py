@@ -1,8 +1,10 @@
 """The base state: who is signed in, and what their role lets the pages show. Feature states inherit it.
 
-The browser keeps only the session token (a cookie); every handler resolves the member from it again with
-`_actor`, which also checks the permission the handler needs. The pages hide what a role cannot do using
-the `can_*` flags, but those flags never decide anything on the server.
+The browser's session is an HttpOnly cookie that no script and no state var ever holds: the websocket's
+handshake carries only the digest of its token (cf_portal/middleware.py), and every handler resolves the
+member from that digest again with `_actor`, which also checks the permission the handler needs. The pages
+hide what a role cannot do using the `can_*` flags, but those flags never decide anything on the server.
+Signing in or out ends in a form posted to an HTTP route (cf_portal/api.py), which sets or clears the cookie.
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ from urllib.parse import quote
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.middleware import session_digest
+from cf_portal.routes import safe_next  # noqa: F401  (the states' import of it)
 from cf_portal.services import auth, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.roles import Permission
-from cf_portal.settings import get_settings
-
-SESSION_COOKIE = "cf_session"
-REMEMBERED_COOKIE = "cf_session_remembered"
 
 
 def now() -> datetime:
@@ -31,18 +31,29 @@ def sign_in_url(next_path: str) -> str:
     return f"{routes.SIGN_IN}?next={quote(next_path, safe='')}" if next_path else routes.SIGN_IN
 
 
-def start_fresh(path: str) -> rx.event.EventSpec:
-    """Load `path` with a new, empty browser state (a new Reflex client token), so nothing of the previous
-    member's pages stays in this tab after signing in or out. Runs after the cookie change has been applied."""
-    return rx.call_script(f"window.sessionStorage.removeItem('token'); window.location.assign({json.dumps(path)})")
+def post_form(action: str, fields: dict[str, str]) -> rx.event.EventSpec:
+    """Post `fields` to one of the portal's HTTP routes as a form (the page is replaced by its answer), with a
+    new, empty browser state (a new Reflex client token), so nothing of the previous member's pages stays in
+    this tab after signing in or out."""
+    return rx.call_script(
+        "(() => { window.sessionStorage.removeItem('token');"
+        " const form = document.createElement('form'); form.method = 'POST';"
+        f" form.action = {json.dumps(action)};"
+        f" for (const [name, value] of Object.entries({json.dumps(fields)})) {{"
+        " const input = document.createElement('input'); input.type = 'hidden'; input.name = name;"
+        " input.value = value; form.appendChild(input); }"
+        " document.body.appendChild(form); form.submit(); })()"
+    )
 
 
-def safe_next(next_path: str) -> str:
-    """Only a path of this portal (never another site: "//evil.example" or "https://…")."""
-    if next_path.startswith("/") and not next_path.startswith(("//", "/\\")) and not any(
-            ord(c) < 32 for c in next_path):
-        return next_path
-    return routes.LICENSES
+def begin_session(code: str, next_path: str) -> rx.event.EventSpec:
+    """Trade a sign-in's one-time code for the session cookie at /auth/session, then open `next_path`."""
+    return post_form(routes.BEGIN_SESSION, {"code": code, "next": next_path})
+
+
+def end_session() -> rx.event.EventSpec:
+    """End this browser's session and clear its cookie at /auth/signout, then show the sign-in page."""
+    return post_form(routes.END_SESSION, {})
 
 
 class PortalState(rx.State):
@@ -54,21 +65,18 @@ class PortalState(rx.State):
     can_manage_seats: bool = False
     can_manage_members: bool = False
 
-    # The browser's session token: a session cookie, or a 30-day one with "Remember me".
-    session_token: str = rx.Cookie("", name=SESSION_COOKIE, same_site="strict",
-                                   secure=get_settings().secure_cookies or None)
-    remembered_token: str = rx.Cookie("", name=REMEMBERED_COOKIE, max_age=auth.REMEMBER_DAYS * 86400,
-                                      same_site="strict", secure=get_settings().secure_cookies or None)
-
     def _current_path(self) -> str:
         url = self.router.url
         return url.path + (f"?{url.query}" if url.query else "")
 
+    def _session_digest(self) -> str:
+        """The digest of this browser's session token, from the websocket's handshake (never the token)."""
+        return session_digest(dict(self.router.headers.raw_headers))
+
     def _actor(self, session, needs: Permission | None = None) -> Actor:  # noqa: ANN001
         """The signed-in member, from the session token, on every call; SignInRequired when there is none
         (the app answers with the sign-in page) and NotAllowed when the role lacks `needs`."""
-        actor = auth.actor_for_token(session, self.session_token or self.remembered_token, now=now(),
-                                     next_path=self._current_path())
+        actor = auth.actor_for_digest(session, self._session_digest(), now=now(), next_path=self._current_path())
         self._show_actor(actor)
         return actor.require(needs) if needs else actor
 
@@ -93,12 +101,15 @@ class PortalState(rx.State):
             if getattr(self, name) != value:  # only assignments that change something reach the browser
                 setattr(self, name, value)
 
-    def _keep_session(self, signed_in: auth.SignedIn) -> None:
-        self.session_token = "" if signed_in.remember else signed_in.token
-        self.remembered_token = signed_in.token if signed_in.remember else ""
+    def _hand_off(self, signed_in: auth.SignedIn, next_path: str) -> rx.event.EventSpec:
+        """Hand a new session to the browser: a one-time code it trades for its cookie at /auth/session."""
+        from cf_portal.db import session_scope
+
+        with session_scope() as session:
+            code = auth.hand_off(session, signed_in, now=now())
+        return begin_session(code, next_path)
 
     def _forget_session(self) -> None:
-        self.session_token = self.remembered_token = ""
         for name in ("account_name", "user_name", "role_label"):
             setattr(self, name, "")
         for name in ("can_buy", "can_manage_payment_methods", "can_manage_seats", "can_manage_members"):

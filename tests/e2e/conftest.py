@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, expect
 
+from cf_portal.middleware import SESSION_COOKIE
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
-from cf_portal.state.portal import SESSION_COOKIE
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
 
 PHONE = {"width": 390, "height": 844}
@@ -78,7 +78,7 @@ class PortalServer:
     def sign_in(self, page: Page, email: str = DEMO_OWNER_EMAIL) -> None:
         """Give the browser a session cookie of `email` (the sign-in page has tests of its own)."""
         page.context.add_cookies([{"name": SESSION_COOKIE, "value": self.session_token(email), "url": self.url,
-                                   "sameSite": "Strict"}])
+                                   "sameSite": "Strict", "httpOnly": True}])
 
     def cli(self, *args: str) -> str:
         """Run `python -m cf_portal.cli ...` against the app's database."""

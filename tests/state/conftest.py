@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 import reflex as rx
@@ -38,12 +40,25 @@ def new_root_state() -> rx.State:
 def sign_in_as(root: rx.State, user_id: int) -> str:
     """Give this browser state a session of `user_id`, as signing in would; returns the token."""
     from cf_portal.services.auth import start_session
-    from cf_portal.state.portal import PortalState, now
+    from cf_portal.state.portal import now
 
     with db.session_scope() as session:
         token = start_session(session, user_id=user_id, remember=False, now=now()).token
-    substate(root, PortalState).session_token = token
+    connect_with_cookie(root, token)
     return token
+
+
+def connect_with_cookie(root: rx.State, token: str) -> None:
+    """What the state sees of a websocket opened by a browser whose session cookie holds `token` ('' for none):
+    the handshake's headers after cf_portal.middleware has put the token's digest in place of the cookie."""
+    from reflex.istate.data import HeaderData
+
+    from cf_portal.middleware import scope_with_session_digest
+
+    cookie = [(b"cookie", f"cf_session={token}; theme=light".encode())] if token else []
+    scope = scope_with_session_digest({"type": "websocket", "path": "/_event", "headers": cookie})
+    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+    root.rx_router_headers = HeaderData.from_router_data({"headers": headers})
 
 
 def demo_owner_id() -> int:
@@ -71,3 +86,40 @@ def root_state(app_engine: sa.Engine) -> rx.State:
 
 def substate(root: rx.State, cls: type[rx.State]) -> rx.State:
     return root.get_substate(cls.get_full_name().split("."))
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What the browser got from the route a sign-in (or sign-out) sent it to."""
+
+    location: str  # where the route sent the browser next
+    set_cookie: str  # the Set-Cookie header ('' when none)
+    token: str  # the session token the cookie now holds ('' when none or cleared)
+
+
+def follow_form_post(root: rx.State, event: rx.event.EventSpec, *, cookie_token: str = "") -> Followed:
+    """Do what the browser does with an event of `post_form` (cf_portal/state/portal.py): post its fields to
+    the portal's real HTTP route (with the session cookie `cookie_token`, if any), then open the websocket
+    again with the cookie that route left (as the new page does)."""
+    import re
+    from urllib.parse import urlsplit
+
+    from starlette.testclient import TestClient
+
+    from cf_portal.api import api
+    from cf_portal.middleware import SESSION_COOKIE
+
+    script = " ".join(str(getattr(value, "_var_value", value)) for _, value in event.args)
+    action = json.loads(re.search(r"form\.action = (\"[^\"]*\")", script).group(1))
+    fields = json.loads(re.search(r"Object\.entries\((\{.*?\})\)", script).group(1))
+    client = TestClient(api, base_url="http://127.0.0.1:3000")
+    if cookie_token:
+        client.cookies.set(SESSION_COOKIE, cookie_token)
+    response = client.post(action, data=fields, headers={"sec-fetch-site": "same-origin"}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    set_cookie = response.headers.get("set-cookie", "")
+    token = re.match(rf"{SESSION_COOKIE}=([^;]*)", set_cookie).group(1) if set_cookie else cookie_token
+    connect_with_cookie(root, token)
+    return Followed(location=urlsplit(response.headers["location"]).path + (
+        f"?{urlsplit(response.headers['location']).query}" if urlsplit(response.headers["location"]).query else ""),
+        set_cookie=set_cookie, token=token)

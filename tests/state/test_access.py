@@ -24,13 +24,14 @@ from typing import TypeVar
 import pytest
 import reflex as rx
 import sqlalchemy as sa
-from reflex.istate.data import RouterData
+from reflex.istate.data import RouterData, SessionData
 from sqlmodel import select
 
 from cf_portal import db
 from cf_portal.db import all_metadata
 from cf_portal.models import (
     Account,
+    AuthSession,
     Invitation,
     Invoice,
     PaymentMethod,
@@ -41,7 +42,7 @@ from cf_portal.models import (
     User,
 )
 from cf_portal.payments.sandbox import SandboxProvider
-from cf_portal.services import auth, employees, members, seats
+from cf_portal.services import employees, members, seats
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.services.payment_methods import add_payment_method
@@ -115,7 +116,7 @@ class World:
         root = new_root_state()
         sign_in_as(root, user_id)
         if client_ip:
-            root.router = RouterData.from_router_data({"ip": client_ip})
+            root.rx_router_session = SessionData.from_router_data({"ip": client_ip})
         return root
 
 
@@ -413,7 +414,7 @@ def test_coupon_guesses_of_another_account_do_not_hold_this_one_up(root_state: r
     guesser.set_coupon_code("WELCOME20")  # a real code, but they must wait
     assert guesser.panel.coupon_status == "invalid" and guesser.panel.coupon_message.startswith("Too many")
 
-    root_state.router = RouterData.from_router_data({"ip": "198.51.100.4"})
+    root_state.rx_router_session = SessionData.from_router_data({"ip": "198.51.100.4"})
     ours = loaded(root_state, AddLicenseState)
     ours.set_coupon_code("WELCOME20")
     assert (ours.panel.coupon_status, ours.panel.coupon_message) == ("valid", "20% off, forever")
@@ -721,7 +722,8 @@ def test_an_ended_session_has_to_sign_in_again(root_state: rx.State, world: Worl
     licenses = loaded(root_state, LicensesState)
     assert licenses.licenses
     with db.session_scope() as session:
-        auth.end_session(session, substate(root_state, PortalState).session_token)
+        session.execute(sa.delete(AuthSession).where(
+            AuthSession.token_hash == substate(root_state, PortalState)._session_digest()))
     with pytest.raises(SignInRequired):
         licenses.load()
     billing = substate(root_state, BillingState)

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 import reflex as rx
+from reflex_base.utils.format import json_dumps
 from sqlmodel import select
 
 from cf_portal import db
@@ -18,9 +19,9 @@ from cf_portal.services.errors import SignInRequired
 from cf_portal.state import auth as auth_state
 from cf_portal.state.auth import AuthState
 from cf_portal.state.licenses import LicensesState
-from cf_portal.state.portal import PortalState, safe_next, sign_in_url
+from cf_portal.state.portal import PortalState, begin_session, safe_next, sign_in_url
 from cf_portal.state.portal import now as portal_now
-from tests.state.conftest import demo_owner_id, substate
+from tests.state.conftest import connect_with_cookie, demo_owner_id, follow_form_post, substate
 from tests.support.concurrency import pausing_for_each_other, run_at_once
 
 PASSWORD = "correct horse battery"
@@ -50,15 +51,17 @@ def test_after_signing_in_only_pages_of_the_portal_are_followed(asked: str, goes
     assert safe_next(asked) == goes_to
 
 
-def test_sign_up_keeps_the_session_in_a_cookie_and_no_password_in_the_state(signed_out_state: rx.State) -> None:
+def test_sign_up_keeps_the_session_in_an_httponly_cookie_and_no_password_in_the_state(
+        signed_out_state: rx.State) -> None:
     state = substate(signed_out_state, AuthState)
     assert state._begin()
     attempt = auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1")
     assert state._finish(attempt) is True
-    portal = substate(signed_out_state, PortalState)
-    assert portal.session_token == attempt.signed_in.token and portal.remembered_token == ""
     delta = json.dumps(signed_out_state.get_delta(), default=str)
     assert PASSWORD not in delta
+    followed = follow_form_post(signed_out_state, begin_session(attempt.handoff_code, "/licenses"))
+    assert followed.location == "/licenses"
+    assert followed.set_cookie == f"cf_session={followed.token}; Path=/; HttpOnly; SameSite=Strict"  # no Max-Age
     licenses = substate(signed_out_state, LicensesState)
     licenses.load()
     assert (licenses.account_name, licenses.user_name, licenses.role_label) == ("NewCo", "Fay Founder", "Owner")
@@ -72,7 +75,6 @@ def test_wrong_sign_up_fields_get_messages_next_to_them(signed_out_state: rx.Sta
     assert state.email_error.startswith("Enter a valid email address")
     assert state.password_error == "Use at least 10 characters (this has 5)."
     assert state.company_error == state.name_error == "" and state.busy is False
-    assert substate(signed_out_state, PortalState).session_token == ""
 
 
 def test_remember_me_uses_the_30_day_cookie_and_sign_out_ends_the_session(signed_out_state: rx.State) -> None:
@@ -83,12 +85,15 @@ def test_remember_me_uses_the_30_day_cookie_and_sign_out_ends_the_session(signed
     attempt = auth_state.attempt_sign_in({"email": "FAY@newco.example", "password": PASSWORD, "remember": "on"},
                                          "10.1.1.1")
     state._finish(attempt)
-    portal = substate(signed_out_state, PortalState)
-    assert portal.remembered_token == attempt.signed_in.token and portal.session_token == ""
-    token = portal.remembered_token
+    followed = follow_form_post(signed_out_state, begin_session(attempt.handoff_code, "/licenses"))
+    assert followed.set_cookie.endswith(f"; Max-Age={30 * 86400}")
+    token = followed.token
+    substate(signed_out_state, LicensesState).load()
     event = state.sign_out()
-    assert "removeItem('token')" in script_of(event) and "/signin" in script_of(event)
-    assert portal.session_token == portal.remembered_token == "" and portal.account_name == ""
+    assert "removeItem('token')" in script_of(event) and "/auth/signout" in script_of(event)
+    assert substate(signed_out_state, PortalState).account_name == ""
+    signed_out = follow_form_post(signed_out_state, event, cookie_token=token)
+    assert signed_out.location == "/signin" and "Max-Age=0" in signed_out.set_cookie and signed_out.token == ""
     with db.session_scope(write=False) as session:
         from cf_portal.services.auth import token_digest
 
@@ -122,8 +127,8 @@ def test_one_email_signing_up_twice_at_once_gets_the_friendly_message(signed_out
     attempts = []
     run_at_once(2, lambda i: attempts.append(
         auth_state.attempt_sign_up({**SIGN_UP, "company": f"NewCo {i}"}, f"10.3.3.{i}")))
-    assert sorted(a.signed_in is not None for a in attempts) == [False, True]
-    assert [a.errors for a in attempts if a.signed_in is None] == [
+    assert sorted(a.handoff_code is not None for a in attempts) == [False, True]
+    assert [a.errors for a in attempts if a.handoff_code is None] == [
         {"email": auth_service.EMAIL_IN_USE}]
 
 
@@ -154,7 +159,7 @@ def test_an_invitation_withdrawn_while_the_password_is_hashed_makes_no_member(si
     with db.session_scope(write=False) as session:
         assert session.exec(select(User).where(User.email == email)).first() is None
     assert withdrawn == [True]
-    assert attempt.signed_in is None and "withdrawn" in attempt.errors["form"]
+    assert attempt.handoff_code is None and "withdrawn" in attempt.errors["form"]
 
 
 def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state: rx.State,
@@ -164,7 +169,7 @@ def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state
     state = substate(signed_out_state, AuthState)
     event = state.try_demo()
     assert "/licenses" in script_of(event)
-    assert substate(signed_out_state, PortalState).session_token
+    follow_form_post(signed_out_state, event)
     licenses = substate(signed_out_state, LicensesState)
     licenses.load()
     assert (licenses.account_name, licenses.role_label) == ("Acme Security Ltd", "Owner")
@@ -173,8 +178,9 @@ def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state
     settings.get_settings.cache_clear()
     other = substate(signed_out_state, AuthState)
     other._forget_session()
+    connect_with_cookie(signed_out_state, "")
     assert other.try_demo() is None
-    assert other.form_error == "The demo is not available here." and other.session_token == ""
+    assert other.form_error == "The demo is not available here."
 
 
 def test_a_signed_in_visitor_of_the_sign_in_page_goes_on(root_state: rx.State) -> None:
@@ -185,3 +191,48 @@ def test_a_signed_in_visitor_of_the_sign_in_page_goes_on(root_state: rx.State) -
 
 def test_a_signed_out_visitor_of_the_sign_in_page_stays(signed_out_state: rx.State) -> None:
     assert substate(signed_out_state, AuthState).load() is None
+
+
+def _every_state(state: rx.State) -> list[rx.State]:
+    return [state, *(s for sub in state.substates.values() for s in _every_state(sub))]
+
+
+def test_the_session_token_is_in_no_state_var_and_not_in_the_state_store(signed_out_state: rx.State) -> None:
+    """Reflex writes every state, `_underscore` vars and router data included, to its store (disk or Redis) and
+    sends the public vars to the browser: the token must be in neither, only its digest may be."""
+    state = substate(signed_out_state, AuthState)
+    state._begin()
+    attempt = auth_state.attempt_sign_in({"email": "owner@acme-security.example", "password": "x"}, "10.9.9.9")
+    assert attempt.handoff_code is None  # the demo owner has no password
+    state._begin()
+    attempt = auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1")
+    assert state._finish(attempt)
+    followed = follow_form_post(signed_out_state, begin_session(attempt.handoff_code, "/licenses"))
+    substate(signed_out_state, LicensesState).load()
+    secrets = (followed.token, attempt.handoff_code)
+    stored = b"".join(s._serialize() for s in _every_state(signed_out_state))  # as the state store keeps them
+    sent = json_dumps(signed_out_state.get_delta())  # as the browser gets them
+    assert substate(signed_out_state, LicensesState).account_name == "NewCo"
+    assert not any(secret.encode() in stored or secret in sent for secret in secrets)
+    assert auth_service.token_digest(followed.token).encode() in stored  # what the handshake carries instead
+
+
+def test_a_handoff_code_works_once_and_only_from_the_portals_own_pages(signed_out_state: rx.State) -> None:
+    from starlette.testclient import TestClient
+
+    from cf_portal.api import api
+
+    state = substate(signed_out_state, AuthState)
+    state._begin()
+    attempt = auth_state.attempt_sign_up(SIGN_UP, "10.1.1.1")
+    client = TestClient(api, base_url="http://127.0.0.1:3000")
+    form = {"code": attempt.handoff_code, "next": "/employees"}
+    refused = client.post("/auth/session", data=form, headers={"sec-fetch-site": "cross-site"},
+                          follow_redirects=False)
+    assert (refused.headers["location"], refused.headers.get("set-cookie")) == ("/signin", None)
+    first = client.post("/auth/session", data=form, headers={"sec-fetch-site": "same-origin"},
+                        follow_redirects=False)
+    assert first.headers["location"] == "/employees" and "HttpOnly" in first.headers["set-cookie"]
+    again = client.post("/auth/session", data=form, headers={"sec-fetch-site": "same-origin"},
+                        follow_redirects=False)
+    assert (again.headers["location"], again.headers.get("set-cookie")) == ("/signin", None)

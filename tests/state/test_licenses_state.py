@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import json
-
 import reflex as rx
+from reflex_base.utils.format import json_dumps
 from sqlmodel import select
 
 from cf_portal import db
@@ -39,7 +38,7 @@ def test_the_browser_never_receives_password_hashes_or_session_digests(root_stat
 
     state = substate(root_state, LicensesState)
     state.load()
-    delta = json.dumps(root_state.get_delta(), default=str)
+    delta = json_dumps(root_state.get_delta())  # as Reflex sends it to the browser
     with db.session_scope(write=False) as session:
         digests = session.exec(select(AuthSession.token_hash)).all()
         hashes = [h for h in session.exec(select(User.password_hash)).all() if h]

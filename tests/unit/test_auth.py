@@ -187,8 +187,9 @@ def test_passwords_are_hashed_and_checked_outside_any_transaction(seeded: Seeded
     with pytest.raises(DomainError):
         sign_in(seeded.engine, "founder@newco.example", "not the password")
     sign_in(seeded.engine, "founder@newco.example", PASSWORD)
-    auth.change_password(seeded.engine, actor=actor_of(seeded.engine, signed_in.token), token=signed_in.token,
-                         current=PASSWORD, new="a much better passphrase", confirm="a much better passphrase", now=NOW)
+    auth.change_password(seeded.engine, actor=actor_of(seeded.engine, signed_in.token),
+                         session_digest=auth.token_digest(signed_in.token), current=PASSWORD,
+                         new="a much better passphrase", confirm="a much better passphrase", now=NOW)
     with session_scope(seeded.engine) as session:
         created = members.invite(session, actor=seeded.actor, email="new.hire@acme-security.example", role="viewer",
                                  base_url="", now=NOW)
@@ -256,11 +257,11 @@ def test_changing_the_password_ends_every_session_and_keeps_this_one(seeded: See
     actor = actor_of(seeded.engine, first.token)
     new_password = "a much better passphrase"
     with pytest.raises(FormErrors) as caught:
-        auth.change_password(seeded.engine, actor=actor, token=first.token, current="wrong", new="short",
-                             confirm="other", now=NOW)
+        auth.change_password(seeded.engine, actor=actor, session_digest=auth.token_digest(first.token),
+                             current="wrong", new="short", confirm="other", now=NOW)
     assert set(caught.value.by_field()) == {"current_password", "new_password", "confirm_password"}
-    renewed = auth.change_password(seeded.engine, actor=actor, token=first.token, current=PASSWORD,
-                                   new=new_password, confirm=new_password, now=NOW)
+    renewed = auth.change_password(seeded.engine, actor=actor, session_digest=auth.token_digest(first.token),
+                                   current=PASSWORD, new=new_password, confirm=new_password, now=NOW)
     assert not renewed.remember
     for old in (first, other_browser):
         with pytest.raises(SignInRequired):
@@ -276,8 +277,8 @@ def test_changing_the_password_keeps_remember_me(seeded: Seeded) -> None:
     remembered = sign_in(seeded.engine, "founder@newco.example", PASSWORD, remember=True)
     new_password = "a much better passphrase"
     renewed = auth.change_password(seeded.engine, actor=actor_of(seeded.engine, remembered.token),
-                                   token=remembered.token, current=PASSWORD, new=new_password, confirm=new_password,
-                                   now=NOW)
+                                   session_digest=auth.token_digest(remembered.token), current=PASSWORD,
+                                   new=new_password, confirm=new_password, now=NOW)
     assert renewed.remember
     with session_scope(seeded.engine, write=False) as session:
         stored = session.exec(select(AuthSession).where(

@@ -1,0 +1,263 @@
+"""What the portal adds around Reflex at the HTTP layer: the session cookie, security headers, body limits.
+
+- **The session cookie** (`cf_session`) is HttpOnly, `SameSite=Strict` (and `Secure` behind HTTPS): scripts
+  cannot read it, and only the /auth routes (cf_portal/api.py) set or clear it. Reflex copies the headers of
+  the websocket handshake into every state (kept in its state store, on disk or in Redis), so before Reflex
+  sees the handshake the session cookie is taken out of its `Cookie` header and only the token's SHA-256
+  digest, which is what the database keeps, is passed on (`SESSION_DIGEST_HEADER`, a header Reflex never
+  sends to the browser). The token itself is in no state var and no state store.
+- **Security headers** on every HTTP response: a Content-Security-Policy (scripts from the portal, the hashes
+  of the build's own inline scripts and Stripe.js; frames from Stripe only; `frame-ancestors 'none'`),
+  X-Frame-Options, X-Content-Type-Options, Referrer-Policy, and HSTS when the portal is served over HTTPS.
+- **Bodies**: an upload (`/_upload`, the CSV import) needs a signed-in member before a byte of it is read and
+  may be at most the CSV limit plus the form's overhead; any other request body at most `MAX_BODY`. A larger
+  body is answered 413 from its declared length, or as soon as a body sent without one passes the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+from cf_portal.services import auth
+from cf_portal.services.employee_import import MAX_BYTES as MAX_CSV_BYTES
+from cf_portal.services.errors import SignInRequired
+from cf_portal.settings import get_settings
+
+SESSION_COOKIE = "cf_session"
+# Reflex keeps request headers in its state store but never sends `authorization` to the browser.
+SESSION_DIGEST_HEADER = "authorization"
+SESSION_DIGEST_SCHEME = "CF-Session-Digest "
+EVENT_PATH = "/_event"
+UPLOAD_PATH = "/_upload"
+MAX_BODY = 1024 * 1024  # the webhook (1 MB, checked again there), sign-in forms, anything else
+MAX_UPLOAD_BODY = MAX_CSV_BYTES + 64 * 1024  # the CSV file and its multipart envelope
+MAX_WEBSOCKET_MESSAGE = 256 * 1024  # an event: a form, a search; files come through /_upload
+STRIPE_SCRIPT = "https://js.stripe.com"
+STRIPE_FRAMES = ("https://js.stripe.com", "https://hooks.stripe.com")
+STRIPE_API = ("https://api.stripe.com",)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def session_cookie_header(token: str, *, remember: bool) -> str:
+    """The Set-Cookie value that gives the browser its session (a 30-day cookie with "Remember me")."""
+    parts = [f"{SESSION_COOKIE}={token}", "Path=/", "HttpOnly", "SameSite=Strict"]
+    if remember:
+        parts.append(f"Max-Age={int(auth.session_lifetime(True).total_seconds())}")
+    if get_settings().secure_cookies:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def cleared_cookie_header() -> str:
+    secure = "; Secure" if get_settings().secure_cookies else ""
+    return f"{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def session_token(cookie_header: str) -> str:
+    """The session token from a `Cookie` header ('' when there is none, or the header is malformed)."""
+    jar = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except Exception:  # noqa: BLE001 - a malformed Cookie header means no session, not an error
+        return ""
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else ""
+
+
+def _without_session_cookie(cookie_header: str) -> str:
+    kept = [part.strip() for part in cookie_header.split(";")
+            if part.strip() and part.split("=", 1)[0].strip() != SESSION_COOKIE]
+    return "; ".join(kept)
+
+
+def scope_with_session_digest(scope: Scope) -> Scope:
+    """The handshake's scope with the session cookie replaced by its digest (any digest header the client sent
+    is dropped: only the cookie can name a session)."""
+    cookie = "; ".join(v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"cookie")
+    token = session_token(cookie)
+    headers = [(k, v) for k, v in scope.get("headers", [])
+               if k.lower() not in (b"cookie", SESSION_DIGEST_HEADER.encode())]
+    if rest := _without_session_cookie(cookie):
+        headers.append((b"cookie", rest.encode("latin-1")))
+    if token:
+        headers.append((SESSION_DIGEST_HEADER.encode(),
+                        (SESSION_DIGEST_SCHEME + auth.token_digest(token)).encode()))
+    return {**scope, "headers": headers}
+
+
+def session_digest(headers: dict[str, str]) -> str:
+    """The digest the handshake's headers carry (as Reflex hands them to a state), or ''."""
+    value = headers.get(SESSION_DIGEST_HEADER, "")
+    return value.removeprefix(SESSION_DIGEST_SCHEME) if value.startswith(SESSION_DIGEST_SCHEME) else ""
+
+
+def _member_exists(token: str) -> bool:
+    from cf_portal.db import session_scope
+
+    try:
+        with session_scope(write=False) as session:
+            auth.actor_for_token(session, token, now=datetime.now(UTC))
+        return True
+    except SignInRequired:
+        return False
+
+
+@lru_cache
+def _inline_script_hashes(build_dir: str) -> tuple[str, ...]:
+    """The CSP hashes of every inline <script> of the built pages (the router's bootstrap, the theme)."""
+    hashes: set[str] = set()
+    for page in Path(build_dir).rglob("*.html"):
+        for body in re.findall(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", page.read_text(errors="replace"),
+                               flags=re.S):
+            digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+            hashes.add(f"'sha256-{digest}'")
+    return tuple(sorted(hashes))
+
+
+def _build_dir() -> str:
+    from reflex.utils import prerequisites
+
+    return str(prerequisites.get_web_dir() / "build" / "client")
+
+
+def content_security_policy(inline_hashes: Iterable[str] = ()) -> str:
+    settings = get_settings()
+    # Reflex runs `call_script` events with eval; inline <script> elements other than the build's are refused.
+    scripts = ["'self'", "'unsafe-eval'", *inline_hashes, STRIPE_SCRIPT]
+    connect = ["'self'", *STRIPE_API]
+    if settings.stripe_api_base:  # a Stripe test server (never with a live key: see settings)
+        connect.append(settings.stripe_api_base.rstrip("/"))
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": scripts,
+        "style-src": ["'self'", "'unsafe-inline'"],  # Radix Themes and Emotion set inline styles
+        "img-src": ["'self'", "data:", "https://*.stripe.com"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": connect,
+        "frame-src": list(STRIPE_FRAMES),
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+    return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
+
+
+def security_headers() -> list[tuple[bytes, bytes]]:
+    headers = {
+        "content-security-policy": content_security_policy(_inline_script_hashes(_build_dir())),
+        "x-frame-options": "DENY",
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",  # invitation links carry a token: never in a Referer to another site
+        "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=(self \"https://js.stripe.com\")",
+        "cross-origin-opener-policy": "same-origin",
+    }
+    if get_settings().secure_cookies:  # served over HTTPS
+        headers["strict-transport-security"] = "max-age=63072000; includeSubDomains"
+    return [(name.encode(), value.encode()) for name, value in headers.items()]
+
+
+async def _answer(send: Send, status: int, message: str, *, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class PortalMiddleware:
+    """Wraps the whole ASGI app (pages, websocket, uploads, API routes); see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("websocket", "http") and path.startswith(EVENT_PATH):
+            scope = scope_with_session_digest(scope)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = security_headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  *(h for h in headers if h[0] not in names)]}
+            await send(message)
+
+        limit = MAX_UPLOAD_BODY if path.startswith(UPLOAD_PATH) else MAX_BODY
+        if path.startswith(UPLOAD_PATH) and scope.get("method") == "POST":
+            token = session_token(_header(scope, b"cookie"))
+            if not token or not await asyncio.to_thread(_member_exists, token):
+                await _answer(send_with_headers, 401, "Sign in to upload files.")
+                return
+        declared = _header(scope, b"content-length")
+        if declared:
+            if not declared.isdigit() or int(declared) > limit:
+                await _answer(send_with_headers, 413, _too_large(limit))
+                return
+            await self.app(scope, receive, send_with_headers)
+            return
+        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send_with_headers)
+            return
+        body = await _read_at_most(receive, limit)  # sent without a length (chunked): read up to the limit only
+        if body is None:
+            await _answer(send_with_headers, 413, _too_large(limit))
+            return
+        await self.app(scope, _replay(body), send_with_headers)
+
+
+def _too_large(limit: int) -> str:
+    return f"The request is too large: at most {limit // 1024:,} KB."
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return bytes(body)
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # like a client that stays connected: nothing more to read
+        return {"type": "http.disconnect"}
+
+    return receive
