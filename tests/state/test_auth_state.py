@@ -170,6 +170,7 @@ def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state
     assert (licenses.account_name, licenses.role_label) == ("Acme Security Ltd", "Owner")
 
     monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
     settings.get_settings.cache_clear()
     other = substate(signed_out_state, AuthState)
     other._forget_session()

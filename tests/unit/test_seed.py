@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
@@ -85,3 +89,112 @@ def test_reset_demo_goes_back_to_the_seed(session: Session) -> None:
     after = _counts(session)
     assert after["employee"] == seeded["employee"] and after["license"] == 0
     assert after["coupon"] == seeded["coupon"]
+
+
+@pytest.fixture
+def cli_database(engine: sa.Engine, empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
+    """The command line pointed at the test's database, outside demo mode with the sandbox said explicitly."""
+    from cf_portal import db, payments, settings
+
+    monkeypatch.setenv("REFLEX_DB_URL", empty_database_url)
+    monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
+    monkeypatch.delenv("CF_CATALOG_FILE", raising=False)
+    caches = (settings.get_settings, db.get_engine, payments.get_provider)
+    for cache in caches:
+        cache.cache_clear()
+    yield engine
+    db.get_engine().dispose()
+    for cache in caches:
+        cache.cache_clear()
+
+
+def test_outside_demo_mode_the_seed_adds_no_demo_account_and_no_demo_coupon(cli_database: sa.Engine) -> None:
+    from cf_portal import cli
+
+    assert cli.main(["seed"]) == 0
+    with Session(cli_database) as session:
+        assert session.exec(select(Coupon)).first() is None
+        assert session.exec(select(User)).first() is None
+        assert session.exec(select(Account)).first() is None
+
+
+CATALOG_FILE = {
+    "products": [
+        {"code": "awareness", "name": "Security Awareness Training", "description": "Courses.",
+         "plans": [{"code": "awareness-starter", "name": "Starter", "unit_amount": 900},
+                   {"code": "awareness-business", "name": "Business", "unit_amount": 1900, "currency": "eur"}]},
+        {"code": "phishing", "name": "Phishing Simulator",
+         "plans": [{"code": "phishing-standard", "name": "Standard", "unit_amount": 1200}]},
+    ],
+    "coupons": [
+        {"code": " partner10 ", "percent_off": 10, "duration": "forever", "products": ["phishing"]},
+        {"code": "FIRSTMONTH", "amount_off": 500, "currency": "usd", "duration": "once",
+         "expires_at": "2027-06-30T23:59:00Z", "max_redemptions": 50, "min_quantity": 5},
+    ],
+}
+
+
+def test_the_operators_catalog_file_is_loaded_once_however_often_it_is_run(
+        cli_database: sa.Engine, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    import json
+
+    from cf_portal import cli, settings
+
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(CATALOG_FILE))
+    assert cli.main(["load-catalog", str(path)]) == 0
+    with Session(cli_database) as session:
+        first = _counts(session)
+    monkeypatch.setenv("CF_CATALOG_FILE", str(path))  # `seed` outside demo mode loads the file named here
+    settings.get_settings.cache_clear()
+    assert cli.main(["seed"]) == 0
+    assert cli.main(["load-catalog"]) == 0
+    with Session(cli_database) as session:
+        assert _counts(session) == first
+        assert (first["product"], first["plan"], first["coupon"], first["account"]) == (2, 3, 2, 0)
+        partner = session.exec(select(Coupon).where(Coupon.code == "PARTNER10")).one()
+        assert [p.code for p in session.exec(select(Product).join(CouponProduct)
+                                             .where(CouponProduct.coupon_id == partner.id))] == ["phishing"]
+        first_month = session.exec(select(Coupon).where(Coupon.code == "FIRSTMONTH")).one()
+        assert (first_month.amount_off, first_month.max_redemptions, first_month.min_quantity) == (500, 50, 5)
+        assert first_month.expires_at == datetime(2027, 6, 30, 23, 59, tzinfo=UTC)
+        assert session.exec(select(Plan.currency).where(Plan.code == "awareness-business")).one() == "eur"
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda c: c["coupons"][0].update(products=["darkweb"]), "darkweb"),
+    (lambda c: c["coupons"][1].pop("currency"), "currency"),
+    (lambda c: c["coupons"][0].update(duration="repeating"), "duration_months"),
+    (lambda c: c["products"][1]["plans"][0].update(unit_amount=-1), "unit_amount"),
+    (lambda c: c["products"][1]["plans"][0].update(code="awareness-starter"), "awareness-starter"),
+    (lambda c: c["products"][0].update(colour="red"), "colour"),
+])
+def test_a_wrong_catalog_file_is_refused_with_the_reason_and_nothing_loaded(
+        cli_database: sa.Engine, tmp_path, capsys: pytest.CaptureFixture, change, says: str) -> None:  # noqa: ANN001
+    import copy
+    import json
+
+    from cf_portal import cli
+
+    catalog = copy.deepcopy(CATALOG_FILE)
+    change(catalog)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(catalog))
+    assert cli.main(["load-catalog", str(path)]) == 1
+    assert says in capsys.readouterr().err
+    with Session(cli_database) as session:
+        assert session.exec(select(Product)).first() is None
+
+
+def test_a_catalog_file_in_toml_loads_the_same(cli_database: sa.Engine, tmp_path) -> None:  # noqa: ANN001
+    from cf_portal import cli
+
+    path = tmp_path / "catalog.toml"
+    path.write_text('[[products]]\ncode = "awareness"\nname = "Security Awareness Training"\n'
+                    '[[products.plans]]\ncode = "awareness-starter"\nname = "Starter"\nunit_amount = 900\n'
+                    '[[coupons]]\ncode = "WINTER5"\npercent_off = 5\nduration = "once"\n')
+    assert cli.main(["load-catalog", str(path)]) == 0
+    with Session(cli_database) as session:
+        assert session.exec(select(Plan.unit_amount)).all() == [900]
+        assert session.exec(select(Coupon.code)).all() == ["WINTER5"]

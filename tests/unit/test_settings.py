@@ -11,6 +11,8 @@ from cf_portal.settings import Settings
 @pytest.mark.parametrize("key", ["sk_live_abc123", "rk_live_abc123"])
 def test_demo_mode_is_refused_with_a_live_stripe_key(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SECRET_KEY", key)
+    monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "pk_live_abc123")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "stripe")
     monkeypatch.setenv("CF_DEMO_MODE", "true")
     with pytest.raises(ValidationError, match="demo mode"):
         Settings(_env_file=None)
@@ -57,3 +59,22 @@ def test_reflex_reads_the_client_address_through_the_trusted_proxies(monkeypatch
         monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
         settings.get_settings.cache_clear()
         importlib.reload(rxconfig)
+
+
+def test_outside_demo_mode_the_payment_provider_must_be_said_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox takes no money: a production install must not fall back to it silently."""
+    monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.delenv("CF_PAYMENT_PROVIDER", raising=False)
+    with pytest.raises(ValidationError, match="CF_PAYMENT_PROVIDER"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
+    assert Settings(_env_file=None).payment_provider == "sandbox"
+    monkeypatch.setenv("CF_DEMO_MODE", "true")
+    monkeypatch.delenv("CF_PAYMENT_PROVIDER")
+    assert Settings(_env_file=None).payment_provider == "sandbox"  # the offline demo needs no setting
+
+
+def test_a_catalog_file_that_is_not_there_stops_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    monkeypatch.setenv("CF_CATALOG_FILE", str(tmp_path / "missing.json"))
+    with pytest.raises(ValidationError, match="CF_CATALOG_FILE"):
+        Settings(_env_file=None)
