@@ -41,14 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     load = sub.add_parser("load-catalog", help="load the products, plans and coupons of a catalog file (JSON or "
                           "TOML); adds what is missing, changes nothing already there (safe to re-run)")
     load.add_argument("path", nargs="?", type=Path, help="the file (default: CF_CATALOG_FILE)")
-    sub.add_parser("reset-demo", help="put the demo account back to the seed (licenses, cards, history removed)")
+    sub.add_parser("reset-demo", help="put the seeded demo account back to the seed (subscriptions cancelled at the "
+                   "provider, then licenses, cards, history removed)")
     pending = sub.add_parser("resolve-pending", help="finish or undo purchases whose charge was never confirmed")
     pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
     sub.add_parser("sync-catalog", help="create the products, monthly prices and coupons at the payment provider")
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
-    sub.add_parser("purge-expired", help="delete ended sessions and forgotten throttle counts (run daily)")
+    sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts and expired demo "
+                   "accounts, whose subscriptions are cancelled first (run daily)")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -91,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
             report = load_catalog(session, catalog)
         print(f"catalog of {path} loaded: {report}")
     elif args.command == "reset-demo":
-        from cf_portal.db import session_scope
-        from cf_portal.services.seed import reset_demo
+        from datetime import UTC, datetime
 
-        with session_scope() as session:
-            reset_demo(session)
-        print("demo account reset to the seed")
+        from cf_portal.payments import get_provider
+        from cf_portal.services.demo import reset_template
+
+        reset_template(None, get_provider(), now=datetime.now(UTC))
+        print("demo account reset to the seed (its subscriptions cancelled at the payment provider)")
     elif args.command == "resolve-pending":
         from datetime import UTC, datetime, timedelta
 
@@ -127,11 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         from datetime import UTC, datetime
 
         from cf_portal.db import session_scope
+        from cf_portal.payments import get_provider
         from cf_portal.services.auth import purge_expired
+        from cf_portal.services.demo import purge_expired_copies
 
+        now = datetime.now(UTC)
         with session_scope() as session:
-            sessions, counts = purge_expired(session, now=datetime.now(UTC))
+            sessions, counts = purge_expired(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
+        copies = purge_expired_copies(None, get_provider(), now=now)
+        print(f"{copies.deleted} expired demo accounts deleted (their subscriptions cancelled first)")
+        for line in copies.kept:
+            print(line, file=sys.stderr)
+        return 1 if copies.kept else 0
     return 0
 
 

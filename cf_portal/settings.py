@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET"),
                                               repr=False)
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
+    # How many "Try the demo" visitors may have their own copy of the demo account at once (each lasts a day).
+    demo_max_copies: int = Field(default=200, ge=1, le=100_000, validation_alias=AliasChoices("CF_DEMO_MAX_COPIES"))
     # The operator's catalog (JSON or TOML, format in the README), loaded by `cli load-catalog` and, outside
     # demo mode, by `cli seed`.
     catalog_file: Path | None = Field(default=None, validation_alias=AliasChoices("CF_CATALOG_FILE"))

@@ -7,26 +7,13 @@ changes nothing that is already there. No licenses and no payment methods are se
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cf_portal.models import (
     Account,
-    AuditEvent,
-    AuthSession,
     ChildAccount,
-    Coupon,
-    CouponRedemption,
     Employee,
-    Invitation,
-    Invoice,
-    InvoiceLine,
-    License,
-    PaymentMethod,
     Role,
-    SeatAssignment,
     User,
 )
 from cf_portal.services.catalog import CatalogSpec, LoadReport, RowLoader, add_catalog, load_catalog
@@ -130,45 +117,3 @@ def seed_demo(session: Session) -> LoadReport:
         get_or_add(ChildAccount, {"account_id": account.id, "name": name}, contact_email=contact)
 
     return loader.report()
-
-
-def reset_demo(session: Session) -> None:
-    """Put the demo account back to the seed: the seeded people only, and no licenses, seats, payment
-    methods, invoices or history.
-
-    Only the demo account is touched. Coupon redemption counts go back to what the seed says.
-    """
-    account = demo_account(session)
-    if account is None:
-        seed_demo(session)
-        return
-    license_ids = select(License.id).where(License.account_id == account.id)
-    invoice_ids = select(Invoice.id).where(Invoice.account_id == account.id)
-    session.execute(sa.delete(SeatAssignment).where(SeatAssignment.account_id == account.id))
-    session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id.in_(license_ids)))
-    session.execute(sa.delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)))
-    session.execute(sa.delete(Invoice).where(Invoice.account_id == account.id))
-    session.execute(sa.delete(License).where(License.account_id == account.id))
-    session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account.id))
-    session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account.id))
-    session.execute(sa.delete(Employee).where(Employee.account_id == account.id))
-    session.execute(sa.delete(ChildAccount).where(ChildAccount.account_id == account.id))
-    # Members: back to the seeded people with their roles. Whoever joined during the demo is removed.
-    session.execute(sa.delete(Invitation).where(Invitation.account_id == account.id))
-    seeded = {email: role for email, _, role in DEMO_MEMBERS}
-    for user in session.exec(select(User).where(User.account_id == account.id)).all():
-        if user.email in seeded:
-            user.role, user.removed_at, user.password_hash = seeded[user.email].value, None, None
-        else:
-            session.execute(sa.delete(AuthSession).where(AuthSession.user_id == user.id))
-            user.removed_at, user.password_hash = user.removed_at or datetime.now(UTC), None
-    account.provider_customer_id = None
-    for spec in DEMO_CATALOG.coupons:
-        redeemed = session.execute(
-            sa.select(sa.func.count()).select_from(CouponRedemption).join(Coupon)
-            .where(Coupon.code == spec.code)
-        ).scalar_one()
-        session.execute(sa.update(Coupon).where(Coupon.code == spec.code)
-                        .values(times_redeemed=spec.times_redeemed + redeemed))
-    session.flush()
-    seed_demo(session)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -74,8 +73,10 @@ def test_seed_holds_the_demo_account_and_catalog(session: Session) -> None:
 
 
 def test_reset_demo_goes_back_to_the_seed(session: Session) -> None:
-    from cf_portal.services.seed import reset_demo
+    from cf_portal.payments.sandbox import SandboxProvider
+    from cf_portal.services.demo import reset_template
     from tests.factories import make_employee, make_license, make_plan
+    from tests.unit.conftest import NOW
 
     seed_demo(session)
     session.commit()
@@ -84,29 +85,10 @@ def test_reset_demo_goes_back_to_the_seed(session: Session) -> None:
     make_employee(session, account, email="extra@example.com")
     make_license(session, account, make_plan(session), quantity=3)
     session.commit()
-    reset_demo(session)
-    session.commit()
+    reset_template(session.get_bind(), SandboxProvider(session.get_bind()), now=NOW)
     after = _counts(session)
     assert after["employee"] == seeded["employee"] and after["license"] == 0
     assert after["coupon"] == seeded["coupon"]
-
-
-@pytest.fixture
-def cli_database(engine: sa.Engine, empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
-    """The command line pointed at the test's database, outside demo mode with the sandbox said explicitly."""
-    from cf_portal import db, payments, settings
-
-    monkeypatch.setenv("REFLEX_DB_URL", empty_database_url)
-    monkeypatch.setenv("CF_DEMO_MODE", "false")
-    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
-    monkeypatch.delenv("CF_CATALOG_FILE", raising=False)
-    caches = (settings.get_settings, db.get_engine, payments.get_provider)
-    for cache in caches:
-        cache.cache_clear()
-    yield engine
-    db.get_engine().dispose()
-    for cache in caches:
-        cache.cache_clear()
 
 
 def test_outside_demo_mode_the_seed_adds_no_demo_account_and_no_demo_coupon(cli_database: sa.Engine) -> None:
