@@ -106,7 +106,8 @@ def copy_demo_account(session: Session, *, now: datetime, max_copies: int) -> in
     session.add_all(members)
     _copy_people(session, template_id=template.id, account_id=copy.id, now=now)
     session.flush()
-    return next(user.id for user in members if user.role == Role.OWNER.value)
+    owner_email = copy_email(DEMO_OWNER_EMAIL, copy.id)
+    return next(user.id for user in members if user.email == owner_email)
 
 
 # --- Cancelling at the provider, then deleting ------------------------------------------------------

@@ -129,6 +129,22 @@ def test_the_number_of_live_demo_copies_is_capped(seeded: Seeded) -> None:
     assert later.role == Role.OWNER.value
 
 
+def test_the_cap_holds_when_many_visitors_click_at_once(seeded: Seeded) -> None:
+    from tests.support.concurrency import run_at_once
+
+    outcomes: list[str] = []
+
+    def click(_: int) -> None:
+        try:
+            try_demo(seeded, max_copies=3)
+            outcomes.append("copy")
+        except DomainError:
+            outcomes.append("refused")
+
+    run_at_once(6, click)
+    assert sorted(outcomes) == ["copy"] * 3 + ["refused"] * 3
+
+
 def test_an_expired_copy_cannot_be_used_even_before_it_is_purged(seeded: Seeded) -> None:
     visitor, signed_in = try_demo(seeded)
     with session_scope(seeded.engine) as session:  # a session that outlives the copy (a remembered sign-in)
