@@ -26,19 +26,31 @@ def migrate(url: str | None = None) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+def _catalog_or_none(path: Path | None):  # noqa: ANN202
+    from cf_portal.services.catalog import read_catalog_file
+
+    return None if path is None else read_catalog_file(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cf_portal.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply the database migrations")
-    sub.add_parser("seed", help="load the demo account and catalog (safe to re-run)")
-    sub.add_parser("reset-demo", help="put the demo account back to the seed (licenses, cards, history removed)")
+    sub.add_parser("seed", help="demo mode: load the demo account and catalog; otherwise load CF_CATALOG_FILE, if "
+                   "set (safe to re-run)")
+    load = sub.add_parser("load-catalog", help="load the products, plans and coupons of a catalog file (JSON or "
+                          "TOML); adds what is missing, changes nothing already there (safe to re-run)")
+    load.add_argument("path", nargs="?", type=Path, help="the file (default: CF_CATALOG_FILE)")
+    sub.add_parser("reset-demo", help="put the seeded demo account back to the seed (subscriptions cancelled at the "
+                   "provider, then licenses, cards, history removed)")
     pending = sub.add_parser("resolve-pending", help="finish or undo purchases whose charge was never confirmed")
     pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
     sub.add_parser("sync-catalog", help="create the products, monthly prices and coupons at the payment provider")
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
-    sub.add_parser("purge-expired", help="delete ended sessions and forgotten throttle counts (run daily)")
+    sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts and expired demo "
+                   "accounts, whose subscriptions are cancelled first (run daily)")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -50,18 +62,44 @@ def main(argv: list[str] | None = None) -> int:
         print("database schema is up to date")
     elif args.command == "seed":
         from cf_portal.db import session_scope
-        from cf_portal.services.seed import seed_demo
+        from cf_portal.services.seed import seed
 
+        settings = get_settings()
+        catalog = None if settings.demo_mode else _catalog_or_none(settings.catalog_file)
         with session_scope() as session:
-            report = seed_demo(session)
-        print(f"demo data ready: {report}")
-    elif args.command == "reset-demo":
+            report = seed(session, demo_mode=settings.demo_mode, catalog=catalog)
+        if settings.demo_mode:
+            print(f"demo data ready: {report}")
+        elif report is None:
+            print("demo mode is off (CF_DEMO_MODE=false): no demo data loaded, and no catalog file is set "
+                  "(CF_CATALOG_FILE); load yours with `python -m cf_portal.cli load-catalog <file>`")
+        else:
+            print(f"catalog of {settings.catalog_file} loaded: {report}")
+    elif args.command == "load-catalog":
         from cf_portal.db import session_scope
-        from cf_portal.services.seed import reset_demo
+        from cf_portal.services.catalog import load_catalog
+        from cf_portal.services.errors import DomainError
 
+        path = args.path or get_settings().catalog_file
+        if path is None:
+            print("name the catalog file: `load-catalog <file>`, or set CF_CATALOG_FILE", file=sys.stderr)
+            return 1
+        try:
+            catalog = _catalog_or_none(path)
+        except DomainError as exc:
+            print(f"catalog not loaded: {exc.message}", file=sys.stderr)
+            return 1
         with session_scope() as session:
-            reset_demo(session)
-        print("demo account reset to the seed")
+            report = load_catalog(session, catalog)
+        print(f"catalog of {path} loaded: {report}")
+    elif args.command == "reset-demo":
+        from datetime import UTC, datetime
+
+        from cf_portal.payments import get_provider
+        from cf_portal.services.demo import reset_template
+
+        reset_template(None, get_provider(), now=datetime.now(UTC))
+        print("demo account reset to the seed (its subscriptions cancelled at the payment provider)")
     elif args.command == "resolve-pending":
         from datetime import UTC, datetime, timedelta
 
@@ -92,11 +130,19 @@ def main(argv: list[str] | None = None) -> int:
         from datetime import UTC, datetime
 
         from cf_portal.db import session_scope
+        from cf_portal.payments import get_provider
         from cf_portal.services.auth import purge_expired
+        from cf_portal.services.demo import purge_expired_copies
 
+        now = datetime.now(UTC)
         with session_scope() as session:
-            sessions, counts = purge_expired(session, now=datetime.now(UTC))
+            sessions, counts = purge_expired(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
+        copies = purge_expired_copies(None, get_provider(), now=now)
+        print(f"{copies.deleted} expired demo accounts deleted (their subscriptions cancelled first)")
+        for line in copies.kept:
+            print(line, file=sys.stderr)
+        return 1 if copies.kept else 0
     return 0
 
 

@@ -73,6 +73,9 @@ class Account(SQLModel, table=True):
     # Set when the account first needs the payment provider (customer id there).
     provider_customer_id: str | None = Field(default=None, max_length=64, unique=True)
     created_at: datetime = created_at_field()
+    # Set on a "Try the demo" visitor's own copy of the demo account: it stops working then, and
+    # `cli purge-expired` deletes it. NULL for customers and for the seeded demo account (the template).
+    demo_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True, index=True)
 
 
 class Role(StrEnum):

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REFLEX_DB_URL", "DATABASE_URL", "CF_DATABASE_URL"),
     )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REFLEX_REDIS_URL"))
+    # Defaults to the sandbox in demo mode only; outside it the operator says which (see _check).
     payment_provider: Literal["sandbox", "stripe"] = Field(
         default="sandbox", validation_alias=AliasChoices("CF_PAYMENT_PROVIDER")
     )
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET"),
                                               repr=False)
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
+    # How many "Try the demo" visitors may have their own copy of the demo account at once (each lasts a day).
+    demo_max_copies: int = Field(default=200, ge=1, le=100_000, validation_alias=AliasChoices("CF_DEMO_MAX_COPIES"))
+    # The operator's catalog (JSON or TOML, format in the README), loaded by `cli load-catalog` and, outside
+    # demo mode, by `cli seed`.
+    catalog_file: Path | None = Field(default=None, validation_alias=AliasChoices("CF_CATALOG_FILE"))
     # Set when the portal is served over HTTPS: session cookies are then sent over HTTPS only.
     secure_cookies: bool = Field(default=False, validation_alias=AliasChoices("CF_SECURE_COOKIES"))
     # How many reverse proxies stand in front of the portal: the client's address (for throttling sign-ins,
@@ -53,6 +59,12 @@ class Settings(BaseSettings):
             self.database_url = "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
         elif self.database_url.startswith("postgres://"):
             self.database_url = "postgresql+psycopg://" + self.database_url.removeprefix("postgres://")
+        if not self.demo_mode and "payment_provider" not in self.model_fields_set:
+            raise ValueError("CF_DEMO_MODE=false needs CF_PAYMENT_PROVIDER set explicitly: 'stripe' to take real "
+                             "payments, or 'sandbox' for an install that must never charge anyone (the sandbox "
+                             "accepts test card numbers and takes no money)")
+        if self.catalog_file is not None and not self.catalog_file.is_file():
+            raise ValueError(f"CF_CATALOG_FILE names {self.catalog_file}, which is not a file")
         if self.payment_provider == "stripe" and not self.stripe_secret_key:
             raise ValueError("CF_PAYMENT_PROVIDER=stripe needs STRIPE_SECRET_KEY")
         live = bool(self.stripe_secret_key and self.stripe_secret_key.startswith(("sk_live_", "rk_live_")))

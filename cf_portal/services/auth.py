@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
 from cf_portal.models import Account, AuthSession, Role, Throttle, User
-from cf_portal.services import passwords, throttle
+from cf_portal.services import demo, passwords, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound, SignInRequired
 from cf_portal.services.validation import check_person_name, normalise_email
@@ -107,7 +107,8 @@ def actor_for_digest(session: Session, digest: str, *, now: datetime, next_path:
         .join(AuthSession, AuthSession.user_id == User.id)
         .join(Account, Account.id == User.account_id)
         .where(AuthSession.token_hash == digest, AuthSession.expires_at > now,
-               User.removed_at.is_(None))
+               User.removed_at.is_(None),
+               sa.or_(Account.demo_expires_at.is_(None), Account.demo_expires_at > now))  # a demo copy ends
     ).first()
     if row is None:
         raise SignInRequired(next_path)
@@ -306,18 +307,11 @@ def change_password(engine: sa.Engine, *, actor: Actor, session_digest: str, cur
         return start_session(session, user_id=user.id, remember=remember, now=now)
 
 
-def demo_owner_session(session: Session, *, now: datetime) -> SignedIn:
-    """"Try the demo": a session for the owner of the seeded demo account (demo mode only; the caller checks)."""
-    from cf_portal.services.seed import DEMO_OWNER_EMAIL
-
-    user = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).first()
-    if user is None:
-        raise NotFound("The demo account (run `make run` or `python -m cf_portal.cli seed`)")
-    if user.removed_at is not None or user.role != Role.OWNER.value:
-        # A visitor removed or demoted the demo's owner: the demo must stay open to the next visitor.
-        user.removed_at, user.role = None, Role.OWNER.value
-        log.info("the demo account's owner was restored for Try the demo")
-    return start_session(session, user_id=user.id, remember=False, now=now)
+def demo_owner_session(session: Session, *, now: datetime, max_copies: int) -> SignedIn:
+    """"Try the demo": a fresh copy of the demo account for this visitor alone, signed in as its owner (demo
+    mode only; the caller checks). DomainError when `max_copies` copies are live already."""
+    owner_id = demo.copy_demo_account(session, now=now, max_copies=max_copies)
+    return start_session(session, user_id=owner_id, remember=False, now=now)
 
 
 def purge_expired(session: Session, *, now: datetime) -> tuple[int, int]:

@@ -1,5 +1,5 @@
 """The Settings page: your profile, changing your password (which signs out every other browser), and, in
-demo mode, resetting the demo data."""
+demo mode, resetting one's own demo account."""
 
 from __future__ import annotations
 
@@ -9,13 +9,23 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.db import get_engine, session_scope
-from cf_portal.services import auth, seed
+from cf_portal.payments import get_provider
+from cf_portal.services import auth, demo
 from cf_portal.services.actors import Actor
-from cf_portal.services.errors import NotAllowed
+from cf_portal.services.errors import DomainError, NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
 from cf_portal.state.portal import PortalState, begin_session, end_session, now
+
+
+def reset_demo_outcome(actor: Actor) -> str:
+    """Reset the actor's demo account; the refusal's words, or "" when it is done."""
+    try:
+        demo.reset_demo_account(get_engine(), get_provider(), actor=actor, now=now())
+    except DomainError as exc:
+        return exc.message
+    return ""
 
 
 def attempt_change_password(actor: Actor, session_digest: str, form: dict) -> Attempt:
@@ -47,9 +57,8 @@ class AccountSettingsState(PortalState):
 
             user = session.get(User, actor.user_id)
             self.has_password = user is not None and user.password_hash is not None
-            demo = seed.demo_account(session) if get_settings().demo_mode else None
-            self.can_reset_demo = (demo is not None and demo.id == actor.account_id
-                                   and actor.can(Permission.RESET_DEMO))
+            self.can_reset_demo = (get_settings().demo_mode and actor.can(Permission.RESET_DEMO)
+                                   and demo.is_demo_account(session, actor.account_id))
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
         self.saving = False
@@ -91,13 +100,26 @@ class AccountSettingsState(PortalState):
     def set_reset_open(self, is_open: bool):
         self.reset_open = is_open
 
-    @rx.event
-    def reset_demo(self):
+    @rx.event(background=True)
+    async def reset_demo(self):
+        """The visitor's own demo account back to the seed; its subscriptions are cancelled at the payment
+        provider first, in a worker thread."""
+        async with self:
+            actor = self._begin_reset_demo()
+        error = await asyncio.to_thread(reset_demo_outcome, actor)
+        async with self:
+            shown = self._finish_reset_demo(error)
+        yield shown
+
+    def _begin_reset_demo(self) -> Actor:
         self.reset_open = False
-        with session_scope() as session:
+        with session_scope(write=False) as session:
             actor = self._actor(session, Permission.RESET_DEMO)
-            demo = seed.demo_account(session)
-            if not get_settings().demo_mode or demo is None or demo.id != actor.account_id:
-                raise NotAllowed("Only an owner of the demo account can reset the demo, in demo mode.")
-            seed.reset_demo(session)
+            if not get_settings().demo_mode or not demo.is_demo_account(session, actor.account_id):
+                raise NotAllowed(demo.NOT_A_DEMO)
+        return actor
+
+    def _finish_reset_demo(self, error: str) -> rx.event.EventSpec:
+        if error:
+            return rx.toast.error(error)
         return rx.toast.success("The demo data is back to the seed.")

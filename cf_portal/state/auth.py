@@ -70,7 +70,7 @@ def attempt_accept(token: str, form: dict, client: str) -> Attempt:
 
 def _demo_owner_session() -> auth.SignedIn:
     with session_scope() as session:
-        return auth.demo_owner_session(session, now=now())
+        return auth.demo_owner_session(session, now=now(), max_copies=get_settings().demo_max_copies)
 
 
 def attempt_demo() -> Attempt:

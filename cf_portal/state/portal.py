@@ -101,14 +101,6 @@ class PortalState(rx.State):
             if getattr(self, name) != value:  # only assignments that change something reach the browser
                 setattr(self, name, value)
 
-    def _hand_off(self, signed_in: auth.SignedIn, next_path: str) -> rx.event.EventSpec:
-        """Hand a new session to the browser: a one-time code it trades for its cookie at /auth/session."""
-        from cf_portal.db import session_scope
-
-        with session_scope() as session:
-            code = auth.hand_off(session, signed_in, now=now())
-        return begin_session(code, next_path)
-
     def _forget_session(self) -> None:
         for name in ("account_name", "user_name", "role_label"):
             setattr(self, name, "")

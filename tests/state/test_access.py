@@ -49,7 +49,7 @@ from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.roles import REFUSALS, Permission
 from cf_portal.services.seats import Holder
-from cf_portal.state.account_settings import AccountSettingsState
+from cf_portal.state.account_settings import AccountSettingsState, reset_demo_outcome
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
 from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
@@ -593,7 +593,8 @@ def _revoke(root: rx.State, demo: Tenant) -> str:
 
 
 def _reset_demo(root: rx.State, demo: Tenant) -> str:
-    return told(loaded(root, AccountSettingsState).reset_demo)
+    state = loaded(root, AccountSettingsState)
+    return told(lambda: state._finish_reset_demo(reset_demo_outcome(state._begin_reset_demo())))
 
 
 MUTATIONS = [

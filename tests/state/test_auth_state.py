@@ -175,12 +175,59 @@ def test_try_the_demo_signs_in_the_demo_owner_only_in_demo_mode(signed_out_state
     assert (licenses.account_name, licenses.role_label) == ("Acme Security Ltd", "Owner")
 
     monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
     settings.get_settings.cache_clear()
     other = substate(signed_out_state, AuthState)
     other._forget_session()
     connect_with_cookie(signed_out_state, "")
     assert other.try_demo() is None
     assert other.form_error == "The demo is not available here."
+
+
+def _visitor_account(root: rx.State) -> int:
+    with db.session_scope(write=False) as session:
+        return substate(root, PortalState)._actor(session).account_id
+
+
+def _employees(account_id: int) -> list[str]:
+    from cf_portal.models import Employee
+
+    with db.session_scope(write=False) as session:
+        return sorted(session.exec(select(Employee.email).where(Employee.account_id == account_id)).all())
+
+
+def test_each_demo_visitor_has_an_own_account_and_resets_only_that(app_engine,  # noqa: ANN001
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from cf_portal import settings
+    from cf_portal.models import Employee
+    from cf_portal.state.account_settings import AccountSettingsState, reset_demo_outcome
+    from tests.state.conftest import new_root_state
+
+    visitors = [new_root_state(), new_root_state()]
+    for root in visitors:
+        follow_form_post(root, substate(root, AuthState).try_demo())
+    first, second = (_visitor_account(root) for root in visitors)
+    with db.session_scope(write=False) as session:
+        template = session.get(User, demo_owner_id()).account_id
+    assert len({first, second, template}) == 3
+    seeded = _employees(template)
+    with db.session_scope() as session:
+        for account_id in (first, second):
+            session.add(Employee(account_id=account_id, name="Demo Extra", email="extra@example.com"))
+
+    settings_state = substate(visitors[0], AccountSettingsState)
+    settings_state.load()
+    assert settings_state.can_reset_demo
+    settings_state._finish_reset_demo(reset_demo_outcome(settings_state._begin_reset_demo()))
+    assert _employees(first) == seeded
+    assert _employees(second) == sorted([*seeded, "extra@example.com"])  # the other visitor's demo is untouched
+    assert _employees(template) == seeded
+
+    monkeypatch.setenv("CF_DEMO_MAX_COPIES", "2")
+    settings.get_settings.cache_clear()
+    third = substate(new_root_state(), AuthState)
+    assert third.try_demo() is None
+    assert "demo accounts are in use" in third.form_error
 
 
 def test_a_signed_in_visitor_of_the_sign_in_page_goes_on(root_state: rx.State) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -56,3 +57,22 @@ def seeded(engine: sa.Engine) -> Seeded:
 @pytest.fixture
 def provider(engine: sa.Engine) -> SandboxProvider:
     return SandboxProvider(engine, today=lambda: TODAY)
+
+
+@pytest.fixture
+def cli_database(engine: sa.Engine, empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[sa.Engine]:
+    """The command line (and `get_provider()`) pointed at the test's database, outside demo mode with the sandbox
+    said explicitly."""
+    from cf_portal import db, payments, settings
+
+    monkeypatch.setenv("REFLEX_DB_URL", empty_database_url)
+    monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
+    monkeypatch.delenv("CF_CATALOG_FILE", raising=False)
+    caches = (settings.get_settings, db.get_engine, payments.get_provider)
+    for cache in caches:
+        cache.cache_clear()
+    yield engine
+    db.get_engine().dispose()
+    for cache in caches:
+        cache.cache_clear()

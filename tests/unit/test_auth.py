@@ -286,22 +286,6 @@ def test_changing_the_password_keeps_remember_me(seeded: Seeded) -> None:
     assert stored.remember and stored.expires_at - NOW == timedelta(days=auth.REMEMBER_DAYS)
 
 
-def test_try_the_demo_signs_in_the_demo_owner(seeded: Seeded) -> None:
-    with session_scope(seeded.engine) as session:
-        signed_in = auth.demo_owner_session(session, now=NOW)
-    actor = actor_of(seeded.engine, signed_in.token)
-    assert actor.user_id == seeded.actor.user_id and actor.role == Role.OWNER.value
-
-
-def test_try_the_demo_restores_a_removed_or_demoted_demo_owner(seeded: Seeded) -> None:
-    with session_scope(seeded.engine) as session:
-        owner = session.get(User, seeded.actor.user_id)
-        owner.role, owner.removed_at = Role.VIEWER.value, NOW
-    with session_scope(seeded.engine) as session:
-        signed_in = auth.demo_owner_session(session, now=NOW)
-    assert actor_of(seeded.engine, signed_in.token).role == Role.OWNER.value
-
-
 def test_password_rules() -> None:
     assert passwords.check_new_password("four unrelated words") == "four unrelated words"
     assert passwords.verify_password(passwords.hash_password("four unrelated words"), "four unrelated words")

@@ -11,6 +11,8 @@ from cf_portal.settings import Settings
 @pytest.mark.parametrize("key", ["sk_live_abc123", "rk_live_abc123"])
 def test_demo_mode_is_refused_with_a_live_stripe_key(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRIPE_SECRET_KEY", key)
+    monkeypatch.setenv("STRIPE_PUBLISHABLE_KEY", "pk_live_abc123")
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "stripe")
     monkeypatch.setenv("CF_DEMO_MODE", "true")
     with pytest.raises(ValidationError, match="demo mode"):
         Settings(_env_file=None)
@@ -29,6 +31,7 @@ def test_https_needs_the_number_of_proxies_said_explicitly(monkeypatch: pytest.M
     """Behind a proxy every visitor has the proxy's address: without the hops one person's failed sign-ins
     would lock everyone out, so HTTPS (secure cookies) is refused until the operator says how many there are."""
     monkeypatch.setenv("CF_SECURE_COOKIES", "true")
+    monkeypatch.setenv("CF_ALLOWED_ORIGINS", "https://licenses.example.com")
     monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS", raising=False)
     with pytest.raises(ValidationError, match="CF_TRUSTED_PROXY_HOPS"):
         Settings(_env_file=None)
@@ -57,3 +60,40 @@ def test_reflex_reads_the_client_address_through_the_trusted_proxies(monkeypatch
         monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
         settings.get_settings.cache_clear()
         importlib.reload(rxconfig)
+
+
+def test_outside_demo_mode_the_payment_provider_must_be_said_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox takes no money: a production install must not fall back to it silently."""
+    monkeypatch.setenv("CF_DEMO_MODE", "false")
+    monkeypatch.delenv("CF_PAYMENT_PROVIDER", raising=False)
+    with pytest.raises(ValidationError, match="CF_PAYMENT_PROVIDER"):
+        Settings(_env_file=None)
+    monkeypatch.setenv("CF_PAYMENT_PROVIDER", "sandbox")
+    assert Settings(_env_file=None).payment_provider == "sandbox"
+    monkeypatch.setenv("CF_DEMO_MODE", "true")
+    monkeypatch.delenv("CF_PAYMENT_PROVIDER")
+    assert Settings(_env_file=None).payment_provider == "sandbox"  # the offline demo needs no setting
+
+
+def test_a_catalog_file_that_is_not_there_stops_the_app(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    monkeypatch.setenv("CF_CATALOG_FILE", str(tmp_path / "missing.json"))
+    with pytest.raises(ValidationError, match="CF_CATALOG_FILE"):
+        Settings(_env_file=None)
+
+
+def test_only_the_portals_own_origins_may_open_its_websocket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reflex's default CORS is "*"; the portal's is this machine's port, or the origins the operator names
+    (required behind HTTPS, where the portal has a public address)."""
+    monkeypatch.delenv("CF_ALLOWED_ORIGINS", raising=False)
+    monkeypatch.setenv("CF_PORT", "8080")
+    assert Settings(_env_file=None).origins == ["http://localhost:8080", "http://127.0.0.1:8080"]
+    monkeypatch.setenv("CF_ALLOWED_ORIGINS", "https://licenses.example.com/, https://portal.example.com")
+    assert Settings(_env_file=None).origins == ["https://licenses.example.com", "https://portal.example.com"]
+    monkeypatch.setenv("CF_ALLOWED_ORIGINS", "licenses.example.com")
+    with pytest.raises(ValidationError, match="is not an origin"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("CF_ALLOWED_ORIGINS")
+    monkeypatch.setenv("CF_SECURE_COOKIES", "true")
+    monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "1")
+    with pytest.raises(ValidationError, match="CF_ALLOWED_ORIGINS"):
+        Settings(_env_file=None)
