@@ -25,7 +25,7 @@ from cf_portal.models import Account, AuthSession, Role, Throttle, User
 from cf_portal.services import passwords, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound, SignInRequired
-from cf_portal.services.validation import check_person_name, normalise_email
+from cf_portal.services.validation import check_name, check_person_name, normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,8 @@ def end_all_sessions(session: Session, *, user_id: int) -> None:
 
 
 def check_company_name(text: str) -> str:
-    name = (text or "").strip()
-    if not name:
-        raise DomainError("Enter your company's name.", field="company")
-    if len(name) > MAX_COMPANY_LENGTH:
-        raise DomainError(f"Use at most {MAX_COMPANY_LENGTH} characters (this has {len(name)}).", field="company")
-    return name
+    return check_name(text, field="company", max_length=MAX_COMPANY_LENGTH, blank="Enter your company's name.",
+                      what="the company name")
 
 
 def email_taken(session: Session, email: str) -> bool:
