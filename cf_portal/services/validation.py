@@ -49,6 +49,14 @@ def check_name(text: str, *, field: str, max_length: int, blank: str | None, wha
     return name
 
 
+def printable(text: str, *, limit: int = 80) -> str:
+    """Text from someone else (a browser, a file, a provider's message) as it may be written to a log or a
+    terminal: quoted, every line break, control or invisible character escaped (so it can forge no log line nor
+    hide text), and cut to `limit` characters."""
+    cut = text[:limit]
+    return repr(cut) + ("…" if len(text) > limit else "")
+
+
 def normalise_email(text: str, *, field: str = "email") -> str:
     """The address trimmed, checked for syntax (never looked up on the network) and lower-cased.
 
