@@ -3,8 +3,6 @@ demo mode, resetting the demo data."""
 
 from __future__ import annotations
 
-import asyncio
-
 import reflex as rx
 
 from cf_portal import routes
@@ -15,6 +13,7 @@ from cf_portal.services.errors import NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
+from cf_portal.state.password_work import run_password_work
 from cf_portal.state.portal import PortalState, now, start_fresh
 
 
@@ -61,7 +60,7 @@ class AccountSettingsState(PortalState):
                 actor = self._actor(session)
             self.saving = True
             token = self.session_token or self.remembered_token
-        attempt = await asyncio.to_thread(attempt_change_password, actor, token, form_data)
+        attempt = await run_password_work(attempt_change_password, actor, token, form_data)
         async with self:
             self.saving = False
             if attempt.signed_in is None:
