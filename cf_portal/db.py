@@ -15,8 +15,11 @@ WRITE_OPTION = "cf_portal_write"
 
 
 def make_engine(url: str) -> sa.Engine:
+    """`hide_parameters`: a failing statement's error (which `log.exception` writes to the log) names no values,
+    so no email, name or password hash typed by anyone reaches the log that way."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                                  hide_parameters=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
@@ -41,7 +44,7 @@ def make_engine(url: str) -> sa.Engine:
             dbapi_connection.isolation_level = None
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, hide_parameters=True)
 
 
 @lru_cache

@@ -171,8 +171,9 @@ class Invitation(SQLModel, table=True):
 
 
 class Throttle(SQLModel, table=True):
-    """Failed attempts per key ("signin-email:…", "signin-client:…", "coupon-account:…"), counted in a
-    window; `cf_portal.services.throttle` slows down and then locks a key that keeps failing."""
+    """Failed attempts per key ("signin-email:…", "signin-pair:…", "signin-client:…", "coupon-account:…"),
+    counted in a window; `cf_portal.services.throttle` slows down and then (by its policy) locks a key that keeps
+    failing."""
 
     key: str = Field(primary_key=True, max_length=300)
     failures: int = Field(default=0)

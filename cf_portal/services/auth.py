@@ -25,7 +25,7 @@ from cf_portal.models import Account, AuthSession, Role, Throttle, User
 from cf_portal.services import demo, passwords, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound, SignInRequired
-from cf_portal.services.validation import check_person_name, normalise_email
+from cf_portal.services.validation import check_name, check_person_name, normalise_email
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,8 @@ def end_all_sessions(session: Session, *, user_id: int) -> None:
 
 
 def check_company_name(text: str) -> str:
-    name = (text or "").strip()
-    if not name:
-        raise DomainError("Enter your company's name.", field="company")
-    if len(name) > MAX_COMPANY_LENGTH:
-        raise DomainError(f"Use at most {MAX_COMPANY_LENGTH} characters (this has {len(name)}).", field="company")
-    return name
+    return check_name(text, field="company", max_length=MAX_COMPANY_LENGTH, blank="Enter your company's name.",
+                      what="the company name")
 
 
 def email_taken(session: Session, email: str) -> bool:
@@ -231,7 +227,10 @@ class FormErrors(DomainError):
 
 
 def _throttle_checks(email: str, client: str) -> list[tuple[str, throttle.Policy]]:
-    checks = [(f"signin-email:{email}", throttle.SIGN_IN_EMAIL)]
+    """The email's count (delays only) and the (email, client) pair's (delays, then a lock) come first: a success
+    clears them. The client's count, across every email it tries, stays."""
+    pair = hashlib.sha256(f"{email}\n{client}".encode()).hexdigest()  # a key of bounded length
+    checks = [(f"signin-email:{email}", throttle.SIGN_IN_EMAIL), (f"signin-pair:{pair}", throttle.SIGN_IN_PAIR)]
     if client:
         checks.append((f"signin-client:{client}", throttle.SIGN_IN_CLIENT))
     return checks
@@ -239,12 +238,12 @@ def _throttle_checks(email: str, client: str) -> list[tuple[str, throttle.Policy
 
 def sign_in(engine: sa.Engine, *, email: str, password: str, remember: bool, client: str, now: datetime
             ) -> SignedIn:
-    """Check the password, unless this email or client has failed too often; failures are counted (committed
-    before the refusal is raised).
+    """Check the password, unless this email must wait, or this email from this client or this client has failed
+    too often (see `_throttle_checks`); failures are counted (committed before the refusal is raised).
 
-    The password is checked outside any transaction. Then one short transaction holds the email's and the
-    client's throttle rows, checks the wait again and counts the outcome, so of parallel attempts only as many
-    are judged as the throttle allows; the others are refused whatever their password."""
+    The password is checked outside any transaction. Then one short transaction holds the throttle rows (email,
+    pair, client), checks the wait again and counts the outcome, so of parallel attempts only as many are judged
+    as the throttle allows; the others are refused whatever their password."""
     try:
         address = normalise_email(email)
     except DomainError:
@@ -262,7 +261,8 @@ def sign_in(engine: sa.Engine, *, email: str, password: str, remember: bool, cli
             member = session.get(User, user.id)
             # Removed, or the password changed, while it was checked: it no longer opens the door.
             if member is not None and member.removed_at is None and member.password_hash == checked_hash:
-                throttle.clear(session, checks[0][0])  # the client's count stays: it spans many emails
+                for key, _ in checks[:2]:  # the client's count stays: it spans many emails
+                    throttle.clear(session, key)
                 if rehashed:
                     member.password_hash = rehashed
                 return start_session(session, user_id=member.id, remember=remember, now=now)

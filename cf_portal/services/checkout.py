@@ -31,6 +31,7 @@ from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import provider_customer
 from cf_portal.services.pricing import Quote, format_money, quote
 from cf_portal.services.roles import Permission
+from cf_portal.services.validation import check_name
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,8 @@ def load_catalog(session: Session) -> Catalog:
 
 
 def check_reference_name(text: str) -> str:
-    name = (text or "").strip()
-    if not name:
-        raise DomainError("Enter a name for this license, for example a team or a person.", field="reference_name")
-    if len(name) > MAX_NAME_LENGTH:
-        raise DomainError(f"Use at most {MAX_NAME_LENGTH} characters (this has {len(name)}).",
-                          field="reference_name")
-    return name
+    return check_name(text, field="reference_name", max_length=MAX_NAME_LENGTH, what="the license name",
+                      blank="Enter a name for this license, for example a team or a person.")
 
 
 def check_quantity(text: str | int) -> int:

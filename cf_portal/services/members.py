@@ -110,7 +110,7 @@ def list_invitations(session: Session, *, account_id: int, now: datetime) -> lis
 def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: str, now: datetime
            ) -> InvitationCreated:
     """A new invitation link for `email` (any earlier open one for it is revoked). The link is returned
-    once and logged, because there is no mail server to send it."""
+    once (there is no mail server to send it) and is kept nowhere: the database has its token's digest only."""
     actor.require(Permission.MANAGE_MEMBERS)
     errors = []
     try:
@@ -144,8 +144,8 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
     session.flush()
     _audit(session, actor, "member.invited", "invitation", invitation.id, f"{address} as {roles.label(chosen)}", now)
     link = f"{base_url.rstrip('/')}{INVITATION_PATH}?token={token}"
-    # No mail server: the log is the outbox (the owner also sees the link once, to copy).
-    log.info("Invitation for %s to join account %s as %s: %s", address, actor.account_id, chosen.value, link)
+    # The link is shown once, to the owner who made it. Never log it: whoever reads the log could take the account.
+    log.info("invitation %s made in account %s (as %s)", invitation.id, actor.account_id, chosen.value)
     return InvitationCreated(email=address, role_label=roles.label(chosen), link=link)
 
 

@@ -1,7 +1,14 @@
-"""Passwords: argon2id hashes (argon2-cffi, its recommended parameters) and the rules for a new password."""
+"""Passwords: argon2id hashes (argon2-cffi, its recommended parameters) and the rules for a new password.
+
+Each hash takes 64 MiB and about 0.1 s of a core. At most `HASH_SLOTS` (the cores this process may use) run at
+once, whoever asks (a burst of sign-ins, the command line): the others wait for a slot, so a burst costs time,
+never memory beyond HASH_SLOTS x 64 MiB, and cannot crowd out other work (the states also run password work in a
+pool of its own: `cf_portal.state.password_work`)."""
 
 from __future__ import annotations
 
+import os
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +22,8 @@ MAX_LENGTH = 200  # long enough for any passphrase; bounds the hashing work per 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 
 _hasher = PasswordHasher()
+HASH_SLOTS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+_slots = threading.BoundedSemaphore(HASH_SLOTS)
 # Verified when an email has no password, so an unknown email takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash("not a real password, only here to spend the same time")
 
@@ -41,7 +50,8 @@ def check_new_password(password: str, *, email: str = "", field: str = "password
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _slots:
+        return _hasher.hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
@@ -49,7 +59,8 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        with _slots:
+            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

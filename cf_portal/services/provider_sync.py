@@ -19,6 +19,7 @@ from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
 from cf_portal.payments.provider import ENDED, CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
 from cf_portal.services.provider_events import STATUSES
+from cf_portal.services.validation import printable
 
 
 def catalog(engine: sa.Engine | None) -> tuple[list[CatalogPlan], list[CatalogCoupon]]:
@@ -59,7 +60,7 @@ class Drift:
         done = " (repaired)" if self.repaired else ""
         if not self.license_id:
             return f"account {self.account_id}: {self.problem}{done}"
-        return f"license {self.license_id} “{self.reference_name}” (account {self.account_id}): {self.problem}{done}"
+        return f"license {self.license_id} {printable(self.reference_name)} (account {self.account_id}): {self.problem}{done}"
 
 
 def reconcile(engine: sa.Engine | None, provider: PaymentProvider, *, repair: bool, now: datetime) -> list[Drift]:

@@ -235,11 +235,15 @@ def _same_purchase(existing: License, request: PurchaseRequest) -> License:
         quantity = check_quantity(request.quantity)
     except DomainError:
         quantity = None
+    try:
+        name = check_reference_name(request.reference_name)
+    except DomainError:
+        name = None
     same = (existing.plan_id == request.plan_id and existing.quantity == quantity
             and existing.first_charge_amount == request.expected_total
             and existing.payment_method_id == request.payment_method_id
             and (existing.coupon_id is not None) == bool(request.coupon_code.strip())
-            and existing.reference_name == request.reference_name.strip())
+            and existing.reference_name == name)
     if not same:
         raise EarlierPurchaseDiffers(existing)
     return existing

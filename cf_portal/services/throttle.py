@@ -1,5 +1,5 @@
-"""Slowing down, then locking, whatever keeps failing: sign-ins per email and per client, sign-ups per client,
-coupon-code checks per account and per client.
+"""Slowing down, then locking, whatever keeps failing: sign-ins per email (slowed down only), per email and client
+(locked too) and per client, sign-ups per client, coupon-code checks per account and per client.
 
 Counts live in the `throttle` table, so every worker sees the same numbers. A failure is one atomic
 upsert; a locked or waiting key is refused before the password or code is even looked at. Where parallel
@@ -23,13 +23,17 @@ from cf_portal.models import Throttle
 @dataclass(frozen=True)
 class Policy:
     free: int  # failures in a window that cost nothing
-    lock_after: int  # failures in a window that lock the key
+    lock_after: int | None  # failures in a window that lock the key (None: never locked, only slowed down)
     window: timedelta  # failures older than this are forgotten (unless the key is locked)
-    lock_for: timedelta
+    lock_for: timedelta = timedelta(0)
     max_delay_s: int = 30  # the wait after each failure past `free` doubles up to this
 
 
-SIGN_IN_EMAIL = Policy(free=3, lock_after=10, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
+# Sign-ins (OWASP's authentication cheat sheet): an email is only ever slowed down, from wherever the failures come,
+# so a stranger failing on purpose cannot lock its owner out; the lock is per (email, client) pair, and a client
+# failing across many emails is locked on its own.
+SIGN_IN_EMAIL = Policy(free=3, lock_after=None, window=timedelta(minutes=15))
+SIGN_IN_PAIR = Policy(free=3, lock_after=10, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
 SIGN_IN_CLIENT = Policy(free=10, lock_after=30, window=timedelta(minutes=15), lock_for=timedelta(minutes=15))
 # Every sign-up counts (it hashes a password and says whether an email is taken), not only failed ones.
 SIGN_UP_CLIENT = Policy(free=10, lock_after=30, window=timedelta(hours=1), lock_for=timedelta(hours=1))
@@ -108,7 +112,7 @@ def record_failure(session: Session, key: str, policy: Policy, *, now: datetime)
         },
     ).returning(table.c.failures)
     failures = session.execute(statement).scalar_one()
-    if failures >= policy.lock_after:
+    if policy.lock_after is not None and failures >= policy.lock_after:
         session.execute(sa.update(table).where(table.c.key == key).values(locked_until=now + policy.lock_for))
     return failures
 

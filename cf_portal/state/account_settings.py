@@ -16,6 +16,7 @@ from cf_portal.services.errors import DomainError, NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
+from cf_portal.state.password_work import run_password_work
 from cf_portal.state.portal import PortalState, begin_session, end_session, now
 
 
@@ -75,7 +76,7 @@ class AccountSettingsState(PortalState):
                 actor = self._actor(session)
             self.saving = True
             digest = self._session_digest()
-        attempt = await asyncio.to_thread(attempt_change_password, actor, digest, form_data)
+        attempt = await run_password_work(attempt_change_password, actor, digest, form_data)
         async with self:
             self.saving = False
             if attempt.handoff_code is None:

@@ -28,6 +28,7 @@ from cf_portal.services.purchase import (
     create_license,
 )
 from cf_portal.services.roles import Permission
+from cf_portal.services.validation import printable
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
@@ -488,7 +489,7 @@ class AddLicenseState(PortalState):
         if not self.payment_action_secret:
             return None
         if message:
-            log.info("the bank's confirmation step ended: %s", message[:200])
+            log.info("the bank's confirmation step ended: %s", printable(message, limit=200))
         self.payment_action_secret = ""
         self._continuing = True
         return AddLicenseState.create

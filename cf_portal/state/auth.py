@@ -1,14 +1,14 @@
 """Sign in, sign up, accept an invitation, "Try the demo", sign out.
 
 Password hashing takes about 0.1 s of CPU, so the handlers that hash run as background events and do that
-work in a thread (`asyncio.to_thread`): one person signing in never stalls everyone else's clicks. The work
-itself is in plain functions (`attempt_*`), tested without a browser. Passwords are read from the submitted
+work in a thread of a pool of its own (`run_password_work`): one person signing in never stalls everyone else's
+clicks, and a burst of sign-ins never the purchases. The work itself is in plain functions (`attempt_*`), tested
+without a browser. Passwords are read from the submitted
 form and never kept in a state var.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ from cf_portal.services import auth, members
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.settings import get_settings
+from cf_portal.state.password_work import run_password_work
 from cf_portal.state.portal import PortalState, begin_session, end_session, now, safe_next
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             client, next_path = self.router.session.client_ip, self._next()
-        attempt = await asyncio.to_thread(attempt_sign_in, form_data, client)
+        attempt = await run_password_work(attempt_sign_in, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:
@@ -164,7 +165,7 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             client = self.router.session.client_ip
-        attempt = await asyncio.to_thread(attempt_sign_up, form_data, client)
+        attempt = await run_password_work(attempt_sign_up, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:
@@ -177,7 +178,7 @@ class AuthState(PortalState):
                 return
             token = self.router.url.query_parameters.get("token", "")
             client = self.router.session.client_ip
-        attempt = await asyncio.to_thread(attempt_accept, token, form_data, client)
+        attempt = await run_password_work(attempt_accept, token, form_data, client)
         async with self:
             ok = self._finish(attempt)
         if ok:

@@ -256,3 +256,16 @@ def test_a_payment_the_bank_wants_confirmed_waits_for_stripe_js_then_creates_aga
     assert request.continue_only is False and request.idempotency_key == key
     state._finish_create(submit_purchase(actor, request))
     assert state.payment_action_secret == "pi_123_secret_456"
+
+
+def test_the_banks_message_from_the_browser_is_logged_escaped(root_state: rx.State, caplog) -> None:  # noqa: ANN001
+    """`payment_action_done` takes its text from the browser (anyone can send any): it must not forge log lines."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    state = loaded(root_state)
+    state.payment_action_secret = "pi_123_secret_456"
+    state.payment_action_done("Declined\n2026-12-04 INFO payment confirmed for account 1 \u202e")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "\n2026-12-04" not in logged and "\u202e" not in logged, logged
+    assert "Declined\\n2026-12-04" in logged

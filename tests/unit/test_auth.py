@@ -97,7 +97,11 @@ def test_members_without_a_password_cannot_sign_in(seeded: Seeded) -> None:
         sign_in(seeded.engine, "owner@acme-security.example", "")
 
 
-def test_failed_sign_ins_slow_down_then_lock_the_email(seeded: Seeded) -> None:
+def wait_seconds(message: str) -> int:
+    return int(message.split("Wait ")[1].split(" ")[0])
+
+
+def test_failed_sign_ins_slow_down_then_lock_the_email_from_that_client_only(seeded: Seeded) -> None:
     sign_up(seeded.engine)
     email, at = "founder@newco.example", NOW
     for _ in range(3):  # free failures
@@ -117,14 +121,59 @@ def test_failed_sign_ins_slow_down_then_lock_the_email(seeded: Seeded) -> None:
             waits.append(exc.message)
     assert all("Wait" in message for message in waits), waits
     at += timedelta(seconds=31)
-    with pytest.raises(DomainError, match="not right"):  # the 10th failure in the window locks
+    with pytest.raises(DomainError, match="not right"):  # the 10th failure in the window locks this client out
         sign_in(seeded.engine, email, "wrong password", at=at)
     with pytest.raises(DomainError, match=r"locked for 15 minutes"):
         sign_in(seeded.engine, email, PASSWORD, at=at + timedelta(seconds=40))
-    # Another email from another client is not affected; the locked one opens again after the lock.
-    sign_up(seeded.engine, email="second@newco.example", company="Second")
-    assert sign_in(seeded.engine, "second@newco.example", PASSWORD, client="10.0.0.2", at=at).token
+    # The same email from another client is only slowed down, never locked; the locked pair opens after the lock.
+    assert sign_in(seeded.engine, email, PASSWORD, client="10.0.0.2", at=at + timedelta(seconds=40)).token
     assert sign_in(seeded.engine, email, PASSWORD, at=at + timedelta(minutes=15, seconds=1)).token
+
+
+def test_a_stranger_cannot_lock_a_customer_out(seeded: Seeded) -> None:
+    """OWASP: lock per (email, client) and slow the email down everywhere, so that failing on purpose from one
+    place locks only that place out. The real owner, elsewhere, waits at most the longest delay (30 s)."""
+    sign_up(seeded.engine)
+    email, stranger, owner, at = "founder@newco.example", "203.0.113.66", "198.51.100.20", NOW
+    failures = 0
+    while True:
+        try:
+            sign_in(seeded.engine, email, f"guess {failures}", client=stranger, at=at)
+        except DomainError as exc:
+            if "locked" in exc.message:
+                break
+            if "Wait" in exc.message:
+                at += timedelta(seconds=wait_seconds(exc.message))
+                continue
+            failures += 1
+    assert failures == throttle.SIGN_IN_PAIR.lock_after
+    with pytest.raises(DomainError, match="locked"):  # the stranger's place is locked, even with the password
+        sign_in(seeded.engine, email, PASSWORD, client=stranger, at=at)
+    try:
+        signed_in = sign_in(seeded.engine, email, PASSWORD, client=owner, at=at)
+    except DomainError as exc:
+        assert "locked" not in exc.message and wait_seconds(exc.message) <= throttle.SIGN_IN_EMAIL.max_delay_s
+        signed_in = sign_in(seeded.engine, email, PASSWORD, client=owner, at=at + timedelta(
+            seconds=wait_seconds(exc.message)))
+    assert actor_of(seeded.engine, signed_in.token).email == email
+
+
+def test_guesses_at_one_email_from_many_clients_are_slowed_down_never_locked(seeded: Seeded) -> None:
+    """Many clients (a botnet) at one email: each guess past the free ones waits 1, 2, 4 ... up to 30 seconds,
+    whichever client sends it, and the email never locks: its owner gets in after the wait."""
+    sign_up(seeded.engine)
+    email, at, waits = "founder@newco.example", NOW, []
+    for i in range(20):  # (within the 15 minutes of one window)
+        try:
+            sign_in(seeded.engine, email, f"guess {i}", client=f"192.0.2.{i}", at=at)
+        except DomainError as exc:
+            if exc.message != auth.WRONG_CREDENTIALS:
+                waits.append(wait_seconds(exc.message))
+                at += timedelta(seconds=waits[-1])
+                with pytest.raises(DomainError, match="not right"):
+                    sign_in(seeded.engine, email, f"guess {i}", client=f"192.0.2.{i}", at=at)
+    assert waits == [1, 2, 4, 8, 16] + [30] * 12, waits
+    assert sign_in(seeded.engine, email, PASSWORD, client="198.51.100.20", at=at + timedelta(seconds=30)).token
 
 
 def test_a_client_guessing_across_many_emails_is_slowed_then_locked(seeded: Seeded) -> None:
