@@ -114,9 +114,12 @@ def buy(portal: PortalServer, owner_email: str, name: str, quantity: int) -> int
 
 
 def employee_key(portal: PortalServer, email: str) -> str:
+    """The grid's key of the seeded demo account's employee `email` (visitors' demo copies have one too)."""
     engine = portal.engine()
     with session_scope(engine, write=False) as session:
-        employee_id = session.exec(select(Employee.id).where(Employee.email == email)).one()
+        demo_account = select(User.account_id).where(User.email == DEMO_OWNER_EMAIL).scalar_subquery()
+        employee_id = session.exec(select(Employee.id).where(Employee.email == email,
+                                                             Employee.account_id == demo_account)).one()
     engine.dispose()
     return f"employee:{employee_id}"
 
