@@ -75,12 +75,14 @@ def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
         return PurchaseOutcome()
 
 
-def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str) -> PricePanel | None:
+def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str,
+                           client: str = "") -> PricePanel | None:
     """Runs in a worker thread: the provider's own preview of the price with this coupon (Stripe). None when it
     agrees, or when it cannot say (Create asks the provider again before it charges)."""
     try:
         return checkout.confirm_price_with_provider(None, get_provider(), actor=actor, plan_id=plan_id,
-                                                    quantity=quantity, coupon_code=coupon_code, now=_now())
+                                                    quantity=quantity, coupon_code=coupon_code, now=_now(),
+                                                    client=client)
     except DomainError:
         return None
     except Exception:
@@ -214,28 +216,30 @@ class AddLicenseState(PortalState):
             self.creating = False
         return self._reprice()
 
+    def _buyer(self, actor: Actor) -> checkout.Buyer:
+        return checkout.Buyer(actor.account_id, self.router.session.client_ip or "")
+
     def _choose_default_card(self) -> None:
         usable = [pm for pm in self.payment_methods if not pm.expired]
         if not any(str(pm.id) == self.payment_method_id for pm in usable):
             default = next((pm for pm in usable if pm.is_default), usable[0] if usable else None)
             self.payment_method_id = str(default.id) if default else ""
 
-    def _reprice(self, *, new_code: bool = False):  # noqa: ANN202
+    def _reprice(self):  # noqa: ANN202
         """Recompute the price panel with the one pricing function (also used by Create). Coupon codes are
-        looked up for buyers only, and guessing them is throttled (`new_code`: a code just typed). Returns the
-        event that confirms an accepted coupon with the provider's own preview (Stripe), if one is needed."""
+        looked up for buyers only, and every lookup is throttled and counted by the service, whichever change
+        triggered it. Returns the event that confirms an accepted coupon with the provider's own preview
+        (Stripe), if one is needed."""
         try:
             quantity = checkout.check_quantity(self.quantity)
         except DomainError:
             return None  # the field shows its message; the panel keeps the last valid price
-        count_unknown = new_code and bool(self.coupon_code.strip())
         try:
-            with session_scope(write=count_unknown) as session:
+            with session_scope(write=bool(self.coupon_code.strip())) as session:
                 actor = self._actor(session, Permission.BUY)
                 self.panel = checkout.throttled_price_panel(
-                    session, account_id=actor.account_id, client=self.router.session.client_ip,
-                    plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
-                    coupon_code=self.coupon_code, count_unknown=count_unknown, now=_now())
+                    session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
+                    quantity=quantity, coupon_code=self.coupon_code, now=_now())
             self.plan_error = ""
         except DomainError as exc:
             self.panel = EMPTY_PANEL
@@ -261,7 +265,7 @@ class AddLicenseState(PortalState):
             except DomainError:
                 return
             form = dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
-                        coupon_code=self.coupon_code)
+                        coupon_code=self.coupon_code, client=self._buyer(actor).client)
         panel = await asyncio.to_thread(provider_price_outcome, actor, **form)
         async with self:
             if ticket != self._price_ticket:
@@ -313,9 +317,8 @@ class AddLicenseState(PortalState):
 
     @rx.event
     def set_coupon_code(self, value: str):
-        changed = value.strip().upper() != self.coupon_code.strip().upper()
         self.coupon_code = value
-        return self._reprice(new_code=changed)
+        return self._reprice()
 
     @rx.event
     def set_payment_method(self, value: str):
@@ -445,6 +448,7 @@ class AddLicenseState(PortalState):
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
             expected_total=self.panel.total, idempotency_key=self._idempotency_key, continue_only=self._continuing,
+            client=self._buyer(actor).client,
         )
         self.creating, self._creating_since = True, time.time()  # last: nothing above may leave it stuck
         return actor, request

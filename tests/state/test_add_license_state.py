@@ -9,6 +9,7 @@ from sqlmodel import select
 
 from cf_portal import db
 from cf_portal.models import License
+from cf_portal.services import throttle
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
 from tests.state.conftest import substate
 
@@ -256,3 +257,22 @@ def test_a_payment_the_bank_wants_confirmed_waits_for_stripe_js_then_creates_aga
     assert request.continue_only is False and request.idempotency_key == key
     state._finish_create(submit_purchase(actor, request))
     assert state.payment_action_secret == "pi_123_secret_456"
+
+
+def test_codes_typed_while_the_quantity_is_empty_count_when_the_quantity_looks_them_up(root_state: rx.State) -> None:
+    """The review's probe: clear the number, type a code, type the number again. Every lookup counts, so the
+    guesses run into the wait instead of all being answered."""
+    state = loaded(root_state)
+    answered = 0
+    for guess in range(40):
+        state.set_quantity("")
+        state.set_coupon_code(f"NOSUCH{guess}")
+        state.set_quantity("3")
+        if state.panel.coupon_message.startswith("Too many coupon codes"):
+            break
+        assert state.panel.coupon_message == "This coupon code doesn't exist. Check the spelling."
+        answered += 1
+    assert answered == throttle.COUPON_ACCOUNT.free
+    # Plan and product changes look the code up too: still refused, without an answer about the code.
+    state.set_plan(state.plan_id)
+    assert state.panel.coupon_message.startswith("Too many coupon codes")
