@@ -29,7 +29,7 @@ from cf_portal.services.coupons import (
     normalise_code,
 )
 from cf_portal.services.errors import DomainError
-from cf_portal.services.payment_methods import provider_customer
+from cf_portal.services.payment_methods import ProviderBusy, provider_customer, spend_provider_lookup
 from cf_portal.services.pricing import Quote, format_money, quote
 from cf_portal.services.roles import Permission
 
@@ -257,9 +257,9 @@ def confirm_price_with_provider(engine: sa.Engine | None, provider: PaymentProvi
     it cannot be used (the portal's own refusal, a wait for guessing codes, or the provider's).
 
     The code is looked up as the form's are (`look_up_coupon`: throttled and counted), and only codes the portal
-    accepts reach the provider.
-    The customer is created at the provider on first need. When the provider does not answer, the portal's
-    panel stands: Create asks the provider again before it charges."""
+    accepts reach the provider, within the account's budget of provider look-ups (`spend_provider_lookup`).
+    The customer is created at the provider on first need. When the provider does not answer (or the budget is
+    spent), the portal's panel stands: Create asks the provider again before it charges."""
     actor.require(Permission.BUY)
     if getattr(provider, "preview_first_invoice", None) is None or not coupon_code.strip():
         return None
@@ -270,13 +270,15 @@ def confirm_price_with_provider(engine: sa.Engine | None, provider: PaymentProvi
             return panel
         plan, _ = plan_on_sale(session, plan_id)
     try:
+        spend_provider_lookup(engine, actor)
         customer_id = provider_customer(engine, provider, actor)
         check_provider_total(provider, customer_id=customer_id, plan_code=plan.code, unit_amount=plan.unit_amount,
                              currency=plan.currency, quantity=quantity, coupon_code=normalise_code(coupon_code),
                              expected_total=panel.total)
         return None
-    except ProviderUnavailable:
-        log.warning("coupon %s could not be confirmed with the provider (unavailable)", normalise_code(coupon_code))
+    except (ProviderUnavailable, ProviderBusy) as exc:
+        log.warning("coupon %s could not be confirmed with the provider (%s)", normalise_code(coupon_code),
+                    "unavailable" if isinstance(exc, ProviderUnavailable) else "the account's look-ups are spent")
         return None
     except PaymentError as exc:
         message = exc.message if exc.code == "coupon_unavailable" else COUPON_UNCONFIRMED

@@ -12,8 +12,9 @@ from sqlmodel import select
 from cf_portal.db import session_scope
 from cf_portal.models import PaymentMethod
 from cf_portal.payments.provider import PaymentError
+from cf_portal.services import throttle
 from cf_portal.services.errors import DomainError
-from cf_portal.services.payment_methods import save_confirmed_card, start_card_setup
+from cf_portal.services.payment_methods import ProviderBusy, save_confirmed_card, start_card_setup
 from tests.contract.conftest import LocalstripeProvider
 from tests.unit.conftest import TODAY, Seeded
 
@@ -80,3 +81,12 @@ def test_the_open_setup_intent_is_reused_until_it_is_confirmed(
     assert start(seeded, localstripe_provider) == opened  # the dialog opened again, or in another tab
     save(seeded, localstripe_provider, confirm_in_browser(stripe_admin, opened))
     assert start(seeded, localstripe_provider) != opened  # used: the next card gets a new one
+
+
+def test_the_card_form_spends_the_accounts_budget_of_provider_look_ups(
+        seeded: Seeded, localstripe_provider: LocalstripeProvider) -> None:
+    for _ in range(throttle.PROVIDER_LOOKUPS.calls):
+        start(seeded, localstripe_provider)
+    with pytest.raises(ProviderBusy) as info:
+        start(seeded, localstripe_provider)
+    assert info.value.message.startswith("Your account has asked the payment provider too often")

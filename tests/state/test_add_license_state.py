@@ -10,6 +10,7 @@ from sqlmodel import select
 from cf_portal import db
 from cf_portal.models import License
 from cf_portal.services import throttle
+from cf_portal.state import add_license
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
 from tests.state.conftest import substate
 
@@ -276,3 +277,22 @@ def test_codes_typed_while_the_quantity_is_empty_count_when_the_quantity_looks_t
     # Plan and product changes look the code up too: still refused, without an answer about the code.
     state.set_plan(state.plan_id)
     assert state.panel.coupon_message.startswith("Too many coupon codes")
+
+
+def test_one_price_check_with_the_provider_runs_per_tab(root_state: rx.State) -> None:
+    """confirm_price events sent at once (a crafted client, or fast typing) do not each ask Stripe: the first
+    claims the tab's check; the others end at once, and the running one checks the newest form before it ends."""
+    state = loaded(root_state)
+    state.uses_stripe = True
+    assert state.set_coupon_code("SPRING15") is AddLicenseState.confirm_price
+    assert state._claim_price_check() is True
+    assert [state._claim_price_check() for _ in range(10)] == [False] * 10
+    ticket = state._price_ticket
+    state.set_quantity("2")  # the form changed while the provider was asked: its answer is for the old form
+    assert state._finish_price_check(ticket, None) is False and state.price_checking is True
+    assert state._finish_price_check(state._price_ticket, None) is True and state.price_checking is False
+    state._release_price_check()
+    assert state._claim_price_check() is True
+    # A claim left behind by a worker that stopped (a restart) does not hold the tab's checks forever.
+    state._price_check_since -= add_license.PRICE_CHECK_STUCK_AFTER_S + 1
+    assert state._claim_price_check() is True

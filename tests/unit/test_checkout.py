@@ -135,3 +135,14 @@ def test_the_provider_confirmation_respects_and_counts_the_coupon_throttle(seede
     waiting = confirm(seeded, provider, "SPRING15")
     assert waiting is not None and waiting.coupon_message.startswith("Too many coupon codes")
     assert waiting.discount == "" and provider.asked == []
+
+
+def test_provider_look_ups_are_budgeted_per_account(seeded: Seeded) -> None:
+    """Stripe's rate limit is shared by every account: one account's confirmations stop at its budget (the
+    portal's panel then stands, and Create asks the provider again before it charges)."""
+    provider = PricingProvider(seeded.engine, total=portal_panel(seeded, "spring15").total)
+    tries = throttle.PROVIDER_LOOKUPS.calls + 5
+    assert [confirm(seeded, provider, "spring15") for _ in range(tries)] == [None] * tries
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls
+    confirm(seeded, provider, "spring15", actor=seeded.other_actor())  # another account has its own budget
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls + 1

@@ -102,3 +102,15 @@ def test_parallel_coupon_guesses_get_no_more_lookups_than_the_throttle_allows(se
     looked_up = messages.count("This coupon code doesn't exist. Check the spelling.")
     assert looked_up == throttle.COUPON_ACCOUNT.free, messages
     assert all(m.startswith("Too many coupon codes") for m in messages if "Check the spelling" not in m)
+
+
+def test_a_budget_allows_its_calls_in_each_window(seeded: Seeded) -> None:
+    budget = throttle.Budget(calls=3, per=timedelta(minutes=1))
+
+    def spend(at) -> throttle.Wait:  # noqa: ANN001
+        with session_scope(seeded.engine) as session:
+            return throttle.spend(session, "test:budget", budget, now=at)
+
+    assert [bool(spend(NOW + timedelta(seconds=s))) for s in range(3)] == [False] * 3
+    assert spend(NOW + timedelta(seconds=20)) == throttle.Wait(40, False)  # until the window ends
+    assert not spend(NOW + timedelta(minutes=1))  # a new window
