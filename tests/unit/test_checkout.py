@@ -146,3 +146,14 @@ def test_provider_look_ups_are_budgeted_per_account(seeded: Seeded) -> None:
     assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls
     confirm(seeded, provider, "spring15", actor=seeded.other_actor())  # another account has its own budget
     assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls + 1
+
+
+def test_confirmations_sent_at_once_do_not_pass_the_budget(seeded: Seeded) -> None:
+    """Many tabs (or a crafted client) confirming at the same moment: the budget's count is one atomic upsert, so
+    no more look-ups reach the provider than it allows (run it with DB=postgres)."""
+    from tests.support.concurrency import run_at_once
+
+    provider = PricingProvider(seeded.engine, total=portal_panel(seeded, "spring15").total)
+    confirm(seeded, provider, "spring15")  # the customer exists first: the race is about the look-ups
+    run_at_once(throttle.PROVIDER_LOOKUPS.calls + 10, lambda _: confirm(seeded, provider, "spring15"))
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls
