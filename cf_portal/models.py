@@ -72,6 +72,9 @@ class Account(SQLModel, table=True):
     name: str = Field(max_length=120)
     # Set when the account first needs the payment provider (customer id there).
     provider_customer_id: str | None = Field(default=None, max_length=64, unique=True)
+    # The provider's SetupIntent the card form uses (Stripe): reused while it waits for a card, and the only one
+    # whose confirmed card may be saved.
+    card_setup_intent_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = created_at_field()
     # Set on a "Try the demo" visitor's own copy of the demo account: it stops working then, and
     # `cli purge-expired` deletes it. NULL for customers and for the seeded demo account (the template).
@@ -315,11 +318,15 @@ class PaymentMethod(SQLModel, table=True):
     last4: str = Field(max_length=4)
     exp_month: int
     exp_year: int
+    # The provider's name for the card number (Stripe's card fingerprint; brand and last 4 in the sandbox):
+    # with the expiry, one card, saved once per account. None on cards saved before it was kept.
+    fingerprint: str | None = Field(default=None, max_length=64)
     is_default: bool = Field(default=False)
     created_at: datetime = created_at_field()
 
     __table_args__ = (
         sa.CheckConstraint("length(last4) = 4", name="last4_length"),
+        sa.Index("uq_payment_method_same_card", "account_id", "fingerprint", "exp_month", "exp_year", unique=True),
         sa.CheckConstraint("exp_month BETWEEN 1 AND 12", name="exp_month_valid"),
         sa.CheckConstraint("exp_year BETWEEN 2000 AND 2200", name="exp_year_valid"),
         # At most one default payment method per account.

@@ -68,6 +68,19 @@ class SavedCard:
     last4: str
     exp_month: int
     exp_year: int
+    # The same for the same card number at this provider (Stripe's card fingerprint), whoever saved it.
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """A provider's SetupIntent (Stripe): the card form in the browser confirms it with the typed card."""
+
+    provider_id: str
+    customer_id: str
+    status: str  # Stripe's words: requires_payment_method (waits for a card), succeeded, canceled, ...
+    client_secret: str = field(repr=False)  # for the browser only: never store or log it
+    payment_method_id: str | None = None  # the confirmed card
 
 
 @dataclass(frozen=True)

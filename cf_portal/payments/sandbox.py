@@ -63,6 +63,11 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
+def _saved(pm: SandboxPaymentMethod) -> SavedCard:
+    # Only the last 4 of a number are kept here: with the brand, they stand for Stripe's card fingerprint.
+    return SavedCard(pm.id, pm.brand, pm.last4, pm.exp_month, pm.exp_year, fingerprint=f"{pm.brand}-{pm.last4}")
+
+
 def _request_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -151,7 +156,7 @@ class SandboxProvider:
             )
             session.add(pm)
             session.flush()
-            return asdict(SavedCard(pm.id, pm.brand, pm.last4, pm.exp_month, pm.exp_year))
+            return asdict(_saved(pm))
 
         with session_scope(self._engine) as session:
             result = self._idempotent(session, idempotency_key, "add_card", params, run)
@@ -162,7 +167,7 @@ class SandboxProvider:
             rows = session.exec(select(SandboxPaymentMethod)
                                 .where(SandboxPaymentMethod.customer_id == customer_id)
                                 .order_by(SandboxPaymentMethod.created_at)).all()
-            return [SavedCard(r.id, r.brand, r.last4, r.exp_month, r.exp_year) for r in rows]
+            return [_saved(r) for r in rows]
 
     def set_default_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
         with session_scope(self._engine) as session:

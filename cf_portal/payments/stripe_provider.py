@@ -36,6 +36,7 @@ from cf_portal.payments.provider import (
     ActionRequired,
     CardDeclined,
     CardDetails,
+    CardSetup,
     CatalogCoupon,
     CatalogPlan,
     InvoiceData,
@@ -59,6 +60,7 @@ REQUIRES_ACTION = ("Your bank asked you to confirm this payment (3-D Secure) and
 INCOMPLETE = "The first payment could not be completed. Use another payment method or contact your bank."
 PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later or contact support."
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
+UNCONFIRMED_CARD = "This card was not confirmed in the card form. Open the form again and enter the card there."
 COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or remove it to buy without a discount."
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
@@ -121,7 +123,15 @@ def _saved_card(pm: dict[str, Any]) -> SavedCard:
     card = pm["card"]
     brand = card.get("brand") or "card"
     return SavedCard(provider_id=pm["id"], brand="card" if brand == "unknown" else brand, last4=card["last4"],
-                     exp_month=int(card["exp_month"]), exp_year=int(card["exp_year"]))
+                     exp_month=int(card["exp_month"]), exp_year=int(card["exp_year"]),
+                     fingerprint=card.get("fingerprint") or "")
+
+
+def _card_setup(intent: dict[str, Any]) -> CardSetup:
+    payment_method = intent.get("payment_method")
+    return CardSetup(provider_id=intent["id"], customer_id=intent.get("customer") or "", status=intent["status"],
+                     client_secret=intent["client_secret"],
+                     payment_method_id=payment_method["id"] if isinstance(payment_method, dict) else payment_method)
 
 
 def _unit_amount(line: dict[str, Any], amount: int, quantity: int) -> int:
@@ -240,19 +250,33 @@ class StripeProvider:
             self._make_default(customer_id, pm["id"])
         return _saved_card(attached)
 
-    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> str:
-        """A SetupIntent for the Payment Element to save a card for later payments; returns its client
-        secret (for the browser only: never store or log it)."""
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> CardSetup:
+        """A SetupIntent for the Payment Element to save a card for later payments."""
         intent = self._call(self._client.v1.setup_intents.create,
                             params={"customer": customer_id, "usage": "off_session", "payment_method_types": ["card"]},
                             options={"idempotency_key": f"{idempotency_key}:setup_intent"},
                             missing="No such customer.")
-        return intent["client_secret"]
+        return _card_setup(intent)
 
-    def attach_confirmed_payment_method(self, *, customer_id: str, payment_method_id: str,
+    def get_setup_intent(self, *, setup_intent_id: str) -> CardSetup | None:
+        """The SetupIntent as Stripe has it now; None when Stripe does not know it."""
+        try:
+            return _card_setup(self._call(self._client.v1.setup_intents.retrieve, setup_intent_id, missing="-"))
+        except PaymentError as exc:
+            if exc.code == "resource_missing":
+                return None
+            raise
+
+    def attach_confirmed_payment_method(self, *, customer_id: str, setup_intent_id: str, payment_method_id: str,
                                         make_default: bool) -> SavedCard:
-        """Keep the card of a SetupIntent the browser confirmed: attached to the customer (Stripe has done
-        that already when the SetupIntent named the customer), the default if asked."""
+        """Keep the card of a SetupIntent the browser confirmed: only the card that this customer's own
+        SetupIntent (the one the server made for the card form) succeeded with, so that an id from anywhere else
+        (a card of another customer, or one never confirmed) is refused. Attached to the customer (Stripe has
+        done that already when the SetupIntent named the customer), the default if asked."""
+        intent = self.get_setup_intent(setup_intent_id=setup_intent_id)
+        if (intent is None or intent.customer_id != customer_id or intent.status != "succeeded"
+                or intent.payment_method_id != payment_method_id):
+            raise PaymentError("setup_unconfirmed", UNCONFIRMED_CARD)
         pm = self._call(self._client.v1.payment_methods.retrieve, payment_method_id,
                         missing="No such payment method.")
         if pm.get("customer") not in (None, customer_id) or pm.get("type") != "card":

@@ -9,6 +9,7 @@ still does, so the number shown is the portal's and the provider's alike.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from cf_portal.services.coupons import (
     normalise_code,
 )
 from cf_portal.services.errors import DomainError
-from cf_portal.services.payment_methods import provider_customer
+from cf_portal.services.payment_methods import ProviderBusy, provider_customer, spend_provider_lookup
 from cf_portal.services.pricing import Quote, format_money, quote
 from cf_portal.services.roles import Permission
 from cf_portal.services.validation import check_name
@@ -122,14 +123,19 @@ def plan_on_sale(session: Session, plan_id: int | None) -> tuple[Plan, Product]:
     return plan, product
 
 
-def price(session: Session, *, plan: Plan, quantity: int, coupon_code: str, now: datetime
-          ) -> tuple[Quote, Coupon | None, CouponRejected | None]:
-    """The quote for a purchase, with the coupon if it applies (else why it does not)."""
+def price(session: Session, *, plan: Plan, quantity: int, coupon_code: str, now: datetime,
+          buyer: Buyer | None = None) -> tuple[Quote, Coupon | None, CouponRejected | None]:
+    """The quote for a purchase, with the coupon if it applies (else why it does not). With a `buyer`, the code
+    is looked up as `look_up_coupon` does: throttled and counted."""
     coupon, rejected = None, None
     if coupon_code.strip():
         try:
-            coupon = find_applicable_coupon(session, code=coupon_code, product_id=plan.product_id,
-                                            quantity=quantity, currency=plan.currency, now=now)
+            if buyer is None:
+                coupon = find_applicable_coupon(session, code=coupon_code, product_id=plan.product_id,
+                                                quantity=quantity, currency=plan.currency, now=now)
+            else:
+                coupon = look_up_coupon(session, buyer=buyer, plan=plan, quantity=quantity, coupon_code=coupon_code,
+                                        now=now)
         except CouponRejected as exc:
             rejected = exc
     result = quote(unit_amount=plan.unit_amount, quantity=quantity, currency=plan.currency,
@@ -137,45 +143,63 @@ def price(session: Session, *, plan: Plan, quantity: int, coupon_code: str, now:
     return result, coupon, rejected
 
 
-def coupon_throttle_checks(account_id: int, client: str) -> list[tuple[str, throttle.Policy]]:
-    checks = [(f"coupon-account:{account_id}", throttle.COUPON_ACCOUNT)]
-    if client:
-        checks.append((f"coupon-client:{client}", throttle.COUPON_CLIENT))
+@dataclass(frozen=True)
+class Buyer:
+    """Who looks a coupon code up: guessing is counted per account and per client (an IP address)."""
+
+    account_id: int
+    client: str = ""
+
+
+class CouponLookupsWaiting(CouponRejected):
+    def __init__(self, wait: throttle.Wait) -> None:
+        super().__init__(f"Too many coupon codes that don't exist were tried. Try again in {wait.in_words()}.")
+
+
+def coupon_throttle_checks(buyer: Buyer) -> list[tuple[str, throttle.Policy]]:
+    checks = [(f"coupon-account:{buyer.account_id}", throttle.COUPON_ACCOUNT)]
+    if buyer.client:
+        checks.append((f"coupon-client:{buyer.client}", throttle.COUPON_CLIENT))
     return checks
 
 
-def throttled_price_panel(session: Session, *, account_id: int, client: str, plan_id: int, quantity: int,
-                          coupon_code: str, count_unknown: bool, now: datetime) -> PricePanel:
-    """The price panel for a buyer, where guessing coupon codes is slowed down and then locked per account
-    and per client. Only unknown codes count, and only when `count_unknown` (a newly typed code, not the same
-    code priced again for another quantity). A waiting buyer's code is not looked up at all."""
-    if not coupon_code.strip():
-        return price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
-    checks = coupon_throttle_checks(account_id, client)
-    # When this check may count a guess, the keys' rows stay locked until it is counted, so parallel guesses
-    # are judged one after another (the caller's session then writes).
-    wait = (throttle.locked_wait if count_unknown else throttle.longest_wait)(session, checks, now=now)
+def look_up_coupon(session: Session, *, buyer: Buyer, plan: Plan, quantity: int, coupon_code: str,
+                   now: datetime) -> Coupon:
+    """A buyer's lookup of a coupon code: every path that looks a code up for a buyer (the price panel on any
+    change of the form, the provider's confirmation, Create) comes through here. Guessing is slowed down, then
+    locked, per account and per client: a waiting buyer's code is not looked up at all (CouponLookupsWaiting),
+    and every lookup of a code that does not exist counts, whatever triggered it. Needs a write session: the
+    keys' rows stay locked until the count is written, so parallel guesses are judged one after another."""
+    checks = coupon_throttle_checks(buyer)
+    wait = throttle.locked_wait(session, checks, now=now)
     if wait:
-        panel = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code="", now=now)
-        return panel.model_copy(update={
-            "coupon_status": "invalid",
-            "coupon_message": f"Too many coupon codes that don't exist were tried. Try again in {wait.in_words()}.",
-        })
-    panel, rejected = _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)
-    if rejected is not None and rejected.unknown and count_unknown:
-        for key, policy in checks:
-            throttle.record_failure(session, key, policy, now=now)
-    return panel
+        raise CouponLookupsWaiting(wait)
+    try:
+        return find_applicable_coupon(session, code=coupon_code, product_id=plan.product_id, quantity=quantity,
+                                      currency=plan.currency, now=now)
+    except CouponRejected as exc:
+        if exc.unknown:
+            for key, policy in checks:
+                throttle.record_failure(session, key, policy, now=now)
+        raise
+
+
+def throttled_price_panel(session: Session, *, buyer: Buyer, plan_id: int, quantity: int, coupon_code: str,
+                          now: datetime) -> PricePanel:
+    """The price panel for a buyer: the code is looked up with `look_up_coupon` (throttled, counted)."""
+    return _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now, buyer=buyer)
 
 
 def price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: str, now: datetime) -> PricePanel:
-    return _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)[0]
+    """The panel as the portal prices it, with no throttling: for codes that were looked up already, or none."""
+    return _price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)
 
 
-def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: str, now: datetime
-                 ) -> tuple[PricePanel, CouponRejected | None]:
+def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: str, now: datetime,
+                 buyer: Buyer | None = None) -> PricePanel:
     plan, _ = plan_on_sale(session, plan_id)
-    result, coupon, rejected = price(session, plan=plan, quantity=quantity, coupon_code=coupon_code, now=now)
+    result, coupon, rejected = price(session, plan=plan, quantity=quantity, coupon_code=coupon_code, now=now,
+                                     buyer=buyer)
     money = lambda amount: format_money(amount, result.currency)  # noqa: E731
     if result.discount_months is None:
         note = "every month"
@@ -183,7 +207,7 @@ def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: 
         note = "on the first month"
     else:
         note = f"for {result.discount_months} months"
-    panel = PricePanel(
+    return PricePanel(
         unit_price=money(result.unit_amount),
         quantity=result.quantity,
         subtotal=money(result.subtotal),
@@ -197,7 +221,6 @@ def _price_panel(session: Session, *, plan_id: int, quantity: int, coupon_code: 
                         if result.discount_is_temporary else ""),
         monthly_note=f"Billed monthly. Next month: {money(result.amount_for_month(1))}",
     )
-    return panel, rejected
 
 
 PRICE_UNCONFIRMED = "This price could not be confirmed with our payment provider."
@@ -223,31 +246,35 @@ def check_provider_total(provider: PaymentProvider, *, customer_id: str, plan_co
 
 
 def confirm_price_with_provider(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, plan_id: int,
-                                quantity: int, coupon_code: str, now: datetime) -> PricePanel | None:
+                                quantity: int, coupon_code: str, now: datetime, client: str = "") -> PricePanel | None:
     """The live check of a coupon with a provider that prices on its own (Stripe): its promotion code is looked
     up and the first month previewed there. None when the provider agrees with the portal's panel (or there is
-    nothing to ask it: no coupon, or one the portal already refused); otherwise the panel to show instead,
-    priced without the coupon and saying why it cannot be used.
+    nothing to ask it: no coupon); otherwise the panel to show instead, priced without the coupon and saying why
+    it cannot be used (the portal's own refusal, a wait for guessing codes, or the provider's).
 
-    Only codes the portal knows reach the provider, so guessing codes stays throttled by the portal alone.
-    The customer is created at the provider on first need. When the provider does not answer, the portal's
-    panel stands: Create asks the provider again before it charges."""
+    The code is looked up as the form's are (`look_up_coupon`: throttled and counted), and only codes the portal
+    accepts reach the provider, within the account's budget of provider look-ups (`spend_provider_lookup`).
+    The customer is created at the provider on first need. When the provider does not answer (or the budget is
+    spent), the portal's panel stands: Create asks the provider again before it charges."""
     actor.require(Permission.BUY)
     if getattr(provider, "preview_first_invoice", None) is None or not coupon_code.strip():
         return None
-    with session_scope(engine, write=False) as session:
-        panel = price_panel(session, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now)
+    with session_scope(engine) as session:  # written: a lookup of an unknown code is counted
+        panel = throttled_price_panel(session, buyer=Buyer(actor.account_id, client), plan_id=plan_id,
+                                      quantity=quantity, coupon_code=coupon_code, now=now)
         if panel.coupon_status != "valid":
-            return None
+            return panel
         plan, _ = plan_on_sale(session, plan_id)
     try:
+        spend_provider_lookup(engine, actor)
         customer_id = provider_customer(engine, provider, actor)
         check_provider_total(provider, customer_id=customer_id, plan_code=plan.code, unit_amount=plan.unit_amount,
                              currency=plan.currency, quantity=quantity, coupon_code=normalise_code(coupon_code),
                              expected_total=panel.total)
         return None
-    except ProviderUnavailable:
-        log.warning("coupon %s could not be confirmed with the provider (unavailable)", normalise_code(coupon_code))
+    except (ProviderUnavailable, ProviderBusy) as exc:
+        log.warning("coupon %s could not be confirmed with the provider (%s)", normalise_code(coupon_code),
+                    "unavailable" if isinstance(exc, ProviderUnavailable) else "the account's look-ups are spent")
         return None
     except PaymentError as exc:
         message = exc.message if exc.code == "coupon_unavailable" else COUPON_UNCONFIRMED

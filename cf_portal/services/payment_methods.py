@@ -26,6 +26,7 @@ from cf_portal.db import session_scope
 from cf_portal.models import Account, AuditEvent, License, LicenseStatus, PaymentMethod, PaymentMethodChange
 from cf_portal.payments.cards import BRAND_NAMES, is_expired, parse_card
 from cf_portal.payments.provider import PaymentError, PaymentProvider, SavedCard
+from cf_portal.services import throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -119,15 +120,46 @@ def _is_first(engine: sa.Engine | None, actor: Actor) -> bool:
         return session.exec(select(PaymentMethod.id).where(PaymentMethod.account_id == actor.account_id)).first() is None
 
 
-def _keep(engine: sa.Engine | None, actor: Actor, saved: SavedCard, today: date) -> PaymentMethodView:
-    """Keep a saved card's safe details (brand, last 4, expiry): never its number."""
+class CardAlreadySaved(DomainError):
+    def __init__(self, saved: SavedCard) -> None:
+        name = f"{BRAND_NAMES.get(saved.brand, saved.brand.title())} ending in {saved.last4}"
+        super().__init__(f"{name}, expires {saved.exp_month:02d}/{saved.exp_year % 100:02d}, is already saved.")
+
+
+def _keep(engine: sa.Engine | None, provider: PaymentProvider, actor: Actor, customer_id: str, saved: SavedCard,
+          today: date) -> PaymentMethodView:
+    """Keep a saved card's safe details (brand, last 4, expiry): never its number. A card the account has
+    already (the same fingerprint and expiry: the unique index `uq_payment_method_same_card` decides, also
+    between two saves at once) is refused, and the copy the provider just saved is removed there."""
+    try:
+        return _insert_card(engine, actor, saved, today)
+    except sa.exc.IntegrityError as exc:
+        with session_scope(engine, write=False) as session:
+            mine = select(PaymentMethod).where(PaymentMethod.account_id == actor.account_id)
+            same_id = session.exec(mine.where(PaymentMethod.provider_id == saved.provider_id)).first()
+            if same_id is not None:  # the same confirmation twice at once (a double click): one row
+                return _view(same_id, today)
+            if not saved.fingerprint or session.exec(mine.where(
+                    PaymentMethod.fingerprint == saved.fingerprint, PaymentMethod.exp_month == saved.exp_month,
+                    PaymentMethod.exp_year == saved.exp_year)).first() is None:
+                raise exc from None  # not a copy: another constraint
+    try:
+        provider.remove_payment_method(customer_id=customer_id, payment_method_id=saved.provider_id)
+    except PaymentError as exc:
+        log.error("a card saved twice by account %s stays at the provider (%s): detach %s by hand",
+                  actor.account_id, exc.code, saved.provider_id)
+    raise CardAlreadySaved(saved)
+
+
+def _insert_card(engine: sa.Engine | None, actor: Actor, saved: SavedCard, today: date) -> PaymentMethodView:
     with session_scope(engine) as session:
         existing = session.exec(select(PaymentMethod).where(PaymentMethod.account_id == actor.account_id,
                                                             PaymentMethod.provider_id == saved.provider_id)).first()
         if existing is not None:  # the same card confirmed twice (a double click): one row
             return _view(existing, today)
         pm = PaymentMethod(account_id=actor.account_id, provider_id=saved.provider_id, brand=saved.brand,
-                           last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year, is_default=False)
+                           last4=saved.last4, exp_month=saved.exp_month, exp_year=saved.exp_year,
+                           fingerprint=saved.fingerprint or None, is_default=False)
         session.add(pm)
         session.flush()
         # The newest card becomes the default when there is none (the partial unique index keeps one).
@@ -153,28 +185,68 @@ def add_payment_method(engine: sa.Engine | None, provider: PaymentProvider, *, a
     customer_id = provider_customer(engine, provider, actor)
     saved = provider.add_card(customer_id=customer_id, card=card, make_default=_is_first(engine, actor),
                               idempotency_key=f"add-card-{uuid.uuid4()}")
-    return _keep(engine, actor, saved, today)
+    return _keep(engine, provider, actor, customer_id, saved, today)
+
+
+class ProviderBusy(DomainError):
+    def __init__(self, wait: throttle.Wait) -> None:
+        super().__init__("Your account has asked the payment provider too often in a short time. Try again in "
+                         f"{wait.in_words()}.")
+
+
+def spend_provider_lookup(engine: sa.Engine | None, actor: Actor) -> None:
+    """Take one look-up at the provider from the account's budget (`throttle.PROVIDER_LOOKUPS`), in a
+    transaction of its own; ProviderBusy when it is spent (the look-up must then not be made)."""
+    with session_scope(engine) as session:
+        wait = throttle.spend(session, f"provider-lookups:{actor.account_id}", throttle.PROVIDER_LOOKUPS, now=_now())
+    if wait:
+        raise ProviderBusy(wait)
+
+
+def _card_setup_intent_id(engine: sa.Engine | None, actor: Actor) -> str | None:
+    with session_scope(engine, write=False) as session:
+        return session.get(Account, actor.account_id).card_setup_intent_id
 
 
 def start_card_setup(engine: sa.Engine | None, provider, *, actor: Actor) -> str:  # noqa: ANN001
-    """With Stripe: a SetupIntent for the browser's Payment Element; returns its client secret, which goes to
-    the browser only. The card then travels from the browser to Stripe, never through this server."""
+    """With Stripe: the SetupIntent for the browser's Payment Element; returns its client secret, which goes to
+    the browser only. The card then travels from the browser to Stripe, never through this server.
+
+    The account's SetupIntent is reused while it waits for a card (the dialog opened again, another tab), so
+    opening the form does not make one each time; a new one follows it once it is used (or cancelled), under an
+    idempotency key named after the one it follows, so that two forms opened at once get the same one."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
+    spend_provider_lookup(engine, actor)
     customer_id = provider_customer(engine, provider, actor)
-    return provider.create_setup_intent(customer_id=customer_id, idempotency_key=f"setup-{uuid.uuid4()}")
+    previous = _card_setup_intent_id(engine, actor)
+    if previous:
+        intent = provider.get_setup_intent(setup_intent_id=previous)
+        if intent is not None and intent.customer_id == customer_id and intent.status == "requires_payment_method":
+            return intent.client_secret
+    intent = provider.create_setup_intent(customer_id=customer_id,
+                                          idempotency_key=f"card-setup-of-{customer_id}-after-{previous or 'none'}")
+    with session_scope(engine) as session:
+        session.execute(sa.update(Account).where(Account.id == actor.account_id,
+                                                 Account.card_setup_intent_id.is_not_distinct_from(previous))
+                        .values(card_setup_intent_id=intent.provider_id))
+    return intent.client_secret
 
 
 def save_confirmed_card(engine: sa.Engine | None, provider, *, actor: Actor, provider_payment_method_id: str,  # noqa: ANN001
                         today: date) -> PaymentMethodView:
-    """Keep the card the browser confirmed with Stripe. The provider checks that it belongs to this account's
-    customer, so an id from elsewhere is refused."""
+    """Keep the card the browser confirmed with Stripe: only the card the account's own SetupIntent (the one
+    `start_card_setup` made) succeeded with. Any other id (another customer's card, one never confirmed, one
+    confirmed elsewhere) is refused by the provider's check."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
+    spend_provider_lookup(engine, actor)
     customer_id = provider_customer(engine, provider, actor)
-    saved = provider.attach_confirmed_payment_method(customer_id=customer_id,
+    setup_intent_id = _card_setup_intent_id(engine, actor)
+    if not setup_intent_id:
+        raise PaymentError("setup_unconfirmed", "Open the card form again and enter the card there.")
+    saved = provider.attach_confirmed_payment_method(customer_id=customer_id, setup_intent_id=setup_intent_id,
                                                      payment_method_id=provider_payment_method_id,
                                                      make_default=_is_first(engine, actor))
-    return _keep(engine, actor, saved, today)
-
+    return _keep(engine, provider, actor, customer_id, saved, today)
 
 
 # --- the default card, and removing cards ------------------------------------------------------------------

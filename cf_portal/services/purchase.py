@@ -1,6 +1,7 @@
 """Create on the Add License screen: charge the first month and add the license, exactly once.
 
 The steps, each in its own short transaction, so no database lock is held while the provider works:
+0. a new submission's coupon code is looked up as the form's are: throttled and counted;
 1. reserve: check everything again on the server, insert the license as `pending` under the form's
    idempotency key (unique per account) and take the coupon redemption (conditional update);
 2. charge: create the provider subscription with an idempotency key derived from the form's key;
@@ -46,9 +47,11 @@ from cf_portal.payments.provider import (
 from cf_portal.services import coupons
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import (
+    Buyer,
     check_provider_total,
     check_quantity,
     check_reference_name,
+    look_up_coupon,
     plan_on_sale,
     price,
 )
@@ -72,6 +75,8 @@ class PurchaseRequest(BaseModel):
     idempotency_key: str = Field(min_length=16, max_length=80)
     # Only finish the purchase this key started (after the bank's step), never start a new one.
     continue_only: bool = False
+    # Where the request came from (an IP address): coupon guessing is throttled per client too.
+    client: str = Field(default="", max_length=100)
 
 
 class PurchaseResult(BaseModel):
@@ -128,6 +133,7 @@ class EarlierPurchaseDiffers(ChargeUnconfirmed):
 def create_license(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
                    request: PurchaseRequest, now: datetime) -> PurchaseResult:
     actor.require(Permission.BUY)
+    _look_up_coupon(engine, actor=actor, request=request, now=now)
     lic, is_new = _reserve(engine, actor=actor, request=request, now=now)
     if lic.status != LicenseStatus.PENDING.value:
         return _result(lic, replayed=True)
@@ -182,6 +188,31 @@ def _result(lic: License, *, replayed: bool) -> PurchaseResult:
 def _find(session: Session, account_id: int, key: str) -> License | None:
     return session.exec(select(License).where(License.account_id == account_id,
                                               License.idempotency_key == key)).first()
+
+
+def _look_up_coupon(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest, now: datetime) -> None:
+    """Step 0, for a new submission with a coupon: the code is looked up as the form's are (throttled and
+    counted: `checkout.look_up_coupon`), in a transaction of its own so that a refusal is still counted. While
+    the account's or the client's lookups wait, a coupon is refused here, whatever the form showed. A form
+    that fails its other checks is left to `_reserve` to refuse."""
+    if not request.coupon_code.strip() or request.continue_only:
+        return
+    refusal = None
+    with session_scope(engine) as session:
+        if _find(session, actor.account_id, request.idempotency_key) is not None:
+            return  # a replay: its code was looked up when it was first sent
+        try:
+            quantity = check_quantity(request.quantity)
+            plan, _ = plan_on_sale(session, request.plan_id)
+        except DomainError:
+            return
+        try:
+            look_up_coupon(session, buyer=Buyer(actor.account_id, request.client), plan=plan, quantity=quantity,
+                           coupon_code=request.coupon_code, now=now)
+        except coupons.CouponRejected as exc:
+            refusal = exc
+    if refusal is not None:
+        raise refusal
 
 
 def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest,

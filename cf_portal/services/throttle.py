@@ -1,5 +1,6 @@
 """Slowing down, then locking, whatever keeps failing: sign-ins per email (slowed down only), per email and client
-(locked too) and per client, sign-ups per client, coupon-code checks per account and per client.
+(locked too) and per client, sign-ups per client, coupon-code checks per account and per client. And budgets:
+how many calls a key may make in a window (look-ups at the payment provider per account, `spend`).
 
 Counts live in the `throttle` table, so every worker sees the same numbers. A failure is one atomic
 upsert; a locked or waiting key is refused before the password or code is even looked at. Where parallel
@@ -41,6 +42,18 @@ COUPON_ACCOUNT = Policy(free=10, lock_after=25, window=timedelta(minutes=15), lo
                         max_delay_s=5)
 COUPON_CLIENT = Policy(free=20, lock_after=40, window=timedelta(minutes=15), lock_for=timedelta(minutes=15),
                        max_delay_s=5)
+
+
+@dataclass(frozen=True)
+class Budget:
+    calls: int  # calls allowed in each window
+    per: timedelta  # a fixed window, starting with the first call after the last one ended
+
+
+# Look-ups at the payment provider per account (a coupon confirmed with Stripe's preview, the card form's
+# SetupIntent, a confirmed card): Stripe's rate limit is shared by every account of the portal. One look-up is
+# a few requests (the coupon's preview makes about four).
+PROVIDER_LOOKUPS = Budget(calls=20, per=timedelta(minutes=1))
 
 
 @dataclass(frozen=True)
@@ -97,11 +110,12 @@ def locked_wait(session: Session, checks: list[tuple[str, Policy]], *, now: date
     return longest_wait(session, checks, now=now)
 
 
-def record_failure(session: Session, key: str, policy: Policy, *, now: datetime) -> int:
-    """Count one failure for `key` (in the caller's transaction); returns the failures in the window."""
+def _count(session: Session, key: str, window: timedelta, *, now: datetime) -> tuple[int, datetime]:
+    """One more for `key` (an atomic upsert in the caller's transaction): the count in the window, and when the
+    window started. A window that is over (and not locked) starts again."""
     table = Throttle.__table__
     insert = _insert(session)
-    expired = sa.and_(table.c.window_started_at <= now - policy.window,
+    expired = sa.and_(table.c.window_started_at <= now - window,
                       sa.or_(table.c.locked_until.is_(None), table.c.locked_until <= now))
     statement = insert.values(key=key, failures=1, window_started_at=now, last_failure_at=now).on_conflict_do_update(
         index_elements=[table.c.key],
@@ -110,11 +124,27 @@ def record_failure(session: Session, key: str, policy: Policy, *, now: datetime)
             "window_started_at": sa.case((expired, now), else_=table.c.window_started_at),
             "last_failure_at": now,
         },
-    ).returning(table.c.failures)
-    failures = session.execute(statement).scalar_one()
+    ).returning(table.c.failures, table.c.window_started_at)
+    count, started = session.execute(statement).one()
+    return count, started
+
+
+def record_failure(session: Session, key: str, policy: Policy, *, now: datetime) -> int:
+    """Count one failure for `key` (in the caller's transaction); returns the failures in the window."""
+    failures, _ = _count(session, key, policy.window, now=now)
     if policy.lock_after is not None and failures >= policy.lock_after:
+        table = Throttle.__table__
         session.execute(sa.update(table).where(table.c.key == key).values(locked_until=now + policy.lock_for))
     return failures
+
+
+def spend(session: Session, key: str, budget: Budget, *, now: datetime) -> Wait:
+    """Take one call from `key`'s budget (in the caller's transaction, which must commit even when the call is
+    refused): GO, or the wait until the window ends, when the call must not be made."""
+    count, started = _count(session, key, budget.per, now=now)
+    if count <= budget.calls:
+        return GO
+    return Wait(max(1, math.ceil((started + budget.per - now).total_seconds())), False)
 
 
 def clear(session: Session, key: str) -> None:

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 STUCK_AFTER_S = 120
 # How long typing in the form is let settle before a coupon is confirmed with the provider (Stripe).
 PRICE_CHECK_SETTLE_S = 0.25
+# Longer than any check with the provider takes (its calls give up after about 20 seconds each).
+PRICE_CHECK_STUCK_AFTER_S = 90
 
 EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
                          coupon_status="none", coupon_message="", discount_note="", after_discount="",
@@ -76,12 +78,14 @@ def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
         return PurchaseOutcome()
 
 
-def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str) -> PricePanel | None:
+def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str,
+                           client: str = "") -> PricePanel | None:
     """Runs in a worker thread: the provider's own preview of the price with this coupon (Stripe). None when it
     agrees, or when it cannot say (Create asks the provider again before it charges)."""
     try:
         return checkout.confirm_price_with_provider(None, get_provider(), actor=actor, plan_id=plan_id,
-                                                    quantity=quantity, coupon_code=coupon_code, now=_now())
+                                                    quantity=quantity, coupon_code=coupon_code, now=_now(),
+                                                    client=client)
     except DomainError:
         return None
     except Exception:
@@ -170,6 +174,7 @@ class AddLicenseState(PortalState):
     _creating_since: float = 0.0
     _continuing: bool = False  # Create runs again after the bank's step: it may only finish that purchase
     _price_ticket: int = 0  # bumped by each reprice: a provider's answer about an older form is dropped
+    _price_check_since: float = 0.0  # when this tab's one check with the provider began (0: none runs)
 
     @rx.var
     def plans(self) -> list[PlanOption]:
@@ -215,28 +220,30 @@ class AddLicenseState(PortalState):
             self.creating = False
         return self._reprice()
 
+    def _buyer(self, actor: Actor) -> checkout.Buyer:
+        return checkout.Buyer(actor.account_id, self.router.session.client_ip or "")
+
     def _choose_default_card(self) -> None:
         usable = [pm for pm in self.payment_methods if not pm.expired]
         if not any(str(pm.id) == self.payment_method_id for pm in usable):
             default = next((pm for pm in usable if pm.is_default), usable[0] if usable else None)
             self.payment_method_id = str(default.id) if default else ""
 
-    def _reprice(self, *, new_code: bool = False):  # noqa: ANN202
+    def _reprice(self):  # noqa: ANN202
         """Recompute the price panel with the one pricing function (also used by Create). Coupon codes are
-        looked up for buyers only, and guessing them is throttled (`new_code`: a code just typed). Returns the
-        event that confirms an accepted coupon with the provider's own preview (Stripe), if one is needed."""
+        looked up for buyers only, and every lookup is throttled and counted by the service, whichever change
+        triggered it. Returns the event that confirms an accepted coupon with the provider's own preview
+        (Stripe), if one is needed."""
         try:
             quantity = checkout.check_quantity(self.quantity)
         except DomainError:
             return None  # the field shows its message; the panel keeps the last valid price
-        count_unknown = new_code and bool(self.coupon_code.strip())
         try:
-            with session_scope(write=count_unknown) as session:
+            with session_scope(write=bool(self.coupon_code.strip())) as session:
                 actor = self._actor(session, Permission.BUY)
                 self.panel = checkout.throttled_price_panel(
-                    session, account_id=actor.account_id, client=self.router.session.client_ip,
-                    plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
-                    coupon_code=self.coupon_code, count_unknown=count_unknown, now=_now())
+                    session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
+                    quantity=quantity, coupon_code=self.coupon_code, now=_now())
             self.plan_error = ""
         except DomainError as exc:
             self.panel = EMPTY_PANEL
@@ -247,29 +254,65 @@ class AddLicenseState(PortalState):
 
     @rx.event(background=True)
     async def confirm_price(self):
-        """Stripe: look the accepted coupon up there and preview the first month. Typing is let settle first;
-        an answer about a form that has changed since is dropped (a newer check is on its way)."""
+        """Stripe: look the accepted coupon up there and preview the first month. One check runs per tab at a
+        time: a second event ends at once, and the running check, after letting typing settle, checks the
+        newest form before it ends (an answer about a form that has changed since is dropped)."""
         async with self:
-            ticket = self._price_ticket
-        await asyncio.sleep(PRICE_CHECK_SETTLE_S)
-        async with self:
-            if ticket != self._price_ticket or not self.price_checking:
+            if not self._claim_price_check():
                 return
-            with session_scope(write=False) as session:
-                actor = self._actor(session, Permission.BUY)
-            try:
-                quantity = checkout.check_quantity(self.quantity)
-            except DomainError:
-                return
-            form = dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
-                        coupon_code=self.coupon_code)
-        panel = await asyncio.to_thread(provider_price_outcome, actor, **form)
-        async with self:
-            if ticket != self._price_ticket:
-                return
-            self.price_checking = False
-            if panel is not None:
-                self.panel = panel
+        try:
+            while True:
+                async with self:
+                    ticket = self._price_ticket
+                await asyncio.sleep(PRICE_CHECK_SETTLE_S)
+                async with self:
+                    if ticket != self._price_ticket:
+                        continue  # still typing: let it settle again
+                    form = self._price_check_form()
+                if form is None:
+                    return
+                actor, fields = form
+                panel = await asyncio.to_thread(provider_price_outcome, actor, **fields)
+                async with self:
+                    if self._finish_price_check(ticket, panel):
+                        return
+        finally:
+            async with self:
+                self._release_price_check()
+
+    def _claim_price_check(self) -> bool:
+        """Take the tab's one check with the provider; False while another runs (a claim older than any check
+        takes was left by a worker that stopped, and is taken over)."""
+        if self._price_check_since and time.time() - self._price_check_since < PRICE_CHECK_STUCK_AFTER_S:
+            return False
+        self._price_check_since = time.time()
+        return True
+
+    def _release_price_check(self) -> None:
+        self._price_check_since = 0.0
+
+    def _price_check_form(self) -> tuple[Actor, dict] | None:
+        """Who asks and what, for the provider's check; None when there is nothing to check."""
+        if not self.price_checking:
+            return None
+        try:
+            quantity = checkout.check_quantity(self.quantity)
+        except DomainError:
+            return None
+        with session_scope(write=False) as session:
+            actor = self._actor(session, Permission.BUY)
+        return actor, dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
+                           coupon_code=self.coupon_code, client=self._buyer(actor).client)
+
+    def _finish_price_check(self, ticket: int, panel: PricePanel | None) -> bool:
+        """Show the provider's answer; False when the form changed meanwhile (the answer is dropped and the
+        newest form is checked next)."""
+        if ticket != self._price_ticket:
+            return False
+        self.price_checking = False
+        if panel is not None:
+            self.panel = panel
+        return True
 
     # --- field events -----------------------------------------------------------------------------
 
@@ -314,9 +357,8 @@ class AddLicenseState(PortalState):
 
     @rx.event
     def set_coupon_code(self, value: str):
-        changed = value.strip().upper() != self.coupon_code.strip().upper()
         self.coupon_code = value
-        return self._reprice(new_code=changed)
+        return self._reprice()
 
     @rx.event
     def set_payment_method(self, value: str):
@@ -446,6 +488,7 @@ class AddLicenseState(PortalState):
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
             expected_total=self.panel.total, idempotency_key=self._idempotency_key, continue_only=self._continuing,
+            client=self._buyer(actor).client,
         )
         self.creating, self._creating_since = True, time.time()  # last: nothing above may leave it stuck
         return actor, request

@@ -326,22 +326,28 @@ def test_stripe_create_with_3d_secure_adds_the_license_once_the_bank_confirmed(
 def test_stripe_a_card_saved_through_a_setup_intent_is_kept(localstripe_provider: LocalstripeProvider,
                                                             stripe_admin: stripe.StripeClient) -> None:
     customer = new_customer(localstripe_provider)
-    secret = localstripe_provider.create_setup_intent(customer_id=customer, idempotency_key="seti-1")
-    intent_id = secret.split("_secret_")[0]
-    assert intent_id.startswith("seti_")
+    intent = localstripe_provider.create_setup_intent(customer_id=customer, idempotency_key="seti-1")
+    assert intent.provider_id.startswith("seti_") and intent.client_secret.startswith(f"{intent.provider_id}_secret_")
+    assert (intent.customer_id, intent.status) == (customer, "requires_payment_method")
     # What Stripe.js does in the browser with the Payment Element: confirm with the typed card.
-    confirmed = stripe_admin.v1.setup_intents.confirm(intent_id, params={"payment_method_data": {
+    confirmed = stripe_admin.v1.setup_intents.confirm(intent.provider_id, params={"payment_method_data": {
         "type": "card", "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}}})
     assert confirmed.status == "succeeded"
+    assert localstripe_provider.get_setup_intent(setup_intent_id=intent.provider_id).payment_method_id == \
+        confirmed.payment_method
     saved = localstripe_provider.attach_confirmed_payment_method(
-        customer_id=customer, payment_method_id=confirmed.payment_method, make_default=True)
+        customer_id=customer, setup_intent_id=intent.provider_id, payment_method_id=confirmed.payment_method,
+        make_default=True)
     assert (saved.provider_id, saved.last4) == (confirmed.payment_method, "4242")
+    assert saved.fingerprint and saved.fingerprint == stripe_admin.v1.payment_methods.retrieve(
+        saved.provider_id).card.fingerprint
     assert [c.provider_id for c in localstripe_provider.list_payment_methods(customer_id=customer)] == [
         saved.provider_id]
     assert stripe_admin.v1.customers.retrieve(customer).invoice_settings.default_payment_method == saved.provider_id
-    # Another account cannot take it over.
+    # Another account cannot take it over, even naming the SetupIntent.
     with pytest.raises(PaymentError) as info:
         localstripe_provider.attach_confirmed_payment_method(
-            customer_id=new_customer(localstripe_provider, account_id=2), payment_method_id=saved.provider_id,
-            make_default=False)
-    assert info.value.code == "resource_missing"
+            customer_id=new_customer(localstripe_provider, account_id=2), setup_intent_id=intent.provider_id,
+            payment_method_id=saved.provider_id, make_default=False)
+    assert info.value.code == "setup_unconfirmed"
+    assert localstripe_provider.get_setup_intent(setup_intent_id="seti_unknown") is None

@@ -13,13 +13,16 @@ from cf_portal.models import Account, AuditEvent, License, PaymentMethod
 from cf_portal.payments.provider import PaymentProvider
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.payments.sandbox_tables import SandboxSubscription
+from cf_portal.services.payment_methods import list_payment_methods
 from cf_portal.services.provider_sync import reconcile
 from cf_portal.services.purchase import PurchaseRequest, create_license
-from tests.unit.conftest import NOW, Seeded
+from tests.unit.conftest import NOW, TODAY, Seeded
 
 
 def buy(provider: PaymentProvider, seeded: Seeded, name: str, quantity: int = 5) -> License:
-    pm = seeded.add_card(provider)
+    with session_scope(seeded.engine, write=False) as session:  # one card (the same card is saved once)
+        cards = list_payment_methods(session, account_id=seeded.actor.account_id, today=TODAY)
+    pm = cards[0] if cards else seeded.add_card(provider)
     plan = seeded.plans["awareness-business"]
     result = create_license(seeded.engine, provider, actor=seeded.actor, now=NOW, request=PurchaseRequest(
         reference_name=name, plan_id=plan.id, quantity=quantity, payment_method_id=pm.id,

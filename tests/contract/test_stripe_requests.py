@@ -544,21 +544,45 @@ def test_card_numbers_never_go_through_the_server_with_a_live_key(fake: FakeStri
     assert fake.sent == []
 
 
+SETUP_INTENT = "seti_1Mm8s8LkdIwHu7ix0OXBfTRG"
+
+
+def setup_intent_json(status: str = "requires_payment_method", payment_method: str | None = None,
+                      customer: str = CUSTOMER) -> dict[str, Any]:
+    return {"id": SETUP_INTENT, "object": "setup_intent", "client_secret":
+            f"{SETUP_INTENT}_secret_NXDICkPqPeiBTAFqWmkbff09lRmSVXe", "customer": customer,
+            "payment_method": payment_method, "payment_method_types": ["card"], "status": status,
+            "usage": "off_session"}
+
+
 def test_the_payment_element_flow(fake: FakeStripe, provider: StripeProvider) -> None:
-    fake.on("POST", "/v1/setup_intents", (200, {
-        "id": "seti_1Mm8s8LkdIwHu7ix0OXBfTRG", "object": "setup_intent", "client_secret":
-        "seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_NXDICkPqPeiBTAFqWmkbff09lRmSVXe", "customer": CUSTOMER,
-        "payment_method": None, "payment_method_types": ["card"], "status": "requires_payment_method",
-        "usage": "off_session"}))
-    secret = provider.create_setup_intent(customer_id=CUSTOMER, idempotency_key="seti-key")
-    assert secret.startswith("seti_1Mm8s8LkdIwHu7ix0OXBfTRG_secret_")
+    fake.on("POST", "/v1/setup_intents", (200, setup_intent_json()))
+    intent = provider.create_setup_intent(customer_id=CUSTOMER, idempotency_key="seti-key")
+    assert intent.client_secret.startswith(f"{SETUP_INTENT}_secret_") and intent.provider_id == SETUP_INTENT
     [create] = fake.posts("/v1/setup_intents")
     assert create.params == {"customer": CUSTOMER, "usage": "off_session", "payment_method_types[0]": "card"}
     assert create.idempotency_key == "seti-key:setup_intent"
     # Stripe attached the card when the browser confirmed the SetupIntent: nothing to attach here.
-    saved = provider.attach_confirmed_payment_method(customer_id=CUSTOMER, payment_method_id=PM, make_default=False)
-    assert saved.last4 == "4242"
+    fake.on("GET", f"/v1/setup_intents/{SETUP_INTENT}", (200, setup_intent_json("succeeded", PM)))
+    saved = provider.attach_confirmed_payment_method(customer_id=CUSTOMER, setup_intent_id=SETUP_INTENT,
+                                                     payment_method_id=PM, make_default=False)
+    assert (saved.last4, saved.fingerprint) == ("4242", "Xt5EWLLDS7FJjR1c")
     assert [s for s in fake.sent if s.method == "POST" and s.path != "/v1/setup_intents"] == []
+
+
+@pytest.mark.parametrize("intent", [
+    setup_intent_json(),  # never confirmed
+    setup_intent_json("succeeded", "pm_another"),  # confirmed with another card
+    setup_intent_json("succeeded", PM, customer="cus_someone_else"),  # another customer's
+])
+def test_only_the_card_of_the_customers_own_succeeded_setup_intent_is_kept(fake: FakeStripe, provider: StripeProvider,
+                                                                           intent: dict[str, Any]) -> None:
+    fake.on("GET", f"/v1/setup_intents/{SETUP_INTENT}", (200, intent))
+    with pytest.raises(PaymentError) as info:
+        provider.attach_confirmed_payment_method(customer_id=CUSTOMER, setup_intent_id=SETUP_INTENT,
+                                                 payment_method_id=PM, make_default=True)
+    assert info.value.code == "setup_unconfirmed"
+    assert [s.path for s in fake.sent] == [f"/v1/setup_intents/{SETUP_INTENT}"]  # nothing attached or changed
 
 
 def test_invoices_map_from_stripes_shapes(fake: FakeStripe, provider: StripeProvider) -> None:

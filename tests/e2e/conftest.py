@@ -8,15 +8,35 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Locator, Page, expect
+from sqlmodel import select as sa_select
 
+from cf_portal.db import session_scope
 from cf_portal.middleware import SESSION_COOKIE
+from cf_portal.models import PaymentMethod
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.actors import Actor
+from cf_portal.services.payment_methods import CardAlreadySaved, add_payment_method
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
+
+
+def saved_visa(engine: sa.Engine, actor: Actor) -> int:
+    """The id of the account's sandbox Visa (4242, 12/34), saved on first need: the same card is saved once."""
+    try:
+        return add_payment_method(engine, SandboxProvider(engine), actor=actor, number="4242424242424242",
+                                  expiry="12/34", cvc="123", today=datetime.now(UTC).date()).id
+    except CardAlreadySaved:
+        with session_scope(engine, write=False) as session:
+            return session.exec(sa_select(PaymentMethod.id).where(
+                PaymentMethod.account_id == actor.account_id, PaymentMethod.last4 == "4242",
+                PaymentMethod.exp_month == 12, PaymentMethod.exp_year == 2034)).one()
+
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}

@@ -27,7 +27,6 @@ from cf_portal.models import Employee, Plan, User
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import auth
 from cf_portal.services.actors import actor_for_user
-from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME, DEMO_OWNER_EMAIL
 from cf_portal.state.add_license import AddLicenseState
@@ -37,6 +36,7 @@ from tests.e2e.conftest import (
     PHONE,
     PortalServer,
     assert_no_horizontal_scroll,
+    saved_visa,
     url_of,
     wait_until_connected,
 )
@@ -93,10 +93,9 @@ def add_card(portal: PortalServer, owner_email: str) -> int:
     engine = portal.engine()
     with session_scope(engine, write=False) as session:
         actor = actor_for_user(session, session.exec(select(User).where(User.email == owner_email)).one().id)
-    card = add_payment_method(engine, SandboxProvider(engine), actor=actor, number="4242424242424242",
-                              expiry="12/34", cvc="123", today=datetime.now(UTC).date())
+    card_id = saved_visa(engine, actor)
     engine.dispose()
-    return card.id
+    return card_id
 
 
 def buy(portal: PortalServer, owner_email: str, name: str, quantity: int) -> int:

@@ -16,7 +16,6 @@ from cf_portal.db import make_engine, session_scope
 from cf_portal.models import Plan, User
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import actor_for_user
-from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
 from tests.e2e.conftest import (
@@ -25,6 +24,7 @@ from tests.e2e.conftest import (
     PortalServer,
     assert_no_horizontal_scroll,
     choose,
+    saved_visa,
     wait_for_animations,
     wait_until_connected,
 )
@@ -39,10 +39,8 @@ def buy(portal: PortalServer, name: str, quantity: int, plan_code: str = "phishi
     with session_scope(engine, write=False) as session:
         actor = actor_for_user(session, session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).one().id)
         plan = session.exec(select(Plan).where(Plan.code == plan_code)).one()
-    card = add_payment_method(engine, provider, actor=actor, number="4242424242424242", expiry="12/34", cvc="123",
-                              today=datetime.now(UTC).date())
     create_license(engine, provider, actor=actor, now=datetime.now(UTC), request=PurchaseRequest(
-        reference_name=name, plan_id=plan.id, quantity=quantity, payment_method_id=card.id,
+        reference_name=name, plan_id=plan.id, quantity=quantity, payment_method_id=saved_visa(engine, actor),
         expected_total=plan.unit_amount * quantity, idempotency_key=uuid.uuid4().hex))
     engine.dispose()
 

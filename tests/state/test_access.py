@@ -657,7 +657,9 @@ def test_a_billing_admin_buys_and_changes_cards_but_does_not_assign(world: World
     assert begun is not None
     created = state._finish_create(submit_purchase(*begun))
     assert created is not None and created.reference_name == "Bought by billing"
-    assert state._finish_save_card(save_card_outcome(state._begin_save_card(), CARD)) == "Visa ending in 4242 added."
+    another_visa = {**CARD, "expiry": "10 / 35"}  # the account has this Visa with 12/34 already
+    assert state._finish_save_card(save_card_outcome(state._begin_save_card(), another_visa)) == \
+        "Visa ending in 4242 added."
     assert _make_default(billing, world.demo) == "(success) Mastercard ending in 4444 is now your default card."
     assert default_card(world.demo.account_id) == world.demo.card_id
     assert _ask_remove_card(billing, world.demo) == "(nothing) "

@@ -9,6 +9,8 @@ from sqlmodel import select
 
 from cf_portal import db
 from cf_portal.models import License
+from cf_portal.services import throttle
+from cf_portal.state import add_license
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
 from tests.state.conftest import substate
 
@@ -269,3 +271,41 @@ def test_the_banks_message_from_the_browser_is_logged_escaped(root_state: rx.Sta
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "\n2026-12-04" not in logged and "\u202e" not in logged, logged
     assert "Declined\\n2026-12-04" in logged
+
+
+def test_codes_typed_while_the_quantity_is_empty_count_when_the_quantity_looks_them_up(root_state: rx.State) -> None:
+    """The review's probe: clear the number, type a code, type the number again. Every lookup counts, so the
+    guesses run into the wait instead of all being answered."""
+    state = loaded(root_state)
+    answered = 0
+    for guess in range(40):
+        state.set_quantity("")
+        state.set_coupon_code(f"NOSUCH{guess}")
+        state.set_quantity("3")
+        if state.panel.coupon_message.startswith("Too many coupon codes"):
+            break
+        assert state.panel.coupon_message == "This coupon code doesn't exist. Check the spelling."
+        answered += 1
+    assert answered == throttle.COUPON_ACCOUNT.free
+    # Plan and product changes look the code up too: still refused, without an answer about the code.
+    state.set_plan(state.plan_id)
+    assert state.panel.coupon_message.startswith("Too many coupon codes")
+
+
+def test_one_price_check_with_the_provider_runs_per_tab(root_state: rx.State) -> None:
+    """confirm_price events sent at once (a crafted client, or fast typing) do not each ask Stripe: the first
+    claims the tab's check; the others end at once, and the running one checks the newest form before it ends."""
+    state = loaded(root_state)
+    state.uses_stripe = True
+    assert state.set_coupon_code("SPRING15") is AddLicenseState.confirm_price
+    assert state._claim_price_check() is True
+    assert [state._claim_price_check() for _ in range(10)] == [False] * 10
+    ticket = state._price_ticket
+    state.set_quantity("2")  # the form changed while the provider was asked: its answer is for the old form
+    assert state._finish_price_check(ticket, None) is False and state.price_checking is True
+    assert state._finish_price_check(state._price_ticket, None) is True and state.price_checking is False
+    state._release_price_check()
+    assert state._claim_price_check() is True
+    # A claim left behind by a worker that stopped (a restart) does not hold the tab's checks forever.
+    state._price_check_since -= add_license.PRICE_CHECK_STUCK_AFTER_S + 1
+    assert state._claim_price_check() is True

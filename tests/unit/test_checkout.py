@@ -10,7 +10,7 @@ from cf_portal.db import session_scope
 from cf_portal.models import Account, Plan, User
 from cf_portal.payments.provider import PaymentError, ProviderUnavailable
 from cf_portal.payments.sandbox import SandboxProvider
-from cf_portal.services import checkout
+from cf_portal.services import checkout, throttle
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotAllowed
 from tests.unit.conftest import NOW, TODAY, Seeded
@@ -106,7 +106,8 @@ def test_a_code_the_provider_does_not_have_says_so(seeded: Seeded) -> None:
 def test_only_codes_the_portal_accepts_reach_the_provider(seeded: Seeded) -> None:
     provider = PricingProvider(seeded.engine, total=1)
     assert confirm(seeded, provider, "") is None
-    assert confirm(seeded, provider, "NOSUCHCODE") is None  # the portal's own message stands (and is throttled)
+    refused = confirm(seeded, provider, "NOSUCHCODE")  # the portal's own refusal (looked up: counted)
+    assert refused.coupon_message == "This coupon code doesn't exist. Check the spelling."
     assert provider.asked == []
 
 
@@ -124,3 +125,35 @@ def test_members_who_cannot_buy_cannot_ask_the_provider(seeded: Seeded) -> None:
     with pytest.raises(NotAllowed):
         confirm(seeded, provider, "SPRING15", actor=viewer)
     assert provider.asked == []
+
+
+def test_the_provider_confirmation_respects_and_counts_the_coupon_throttle(seeded: Seeded) -> None:
+    provider = PricingProvider(seeded.engine, total=1)
+    for guess in range(throttle.COUPON_ACCOUNT.free):
+        assert confirm(seeded, provider, f"NOSUCH{guess}").coupon_status == "invalid"
+    # The free guesses are used up by the confirmations alone: the next code waits, even a real one.
+    waiting = confirm(seeded, provider, "SPRING15")
+    assert waiting is not None and waiting.coupon_message.startswith("Too many coupon codes")
+    assert waiting.discount == "" and provider.asked == []
+
+
+def test_provider_look_ups_are_budgeted_per_account(seeded: Seeded) -> None:
+    """Stripe's rate limit is shared by every account: one account's confirmations stop at its budget (the
+    portal's panel then stands, and Create asks the provider again before it charges)."""
+    provider = PricingProvider(seeded.engine, total=portal_panel(seeded, "spring15").total)
+    tries = throttle.PROVIDER_LOOKUPS.calls + 5
+    assert [confirm(seeded, provider, "spring15") for _ in range(tries)] == [None] * tries
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls
+    confirm(seeded, provider, "spring15", actor=seeded.other_actor())  # another account has its own budget
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls + 1
+
+
+def test_confirmations_sent_at_once_do_not_pass_the_budget(seeded: Seeded) -> None:
+    """Many tabs (or a crafted client) confirming at the same moment: the budget's count is one atomic upsert, so
+    no more look-ups reach the provider than it allows (run it with DB=postgres)."""
+    from tests.support.concurrency import run_at_once
+
+    provider = PricingProvider(seeded.engine, total=portal_panel(seeded, "spring15").total)
+    confirm(seeded, provider, "spring15")  # the customer exists first: the race is about the look-ups
+    run_at_once(throttle.PROVIDER_LOOKUPS.calls + 10, lambda _: confirm(seeded, provider, "spring15"))
+    assert len(provider.asked) == throttle.PROVIDER_LOOKUPS.calls

@@ -499,3 +499,37 @@ def test_a_claim_left_by_a_crash_is_taken_over(seeded: Seeded, provider: Sandbox
     assert cards(seeded) == [("4444", True), ("4242", False)]
     with session_scope(seeded.engine, write=False) as session:
         assert session.exec(select(PaymentMethodChange)).all() == []
+
+
+def test_the_same_card_is_not_saved_twice(seeded: Seeded, provider: SandboxProvider) -> None:
+    """The demo account showed four identical "Visa ending in 0002" cards: brand, last 4 and expiry (the
+    sandbox's fingerprint) name one card."""
+    first = seeded.add_card(provider, "4000000000000002")
+    with pytest.raises(DomainError) as info:
+        seeded.add_card(provider, "4000000000000002")
+    assert info.value.message == "Visa ending in 0002, expires 12/34, is already saved."
+    assert seeded.add_card(provider, "4000000000000002", expiry="11/34").id != first.id  # a reissued card
+    with session_scope(seeded.engine, write=False) as session:
+        assert len(list_payment_methods(session, account_id=seeded.actor.account_id, today=TODAY)) == 2
+        # The copy the sandbox saved was detached again: it cannot be charged.
+        assert len(session.exec(select(SandboxPaymentMethod).where(
+            SandboxPaymentMethod.customer_id.is_not(None))).all()) == 2
+
+
+def test_the_same_card_saved_twice_at_once_is_kept_once(seeded: Seeded, provider: SandboxProvider) -> None:
+    """Two saves at the same moment both find no copy: the unique index decides (run it with DB=postgres)."""
+    from tests.support.concurrency import run_at_once
+
+    outcomes: list[str] = []
+
+    def save(_: int) -> None:
+        try:
+            outcomes.append(seeded.add_card(provider, "4000000000000002").label)
+        except DomainError as exc:
+            outcomes.append(exc.message)
+
+    run_at_once(2, save)
+    assert sorted(outcomes) == ["Visa ending in 0002, expires 12/34",
+                                "Visa ending in 0002, expires 12/34, is already saved."]
+    with session_scope(seeded.engine, write=False) as session:
+        assert len(list_payment_methods(session, account_id=seeded.actor.account_id, today=TODAY)) == 1

@@ -16,6 +16,7 @@ from cf_portal.db import session_scope
 from cf_portal.models import AuditEvent, Coupon, CouponRedemption, Invoice, InvoiceLine, License, Plan
 from cf_portal.payments.provider import ActionRequired, ProviderUnavailable
 from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services import throttle
 from cf_portal.services.checkout import price
 from cf_portal.services.errors import DomainError
 from cf_portal.services.licenses import list_licenses
@@ -545,3 +546,35 @@ def test_resolve_pending_goes_on_when_a_purchase_is_settled_by_its_buyer_meanwhi
     later = NOW + timedelta(hours=1)
     assert resolve_pending(seeded.engine, SettledMeanwhile(provider, 0), older_than=timedelta(minutes=15),
                            now=later) == {"confirmed": 0, "undone": 0, "still_unavailable": 0, "waiting": 0}
+
+
+def lock_coupon_lookups(seeded: Seeded, account_id: int) -> None:
+    with session_scope(seeded.engine) as session:
+        for _ in range(throttle.COUPON_ACCOUNT.lock_after):
+            throttle.record_failure(session, f"coupon-account:{account_id}", throttle.COUPON_ACCOUNT, now=NOW)
+
+
+def test_create_refuses_a_coupon_while_the_accounts_coupon_lookups_are_locked(seeded: Seeded,
+                                                                              provider: SandboxProvider) -> None:
+    """The service holds the rule, not only the form: a crafted Create with a real code is refused too."""
+    pm = seeded.add_card(provider)
+    lock_coupon_lookups(seeded, seeded.actor.account_id)
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor,
+                       request=request_for(seeded, pm.id, coupon="WELCOME20"), now=NOW)
+    assert info.value.message.startswith("Too many coupon codes") and info.value.field == "coupon_code"
+    assert counts(seeded)["license"] == 0 and times_redeemed(seeded, "WELCOME20") == 0
+    # Without a coupon the purchase goes through.
+    create_license(seeded.engine, provider, actor=seeded.actor, request=request_for(seeded, pm.id), now=NOW)
+
+
+def test_an_unknown_code_sent_with_create_counts_as_a_guess(seeded: Seeded, provider: SandboxProvider) -> None:
+    pm = seeded.add_card(provider)
+    messages = []
+    for guess in range(throttle.COUPON_ACCOUNT.free + 1):
+        with pytest.raises(DomainError) as info:
+            create_license(seeded.engine, provider, actor=seeded.actor,
+                           request=request_for(seeded, pm.id, coupon=f"NOSUCH{guess}", total=9500), now=NOW)
+        messages.append(info.value.message)
+    assert messages[:-1] == ["This coupon code doesn't exist. Check the spelling."] * throttle.COUPON_ACCOUNT.free
+    assert messages[-1].startswith("Too many coupon codes")

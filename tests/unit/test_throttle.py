@@ -49,12 +49,12 @@ def test_keys_are_counted_apart_and_cleared(seeded: Seeded) -> None:
     assert not wait(seeded, "test:a", NOW)
 
 
-def panel(seeded: Seeded, code: str, *, account_id: int, new: bool = True, at=NOW,  # noqa: ANN001
+def panel(seeded: Seeded, code: str, *, account_id: int, at=NOW,  # noqa: ANN001
           client: str = "") -> checkout.PricePanel:
     plan = seeded.plans["awareness-business"]
     with session_scope(seeded.engine) as session:
-        return checkout.throttled_price_panel(session, account_id=account_id, client=client, plan_id=plan.id, quantity=3,
-                                              coupon_code=code, count_unknown=new, now=at)
+        return checkout.throttled_price_panel(session, buyer=checkout.Buyer(account_id, client), plan_id=plan.id,
+                                              quantity=3, coupon_code=code, now=at)
 
 
 def test_guessing_coupon_codes_is_slowed_then_locked_per_account(seeded: Seeded) -> None:
@@ -79,12 +79,16 @@ def test_guessing_coupon_codes_is_slowed_then_locked_per_account(seeded: Seeded)
     assert panel(seeded, "WELCOME20", account_id=other, at=at).coupon_status == "valid"
 
 
-def test_repricing_the_same_code_and_known_codes_do_not_count(seeded: Seeded) -> None:
+def test_known_codes_do_not_count_but_every_lookup_of_an_unknown_one_does(seeded: Seeded) -> None:
     account = seeded.actor.account_id
     for _ in range(30):
         assert panel(seeded, "EXPIRED25", account_id=account).coupon_status == "invalid"  # exists: not a guess
-        assert panel(seeded, "NOSUCHCODE", account_id=account, new=False).coupon_status == "invalid"
     assert panel(seeded, "WELCOME20", account_id=account).coupon_status == "valid"
+    # The same unknown code looked up again (another quantity, plan or product) counts again: nothing tells a
+    # lookup that answers from one that does not.
+    messages = [panel(seeded, "NOSUCHCODE", account_id=account).coupon_message
+                for _ in range(throttle.COUPON_ACCOUNT.free + 1)]
+    assert messages[-1].startswith("Too many coupon codes")
 
 
 def test_parallel_coupon_guesses_get_no_more_lookups_than_the_throttle_allows(seeded: Seeded) -> None:
@@ -98,3 +102,15 @@ def test_parallel_coupon_guesses_get_no_more_lookups_than_the_throttle_allows(se
     looked_up = messages.count("This coupon code doesn't exist. Check the spelling.")
     assert looked_up == throttle.COUPON_ACCOUNT.free, messages
     assert all(m.startswith("Too many coupon codes") for m in messages if "Check the spelling" not in m)
+
+
+def test_a_budget_allows_its_calls_in_each_window(seeded: Seeded) -> None:
+    budget = throttle.Budget(calls=3, per=timedelta(minutes=1))
+
+    def spend(at) -> throttle.Wait:  # noqa: ANN001
+        with session_scope(seeded.engine) as session:
+            return throttle.spend(session, "test:budget", budget, now=at)
+
+    assert [bool(spend(NOW + timedelta(seconds=s))) for s in range(3)] == [False] * 3
+    assert spend(NOW + timedelta(seconds=20)) == throttle.Wait(40, False)  # until the window ends
+    assert not spend(NOW + timedelta(minutes=1))  # a new window
