@@ -8,13 +8,17 @@ from cf_portal import routes
 from cf_portal.db import session_scope
 from cf_portal.services import employee_import, employees, seats
 from cf_portal.services.employee_import import ImportPreview
-from cf_portal.services.employees import CHILD_DEPARTMENT, GridQuery, HolderRow
-from cf_portal.services.errors import DomainError
+from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderRow
+from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.ids import MAX_ID_DIGITS, client_text, is_id, parse_id
 from cf_portal.services.roles import Permission
 from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, SeatEvent
+from cf_portal.services.validation import MAX_DEPARTMENT_LENGTH
 from cf_portal.state.portal import PortalState
 
 PAGE_SIZE = 25
+SORT_COLUMNS = ("name", "email", "department")
+MAX_LABEL_LENGTH = 300  # a seat's label ("Product · License name"), shown back in a confirmation
 EMPTY_HOLDER = HolderRow(key="", kind="employee", id=0, name="", email="", department="", active=True, seats=[])
 
 
@@ -102,9 +106,9 @@ class EmployeesState(PortalState):
 
     def _query(self) -> GridQuery:
         return GridQuery(search=self.search, department=self.department,
-                         product_id=int(self.product_id) if self.product_id.isascii() and self.product_id.isdigit() else None,
+                         product_id=int(self.product_id) if is_id(self.product_id) else None,
                          without_license=self.without_license, show_inactive=self.show_inactive,
-                         sort=self.sort if self.sort in ("name", "email", "department") else "name",
+                         sort=self.sort if self.sort in SORT_COLUMNS else "name",
                          descending=self.descending, page=self.page, page_size=PAGE_SIZE)
 
     def _refresh(self) -> None:
@@ -125,17 +129,20 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_search(self, value: str):
-        self.search, self.page = value, 1
+        self._require()
+        self.search, self.page = client_text(value, MAX_SEARCH_LENGTH), 1
         self._refresh()
 
     @rx.event
     def set_department(self, value: str):
-        self.department, self.page = value, 1
+        self._require()
+        self.department, self.page = client_text(value, MAX_DEPARTMENT_LENGTH), 1
         self._refresh()
 
     @rx.event
     def set_product_filter(self, value: str):
-        self.product_id, self.page = value, 1
+        self._require()
+        self.product_id, self.page = client_text(value, MAX_ID_DIGITS), 1
         self._refresh()
 
     @rx.event
@@ -150,30 +157,37 @@ class EmployeesState(PortalState):
 
     @rx.event
     def sort_by(self, column: str):
+        self._require()
+        if column not in SORT_COLUMNS:
+            return
         self.descending = not self.descending if self.sort == column else False
         self.sort, self.page = column, 1
         self._refresh()
 
     @rx.event
     def go_to_page(self, page: int):
-        self.page = max(1, min(int(page), self.page_count))
+        self._require()
+        self.page = min(int(page), self.page_count) if is_id(page) else 1
         self._refresh()
 
     @rx.event
     def toggle_selected(self, key: str, checked: bool):
-        if checked and key not in self.selected:
-            self.selected = [*self.selected, key]
-        elif not checked:
+        self._require()
+        if checked:
+            self.selected = employees.add_to_selection(self.selected, [key])
+        else:
             self.selected = [k for k in self.selected if k != key]
 
     @rx.event
     def select_page(self, checked: bool):
+        self._require()
         page = set(self.page_keys)
         kept = [k for k in self.selected if k not in page]
-        self.selected = kept + (self.page_keys if checked else [])
+        self.selected = employees.add_to_selection(kept, self.page_keys) if checked else kept
 
     @rx.event
     def clear_selection(self):
+        self._require()
         self.selected = []
 
     # --- assign ----------------------------------------------------------------------------------------
@@ -181,7 +195,7 @@ class EmployeesState(PortalState):
     @rx.event
     def open_assign(self, keys: list[str]):
         self._require(Permission.MANAGE_SEATS)
-        self.assign_targets = list(keys)
+        self.assign_targets = [holder.key for holder in employees.holders_of(keys)]
         usable = [lic for lic in self.licenses if lic.available > 0] or self.licenses
         self.assign_license_id = str(usable[0].id) if usable else ""
         self.assign_error, self.buy_more_plan_id = "", 0
@@ -189,19 +203,26 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_assign_open(self, is_open: bool):
-        self.assign_open = is_open
+        self._require()
+        self.assign_open = bool(is_open)
 
     @rx.event
     def set_assign_license(self, value: str):
-        self.assign_license_id, self.assign_error, self.buy_more_plan_id = value, "", 0
+        self._require()
+        self.assign_license_id, self.assign_error, self.buy_more_plan_id = "", "", 0
+        try:
+            self.assign_license_id = str(parse_id(value, "That license"))
+        except NotFound as exc:
+            self.assign_error = exc.message
 
     @rx.event
     def assign(self):
-        if not (self.assign_license_id.isascii() and self.assign_license_id.isdigit()):
-            self.assign_error = "Choose a license. No licenses yet? Add License first."
+        self._require()  # the role is checked with the change, next to the form
+        if not self.assign_license_id:
+            self.assign_error = self.assign_error or "Choose a license. No licenses yet? Add License first."
             return
         try:
-            holders = [Holder.parse(k) for k in self.assign_targets]
+            holders = employees.holders_of(self.assign_targets)
             with session_scope() as session:
                 actor = self._actor(session, Permission.MANAGE_SEATS)
                 seats.assign(session, actor=actor, license_id=int(self.assign_license_id), holders=holders)
@@ -221,6 +242,7 @@ class EmployeesState(PortalState):
 
     @rx.event
     def open_details(self, key: str):
+        self._require()
         try:
             self._load_details(key)
         except DomainError as exc:
@@ -240,21 +262,25 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_details_open(self, is_open: bool):
-        self.details_open = is_open
+        self._require()
+        self.details_open = bool(is_open)
 
     @rx.event
     def open_move(self, seat_id: int, label: str):
         self._require(Permission.MANAGE_SEATS)
-        self.move_seat_id, self.move_seat_label = seat_id, label
+        self.move_seat_id, self.move_seat_label = parse_id(seat_id, "That seat"), client_text(label, MAX_LABEL_LENGTH)
         self.move_search, self.move_matches, self.move_to, self.move_error = "", [], "", ""
         self.move_open = True
 
     @rx.event
     def set_move_open(self, is_open: bool):
-        self.move_open = is_open
+        self._require()
+        self.move_open = bool(is_open)
 
     @rx.event
     def set_move_search(self, value: str):
+        self._require()
+        value = client_text(value, MAX_SEARCH_LENGTH)
         self.move_search = value
         if not value.strip():
             self.move_matches = []
@@ -267,12 +293,18 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_move_to(self, key: str):
-        self.move_to, self.move_error = key, ""
+        self._require()
+        self.move_to, self.move_error = "", ""
+        try:
+            self.move_to = Holder.parse(key).key
+        except NotFound as exc:
+            self.move_error = exc.message
 
     @rx.event
     def move(self):
+        self._require()  # the role is checked with the change, next to the form
         if not self.move_to:
-            self.move_error = "Choose who gets the seat."
+            self.move_error = self.move_error or "Choose who gets the seat."
             return
         try:
             with session_scope() as session:
@@ -290,11 +322,13 @@ class EmployeesState(PortalState):
     @rx.event
     def ask_unassign(self, seat_id: int, label: str):
         self._require(Permission.MANAGE_SEATS)
-        self.unassign_seat_id = seat_id
-        self.unassign_text = f"{self.details.name} will lose access to {label}. The seat becomes available at once."
+        self.unassign_seat_id = parse_id(seat_id, "That seat")
+        self.unassign_text = (f"{self.details.name} will lose access to {client_text(label, MAX_LABEL_LENGTH)}. "
+                              "The seat becomes available at once.")
 
     @rx.event
     def cancel_unassign(self):
+        self._require()
         self.unassign_seat_id = 0
 
     @rx.event
@@ -317,10 +351,10 @@ class EmployeesState(PortalState):
     def open_form(self, kind: str, key: str = ""):
         """A blank form for `kind`, or the form of the holder `key` (whose own kind wins)."""
         self._require(Permission.MANAGE_SEATS)
+        holder = Holder.parse(key) if key else None
         self.form_kind = "child" if kind == "child" else "employee"
         self.form_id, self.form_name, self.form_email, self.form_department = 0, "", "", ""
-        if key:
-            holder = Holder.parse(key)
+        if holder is not None:
             self.form_kind, self.form_id = holder.kind, holder.id
             self.form_name, self.form_email = self.details.name, self.details.email
             self.form_department = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
@@ -329,19 +363,23 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_form_open(self, is_open: bool):
-        self.form_open = is_open
+        self._require()
+        self.form_open = bool(is_open)
 
     @rx.event
     def set_form_name(self, value: str):
-        self.form_name = value
+        self._require()
+        self.form_name = client_text(value)
 
     @rx.event
     def set_form_email(self, value: str):
-        self.form_email = value
+        self._require()
+        self.form_email = client_text(value)
 
     @rx.event
     def set_form_department(self, value: str):
-        self.form_department = value
+        self._require()
+        self.form_department = client_text(value)
 
     @rx.event
     def save_form(self):
@@ -375,7 +413,8 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_deactivate_open(self, is_open: bool):
-        self.deactivate_open = is_open
+        self._require()
+        self.deactivate_open = bool(is_open)
 
     @rx.event
     def set_active(self, active: bool):
