@@ -11,7 +11,7 @@ from cf_portal import routes
 from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, seed
 from cf_portal.services.actors import Actor
-from cf_portal.services.errors import NotAllowed
+from cf_portal.services.errors import DomainError, NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
@@ -22,6 +22,19 @@ def attempt_change_password(actor: Actor, token: str, form: dict) -> Attempt:
     return _attempt(lambda: auth.change_password(
         get_engine(), actor=actor, token=token, current=form.get("current_password", ""), new=form.get("new_password", ""),
         confirm=form.get("confirm_password", ""), now=now()))
+
+
+def reset_demo_outcome(actor: Actor) -> str:
+    """Runs in a worker thread: "" once the demo account is back to the seed, else why not."""
+    try:
+        with session_scope() as session:
+            demo = seed.demo_account(session)
+            if not get_settings().demo_mode or demo is None or demo.id != actor.account_id:
+                raise NotAllowed("Only an owner of the demo account can reset the demo, in demo mode.")
+            seed.reset_demo(session)
+    except DomainError as exc:
+        return exc.message
+    return ""
 
 
 class AccountSettingsState(PortalState):
@@ -86,13 +99,11 @@ class AccountSettingsState(PortalState):
     def set_reset_open(self, is_open: bool):
         self.reset_open = is_open
 
-    @rx.event
-    def reset_demo(self):
-        self.reset_open = False
-        with session_scope() as session:
-            actor = self._actor(session, Permission.RESET_DEMO)
-            demo = seed.demo_account(session)
-            if not get_settings().demo_mode or demo is None or demo.id != actor.account_id:
-                raise NotAllowed("Only an owner of the demo account can reset the demo, in demo mode.")
-            seed.reset_demo(session)
-        return rx.toast.success("The demo data is back to the seed.")
+    @rx.event(background=True)
+    async def reset_demo(self):
+        """Deleting what a demo visitor added (20,000 imported employees, say) runs in a worker thread."""
+        async with self:
+            self.reset_open = False
+            actor = self._require(Permission.RESET_DEMO)
+        error = await asyncio.to_thread(reset_demo_outcome, actor)
+        yield rx.toast.error(error) if error else rx.toast.success("The demo data is back to the seed.")

@@ -1,12 +1,24 @@
-"""The Employees section: the grid (one page at a time from the database) and seat actions."""
+"""The Employees section: the grid (one page at a time from the database) and seat actions.
+
+The CSV preview, import and export can take a second or more (20,000 rows), and every tab served by this
+worker shares one event loop: that work runs in a worker thread (`asyncio.to_thread`), never on the loop.
+Import and export are background events (the member and their role are checked under the tab's lock, the
+work runs without it, the outcome is shown under it again). The preview is an upload handler, which Reflex
+cannot run in the background: it awaits the thread instead, so only its own tab waits for it.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
 
 import reflex as rx
 
 from cf_portal import routes
 from cf_portal.db import session_scope
 from cf_portal.services import employee_import, employees, seats
+from cf_portal.services.actors import Actor
 from cf_portal.services.employee_import import ImportPreview
 from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderRow
 from cf_portal.services.errors import DomainError, NotFound
@@ -16,10 +28,42 @@ from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, 
 from cf_portal.services.validation import MAX_DEPARTMENT_LENGTH
 from cf_portal.state.portal import PortalState
 
+log = logging.getLogger(__name__)
 PAGE_SIZE = 25
 SORT_COLUMNS = ("name", "email", "department")
 MAX_LABEL_LENGTH = 300  # a seat's label ("Product · License name"), shown back in a confirmation
 EMPTY_HOLDER = HolderRow(key="", kind="employee", id=0, name="", email="", department="", active=True, seats=[])
+MAX_FILE_NAME_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    count: int = 0
+    error: str = ""  # why nothing was imported
+
+
+def preview_outcome(account_id: int, data: bytes) -> ImportPreview:
+    """Runs in a worker thread: what importing the file would do."""
+    with session_scope(write=False) as session:
+        return employee_import.preview_import(session, account_id=account_id, data=data)
+
+
+def import_outcome(actor: Actor, data: bytes) -> ImportOutcome:
+    """Runs in a worker thread: the file checked again and imported, all or nothing."""
+    try:
+        with session_scope() as session:
+            return ImportOutcome(count=employee_import.apply_import(session, actor=actor, data=data))
+    except DomainError as exc:
+        return ImportOutcome(error=exc.message)
+    except Exception:
+        log.exception("importing employees failed")
+        return ImportOutcome(error="Something went wrong on our side; nothing was imported. Try again in a moment.")
+
+
+def export_outcome(account_id: int) -> str:
+    """Runs in a worker thread: every open seat of the account as CSV."""
+    with session_scope(write=False) as session:
+        return employee_import.export_assignments_csv(session, account_id=account_id)
 
 
 class EmployeesState(PortalState):
@@ -80,6 +124,7 @@ class EmployeesState(PortalState):
     import_open: bool = False
     import_preview: ImportPreview = ImportPreview()
     import_file_name: str = ""
+    importing: bool = False
     _import_data: bytes = b""
 
     @rx.var
@@ -438,42 +483,59 @@ class EmployeesState(PortalState):
 
     @rx.event
     def set_import_open(self, is_open: bool):
-        self.import_open = is_open
+        self._require()
+        if self.importing:
+            return  # the dialog stays while its import is under way
+        self.import_open = bool(is_open)
         if not is_open:
             self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
 
     @rx.event
     async def preview_csv(self, files: list[rx.UploadFile]):
-        if not files:
+        actor = self._require(Permission.MANAGE_SEATS)
+        if not files or self.importing:
             return
         upload = files[0]
         data = await upload.read(employee_import.MAX_BYTES + 1)
-        self.import_file_name = upload.name or "file.csv"
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.MANAGE_SEATS)
-            self.import_preview = employee_import.preview_import(session, account_id=actor.account_id, data=data)
-        self._import_data = data if self.import_preview.can_import else b""
+        preview = await asyncio.to_thread(preview_outcome, actor.account_id, data)
+        self.import_file_name = client_text(upload.name or "file.csv", MAX_FILE_NAME_LENGTH)
+        self.import_preview = preview
+        self._import_data = data if preview.can_import else b""
 
-    @rx.event
-    def import_csv(self):
-        if not self._import_data:
+    @rx.event(background=True)
+    async def import_csv(self):
+        async with self:
+            begun = self._begin_import()
+        if begun is None:
             return
-        try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
-                count = employee_import.apply_import(session, actor=actor, data=self._import_data)
-        except DomainError as exc:
-            return rx.toast.error(exc.message)
-        self.set_import_open(False)
-        self.load()
-        return rx.toast.success(f"{count} employees imported.")
+        outcome = await asyncio.to_thread(import_outcome, *begun)
+        async with self:
+            shown = self._finish_import(outcome)
+        yield shown
 
-    @rx.event
-    def export_csv(self):
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            data = employee_import.export_assignments_csv(session, account_id=actor.account_id)
-        return rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
+    def _begin_import(self) -> tuple[Actor, bytes] | None:
+        """Check the member's role and mark the import busy; None when there is nothing (else) to import."""
+        actor = self._require(Permission.MANAGE_SEATS)
+        if self.importing or not self._import_data:
+            return None
+        self.importing = True
+        return actor, self._import_data
+
+    def _finish_import(self, outcome: ImportOutcome) -> rx.event.EventSpec:
+        self.importing = False
+        if outcome.error:
+            return rx.toast.error(outcome.error)
+        self.import_open = False
+        self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
+        self.load()
+        return rx.toast.success(f"{outcome.count:,} employees imported.")
+
+    @rx.event(background=True)
+    async def export_csv(self):
+        async with self:
+            actor = self._require()
+        data = await asyncio.to_thread(export_outcome, actor.account_id)
+        yield rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
 
     @rx.var
     def buy_more_url(self) -> str:

@@ -8,13 +8,11 @@ the field message the handler uses for it) and the database stays exactly as it 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -57,7 +55,7 @@ from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
-from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+from tests.state.conftest import demo_owner_id, new_root_state, run_event, run_on_a_loop, sign_in_as, substate
 
 BILLING_ADMIN = "billing@acme-security.example"
 LICENSE_ADMIN = "it-admin@acme-security.example"
@@ -509,17 +507,23 @@ def _deactivate(root: rx.State, demo: Tenant) -> str:
 EMPLOYEES_CSV = b"name,email,department\nCasey Import,casey@acme-security.example,Sales\n"
 
 
+def told_by_event(state: rx.State, handler: str, *args: object) -> str:
+    """`told` for a handler run on an event loop as Reflex runs it (async, background): its last event."""
+    return told(lambda: ([None, *run_on_a_loop(run_event(state, handler, *args))])[-1])
+
+
 def _preview_csv(root: rx.State, demo: Tenant) -> str:
     state = loaded(root, EmployeesState)
     upload = rx.UploadFile(file=io.BytesIO(EMPLOYEES_CSV), path=Path("people.csv"))
-    # In a thread of its own: after the browser tests, pytest's main thread has Playwright's loop running.
-    return told(lambda: ThreadPoolExecutor(1).submit(asyncio.run, state.preview_csv([upload])).result())
+    return told_by_event(state, "preview_csv", [upload])
 
 
 def _import_csv(root: rx.State, demo: Tenant) -> str:
     state = loaded(root, EmployeesState)
     state._import_data = EMPLOYEES_CSV  # as if a preview had accepted the file
-    return told(state.import_csv)
+    message = told_by_event(state, "import_csv")
+    assert state.importing is False
+    return message
 
 
 def _card_change(root: rx.State, demo: Tenant, worker: Callable[[object, int], CardChangeOutcome]) -> str:
@@ -594,7 +598,7 @@ def _revoke(root: rx.State, demo: Tenant) -> str:
 
 
 def _reset_demo(root: rx.State, demo: Tenant) -> str:
-    return told(loaded(root, AccountSettingsState).reset_demo)
+    return told_by_event(loaded(root, AccountSettingsState), "reset_demo")
 
 
 MUTATIONS = [
