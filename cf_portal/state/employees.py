@@ -1,17 +1,15 @@
 """The Employees section: the grid (one page at a time from the database) and seat actions.
 
-The CSV preview, import and export can take a second or more (20,000 rows), and every tab served by this
-worker shares one event loop: that work runs in a worker thread (`asyncio.to_thread`), never on the loop.
-Import and export are background events (the member and their role are checked under the tab's lock, the
-work runs without it, the outcome is shown under it again). The preview is an upload handler, which Reflex
-cannot run in the background: it awaits the thread instead, so only its own tab waits for it.
+The CSV preview, import and export can take seconds (20,000 rows), and every tab served by this worker shares
+one event loop: that work runs in the worker process (`work.in_process`), never on the loop. Import and export
+are background events (the member and their role are checked under the tab's lock, the work runs without it,
+the outcome is shown under it again). The preview is an upload handler, which Reflex cannot run in the
+background: it awaits the worker instead, so only its own tab waits for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass
 
 import reflex as rx
 
@@ -19,7 +17,7 @@ from cf_portal import routes
 from cf_portal.db import session_scope
 from cf_portal.services import employee_import, employees, seats
 from cf_portal.services.actors import Actor
-from cf_portal.services.employee_import import ImportPreview
+from cf_portal.services.employee_import import ImportOutcome, ImportPreview
 from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderRow
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import MAX_ID_DIGITS, client_text, is_id, parse_id
@@ -27,6 +25,7 @@ from cf_portal.services.roles import Permission
 from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, SeatEvent
 from cf_portal.services.validation import MAX_DEPARTMENT_LENGTH
 from cf_portal.state.portal import PortalState
+from cf_portal.state.work import in_process
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 25
@@ -35,35 +34,7 @@ MAX_LABEL_LENGTH = 300  # a seat's label ("Product · License name"), shown back
 EMPTY_HOLDER = HolderRow(key="", kind="employee", id=0, name="", email="", department="", active=True, seats=[])
 MAX_FILE_NAME_LENGTH = 255
 
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    count: int = 0
-    error: str = ""  # why nothing was imported
-
-
-def preview_outcome(account_id: int, data: bytes) -> ImportPreview:
-    """Runs in a worker thread: what importing the file would do."""
-    with session_scope(write=False) as session:
-        return employee_import.preview_import(session, account_id=account_id, data=data)
-
-
-def import_outcome(actor: Actor, data: bytes) -> ImportOutcome:
-    """Runs in a worker thread: the file checked again and imported, all or nothing."""
-    try:
-        with session_scope() as session:
-            return ImportOutcome(count=employee_import.apply_import(session, actor=actor, data=data))
-    except DomainError as exc:
-        return ImportOutcome(error=exc.message)
-    except Exception:
-        log.exception("importing employees failed")
-        return ImportOutcome(error="Something went wrong on our side; nothing was imported. Try again in a moment.")
-
-
-def export_outcome(account_id: int) -> str:
-    """Runs in a worker thread: every open seat of the account as CSV."""
-    with session_scope(write=False) as session:
-        return employee_import.export_assignments_csv(session, account_id=account_id)
+IMPORT_FAILED = "Something went wrong on our side; nothing was imported. Try again in a moment."
 
 
 class EmployeesState(PortalState):
@@ -497,7 +468,7 @@ class EmployeesState(PortalState):
             return
         upload = files[0]
         data = await upload.read(employee_import.MAX_BYTES + 1)
-        preview = await asyncio.to_thread(preview_outcome, actor.account_id, data)
+        preview = await in_process(employee_import.preview_file, actor.account_id, data)
         self.import_file_name = client_text(upload.name or "file.csv", MAX_FILE_NAME_LENGTH)
         self.import_preview = preview
         self._import_data = data if preview.can_import else b""
@@ -508,7 +479,11 @@ class EmployeesState(PortalState):
             begun = self._begin_import()
         if begun is None:
             return
-        outcome = await asyncio.to_thread(import_outcome, *begun)
+        try:
+            outcome = await in_process(employee_import.import_file, *begun)
+        except Exception:
+            log.exception("importing employees failed")
+            outcome = ImportOutcome(error=IMPORT_FAILED)
         async with self:
             shown = self._finish_import(outcome)
         yield shown
@@ -534,7 +509,7 @@ class EmployeesState(PortalState):
     async def export_csv(self):
         async with self:
             actor = self._require()
-        data = await asyncio.to_thread(export_outcome, actor.account_id)
+        data = await in_process(employee_import.export_file, actor.account_id)
         yield rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
 
     @rx.var

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 import pytest
 import reflex as rx
 import sqlalchemy as sa
-import wrapt
 
 from cf_portal import db, settings
 from cf_portal.cli import migrate
 from cf_portal.services.seed import seed_demo
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -34,6 +28,17 @@ def app_engine(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     db.get_engine().dispose()
     settings.get_settings.cache_clear()
     db.get_engine.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def work_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Work the app sends to its worker process (`state.work.in_process`) runs in a thread here: a process
+    would not see each test's database, nor the tests' stand-ins. tests/unit/test_work.py checks the process."""
+    from cf_portal.state import work
+
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setattr(work, "_executor", lambda: pool)
+        yield
 
 
 def new_root_state() -> rx.State:
@@ -79,36 +84,3 @@ def root_state(app_engine: sa.Engine) -> rx.State:
 def substate(root: rx.State, cls: type[rx.State]) -> rx.State:
     return root.get_substate(cls.get_full_name().split("."))
 
-
-class _UnlockedProxy(wrapt.ObjectProxy):
-    """What a background handler gets as `self`, minus the state manager: `async with self` only marks where
-    the handler would hold this tab's lock (one test, one tab: nothing else can change the state meanwhile)."""
-
-    async def __aenter__(self) -> _UnlockedProxy:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-async def run_event(state: rx.State, handler: str, *args: object) -> list:
-    """Run an event handler on the running event loop as Reflex runs it (sync, async, generators; background
-    ones through a proxy) and return the events it returned or yielded."""
-    event_handler = type(state).event_handlers[handler]
-    result = event_handler.fn(_UnlockedProxy(state) if event_handler.is_background else state, *args)
-    if inspect.isasyncgen(result):
-        events = [event async for event in result]
-    elif inspect.isawaitable(result):
-        events = [await result]
-    elif inspect.isgenerator(result):
-        events = list(result)
-    else:
-        events = [result]
-    return [event for event in events if event is not None]
-
-
-def run_on_a_loop(coroutine: Coroutine[object, object, T]) -> T:
-    """Run `coroutine` on a new event loop, in a thread of its own: after the browser tests, pytest's main
-    thread has Playwright's loop running."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()

@@ -55,7 +55,8 @@ from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
-from tests.state.conftest import demo_owner_id, new_root_state, run_event, run_on_a_loop, sign_in_as, substate
+from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+from tests.support.events import run_event, run_on_a_loop
 
 BILLING_ADMIN = "billing@acme-security.example"
 LICENSE_ADMIN = "it-admin@acme-security.example"

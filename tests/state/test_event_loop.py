@@ -1,5 +1,6 @@
 """Slow handlers leave the event loop free: every tab of a worker shares one loop, so work that can take long
-(a 20,000-row CSV, an export, resetting the demo) runs in a worker thread, never on the loop.
+(a 20,000-row CSV, an export, resetting the demo) runs in the worker process or a thread, never on the loop
+(in these tests the worker process is a thread too: see conftest.work_in_a_thread).
 
 No clock is read here. The slow call is held until a coroutine *on the loop* lets it go: when the call runs
 in a thread, that coroutine runs and lets it go at once; when it runs on the loop, the coroutine cannot run
@@ -22,8 +23,9 @@ import reflex as rx
 from cf_portal.services import employee_import, seed
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.employees import EmployeesState
-from tests.state.conftest import run_event, run_on_a_loop, substate
+from tests.state.conftest import substate
 from tests.state.test_access import toast
+from tests.support.events import run_event, run_on_a_loop
 
 GIVE_UP_S = 10
 CSV = b"name,email,department\nCasey Import,casey@acme-security.example,Sales\nDev Import,dev@acme-security.example,\n"
