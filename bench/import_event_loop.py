@@ -101,7 +101,7 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
         second = session.exec(select(User.id).where(User.email == "auditor@acme-security.example")).one()
     tab_a, tab_b = tab(demo_owner_id()), tab(second)
     employees = substate(tab_a, EmployeesState)
-    employees.load()
+    await run_event(employees, "load")
     results = []
 
     async def idle() -> None:
@@ -150,7 +150,7 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
         results.append((mode, f"import of {rows:,} rows", took, late))
         with session_scope() as session:
             seed.reset_demo(session)
-        employees.load()
+        await run_event(employees, "load")
     return results
 
 

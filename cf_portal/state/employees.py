@@ -1,15 +1,19 @@
 """The Employees section: the grid (one page at a time from the database) and seat actions.
 
-The CSV preview, import and export can take seconds (20,000 rows), and every tab served by this worker shares
-one event loop: that work runs in the worker process (`work.in_process`), never on the loop. Import and export
-are background events (the member and their role are checked under the tab's lock, the work runs without it,
-the outcome is shown under it again). The preview is an upload handler, which Reflex cannot run in the
-background: it awaits the worker instead, so only its own tab waits for it.
+Every tab served by this worker shares one event loop, so nothing slow runs on it. The CSV preview, import and
+export (seconds for 20,000 rows) run in the worker process (`work.in_process`); import and export are background
+events (the member and their role are checked under the tab's lock, the work runs without it, the outcome is
+shown under it again). The preview is an upload handler, which Reflex cannot run in the background: it awaits
+the worker instead, so only its own tab waits. The grid's queries read every holder of the account (15-50 ms
+at 10,000 employees, 100-330 ms at 100,000): opening the page, searching, filtering, sorting and paging await
+them in a thread; this tab's events stay in order, the other tabs' go on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from dataclasses import dataclass
 
 import reflex as rx
 
@@ -18,7 +22,7 @@ from cf_portal.db import session_scope
 from cf_portal.services import employee_import, employees, seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.employee_import import ImportOutcome, ImportPreview
-from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderRow
+from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderPage, HolderRow
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import MAX_ID_DIGITS, client_text, is_id, parse_id
 from cf_portal.services.roles import Permission
@@ -35,6 +39,31 @@ EMPTY_HOLDER = HolderRow(key="", kind="employee", id=0, name="", email="", depar
 MAX_FILE_NAME_LENGTH = 255
 
 IMPORT_FAILED = "Something went wrong on our side; nothing was imported. Try again in a moment."
+
+
+@dataclass(frozen=True)
+class GridView:
+    page: HolderPage
+    licenses: list[AssignableLicense]
+    departments: list[str] | None = None  # the filters' options, when asked for
+    products: list[tuple[int, str]] | None = None
+
+
+def holders_matching(account_id: int, text: str) -> HolderPage:
+    """The first holders whose name or email has `text`: whom a seat can move to."""
+    with session_scope(write=False) as session:
+        return employees.search_holders(session, account_id=account_id, query=GridQuery(search=text, page_size=10))
+
+
+def grid_view(account_id: int, query: GridQuery, *, with_options: bool = False) -> GridView:
+    """One page of the grid, the licenses to assign, and (`with_options`) the filters' options."""
+    with session_scope(write=False) as session:
+        return GridView(
+            page=employees.search_holders(session, account_id=account_id, query=query),
+            licenses=seats.assignable_licenses(session, account_id=account_id),
+            departments=employees.departments(session, account_id=account_id) if with_options else None,
+            products=employees.products(session) if with_options else None,
+        )
 
 
 class EmployeesState(PortalState):
@@ -127,64 +156,70 @@ class EmployeesState(PortalState):
                          sort=self.sort if self.sort in SORT_COLUMNS else "name",
                          descending=self.descending, page=self.page, page_size=PAGE_SIZE)
 
-    def _refresh(self) -> None:
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            result = employees.search_holders(session, account_id=actor.account_id, query=self._query())
-            self.licenses = seats.assignable_licenses(session, account_id=actor.account_id)
-        self.rows, self.total, self.page, self.page_count = result.rows, result.total, result.page, result.page_count
+    def _show(self, view: GridView) -> None:
+        page = view.page
+        self.rows, self.total, self.page, self.page_count = page.rows, page.total, page.page, page.page_count
+        self.licenses = view.licenses
+        if view.departments is not None and view.products is not None:
+            self.department_options = view.departments
+            self.product_options = [[str(i), name] for i, name in view.products]
         self.loaded = True
 
-    @rx.event
-    def load(self):
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.department_options = employees.departments(session, account_id=actor.account_id)
-            self.product_options = [[str(i), name] for i, name in employees.products(session)]
-        self._refresh()
+    def _refresh(self, *, with_options: bool = False) -> None:
+        """The grid again after a change this tab made (on the loop: one page, like the change itself)."""
+        self._show(grid_view(self._require().account_id, self._query(), with_options=with_options))
+
+    async def _refresh_in_thread(self, actor: Actor, *, with_options: bool = False) -> None:
+        self._show(await asyncio.to_thread(grid_view, actor.account_id, self._query(), with_options=with_options))
 
     @rx.event
-    def set_search(self, value: str):
-        self._require()
+    async def load(self):
+        await self._refresh_in_thread(self._require(), with_options=True)
+
+    @rx.event
+    async def set_search(self, value: str):
+        actor = self._require()
         self.search, self.page = client_text(value, MAX_SEARCH_LENGTH), 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def set_department(self, value: str):
-        self._require()
+    async def set_department(self, value: str):
+        actor = self._require()
         self.department, self.page = client_text(value, MAX_DEPARTMENT_LENGTH), 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def set_product_filter(self, value: str):
-        self._require()
+    async def set_product_filter(self, value: str):
+        actor = self._require()
         self.product_id, self.page = client_text(value, MAX_ID_DIGITS), 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def set_without_license(self, value: bool):
+    async def set_without_license(self, value: bool):
+        actor = self._require()
         self.without_license, self.page = bool(value), 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def set_show_inactive(self, value: bool):
+    async def set_show_inactive(self, value: bool):
+        actor = self._require()
         self.show_inactive, self.page = bool(value), 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def sort_by(self, column: str):
-        self._require()
+    async def sort_by(self, column: str):
+        actor = self._require()
         if column not in SORT_COLUMNS:
             return
         self.descending = not self.descending if self.sort == column else False
         self.sort, self.page = column, 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
-    def go_to_page(self, page: int):
-        self._require()
+    async def go_to_page(self, page: int):
+        actor = self._require()
         self.page = min(int(page), self.page_count) if is_id(page) else 1
-        self._refresh()
+        await self._refresh_in_thread(actor)
 
     @rx.event
     def toggle_selected(self, key: str, checked: bool):
@@ -294,17 +329,14 @@ class EmployeesState(PortalState):
         self.move_open = bool(is_open)
 
     @rx.event
-    def set_move_search(self, value: str):
-        self._require()
+    async def set_move_search(self, value: str):
+        actor = self._require()
         value = client_text(value, MAX_SEARCH_LENGTH)
         self.move_search = value
         if not value.strip():
             self.move_matches = []
             return
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            found = employees.search_holders(session, account_id=actor.account_id,
-                                             query=GridQuery(search=value, page_size=10))
+        found = await asyncio.to_thread(holders_matching, actor.account_id, value)
         self.move_matches = [row for row in found.rows if row.key != self.details.key]
 
     @rx.event
@@ -415,7 +447,7 @@ class EmployeesState(PortalState):
             return
         what = "Child account" if self.form_kind == "child" else "Employee"
         self.form_open = False
-        self.load()
+        self._refresh(with_options=True)
         self._reload_details()
         return rx.toast.success(f"{what} {'saved' if self.form_id else 'added'}: {self.form_name.strip()}.")
 
@@ -502,7 +534,7 @@ class EmployeesState(PortalState):
             return rx.toast.error(outcome.error)
         self.import_open = False
         self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
-        self.load()
+        self._refresh(with_options=True)
         return rx.toast.success(f"{outcome.count:,} employees imported.")
 
     @rx.event(background=True)

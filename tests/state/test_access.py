@@ -56,7 +56,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
 from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
-from tests.support.events import run_event, run_on_a_loop
+from tests.support.events import run_event, run_now, run_on_a_loop
 
 BILLING_ADMIN = "billing@acme-security.example"
 LICENSE_ADMIN = "it-admin@acme-security.example"
@@ -189,7 +189,7 @@ S = TypeVar("S", bound=PortalState)
 
 def loaded(root: rx.State, cls: type[S]) -> S:
     state = substate(root, cls)
-    state.load()
+    run_now(state, "load")
     return state
 
 
@@ -746,7 +746,7 @@ def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State
     owner_members.ask_remove(world.user_id(LICENSE_ADMIN), "Tom Becker")
     assert toast(owner_members.remove()) == ("success", "Tom Becker was removed and signed out.")
     with pytest.raises(SignInRequired):
-        page.load()
+        run_now(page, "load")
     page.assign_targets, page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
     with nothing_changes(), pytest.raises(SignInRequired):
         page.assign()
@@ -755,7 +755,7 @@ def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State
 def test_a_signed_out_browser_is_asked_to_sign_in_and_come_back(signed_out_state: rx.State) -> None:
     signed_out_state.router = RouterData.from_router_data({"pathname": "/employees", "asPath": "/employees?page=2"})
     with pytest.raises(SignInRequired) as caught:
-        substate(signed_out_state, EmployeesState).load()
+        run_now(substate(signed_out_state, EmployeesState), "load")
     assert caught.value.next_path == "/employees?page=2"
     with pytest.raises(SignInRequired):
         substate(signed_out_state, MembersState).revoke(MISSING)
@@ -930,7 +930,7 @@ def test_the_selection_and_assign_take_only_holder_keys(root_state: rx.State) ->
 def test_text_from_the_browser_is_bounded(root_state: rx.State) -> None:
     huge = "x" * 1_000_000
     grid = loaded(root_state, EmployeesState)
-    grid.set_search(huge)
+    run_now(grid, "set_search", huge)
     assert len(grid.search) == MAX_SEARCH_LENGTH and grid.total == 0
     grid.open_form("employee")
     grid.set_form_name(huge)
@@ -963,5 +963,5 @@ def test_handlers_resolve_the_member_before_anything(signed_out_state: rx.State,
     state = substate(signed_out_state, cls)
     before = state.dict()
     with pytest.raises(SignInRequired):
-        getattr(state, handler)(*args)
+        run_now(state, handler, *args)
     assert state.dict() == before

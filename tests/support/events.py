@@ -46,3 +46,8 @@ def run_on_a_loop(coroutine: Coroutine[object, object, T]) -> T:
     thread has Playwright's loop running."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+def run_now(state: rx.State, handler: str, *args: object) -> list:
+    """`run_event` on a loop of its own, from synchronous test code."""
+    return run_on_a_loop(run_event(state, handler, *args))
