@@ -3,8 +3,8 @@
 - `asyncio.to_thread`: calls that mostly wait (the payment provider, the database).
 - `in_process`: Python that keeps the CPU busy for long (a 20,000-row CSV checked row by row). In a thread it
   would hold the GIL, which the loop then gets back only at each 5 ms switch interval: another tab's events took
-  157–267 ms p95 during such an import (bench/import_event_loop.py), against 10–22 ms with the work in a
-  process of its own. One worker process, started on first use and kept; "spawn", as forking a process that
+  130–614 ms p95 during such an import (bench/import_event_loop.py, docs/benchmarks.md), against 5–17 ms with
+  the work in a process of its own. One worker process, started on first use and kept; "spawn", as forking a process that
   runs threads is unsafe. The function must be importable without Reflex (a service) and its arguments and
   result must pickle.
 """
