@@ -409,7 +409,7 @@ def import_dialog() -> rx.Component:
                 rx.hstack(
                     rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
                     rx.button(rx.cond(p.valid_rows > 0, f"Import {p.valid_rows} employees", "Import"), size="3",
-                              disabled=~p.can_import, on_click=S.import_csv),
+                              disabled=~p.can_import, loading=S.importing, on_click=S.import_csv),
                     justify="end", spacing="3", width="100%",
                 ),
                 spacing="3", width="100%", margin_top="12px",

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, select
 
+from cf_portal.db import session_scope
 from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError
@@ -259,6 +260,32 @@ def apply_import(session: Session, *, actor: Actor, data: bytes) -> int:
         raise DomainError("Nothing was imported: an employee with one of these emails was added while the file "
                           "was being imported. Upload the file again to see which.", field="file") from exc
     return len(employees)
+
+
+# --- Jobs: each opens its own session; plain arguments and results, so they can run in a worker process ---
+
+
+class ImportOutcome(BaseModel):
+    count: int = 0
+    error: str = ""  # why nothing was imported
+
+
+def preview_file(account_id: int, data: bytes) -> ImportPreview:
+    with session_scope(write=False) as session:
+        return preview_import(session, account_id=account_id, data=data)
+
+
+def import_file(actor: Actor, data: bytes) -> ImportOutcome:
+    try:
+        with session_scope() as session:
+            return ImportOutcome(count=apply_import(session, actor=actor, data=data))
+    except DomainError as exc:
+        return ImportOutcome(error=exc.message)
+
+
+def export_file(account_id: int) -> str:
+    with session_scope(write=False) as session:
+        return export_assignments_csv(session, account_id=account_id)
 
 
 # --- Export ----------------------------------------------------------------------------------------------------

@@ -19,6 +19,12 @@ from cf_portal.services.validation import check_department, check_person_name, n
 CHILD_DEPARTMENT = "Child account"
 SortKey = Literal["name", "email", "department"]
 PAGE_SIZES = (10, 25, 50, 100)
+# Rows a member may select (on any page) to assign at once: the browser sends the list back with Assign, so it
+# is bounded, as is the search text.
+MAX_SELECTED = 500
+MAX_SEARCH_LENGTH = 200
+TOO_MANY_SELECTED = (f"Select at most {MAX_SELECTED:,} people at a time: assign a license to these first, "
+                     "then select more.")
 
 
 class HeldSeat(BaseModel):
@@ -147,6 +153,27 @@ def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) 
         result.setdefault(key, []).append(HeldSeat(assignment_id=seat_id, license_id=license_id,
                                                    label=f"{product} · {reference_name}"))
     return result
+
+
+def holders_of(keys: object) -> list[Holder]:
+    """The holders named by a list of keys from the browser, each once and in order: NotFound for a key that
+    names none, DomainError past MAX_SELECTED (checked before any key is read)."""
+    if not isinstance(keys, list):
+        raise NotFound("That employee or child account")
+    if len(keys) > MAX_SELECTED:
+        raise DomainError(TOO_MANY_SELECTED)
+    holders = {holder.key: holder for holder in map(Holder.parse, keys)}
+    return list(holders.values())
+
+
+def add_to_selection(selected: list[str], keys: object) -> list[str]:
+    """`selected` with the holders of `keys` added at its end; DomainError when that makes more than MAX_SELECTED
+    (nothing is added then)."""
+    chosen = set(selected)
+    added = [holder.key for holder in holders_of(keys) if holder.key not in chosen]
+    if len(selected) + len(added) > MAX_SELECTED:
+        raise DomainError(TOO_MANY_SELECTED)
+    return [*selected, *added]
 
 
 def departments(session: Session, *, account_id: int) -> list[str]:

@@ -30,6 +30,7 @@ from cf_portal.models import (
 )
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.ids import parse_id
 from cf_portal.services.roles import Permission
 
 HolderKind = Literal["employee", "child"]
@@ -49,11 +50,12 @@ class Holder(BaseModel):
         return SeatAssignment.employee_id if self.kind == "employee" else SeatAssignment.child_account_id
 
     @classmethod
-    def parse(cls, key: str) -> Holder:
-        kind, _, raw = (key or "").partition(":")
-        if kind not in ("employee", "child") or not (raw.isascii() and raw.isdigit()):
+    def parse(cls, key: object) -> Holder:
+        """A holder key from the browser ("employee:12"); NotFound for anything else (ids via `parse_id`)."""
+        kind, _, raw = (key if isinstance(key, str) else "").partition(":")
+        if kind not in ("employee", "child"):
             raise NotFound("That employee or child account")
-        return cls(kind=kind, id=int(raw))
+        return cls(kind=kind, id=parse_id(raw, "That employee" if kind == "employee" else "That child account"))
 
 
 def holder_key(employee_id: int | None, child_account_id: int | None) -> str:

@@ -19,6 +19,7 @@ from cf_portal.services import checkout, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
 from cf_portal.services.errors import DomainError
+from cf_portal.services.ids import is_id
 from cf_portal.services.payment_methods import PaymentMethodView
 from cf_portal.services.purchase import (
     ChargeUnconfirmed,
@@ -51,8 +52,8 @@ def _now() -> datetime:
 
 
 def _is_id(text: str) -> bool:
-    """Ids come back from the browser as text; anything but plain digits is not one."""
-    return text.isascii() and text.isdigit()
+    """Ids come back from the browser as text; anything but an id in range (`parse_id`) is not one."""
+    return is_id(text)
 
 
 @dataclass(frozen=True)

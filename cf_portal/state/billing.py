@@ -17,6 +17,7 @@ from cf_portal.services import billing, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.billing import InvoiceDetail, InvoiceView
 from cf_portal.services.errors import DomainError
+from cf_portal.services.ids import parse_id
 from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
 from cf_portal.services.roles import Permission
 from cf_portal.state.portal import PortalState
@@ -31,11 +32,7 @@ def _today() -> date:
 
 
 def _card_id(value: object) -> int:
-    """Ids come back from the browser; anything but a whole number is no card (the service says not found)."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
+    return parse_id(value, "That payment method")
 
 
 @dataclass(frozen=True)
@@ -100,13 +97,15 @@ class BillingState(PortalState):
         try:
             with session_scope(write=False) as session:
                 actor = self._actor(session)
-                self.invoice = billing.invoice_detail(session, account_id=actor.account_id, invoice_id=invoice_id)
+                self.invoice = billing.invoice_detail(session, account_id=actor.account_id,
+                                                      invoice_id=parse_id(invoice_id, "That invoice"))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.invoice_open = True
 
     @rx.event
     def set_invoice_open(self, is_open: bool):
+        self._require()
         self.invoice_open = is_open and self.invoice is not None
 
     # --- the default card, removing a card -------------------------------------------------------------
@@ -131,6 +130,7 @@ class BillingState(PortalState):
 
     @rx.event
     def set_remove_open(self, is_open: bool):
+        self._require()
         if not self.changing:  # the dialog stays while its removal is under way
             self.remove_open = is_open and self.removal is not None
 
@@ -157,8 +157,9 @@ class BillingState(PortalState):
             return None
         with session_scope(write=False) as session:
             actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
+        card_id = _card_id(payment_method_id)
         # Last: nothing above may leave the buttons stuck busy.
-        self.changing, self.changing_card_id, self._changing_since = True, _card_id(payment_method_id), time.time()
+        self.changing, self.changing_card_id, self._changing_since = True, card_id, time.time()
         return actor
 
     def _finish_card_change(self, outcome: CardChangeOutcome) -> rx.event.EventSpec:

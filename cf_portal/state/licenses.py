@@ -6,6 +6,7 @@ import reflex as rx
 
 from cf_portal.db import session_scope
 from cf_portal.services.errors import DomainError
+from cf_portal.services.ids import client_text, parse_id
 from cf_portal.services.licenses import LicenseRow, list_licenses
 from cf_portal.services.seats import SeatEvent, seat_history
 from cf_portal.state.portal import PortalState
@@ -31,17 +32,20 @@ class LicensesState(PortalState):
         with session_scope(write=False) as session:
             actor = self._actor(session)
             try:
-                self.history = seat_history(session, account_id=actor.account_id, license_id=license_id)
+                self.history = seat_history(session, account_id=actor.account_id,
+                                            license_id=parse_id(license_id, "That license"))
             except DomainError as exc:
                 return rx.toast.error(exc.message)
-        self.history_title, self.history_open = title, True
+        self.history_title, self.history_open = client_text(title, 300), True
 
     @rx.event
     def set_history_open(self, is_open: bool):
-        self.history_open = is_open
+        self._require()
+        self.history_open = bool(is_open)
 
     @rx.event
     def dismiss_created(self):
+        self._require()
         self.created_license_id = 0
 
     @rx.var

@@ -9,6 +9,7 @@ from cf_portal.models import Role
 from cf_portal.services import members, roles
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError
+from cf_portal.services.ids import client_text, parse_id
 from cf_portal.services.members import InvitationCreated, InvitationRow, MemberRow
 from cf_portal.services.roles import Permission
 from cf_portal.state.portal import PortalState, now
@@ -55,18 +56,21 @@ class MembersState(PortalState):
 
     @rx.event
     def set_invite_open(self, is_open: bool):
-        self.invite_open = is_open
+        self._require()
+        self.invite_open = bool(is_open)
         if not is_open:
             self.created = None
 
     @rx.event
     def set_invite_email(self, value: str):
-        self.invite_email = value
+        self._require()
+        self.invite_email = client_text(value)
         self.invite_email_error = ""
 
     @rx.event
     def set_invite_role(self, value: str):
-        self.invite_role = value
+        self._require()
+        self.invite_role = client_text(value, 40)
         self.invite_role_error = ""
 
     @rx.event
@@ -90,7 +94,8 @@ class MembersState(PortalState):
         try:
             with session_scope() as session:
                 actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                email = members.revoke_invitation(session, actor=actor, invitation_id=invitation_id, now=now())
+                email = members.revoke_invitation(session, actor=actor, now=now(),
+                                                  invitation_id=parse_id(invitation_id, "That invitation"))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self._refresh()
@@ -101,7 +106,8 @@ class MembersState(PortalState):
         try:
             with session_scope() as session:
                 actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                row = members.change_role(session, actor=actor, user_id=user_id, role=role, now=now())
+                row = members.change_role(session, actor=actor, user_id=parse_id(user_id, "That member"),
+                                          role=client_text(role, 40), now=now())
         except DomainError as exc:
             self._refresh()  # the select shows the role that stands
             return rx.toast.error(exc.message)
@@ -110,10 +116,12 @@ class MembersState(PortalState):
 
     @rx.event
     def ask_remove(self, user_id: int, name: str):
-        self.remove_id, self.remove_name = user_id, name
+        self._require()
+        self.remove_id, self.remove_name = parse_id(user_id, "That member"), client_text(name, 200)
 
     @rx.event
     def cancel_remove(self):
+        self._require()
         self.remove_id, self.remove_name = 0, ""
 
     @rx.event

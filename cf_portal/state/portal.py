@@ -80,8 +80,9 @@ class PortalState(rx.State):
         self._show_actor(actor)
         return actor.require(needs) if needs else actor
 
-    def _require(self, needs: Permission) -> Actor:
-        """Check the member and their permission in a short read (for handlers that only open a dialog)."""
+    def _require(self, needs: Permission | None = None) -> Actor:
+        """Check the member (and their permission, if `needs`) in a short read, before a handler reads anything
+        the browser sent."""
         from cf_portal.db import session_scope
 
         with session_scope(write=False) as session:

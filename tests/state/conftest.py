@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,17 @@ def app_engine(empty_database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     db.get_engine().dispose()
     settings.get_settings.cache_clear()
     db.get_engine.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def work_in_a_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Work the app sends to its worker process (`state.work.in_process`) runs in a thread here: a process
+    would not see each test's database, nor the tests' stand-ins. tests/unit/test_work.py checks the process."""
+    from cf_portal.state import work
+
+    with ThreadPoolExecutor(1) as pool:
+        monkeypatch.setattr(work, "_executor", lambda: pool)
+        yield
 
 
 def new_root_state() -> rx.State:

@@ -8,13 +8,11 @@ the field message the handler uses for it) and the database stays exactly as it 
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -44,12 +42,14 @@ from cf_portal.models import (
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import employees, members, seats
 from cf_portal.services.actors import Actor, actor_for_user
+from cf_portal.services.employees import MAX_SEARCH_LENGTH, MAX_SELECTED, TOO_MANY_SELECTED
 from cf_portal.services.errors import DomainError, SignInRequired
+from cf_portal.services.ids import MAX_CLIENT_TEXT
 from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.roles import REFUSALS, Permission
 from cf_portal.services.seats import Holder
-from cf_portal.state.account_settings import AccountSettingsState, reset_demo_outcome
+from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
 from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
@@ -57,6 +57,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
 from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+from tests.support.events import run_event, run_now, run_on_a_loop
 
 BILLING_ADMIN = "billing@acme-security.example"
 LICENSE_ADMIN = "it-admin@acme-security.example"
@@ -189,7 +190,7 @@ S = TypeVar("S", bound=PortalState)
 
 def loaded(root: rx.State, cls: type[S]) -> S:
     state = substate(root, cls)
-    state.load()
+    run_now(state, "load")
     return state
 
 
@@ -508,17 +509,23 @@ def _deactivate(root: rx.State, demo: Tenant) -> str:
 EMPLOYEES_CSV = b"name,email,department\nCasey Import,casey@acme-security.example,Sales\n"
 
 
+def told_by_event(state: rx.State, handler: str, *args: object) -> str:
+    """`told` for a handler run on an event loop as Reflex runs it (async, background): its last event."""
+    return told(lambda: ([None, *run_on_a_loop(run_event(state, handler, *args))])[-1])
+
+
 def _preview_csv(root: rx.State, demo: Tenant) -> str:
     state = loaded(root, EmployeesState)
     upload = rx.UploadFile(file=io.BytesIO(EMPLOYEES_CSV), path=Path("people.csv"))
-    # In a thread of its own: after the browser tests, pytest's main thread has Playwright's loop running.
-    return told(lambda: ThreadPoolExecutor(1).submit(asyncio.run, state.preview_csv([upload])).result())
+    return told_by_event(state, "preview_csv", [upload])
 
 
 def _import_csv(root: rx.State, demo: Tenant) -> str:
     state = loaded(root, EmployeesState)
     state._import_data = EMPLOYEES_CSV  # as if a preview had accepted the file
-    return told(state.import_csv)
+    message = told_by_event(state, "import_csv")
+    assert state.importing is False
+    return message
 
 
 def _card_change(root: rx.State, demo: Tenant, worker: Callable[[object, int], CardChangeOutcome]) -> str:
@@ -593,8 +600,7 @@ def _revoke(root: rx.State, demo: Tenant) -> str:
 
 
 def _reset_demo(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, AccountSettingsState)
-    return told(lambda: state._finish_reset_demo(reset_demo_outcome(state._begin_reset_demo())))
+    return told_by_event(loaded(root, AccountSettingsState), "reset_demo")
 
 
 MUTATIONS = [
@@ -744,7 +750,7 @@ def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State
     owner_members.ask_remove(world.user_id(LICENSE_ADMIN), "Tom Becker")
     assert toast(owner_members.remove()) == ("success", "Tom Becker was removed and signed out.")
     with pytest.raises(SignInRequired):
-        page.load()
+        run_now(page, "load")
     page.assign_targets, page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
     with nothing_changes(), pytest.raises(SignInRequired):
         page.assign()
@@ -753,7 +759,7 @@ def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State
 def test_a_signed_out_browser_is_asked_to_sign_in_and_come_back(signed_out_state: rx.State) -> None:
     signed_out_state.router = RouterData.from_router_data({"pathname": "/employees", "asPath": "/employees?page=2"})
     with pytest.raises(SignInRequired) as caught:
-        substate(signed_out_state, EmployeesState).load()
+        run_now(substate(signed_out_state, EmployeesState), "load")
     assert caught.value.next_path == "/employees?page=2"
     with pytest.raises(SignInRequired):
         substate(signed_out_state, MembersState).revoke(MISSING)
@@ -776,3 +782,190 @@ def test_the_last_owner_can_neither_step_down_nor_leave(root_state: rx.State, wo
     assert toast(state.change_role(me, Role.VIEWER.value)) == ("success", "Alex Morgan is now viewer.")
     assert substate(root_state, PortalState).can_manage_members is False
 
+
+
+# --- ids out of range, text and lists that grow -------------------------------------------------------------------
+
+# What an edited websocket frame can put where an id belongs. 30 digits used to reach the database driver
+# (OverflowError on SQLite, NumericValueOutOfRange on PostgreSQL) and end in a traceback.
+BAD_IDS = [10**30 - 1, "9" * 30, 2**63, -5, 0, "-5", "12abc", " 12", "١٢", 1.5, True, None, "9" * 5000]
+
+
+def refuses_bad_ids(attempt: Callable[[object], str], expected: str) -> None:
+    """`attempt(bad id)` says `expected` for every bad id, and nothing changes."""
+    with nothing_changes():
+        said = {repr(bad)[:40]: attempt(bad) for bad in BAD_IDS}
+    assert said == {repr(bad)[:40]: expected for bad in BAD_IDS}
+
+
+def test_bad_ids_in_the_licenses_page_are_not_found(root_state: rx.State) -> None:
+    state = loaded(root_state, LicensesState)
+    refuses_bad_ids(lambda bad: told(lambda: state.open_history(bad, "Their team")), "That license was not found.")
+    assert state.history_open is False
+
+
+@pytest.mark.parametrize(("kind", "what"), [("employee", "That employee"), ("child", "That child account")])
+def test_bad_holder_ids_in_the_employees_page_are_not_found(root_state: rx.State, world: World, kind: str,
+                                                            what: str) -> None:
+    state = loaded(root_state, EmployeesState)
+
+    def details(bad: object) -> str:
+        return told(lambda: state.open_details(f"{kind}:{bad}"))
+
+    def form(bad: object) -> str:
+        return told(lambda: state.open_form(kind, f"{kind}:{bad}"))
+
+    def assign_to(bad: object) -> str:
+        said = told(lambda: state.open_assign([world.demo.idle_key, f"{kind}:{bad}"]))
+        if state.assign_open:
+            state.assign()
+            said = state.assign_error
+        return said
+
+    def move_to(bad: object) -> str:
+        state.open_move(world.demo.seat_id, "Acme team")
+        state.set_move_to(f"{kind}:{bad}")
+        state.move()
+        return state.move_error
+
+    for attempt in (details, form, assign_to, move_to):
+        refuses_bad_ids(attempt, f"{what} was not found.")
+    assert (state.details_open, state.form_id) == (False, 0)
+
+
+def test_bad_license_and_seat_ids_in_the_employees_page_are_not_found(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, EmployeesState)
+
+    def assign_license(bad: object) -> str:
+        state.open_assign([world.demo.idle_key])
+        state.set_assign_license(bad)
+        state.assign()
+        return state.assign_error
+
+    def move_seat(bad: object) -> str:
+        said = told(lambda: state.open_move(bad, "Their seat"))
+        if state.move_open:
+            state.set_move_to(world.demo.idle_key)
+            state.move()
+            said = state.move_error
+        return said
+
+    def free_seat(bad: object) -> str:
+        said = told(lambda: state.ask_unassign(bad, "Their seat"))
+        return told(state.unassign) if state.unassign_seat_id else said
+
+    refuses_bad_ids(assign_license, "That license was not found.")
+    refuses_bad_ids(move_seat, "That seat was not found.")
+    refuses_bad_ids(free_seat, "That seat was not found.")
+
+
+def test_bad_ids_in_the_billing_page_are_not_found(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, BillingState)
+    refuses_bad_ids(lambda bad: told(lambda: state.open_invoice(bad)), "That invoice was not found.")
+    refuses_bad_ids(lambda bad: told(lambda: state.ask_remove(bad)), "That payment method was not found.")
+    for worker in (default_card_outcome, remove_card_outcome):
+        refuses_bad_ids(lambda bad, worker=worker: told(lambda: change_card(state, worker, bad)),
+                        "That payment method was not found.")
+    assert (state.invoice_open, state.remove_open, state.changing) == (False, False, False)
+
+
+def test_bad_ids_in_the_members_page_are_not_found(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, MembersState)
+
+    def remove(bad: object) -> str:
+        said = told(lambda: state.ask_remove(bad, "Someone"))
+        return told(state.remove) if state.remove_id else said
+
+    refuses_bad_ids(lambda bad: told(lambda: state.change_role(bad, Role.VIEWER.value)), "That member was not found.")
+    refuses_bad_ids(remove, "That member was not found.")
+    refuses_bad_ids(lambda bad: told(lambda: state.revoke(bad)), "That invitation was not found.")
+
+
+def test_bad_ids_in_add_license_are_refused_next_to_their_fields(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, AddLicenseState)
+
+    def plan(bad: object) -> str:
+        state.set_plan(bad)
+        return state.plan_error
+
+    def card(bad: object) -> str:
+        fill_add_license(state, card_id=world.demo.card_id)
+        state.set_payment_method(bad)
+        assert state._begin_create() is None
+        assert state.creating is False
+        return f"{state.form_error} {state.payment_error}"
+
+    refuses_bad_ids(plan, "Choose a plan.")
+    refuses_bad_ids(card, "Check the highlighted fields. Choose a payment method.")
+
+
+def test_the_selection_stops_growing_at_its_cap(root_state: rx.State) -> None:
+    state = loaded(root_state, EmployeesState)
+    for number in range(1, MAX_SELECTED + 1):
+        state.toggle_selected(f"employee:{number}", True)
+    assert state.selected_count == MAX_SELECTED
+    with pytest.raises(DomainError) as refused:
+        state.toggle_selected(f"employee:{MAX_SELECTED + 1}", True)
+    assert refused.value.message == TOO_MANY_SELECTED
+    with pytest.raises(DomainError):
+        state.select_page(True)  # the page's 25 rows would go past it too
+    assert state.selected_count == MAX_SELECTED
+    state.toggle_selected("employee:1", False)
+    state.toggle_selected(state.rows[0].key, True)  # room for one again
+    assert state.selected_count == MAX_SELECTED
+    state.clear_selection()
+    assert state.selected == []
+
+
+def test_the_selection_and_assign_take_only_holder_keys(root_state: rx.State) -> None:
+    state = loaded(root_state, EmployeesState)
+    for key in [f"employee:{10**30}", "employee:-1", "robot:1", "employee:", 12, None, ["employee:1"]]:
+        assert told(lambda key=key: state.toggle_selected(key, True)).endswith("was not found.")
+    state.toggle_selected("employee:7", True)
+    state.toggle_selected("employee:7", True)  # once only
+    assert state.selected == ["employee:7"]
+    too_many = [f"employee:{number}" for number in range(1, MAX_SELECTED + 2)]
+    for keys in (too_many, [f"employee:{n}" for n in range(10**6)]):
+        assert told(lambda keys=keys: state.open_assign(keys)) == TOO_MANY_SELECTED
+    assert told(lambda: state.open_assign("employee:1")) == "That employee or child account was not found."
+    assert (state.assign_open, state.assign_targets) == (False, [])
+
+
+def test_text_from_the_browser_is_bounded(root_state: rx.State) -> None:
+    huge = "x" * 1_000_000
+    grid = loaded(root_state, EmployeesState)
+    run_now(grid, "set_search", huge)
+    assert len(grid.search) == MAX_SEARCH_LENGTH and grid.total == 0
+    grid.open_form("employee")
+    grid.set_form_name(huge)
+    grid.set_form_email(huge)
+    grid.set_form_department(huge)
+    assert max(len(grid.form_name), len(grid.form_email), len(grid.form_department)) <= MAX_CLIENT_TEXT
+    with nothing_changes():
+        grid.save_form()
+    assert grid.form_name_error.startswith("Use at most 120 characters for the name")
+    members_page = loaded(root_state, MembersState)
+    members_page.set_invite_email(huge)
+    assert len(members_page.invite_email) <= MAX_CLIENT_TEXT
+
+
+SIGNED_OUT_CALLS = [
+    (EmployeesState, "toggle_selected", ("employee:1", True)), (EmployeesState, "select_page", (True,)),
+    (EmployeesState, "clear_selection", ()), (EmployeesState, "open_assign", (["employee:1"],)),
+    (EmployeesState, "set_search", ("a",)), (EmployeesState, "set_form_name", ("a",)),
+    (EmployeesState, "set_assign_license", ("1",)), (EmployeesState, "set_move_to", ("employee:1",)),
+    (EmployeesState, "open_details", ("employee:1",)), (EmployeesState, "go_to_page", (2,)),
+    (LicensesState, "open_history", (1, "a")), (BillingState, "open_invoice", (1,)),
+    (MembersState, "ask_remove", (1, "a")), (MembersState, "set_invite_email", ("a",)),
+]
+
+
+@pytest.mark.parametrize(("cls", "handler", "args"), SIGNED_OUT_CALLS,
+                         ids=[f"{cls.__name__}.{handler}" for cls, handler, _ in SIGNED_OUT_CALLS])
+def test_handlers_resolve_the_member_before_anything(signed_out_state: rx.State, cls: type[PortalState],
+                                                     handler: str, args: tuple) -> None:
+    state = substate(signed_out_state, cls)
+    before = state.dict()
+    with pytest.raises(SignInRequired):
+        run_now(state, handler, *args)
+    assert state.dict() == before

@@ -16,11 +16,12 @@ from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.state.employees import EmployeesState
 from tests.state.conftest import substate
+from tests.support.events import run_now
 
 
 def loaded(root: rx.State) -> EmployeesState:
     state = substate(root, EmployeesState)
-    state.load()
+    run_now(state, "load")
     return state
 
 
@@ -41,7 +42,7 @@ def test_the_browser_holds_one_page_and_deltas_stay_small(root_state: rx.State) 
     assert (state.total, len(state.rows), state.page_count) == (27, 25, 2)
     root_state.get_delta()
     root_state._clean()
-    state.go_to_page(2)
+    run_now(state, "go_to_page", 2)
     delta = root_state.get_delta()
     text = json.dumps(delta, default=str)
     assert [row.name for row in state.rows] == sorted([r.name for r in state.rows], key=str.lower)
@@ -52,23 +53,23 @@ def test_the_browser_holds_one_page_and_deltas_stay_small(root_state: rx.State) 
 
 def test_search_filter_and_sort_happen_in_the_database(root_state: rx.State) -> None:
     state = loaded(root_state)
-    state.set_search("PATEL")
+    run_now(state, "set_search", "PATEL")
     assert [r.name for r in state.rows] == ["Liam Patel"]
-    state.set_search("")
-    state.set_department("Child account")
+    run_now(state, "set_search", "")
+    run_now(state, "set_department", "Child account")
     assert {r.kind for r in state.rows} == {"child"} and state.total == 2
-    state.set_department("Finance")
+    run_now(state, "set_department", "Finance")
     assert [r.name for r in state.rows] == ["Grace O'Neill", "Henry Walker", "Isabella Davies", "Samuel Okafor"]
-    state.sort_by("name")  # the sorted column again: descending
+    run_now(state, "sort_by", "name")  # the sorted column again: descending
     assert [r.name for r in state.rows] == ["Samuel Okafor", "Isabella Davies", "Henry Walker", "Grace O'Neill"]
-    state.sort_by("email")
+    run_now(state, "sort_by", "email")
     assert [r.email for r in state.rows] == sorted(r.email for r in state.rows)
 
 
 def test_assign_more_than_available_assigns_nobody_and_offers_to_buy(root_state: rx.State) -> None:
     state = loaded(root_state)
     license_id = buy(state, 2)
-    state.load()
+    run_now(state, "load")
     state.select_page(True)
     assert state.selected_count == 25
     state.open_assign(state.selected)
@@ -83,7 +84,7 @@ def test_assign_more_than_available_assigns_nobody_and_offers_to_buy(root_state:
 def test_assign_then_unassign_updates_the_grid(root_state: rx.State) -> None:
     state = loaded(root_state)
     buy(state, 3)
-    state.load()
+    run_now(state, "load")
     target = state.rows[0]
     state.open_assign([target.key])
     state.assign()
