@@ -112,13 +112,14 @@ def buy(portal: PortalServer, owner_email: str, name: str, quantity: int) -> int
     return result.license_id
 
 
-def employee_key(portal: PortalServer, email: str) -> str:
-    """The grid's key of the seeded demo account's employee `email` (visitors' demo copies have one too)."""
+def employee_key(portal: PortalServer, email: str, *, owner_email: str = DEMO_OWNER_EMAIL) -> str:
+    """The grid's key of the employee `email` in the account of `owner_email` (visitors' copies of the demo
+    account have employees with the same addresses)."""
     engine = portal.engine()
     with session_scope(engine, write=False) as session:
-        demo_account = select(User.account_id).where(User.email == DEMO_OWNER_EMAIL).scalar_subquery()
+        account = select(User.account_id).where(User.email == owner_email).scalar_subquery()
         employee_id = session.exec(select(Employee.id).where(Employee.email == email,
-                                                             Employee.account_id == demo_account)).one()
+                                                             Employee.account_id == account)).one()
     engine.dispose()
     return f"employee:{employee_id}"
 
@@ -660,7 +661,7 @@ def test_two_accounts_never_see_each_others_data(portal: PortalServer, anon_page
     expect(bravo.get_by_role("table", name="Members")).not_to_contain_text("Ann Alpha")
 
     # Not even crafted events with Alpha's ids reach Alpha's data from Bravo's browser.
-    quinn = employee_key(portal, quinn_email)
+    quinn = employee_key(portal, quinn_email, owner_email=alpha_email)
     go_to(bravo, "Employees")
     expect(bravo.get_by_role("button", name="Details of Bea Bravo")).to_be_visible()
     send_event(bravo, EmployeesState, "open_details", key=quinn)
