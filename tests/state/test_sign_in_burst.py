@@ -15,6 +15,7 @@ from cf_portal.state.add_license import submit_purchase
 from cf_portal.state.auth import attempt_sign_in
 from cf_portal.state.password_work import run_password_work
 from tests.state.test_add_license_state import CARD, add_card, loaded
+from tests.support.events import run_on_a_loop
 
 SIGN_INS = 50
 
@@ -71,7 +72,7 @@ def test_a_purchase_completes_during_a_burst_of_sign_ins_and_hashes_stay_bounded
         assert all(a.errors == {"form": "The email or password is not right."} for a in attempts), attempts[:3]
         return outcome, still_signing_in, bought_after, time.perf_counter() - started
 
-    outcome, still_signing_in, bought_after, burst_took = asyncio.run(burst())
+    outcome, still_signing_in, bought_after, burst_took = run_on_a_loop(burst())
     print(f"\npurchase done after {bought_after:.2f} s with {still_signing_in} of {SIGN_INS} sign-ins still "
           f"waiting; the burst took {burst_took:.2f} s; at most {counting.peak} hashes at once "
           f"(bound {passwords.HASH_SLOTS})")

@@ -5,7 +5,6 @@ The middleware wraps a stand-in app that records what reached it, so each test s
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -24,6 +23,7 @@ from cf_portal.middleware import (
 )
 from cf_portal.services import auth
 from tests.factories import make_account
+from tests.support.events import run_on_a_loop
 
 
 class Inner:
@@ -87,7 +87,7 @@ def test_reflex_sees_no_session_cookie_on_the_event_route() -> None:
     async def inner(scope, receive, send) -> None:  # noqa: ANN001
         seen.append(dict(scope["headers"]))
 
-    asyncio.run(PortalMiddleware(inner)({"type": "websocket", "path": "/_event", "headers": [
+    run_on_a_loop(PortalMiddleware(inner)({"type": "websocket", "path": "/_event", "headers": [
         (b"cookie", b"cf_session=abc")]}, None, None))
     assert seen == [{SESSION_DIGEST_HEADER.encode(): f"CF-Session-Digest {auth.token_digest('abc')}".encode()}]
 
