@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.models import ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.services import audit
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError
 from cf_portal.services.roles import Permission
@@ -252,9 +253,7 @@ def apply_import(session: Session, *, actor: Actor, data: bytes) -> int:
     try:
         with session.begin_nested():
             session.add_all(employees)
-            session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                   action="employees.imported", object_type="employee",
-                                   detail=f"{len(employees)} employees from CSV"))
+            audit.record(session, actor, "employees.imported", "employee", None, f"{len(employees)} employees from CSV")
             session.flush()
     except sa.exc.IntegrityError as exc:
         raise DomainError("Nothing was imported: an employee with one of these emails was added while the file "

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
-from cf_portal.services import seats
+from cf_portal.models import ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.services import audit, seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -188,11 +188,6 @@ def products(session: Session) -> list[tuple[int, str]]:
 # --- changes -------------------------------------------------------------------------------------------
 
 
-def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int, detail: str) -> None:
-    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
-                           object_type=object_type, object_id=object_id, detail=detail[:500]))
-
-
 def _email_taken(session: Session, account_id: int, email: str, except_id: int | None = None) -> bool:
     query = select(Employee.id).where(Employee.account_id == account_id, Employee.email == email)
     if except_id is not None:
@@ -224,7 +219,7 @@ def save_employee(session: Session, *, actor: Actor, name: str, email: str, depa
         session.flush()
     except sa.exc.IntegrityError as exc:
         raise DomainError("An employee with this email already exists.", field="email") from exc
-    _audit(session, actor, action, "employee", employee.id, clean_name)
+    audit.record(session, actor, action, "employee", employee.id, clean_name)
     return employee
 
 
@@ -238,8 +233,8 @@ def set_employee_active(session: Session, *, actor: Actor, employee_id: int, act
     if not active:
         freed = seats.free_all_seats_of(session, actor=actor, holder=Holder(kind="employee", id=employee.id))
     employee.active = active
-    _audit(session, actor, "employee.deactivated" if not active else "employee.reactivated", "employee",
-           employee.id, f"{employee.name}; {freed} seats freed")
+    audit.record(session, actor, "employee.deactivated" if not active else "employee.reactivated", "employee",
+                 employee.id, f"{employee.name}; {freed} seats freed")
     session.flush()
     return freed
 
@@ -275,7 +270,7 @@ def save_child_account(session: Session, *, actor: Actor, name: str, contact_ema
         session.flush()
     except sa.exc.IntegrityError as exc:
         raise DomainError("A child account with this name already exists.", field="name") from exc
-    _audit(session, actor, action, "child_account", child.id, clean_name)
+    audit.record(session, actor, action, "child_account", child.id, clean_name)
     return child
 
 
