@@ -11,8 +11,8 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from cf_portal import clock
 from cf_portal.models import AuditEvent
-from cf_portal.services import clock
 from cf_portal.services.actors import Actor
 
 DETAIL_MAX = 500  # the column's length

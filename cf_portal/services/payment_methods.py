@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.db import session_scope
 from cf_portal.models import Account, License, LicenseStatus, PaymentMethod, PaymentMethodChange
 from cf_portal.payments.cards import BRAND_NAMES, is_expired, parse_card
 from cf_portal.payments.provider import PaymentError, PaymentProvider, SavedCard
-from cf_portal.services import audit, clock, throttle
+from cf_portal.services import audit, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission

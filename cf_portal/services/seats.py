@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.models import (
     ChildAccount,
     Employee,
@@ -27,7 +28,7 @@ from cf_portal.models import (
     SeatAssignment,
     User,
 )
-from cf_portal.services import audit, clock
+from cf_portal.services import audit
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import parse_id
