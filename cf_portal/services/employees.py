@@ -195,6 +195,18 @@ def _email_taken(session: Session, account_id: int, email: str, except_id: int |
     return session.exec(query).first() is not None
 
 
+def _save(session: Session, actor: Actor, holder: Employee | ChildAccount, *, kind: str, added: bool,
+          duplicate: DomainError) -> None:
+    """Write a holder just added or edited, and audit it; `duplicate` when a unique index caught one written
+    meanwhile (the checks before it cannot see another transaction's row)."""
+    session.add(holder)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise duplicate from exc
+    audit.record(session, actor, f"{kind}.{'added' if added else 'updated'}", kind, holder.id, holder.name)
+
+
 def save_employee(session: Session, *, actor: Actor, name: str, email: str, department: str,
                   employee_id: int | None = None) -> Employee:
     """Add an employee, or edit one of this account's. Field messages name the field."""
@@ -207,19 +219,13 @@ def save_employee(session: Session, *, actor: Actor, name: str, email: str, depa
     if employee_id is None:
         employee = Employee(account_id=actor.account_id, name=clean_name, email=clean_email,
                             department=clean_department)
-        session.add(employee)
-        action = "employee.added"
     else:
         employee = session.get(Employee, employee_id)
         if employee is None or employee.account_id != actor.account_id:
             raise NotFound("That employee")
         employee.name, employee.email, employee.department = clean_name, clean_email, clean_department
-        action = "employee.updated"
-    try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:
-        raise DomainError("An employee with this email already exists.", field="email") from exc
-    audit.record(session, actor, action, "employee", employee.id, clean_name)
+    _save(session, actor, employee, kind="employee", added=employee_id is None,
+          duplicate=DomainError("An employee with this email already exists.", field="email"))
     return employee
 
 
@@ -258,19 +264,13 @@ def save_child_account(session: Session, *, actor: Actor, name: str, contact_ema
         raise DomainError("A child account with this name already exists.", field="name")
     if child_id is None:
         child = ChildAccount(account_id=actor.account_id, name=clean_name, contact_email=clean_email)
-        session.add(child)
-        action = "child_account.added"
     else:
         child = session.get(ChildAccount, child_id)
         if child is None or child.account_id != actor.account_id:
             raise NotFound("That child account")
         child.name, child.contact_email = clean_name, clean_email
-        action = "child_account.updated"
-    try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:
-        raise DomainError("A child account with this name already exists.", field="name") from exc
-    audit.record(session, actor, action, "child_account", child.id, clean_name)
+    _save(session, actor, child, kind="child_account", added=child_id is None,
+          duplicate=DomainError("A child account with this name already exists.", field="name"))
     return child
 
 
