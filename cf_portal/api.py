@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
 
 import stripe
 from starlette.applications import Starlette
@@ -14,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from cf_portal import routes
+from cf_portal import clock, routes
 from cf_portal.db import session_scope
 from cf_portal.middleware import cleared_cookie_header, session_cookie_header, session_token
 from cf_portal.services import auth
@@ -29,7 +28,7 @@ MAX_BODY = 1_000_000  # Stripe's events are far smaller
 
 def apply_stripe_event(event: dict) -> str:
     with session_scope() as session:
-        return handle_event(session, provider="stripe", event=event, now=datetime.now(UTC))
+        return handle_event(session, provider="stripe", event=event, now=clock.now())
 
 
 async def _body_within_limit(request: Request) -> bytes | None:
@@ -79,7 +78,7 @@ def _from_this_site(request: Request) -> bool:
 
 def _redeem(code: str) -> auth.SignedIn | None:
     with session_scope() as session:
-        return auth.redeem_handoff(session, code, now=datetime.now(UTC))
+        return auth.redeem_handoff(session, code, now=clock.now())
 
 
 def _end(token: str) -> None:

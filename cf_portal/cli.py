@@ -93,21 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             report = load_catalog(session, catalog)
         print(f"catalog of {path} loaded: {report}")
     elif args.command == "reset-demo":
-        from datetime import UTC, datetime
-
+        from cf_portal import clock
         from cf_portal.payments import get_provider
         from cf_portal.services.demo import reset_template
 
-        reset_template(None, get_provider(), now=datetime.now(UTC))
+        reset_template(None, get_provider(), now=clock.now())
         print("demo account reset to the seed (its subscriptions cancelled at the payment provider)")
     elif args.command == "resolve-pending":
-        from datetime import UTC, datetime, timedelta
+        from datetime import timedelta
 
+        from cf_portal import clock
         from cf_portal.payments import get_provider
         from cf_portal.services.purchase import resolve_pending
 
         outcome = resolve_pending(None, get_provider(), older_than=timedelta(minutes=args.minutes),
-                                  now=datetime.now(UTC))
+                                  now=clock.now())
         print(", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
     elif args.command == "sync-catalog":
         from cf_portal.payments import get_provider
@@ -116,25 +116,23 @@ def main(argv: list[str] | None = None) -> int:
         for line in sync_catalog(None, get_provider()):
             print(line)
     elif args.command == "reconcile":
-        from datetime import UTC, datetime
-
+        from cf_portal import clock
         from cf_portal.payments import get_provider
         from cf_portal.services.provider_sync import reconcile
 
-        drifts = reconcile(None, get_provider(), repair=args.repair, now=datetime.now(UTC))
+        drifts = reconcile(None, get_provider(), repair=args.repair, now=clock.now())
         for drift in drifts:
             print(drift)
         print(f"{len(drifts)} differences with the provider" if drifts else "every license matches the provider")
         return 1 if drifts and not args.repair else 0
     elif args.command == "purge-expired":
-        from datetime import UTC, datetime
-
+        from cf_portal import clock
         from cf_portal.db import session_scope
         from cf_portal.payments import get_provider
         from cf_portal.services.auth import purge_expired
         from cf_portal.services.demo import purge_expired_copies
 
-        now = datetime.now(UTC)
+        now = clock.now()
         with session_scope() as session:
             sessions, counts = purge_expired(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")

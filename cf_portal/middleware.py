@@ -22,12 +22,12 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
 from functools import lru_cache
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
+from cf_portal import clock
 from cf_portal.services import auth
 from cf_portal.services.employee_import import MAX_BYTES as MAX_CSV_BYTES
 from cf_portal.services.errors import SignInRequired
@@ -118,7 +118,7 @@ def _member_exists(token: str) -> bool:
 
     try:
         with session_scope(write=False) as session:
-            auth.actor_for_token(session, token, now=datetime.now(UTC))
+            auth.actor_for_token(session, token, now=clock.now())
         return True
     except SignInRequired:
         return False

@@ -18,7 +18,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.db import session_scope
 from cf_portal.payments.cards import brand_of, is_expired, parse_card
 from cf_portal.payments.provider import (
@@ -77,7 +78,7 @@ class SandboxProvider:
 
     def __init__(self, engine: sa.Engine | None = None, *, today: Callable[[], date] | None = None) -> None:
         self._engine = engine
-        self._today = today or (lambda: datetime.now(UTC).date())
+        self._today = today or clock.today
 
     # --- idempotency ------------------------------------------------------------------------
 
@@ -91,7 +92,7 @@ class SandboxProvider:
         claimed = session.execute(
             insert(SandboxIdempotencyKey)
             .values(key=key, operation=operation, request_hash=request_hash, response_json="",
-                    created_at=datetime.now(UTC))
+                    created_at=clock.now())
             .on_conflict_do_nothing(index_elements=["key"])
             .returning(SandboxIdempotencyKey.key)
         ).first()
@@ -259,7 +260,7 @@ class SandboxProvider:
                 raise PaymentError("resource_missing", "No such subscription.")
             if sub.status != "canceled":
                 sub.status = "canceled"
-                sub.canceled_at = datetime.now(UTC)
+                sub.canceled_at = clock.now()
 
     def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
         with session_scope(self._engine, write=False) as session:

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.models import ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.services import audit
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError
 from cf_portal.services.roles import Permission
@@ -252,9 +253,7 @@ def apply_import(session: Session, *, actor: Actor, data: bytes) -> int:
     try:
         with session.begin_nested():
             session.add_all(employees)
-            session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                   action="employees.imported", object_type="employee",
-                                   detail=f"{len(employees)} employees from CSV"))
+            audit.record(session, actor, "employees.imported", "employee", None, f"{len(employees)} employees from CSV")
             session.flush()
     except sa.exc.IntegrityError as exc:
         raise DomainError("Nothing was imported: an employee with one of these emails was added while the file "
@@ -302,28 +301,21 @@ def _utc_text(moment: datetime) -> str:
 
 def export_assignments_csv(session: Session, *, account_id: int) -> str:
     """Every open seat of this account, one line each, ordered by holder name. Holders without seats are left out."""
-    seat_columns = (Product.name, Plan.name, License.reference_name, SeatAssignment.assigned_at)
-    open_seats_of_account = (
-        SeatAssignment.account_id == account_id,
-        SeatAssignment.unassigned_at.is_(None),
-        License.account_id == account_id,
-    )
-    employee_seats = session.execute(
-        sa.select(Employee.name, Employee.email, Employee.department, *seat_columns)
-        .join(SeatAssignment, SeatAssignment.employee_id == Employee.id)
-        .join(License, License.id == SeatAssignment.license_id)
-        .join(Plan, Plan.id == License.plan_id)
-        .join(Product, Product.id == Plan.product_id)
-        .where(Employee.account_id == account_id, *open_seats_of_account)
-    ).all()
-    child_seats = session.execute(
-        sa.select(ChildAccount.name, ChildAccount.contact_email, sa.literal(""), *seat_columns)
-        .join(SeatAssignment, SeatAssignment.child_account_id == ChildAccount.id)
-        .join(License, License.id == SeatAssignment.license_id)
-        .join(Plan, Plan.id == License.plan_id)
-        .join(Product, Product.id == Plan.product_id)
-        .where(ChildAccount.account_id == account_id, *open_seats_of_account)
-    ).all()
+    def open_seats(holder_columns: tuple, seat_of_holder: sa.ColumnElement[bool], holder_account: sa.Column) -> list:
+        return session.execute(
+            sa.select(*holder_columns, Product.name, Plan.name, License.reference_name, SeatAssignment.assigned_at)
+            .join(SeatAssignment, seat_of_holder)
+            .join(License, License.id == SeatAssignment.license_id)
+            .join(Plan, Plan.id == License.plan_id)
+            .join(Product, Product.id == Plan.product_id)
+            .where(holder_account == account_id, SeatAssignment.account_id == account_id,
+                   SeatAssignment.unassigned_at.is_(None), License.account_id == account_id)
+        ).all()
+
+    employee_seats = open_seats((Employee.name, Employee.email, Employee.department),
+                                SeatAssignment.employee_id == Employee.id, Employee.account_id)
+    child_seats = open_seats((ChildAccount.name, ChildAccount.contact_email, sa.literal("")),
+                             SeatAssignment.child_account_id == ChildAccount.id, ChildAccount.account_id)
 
     lines = [("employee", *row) for row in employee_seats] + [("child_account", *row) for row in child_seats]
     lines.sort(key=lambda line: (line[1].casefold(), line[1], line[0], line[2], line[4], line[5], line[6], line[7]))

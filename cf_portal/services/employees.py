@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import AuditEvent, ChildAccount, Employee, License, Plan, Product, SeatAssignment
-from cf_portal.services import seats
+from cf_portal.models import ChildAccount, Employee, License, Plan, Product, SeatAssignment
+from cf_portal.services import audit, seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -188,16 +188,23 @@ def products(session: Session) -> list[tuple[int, str]]:
 # --- changes -------------------------------------------------------------------------------------------
 
 
-def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int, detail: str) -> None:
-    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
-                           object_type=object_type, object_id=object_id, detail=detail[:500]))
-
-
 def _email_taken(session: Session, account_id: int, email: str, except_id: int | None = None) -> bool:
     query = select(Employee.id).where(Employee.account_id == account_id, Employee.email == email)
     if except_id is not None:
         query = query.where(Employee.id != except_id)
     return session.exec(query).first() is not None
+
+
+def _save(session: Session, actor: Actor, holder: Employee | ChildAccount, *, kind: str, added: bool,
+          duplicate: DomainError) -> None:
+    """Write a holder just added or edited, and audit it; `duplicate` when a unique index caught one written
+    meanwhile (the checks before it cannot see another transaction's row)."""
+    session.add(holder)
+    try:
+        session.flush()
+    except sa.exc.IntegrityError as exc:
+        raise duplicate from exc
+    audit.record(session, actor, f"{kind}.{'added' if added else 'updated'}", kind, holder.id, holder.name)
 
 
 def save_employee(session: Session, *, actor: Actor, name: str, email: str, department: str,
@@ -212,19 +219,13 @@ def save_employee(session: Session, *, actor: Actor, name: str, email: str, depa
     if employee_id is None:
         employee = Employee(account_id=actor.account_id, name=clean_name, email=clean_email,
                             department=clean_department)
-        session.add(employee)
-        action = "employee.added"
     else:
         employee = session.get(Employee, employee_id)
         if employee is None or employee.account_id != actor.account_id:
             raise NotFound("That employee")
         employee.name, employee.email, employee.department = clean_name, clean_email, clean_department
-        action = "employee.updated"
-    try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:
-        raise DomainError("An employee with this email already exists.", field="email") from exc
-    _audit(session, actor, action, "employee", employee.id, clean_name)
+    _save(session, actor, employee, kind="employee", added=employee_id is None,
+          duplicate=DomainError("An employee with this email already exists.", field="email"))
     return employee
 
 
@@ -238,8 +239,8 @@ def set_employee_active(session: Session, *, actor: Actor, employee_id: int, act
     if not active:
         freed = seats.free_all_seats_of(session, actor=actor, holder=Holder(kind="employee", id=employee.id))
     employee.active = active
-    _audit(session, actor, "employee.deactivated" if not active else "employee.reactivated", "employee",
-           employee.id, f"{employee.name}; {freed} seats freed")
+    audit.record(session, actor, "employee.deactivated" if not active else "employee.reactivated", "employee",
+                 employee.id, f"{employee.name}; {freed} seats freed")
     session.flush()
     return freed
 
@@ -263,19 +264,13 @@ def save_child_account(session: Session, *, actor: Actor, name: str, contact_ema
         raise DomainError("A child account with this name already exists.", field="name")
     if child_id is None:
         child = ChildAccount(account_id=actor.account_id, name=clean_name, contact_email=clean_email)
-        session.add(child)
-        action = "child_account.added"
     else:
         child = session.get(ChildAccount, child_id)
         if child is None or child.account_id != actor.account_id:
             raise NotFound("That child account")
         child.name, child.contact_email = clean_name, clean_email
-        action = "child_account.updated"
-    try:
-        session.flush()
-    except sa.exc.IntegrityError as exc:
-        raise DomainError("A child account with this name already exists.", field="name") from exc
-    _audit(session, actor, action, "child_account", child.id, clean_name)
+    _save(session, actor, child, kind="child_account", added=child_id is None,
+          duplicate=DomainError("A child account with this name already exists.", field="name"))
     return child
 
 

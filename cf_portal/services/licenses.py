@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.models import Coupon, License, LicenseStatus, Plan, Product
 from cf_portal.services.coupons import discount_of
 from cf_portal.services.pricing import format_money, quote
@@ -33,7 +34,7 @@ def _months_between(start: datetime, end: datetime) -> int:
 
 
 def list_licenses(session: Session, *, account_id: int, now: datetime | None = None) -> list[LicenseRow]:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     rows = session.exec(
         select(License, Plan, Product, Coupon)
         .join(Plan, Plan.id == License.plan_id)

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
-from cf_portal.models import Account, AuditEvent, Invitation, Role, User
-from cf_portal.services import auth, passwords, roles
+from cf_portal.models import Account, Invitation, Role, User
+from cf_portal.services import audit, auth, passwords, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -75,12 +75,6 @@ def _owners(session: Session, account_id: int) -> int:
         sa.select(sa.func.count()).select_from(User)
         .where(User.account_id == account_id, User.role == Role.OWNER.value, User.removed_at.is_(None))
     ).scalar_one()
-
-
-def _audit(session: Session, actor: Actor, action: str, object_type: str, object_id: int | None, detail: str,
-           now: datetime) -> None:
-    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
-                           object_type=object_type, object_id=object_id, detail=detail[:500], created_at=now))
 
 
 def _member(session: Session, actor: Actor, user_id: int) -> User:
@@ -142,7 +136,8 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
                             expires_at=now + timedelta(days=INVITATION_DAYS))
     session.add(invitation)
     session.flush()
-    _audit(session, actor, "member.invited", "invitation", invitation.id, f"{address} as {roles.label(chosen)}", now)
+    audit.record(session, actor, "member.invited", "invitation", invitation.id, f"{address} as {roles.label(chosen)}",
+                 at=now)
     link = f"{base_url.rstrip('/')}{INVITATION_PATH}?token={token}"
     # The link is shown once, to the owner who made it. Never log it: whoever reads the log could take the account.
     log.info("invitation %s made in account %s (as %s)", invitation.id, actor.account_id, chosen.value)
@@ -157,7 +152,7 @@ def revoke_invitation(session: Session, *, actor: Actor, invitation_id: int, now
     if invitation is None:  # (an acceptance holding the row finishes first; then it is no longer open)
         raise NotFound("That invitation")
     invitation.revoked_at = now
-    _audit(session, actor, "member.invitation_revoked", "invitation", invitation.id, invitation.email, now)
+    audit.record(session, actor, "member.invitation_revoked", "invitation", invitation.id, invitation.email, at=now)
     return invitation.email
 
 
@@ -232,9 +227,9 @@ def accept_invitation(engine: sa.Engine, *, token: str, name: str, password: str
             session.add(user)
         session.flush()
         invitation.accepted_at, invitation.accepted_user_id = now, user.id
-        session.add(AuditEvent(account_id=invitation.account_id, actor_user_id=user.id, action="member.joined",
-                               object_type="user", object_id=user.id, detail=f"{user.email} as "
-                               f"{roles.label(invitation.role)}", created_at=now))
+        session.add(audit.event(account_id=invitation.account_id, user_id=user.id, action="member.joined",
+                                object_type="user", object_id=user.id, detail=f"{user.email} as "
+                                f"{roles.label(invitation.role)}", at=now))
         return auth.start_session(session, user_id=user.id, remember=False, now=now)
 
 
@@ -250,8 +245,8 @@ def change_role(session: Session, *, actor: Actor, user_id: int, role: str, now:
     before = user.role
     user.role = chosen.value
     session.flush()
-    _audit(session, actor, "member.role_changed", "user", user.id,
-           f"{user.email}: {roles.label(before)} → {roles.label(chosen)}", now)
+    audit.record(session, actor, "member.role_changed", "user", user.id,
+                 f"{user.email}: {roles.label(before)} → {roles.label(chosen)}", at=now)
     return _row(user, actor)
 
 
@@ -266,7 +261,7 @@ def remove_member(session: Session, *, actor: Actor, user_id: int, now: datetime
     user.password_hash = None
     auth.end_all_sessions(session, user_id=user.id)
     session.flush()
-    _audit(session, actor, "member.removed", "user", user.id, user.email, now)
+    audit.record(session, actor, "member.removed", "user", user.id, user.email, at=now)
     return user.name
 
 

@@ -15,18 +15,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from functools import partial
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.db import session_scope
-from cf_portal.models import Account, AuditEvent, License, LicenseStatus, PaymentMethod, PaymentMethodChange
+from cf_portal.models import Account, License, LicenseStatus, PaymentMethod, PaymentMethodChange
 from cf_portal.payments.cards import BRAND_NAMES, is_expired, parse_card
 from cf_portal.payments.provider import PaymentError, PaymentProvider, SavedCard
-from cf_portal.services import throttle
+from cf_portal.services import audit, throttle
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -167,9 +168,8 @@ def _insert_card(engine: sa.Engine | None, actor: Actor, saved: SavedCard, today
             PaymentMethod.account_id == actor.account_id, PaymentMethod.is_default)).first() is not None
         if not has_default:
             pm.is_default = True
-        session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action="payment_method.added",
-                               object_type="payment_method", object_id=pm.id,
-                               detail=f"{saved.brand} ending in {saved.last4}"))
+        audit.record(session, actor, "payment_method.added", "payment_method", pm.id,
+                     f"{saved.brand} ending in {saved.last4}")
         session.flush()
         return _view(pm, today)
 
@@ -198,7 +198,7 @@ def spend_provider_lookup(engine: sa.Engine | None, actor: Actor) -> None:
     """Take one look-up at the provider from the account's budget (`throttle.PROVIDER_LOOKUPS`), in a
     transaction of its own; ProviderBusy when it is spent (the look-up must then not be made)."""
     with session_scope(engine) as session:
-        wait = throttle.spend(session, f"provider-lookups:{actor.account_id}", throttle.PROVIDER_LOOKUPS, now=_now())
+        wait = throttle.spend(session, f"provider-lookups:{actor.account_id}", throttle.PROVIDER_LOOKUPS, now=clock.now())
     if wait:
         raise ProviderBusy(wait)
 
@@ -268,15 +268,11 @@ def _card(pm: PaymentMethod) -> _Card:
     return _Card(id=pm.id, provider_id=pm.provider_id, name=_name(pm))
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _change_under_way(session: Session, account_id: int) -> PaymentMethodChange | None:
     """The account's change of cards in progress; a claim left by a crash (stale) does not count."""
     return session.exec(select(PaymentMethodChange).where(
         PaymentMethodChange.account_id == account_id,
-        PaymentMethodChange.started_at >= _now() - CHANGE_STALE_AFTER)).first()
+        PaymentMethodChange.started_at >= clock.now() - CHANGE_STALE_AFTER)).first()
 
 
 def _claim(session: Session, actor: Actor, pm: PaymentMethod, action: str) -> None:
@@ -285,9 +281,9 @@ def _claim(session: Session, actor: Actor, pm: PaymentMethod, action: str) -> No
     PostgreSQL the insert waits for a claim made at the same moment to commit, then fails)."""
     session.execute(sa.delete(PaymentMethodChange).where(
         PaymentMethodChange.account_id == actor.account_id,
-        PaymentMethodChange.started_at < _now() - CHANGE_STALE_AFTER))
+        PaymentMethodChange.started_at < clock.now() - CHANGE_STALE_AFTER))
     session.add(PaymentMethodChange(account_id=actor.account_id, payment_method_id=pm.id, action=action,
-                                    started_at=_now()))
+                                    started_at=clock.now()))
     session.flush()
 
 
@@ -360,9 +356,7 @@ def make_default(engine: sa.Engine | None, provider: PaymentProvider, *, actor: 
                                                            PaymentMethod.is_default, PaymentMethod.id != card.id)
                             .values(is_default=False))
             session.execute(sa.update(PaymentMethod).where(PaymentMethod.id == card.id).values(is_default=True))
-            session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                   action="payment_method.default", object_type="payment_method",
-                                   object_id=card.id, detail=card.name))
+            audit.record(session, actor, "payment_method.default", "payment_method", card.id, card.name)
             session.flush()
             session.refresh(pm)
             return _view(pm, today)
@@ -533,15 +527,15 @@ def _remove_at_provider(provider: PaymentProvider, plan: _Removal, customer_id: 
 def _forget(engine: sa.Engine | None, actor: Actor, plan: _Removal) -> RemovedCard:
     """The portal's side of a removal the provider has done, in one transaction."""
     with session_scope(engine) as session:
-        audit = []
+        later = []  # added after the removal's own event, in this order
         if plan.moves_to is not None and plan.licenses:
             session.execute(sa.update(License).where(License.account_id == actor.account_id,
                                                      License.id.in_([lic.id for lic in plan.licenses]),
                                                      License.payment_method_id == plan.card.id)
                             .values(payment_method_id=plan.moves_to.id))
-            audit += [AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                 action="license.payment_method_changed", object_type="license", object_id=lic.id,
-                                 detail=f"billed to {plan.moves_to.name} (was {plan.card.name}, removed)")
+            later += [audit.event(account_id=actor.account_id, user_id=actor.user_id,
+                                  action="license.payment_method_changed", object_type="license", object_id=lic.id,
+                                  detail=f"billed to {plan.moves_to.name} (was {plan.card.name}, removed)")
                       for lic in plan.licenses]
         # Licenses no longer charged (cancelled) keep no link to a card that is gone.
         session.execute(sa.update(License).where(License.account_id == actor.account_id,
@@ -558,13 +552,11 @@ def _forget(engine: sa.Engine | None, actor: Actor, plan: _Removal) -> RemovedCa
             session.execute(sa.update(PaymentMethod).where(PaymentMethod.id == plan.new_default.id,
                                                            PaymentMethod.account_id == actor.account_id)
                             .values(is_default=True))
-            audit.append(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                    action="payment_method.default", object_type="payment_method",
-                                    object_id=plan.new_default.id, detail=f"{plan.new_default.name} (the default "
-                                                                          f"{plan.card.name} was removed)"))
+            later.append(audit.event(account_id=actor.account_id, user_id=actor.user_id,
+                                     action="payment_method.default", object_type="payment_method",
+                                     object_id=plan.new_default.id, detail=f"{plan.new_default.name} (the default "
+                                                                           f"{plan.card.name} was removed)"))
             message = f"{message} {plan.new_default.name} is now your default card."
-        session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                               action="payment_method.removed", object_type="payment_method", object_id=plan.card.id,
-                               detail=detail))
-        session.add_all(audit)
+        audit.record(session, actor, "payment_method.removed", "payment_method", plan.card.id, detail)
+        session.add_all(later)
     return RemovedCard(message=message)

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from cf_portal.models import AuditEvent, Invoice, InvoiceLine, License, LicenseStatus, ProviderEvent
+from cf_portal.models import Invoice, InvoiceLine, License, LicenseStatus, ProviderEvent
+from cf_portal.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,6 @@ def _newer(lic: License, occurred_at: datetime) -> bool:
     return lic.provider_updated_at is None or occurred_at >= lic.provider_updated_at
 
 
-def _audit(session: Session, lic: License, action: str, detail: str, now: datetime) -> None:
-    session.add(AuditEvent(account_id=lic.account_id, actor_user_id=None, action=action, object_type="license",
-                           object_id=lic.id, detail=detail[:500], created_at=now))
-
-
 def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_at: datetime, now: datetime) -> str:
     if lic.status == LicenseStatus.PENDING.value:
         return "pending license left to the purchase"  # the purchase itself confirms or undoes it
@@ -86,7 +82,8 @@ def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_
     before = lic.status
     lic.status, lic.provider_updated_at = status.value, occurred_at
     if before != status.value:
-        _audit(session, lic, "license.status", f"{before} → {status.value}", now)
+        session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.status", object_type="license",
+                                object_id=lic.id, detail=f"{before} → {status.value}", at=now))
     return f"status {status.value}"
 
 
@@ -159,7 +156,9 @@ def _apply(session: Session, event: dict[str, Any], occurred_at: datetime, now: 
     if quantity is not None and quantity != lic.quantity:
         # Never fewer seats than are held: the seats stay, and reconcile reports the difference.
         applied = max(quantity, lic.seats_assigned)
-        _audit(session, lic, "license.quantity", f"{lic.quantity} → {applied} (provider: {quantity})", now)
+        session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.quantity",
+                                object_type="license", object_id=lic.id,
+                                detail=f"{lic.quantity} → {applied} (provider: {quantity})", at=now))
         lic.quantity = applied
         outcome.append(f"quantity {applied}")
     status = STATUSES.get(str(obj.get("status", "")))

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from cf_portal.db import session_scope
-from cf_portal.models import Account, AuditEvent, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
+from cf_portal.models import Account, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
 from cf_portal.payments.provider import ENDED, CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
+from cf_portal.services import audit
 from cf_portal.services.provider_events import STATUSES
 from cf_portal.services.validation import printable
 
@@ -130,5 +131,5 @@ def _apply(engine: sa.Engine | None, lic: License, *, status: LicenseStatus | No
             row.quantity = max(quantity, row.seats_assigned)  # seats held stay held (the CHECK agrees)
         if status is not None:
             row.status = status.value
-        session.add(AuditEvent(account_id=row.account_id, actor_user_id=None, action="license.reconciled",
-                               object_type="license", object_id=row.id, detail=why[:500], created_at=now))
+        session.add(audit.event(account_id=row.account_id, user_id=None, action="license.reconciled",
+                                object_type="license", object_id=row.id, detail=why, at=now))

@@ -24,7 +24,6 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from cf_portal.db import session_scope
 from cf_portal.models import (
     Account,
-    AuditEvent,
     Coupon,
     CouponRedemption,
     Invoice,
@@ -44,7 +43,7 @@ from cf_portal.payments.provider import (
     SubscriptionData,
     SubscriptionDiscount,
 )
-from cf_portal.services import coupons
+from cf_portal.services import audit, coupons
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import (
     Buyer,
@@ -352,9 +351,7 @@ def _undo(engine: sa.Engine | None, *, actor: Actor, lic: License, reason: str) 
             return
         if redemption is not None and lic.coupon_id:
             coupons.release(session, coupon_id=lic.coupon_id)
-        session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                               action="license.purchase_failed", object_type="license", object_id=None,
-                               detail=f"{lic.reference_name[:60]}: {reason}"))
+        audit.record(session, actor, "license.purchase_failed", "license", None, f"{lic.reference_name[:60]}: {reason}")
 
 
 def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscription: SubscriptionData,
@@ -375,9 +372,8 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscripti
             for line in invoice.lines:
                 session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200],
                                         quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount))
-            session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id,
-                                   action="license.created", object_type="license", object_id=lic.id,
-                                   detail=f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}"))
+            audit.record(session, actor, "license.created", "license", lic.id,
+                         f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}")
         fresh = session.get(License, lic.id)
         if fresh is None:  # resolve-pending gave up on it (and cancelled its subscription) a moment ago
             raise PurchaseGone()

@@ -10,15 +10,15 @@ The rules live in the database as well as here:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
+from cf_portal import clock
 from cf_portal.models import (
-    AuditEvent,
     ChildAccount,
     Employee,
     License,
@@ -28,6 +28,7 @@ from cf_portal.models import (
     SeatAssignment,
     User,
 )
+from cf_portal.services import audit
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import parse_id
@@ -105,10 +106,6 @@ class SeatEvent(BaseModel):
     is_open: bool
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _holder_columns(holder: Holder) -> dict[str, int | None]:
     return {"employee_id": holder.id if holder.kind == "employee" else None,
             "child_account_id": holder.id if holder.kind == "child" else None}
@@ -134,11 +131,6 @@ def _license(session: Session, account_id: int, license_id: int) -> License:
     if lic is None or lic.account_id != account_id or lic.status == LicenseStatus.PENDING.value:
         raise NotFound("That license")
     return lic
-
-
-def _audit(session: Session, actor: Actor, action: str, object_id: int | None, detail: str) -> None:
-    session.add(AuditEvent(account_id=actor.account_id, actor_user_id=actor.user_id, action=action,
-                           object_type="seat_assignment", object_id=object_id, detail=detail[:500]))
 
 
 def _open_seat_holders(session: Session, license_id: int, holders: list[Holder]) -> set[str]:
@@ -167,7 +159,7 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
            now: datetime | None = None) -> list[int]:
     """Give one seat of the license to each holder, all or nothing. Returns the new assignment ids."""
     actor.require(Permission.MANAGE_SEATS)
-    now = now or _now()
+    now = now or clock.now()
     unique = list({h.key: h for h in holders}.values())
     if not unique:
         raise DomainError("Choose at least one employee or child account.", field="holder")
@@ -201,8 +193,8 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
         raise DomainError("One of them was given this license a moment ago. Refresh and try again.",
                           field="holder") from exc
     for row in rows:
-        _audit(session, actor, "seat.assigned", row.id,
-               f"{lic.reference_name}: {names[_key_of(row)]}")
+        audit.record(session, actor, "seat.assigned", "seat_assignment", row.id,
+                     f"{lic.reference_name}: {names[_key_of(row)]}")
     return [row.id for row in rows]
 
 
@@ -222,7 +214,7 @@ def _open_assignment(session: Session, account_id: int, assignment_id: int) -> S
 def unassign(session: Session, *, actor: Actor, assignment_id: int, now: datetime | None = None) -> None:
     """Free a seat; it is available again at once."""
     actor.require(Permission.MANAGE_SEATS)
-    now = now or _now()
+    now = now or clock.now()
     row = _open_assignment(session, actor.account_id, assignment_id)
     closed = session.execute(
         sa.update(SeatAssignment)
@@ -235,14 +227,14 @@ def unassign(session: Session, *, actor: Actor, assignment_id: int, now: datetim
     session.execute(sa.update(License).where(License.id == row.license_id)
                     .values(seats_assigned=License.seats_assigned - 1))
     lic = session.get(License, row.license_id)
-    _audit(session, actor, "seat.unassigned", row.id,
-           f"{lic.reference_name}: {_holder_name_any(session, row)}")
+    audit.record(session, actor, "seat.unassigned", "seat_assignment", row.id,
+                 f"{lic.reference_name}: {_holder_name_any(session, row)}")
 
 
 def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now: datetime | None = None) -> int:
     """Give a held seat to someone else in one transaction: the count never changes, the history shows both."""
     actor.require(Permission.MANAGE_SEATS)
-    now = now or _now()
+    now = now or clock.now()
     row = _open_assignment(session, actor.account_id, assignment_id)
     if _key_of(row) == to.key:
         raise DomainError("They already hold this seat. Choose someone else.", field="holder")
@@ -266,14 +258,14 @@ def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now:
         raise DomainError(f"{new_name} was given this license a moment ago.", field="holder") from exc
     session.execute(sa.update(SeatAssignment).where(SeatAssignment.id == row.id).values(moved_to_id=new.id))
     lic = session.get(License, row.license_id)
-    _audit(session, actor, "seat.moved", new.id,
-           f"{lic.reference_name}: {_holder_name_any(session, row)} → {new_name}")
+    audit.record(session, actor, "seat.moved", "seat_assignment", new.id,
+                 f"{lic.reference_name}: {_holder_name_any(session, row)} → {new_name}")
     return new.id
 
 
 def free_all_seats_of(session: Session, *, actor: Actor, holder: Holder, now: datetime | None = None) -> int:
     """Free every open seat of a holder (used when an employee is deactivated). Returns how many."""
-    now = now or _now()
+    now = now or clock.now()
     open_rows = session.exec(select(SeatAssignment).where(
         SeatAssignment.account_id == actor.account_id, holder.seat_column == holder.id, SeatAssignment.unassigned_at.is_(None),
     )).all()

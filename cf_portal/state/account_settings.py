@@ -8,6 +8,7 @@ import asyncio
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.clock import now
 from cf_portal.db import get_engine, session_scope
 from cf_portal.payments import get_provider
 from cf_portal.services import auth, demo
@@ -17,7 +18,7 @@ from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import Attempt, _attempt
 from cf_portal.state.password_work import run_password_work
-from cf_portal.state.portal import PortalState, begin_session, end_session, now
+from cf_portal.state.portal import PortalState, begin_session, end_session
 
 
 def reset_demo_outcome(actor: Actor) -> str:

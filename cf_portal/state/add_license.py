@@ -7,11 +7,10 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import reflex as rx
 
-from cf_portal import routes
+from cf_portal import clock, routes
 from cf_portal.db import session_scope
 from cf_portal.payments import get_provider
 from cf_portal.payments.provider import PaymentError
@@ -33,10 +32,9 @@ from cf_portal.services.validation import printable
 from cf_portal.settings import get_settings
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.portal import PortalState
+from cf_portal.state.work import STUCK_AFTER_S
 
 log = logging.getLogger(__name__)
-# Longer than any Create takes (the provider calls are retried for a few seconds at most).
-STUCK_AFTER_S = 120
 # How long typing in the form is let settle before a coupon is confirmed with the provider (Stripe).
 PRICE_CHECK_SETTLE_S = 0.25
 # Longer than any check with the provider takes (its calls give up after about 20 seconds each).
@@ -45,10 +43,6 @@ PRICE_CHECK_STUCK_AFTER_S = 90
 EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
                          coupon_status="none", coupon_message="", discount_note="", after_discount="",
                          monthly_note="")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _is_id(text: str) -> bool:
@@ -71,7 +65,8 @@ class CardOutcome:
 def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
     """Runs in a worker thread: the provider call may take seconds."""
     try:
-        return PurchaseOutcome(result=create_license(None, get_provider(), actor=actor, request=request, now=_now()))
+        return PurchaseOutcome(result=create_license(None, get_provider(), actor=actor, request=request,
+                                                     now=clock.now()))
     except DomainError as exc:
         return PurchaseOutcome(error=exc)
     except Exception:
@@ -85,7 +80,7 @@ def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_
     agrees, or when it cannot say (Create asks the provider again before it charges)."""
     try:
         return checkout.confirm_price_with_provider(None, get_provider(), actor=actor, plan_id=plan_id,
-                                                    quantity=quantity, coupon_code=coupon_code, now=_now(),
+                                                    quantity=quantity, coupon_code=coupon_code, now=clock.now(),
                                                     client=client)
     except DomainError:
         return None
@@ -99,7 +94,7 @@ def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
     never logged."""
     return _card_outcome(lambda: payment_methods.add_payment_method(
         None, get_provider(), actor=actor, number=form_data.get("card_number", ""),
-        expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=_now().date()))
+        expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=clock.today()))
 
 
 def _card_outcome(work) -> CardOutcome:  # noqa: ANN001
@@ -129,7 +124,7 @@ def start_setup_outcome(actor: Actor) -> tuple[str, str]:
 def confirmed_card_outcome(actor: Actor, payment_method_id: str) -> CardOutcome:
     """Stripe: keep the card the browser confirmed (only its id came from the browser)."""
     return _card_outcome(lambda: payment_methods.save_confirmed_card(
-        None, get_provider(), actor=actor, provider_payment_method_id=payment_method_id, today=_now().date()))
+        None, get_provider(), actor=actor, provider_payment_method_id=payment_method_id, today=clock.today()))
 
 
 class AddLicenseState(PortalState):
@@ -198,7 +193,7 @@ class AddLicenseState(PortalState):
                 return
             catalog = checkout.load_catalog(session)
             self.payment_methods = payment_methods.list_payment_methods(
-                session, account_id=actor.account_id, today=_now().date())
+                session, account_id=actor.account_id, today=clock.today())
         self.products, self.all_plans = catalog.products, catalog.plans
         settings = get_settings()
         self.is_sandbox = settings.payment_provider == "sandbox"
@@ -244,7 +239,7 @@ class AddLicenseState(PortalState):
                 actor = self._actor(session, Permission.BUY)
                 self.panel = checkout.throttled_price_panel(
                     session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
-                    quantity=quantity, coupon_code=self.coupon_code, now=_now())
+                    quantity=quantity, coupon_code=self.coupon_code, now=clock.now())
             self.plan_error = ""
         except DomainError as exc:
             self.panel = EMPTY_PANEL
@@ -434,7 +429,7 @@ class AddLicenseState(PortalState):
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.payment_methods = payment_methods.list_payment_methods(
-                session, account_id=actor.account_id, today=_now().date())
+                session, account_id=actor.account_id, today=clock.today())
         self.payment_method_id = str(saved.id)
         self.payment_error = ""
         self.card_dialog_open = False

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.clock import now
 from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, members
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.settings import get_settings
 from cf_portal.state.password_work import run_password_work
-from cf_portal.state.portal import PortalState, begin_session, end_session, now, safe_next
+from cf_portal.state.portal import PortalState, begin_session, end_session, safe_next
 
 log = logging.getLogger(__name__)
 

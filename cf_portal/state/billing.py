@@ -7,10 +7,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 
 import reflex as rx
 
+from cf_portal import clock
 from cf_portal.db import session_scope
 from cf_portal.payments import get_provider
 from cf_portal.services import billing, payment_methods
@@ -21,14 +21,9 @@ from cf_portal.services.ids import parse_id
 from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
 from cf_portal.services.roles import Permission
 from cf_portal.state.portal import PortalState
+from cf_portal.state.work import STUCK_AFTER_S
 
 log = logging.getLogger(__name__)
-# Longer than any change of cards takes (a few provider calls of at most about 20 seconds each).
-STUCK_AFTER_S = 120
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
 
 
 def _card_id(value: object) -> int:
@@ -56,7 +51,7 @@ def default_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutc
     """Runs in a worker thread: the provider call may take seconds."""
     def work() -> str:
         card = payment_methods.make_default(None, get_provider(), actor=actor, payment_method_id=payment_method_id,
-                                            today=_today())
+                                            today=clock.today())
         return f"{card.brand} ending in {card.last4} is now your default card."
     return _change_outcome(work)
 
@@ -64,7 +59,7 @@ def default_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutc
 def remove_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutcome:
     """Runs in a worker thread: the provider calls may take seconds."""
     return _change_outcome(lambda: payment_methods.remove_payment_method(
-        None, get_provider(), actor=actor, payment_method_id=payment_method_id, today=_today()).message)
+        None, get_provider(), actor=actor, payment_method_id=payment_method_id, today=clock.today()).message)
 
 
 class BillingState(PortalState):
@@ -85,7 +80,7 @@ class BillingState(PortalState):
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.invoices = billing.list_invoices(session, account_id=actor.account_id)
-            self.cards = payment_methods.list_payment_methods(session, account_id=actor.account_id, today=_today())
+            self.cards = payment_methods.list_payment_methods(session, account_id=actor.account_id, today=clock.today())
         self.loaded = True
 
     @rx.event
@@ -123,7 +118,7 @@ class BillingState(PortalState):
                 actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
                 self.removal = payment_methods.preview_removal(session, actor=actor,
                                                                payment_method_id=_card_id(payment_method_id),
-                                                               today=_today())
+                                                               today=clock.today())
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.remove_open = True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal.clock import now
 from cf_portal.db import session_scope
 from cf_portal.models import Role
 from cf_portal.services import members, roles
@@ -12,7 +13,7 @@ from cf_portal.services.errors import DomainError
 from cf_portal.services.ids import client_text, parse_id
 from cf_portal.services.members import InvitationCreated, InvitationRow, MemberRow
 from cf_portal.services.roles import Permission
-from cf_portal.state.portal import PortalState, now
+from cf_portal.state.portal import PortalState
 
 ROLE_OPTIONS = [[role.value, roles.ROLE_LABELS[role], roles.ROLE_DESCRIPTIONS[role]] for role in Role]
 

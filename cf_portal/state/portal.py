@@ -10,21 +10,17 @@ Signing in or out ends in a form posted to an HTTP route (cf_portal/api.py), whi
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from urllib.parse import quote
 
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.clock import now
 from cf_portal.middleware import session_digest
 from cf_portal.routes import safe_next  # noqa: F401  (the states' import of it)
 from cf_portal.services import auth, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.roles import Permission
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def sign_in_url(next_path: str) -> str:

@@ -21,6 +21,11 @@ from typing import ParamSpec, TypeVar
 P = ParamSpec("P")
 T = TypeVar("T")
 
+# How long a page believes work it started is still under way (Create, a change of cards): longer than any of
+# it takes (a few provider calls of at most about 20 seconds each, retried for a few seconds). An older busy
+# mark was left by a worker that is gone, and the page lets the person try again.
+STUCK_AFTER_S = 120
+
 _pool: ProcessPoolExecutor | None = None
 
 
