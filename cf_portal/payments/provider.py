@@ -7,6 +7,8 @@ browser sends them to Stripe directly) and are never stored, logged or returned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -123,6 +125,30 @@ class SubscriptionData:
     provider_id: str
     status: str
     latest_invoice: InvoiceData
+
+
+class EventKind(StrEnum):
+    """What a provider's webhook event says happened, in the portal's words."""
+
+    INVOICE_PAID = "invoice_paid"
+    INVOICE_PAYMENT_FAILED = "invoice_payment_failed"
+    SUBSCRIPTION_UPDATED = "subscription_updated"
+    SUBSCRIPTION_DELETED = "subscription_deleted"
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """One verified webhook event of a provider, read from the provider's own shape (`stripe_webhook.py`)."""
+
+    provider: str
+    event_id: str
+    type: str  # the provider's own name for it, kept on its row
+    kind: EventKind | None  # None: an event the portal does not use
+    occurred_at: datetime | None  # None: the event does not say (its time of receipt stands)
+    subscription_id: str | None = None
+    subscription_status: str | None = None  # subscription_updated: in `SubscriptionState.status`'s words
+    quantity: int | None = None  # subscription_updated: the seats the subscription is for, when it says
+    invoice: InvoiceData | None = None  # invoice_*: the invoice; its currency "" when the event does not say
 
 
 # A provider's subscription statuses that charge nothing more.

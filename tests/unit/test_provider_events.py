@@ -19,6 +19,7 @@ from cf_portal import api, db, settings
 from cf_portal.db import session_scope
 from cf_portal.models import Invoice, InvoiceLine, License, ProviderEvent
 from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.payments.stripe_webhook import parse_event
 from cf_portal.services.licenses import list_licenses
 from cf_portal.services.provider_events import handle_event
 from cf_portal.services.purchase import create_license
@@ -56,7 +57,7 @@ def invoice_obj(lic: License, invoice_id: str, *, total: int = 9500, new_api: bo
 
 def apply(seeded: Seeded, evt: dict) -> str:
     with session_scope(seeded.engine) as session:
-        return handle_event(session, provider="stripe", event=evt, now=NOW)
+        return handle_event(session, event=parse_event(evt), now=NOW)
 
 
 def license_now(seeded: Seeded, lic: License) -> License:
