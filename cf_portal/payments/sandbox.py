@@ -138,15 +138,22 @@ class SandboxProvider:
     # --- customers and cards ----------------------------------------------------------------
 
     def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
-        with session_scope(self._engine) as session:
-            if customer_id and session.get(SandboxCustomer, customer_id) is not None:
-                return customer_id
-            existing = session.exec(select(SandboxCustomer).where(SandboxCustomer.account_id == account_id)).first()
-            if existing is not None:
-                return existing.id
-            customer = SandboxCustomer(id=_new_id("cus"), account_id=account_id, name=account_name)
-            session.add(customer)
-            return customer.id
+        """Two first requests of one account at once get one customer (its unique `account_id` decides), as
+        Stripe's idempotency key per account gives them."""
+        try:
+            with session_scope(self._engine) as session:
+                if customer_id and session.get(SandboxCustomer, customer_id) is not None:
+                    return customer_id
+                existing = session.exec(select(SandboxCustomer).where(SandboxCustomer.account_id == account_id)
+                                        ).first()
+                if existing is not None:
+                    return existing.id
+                customer = SandboxCustomer(id=_new_id("cus"), account_id=account_id, name=account_name)
+                session.add(customer)
+                return customer.id
+        except sa.exc.IntegrityError:  # the other request's customer was committed first
+            with session_scope(self._engine, write=False) as session:
+                return session.exec(select(SandboxCustomer.id).where(SandboxCustomer.account_id == account_id)).one()
 
     def add_card(self, *, customer_id: str, card: CardDetails, make_default: bool,
                  idempotency_key: str) -> SavedCard:
