@@ -228,8 +228,9 @@ def _card_setup_intent_id(engine: sa.Engine | None, actor: Actor) -> str | None:
 
 
 def start_card_setup(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor) -> str:
-    """With a provider that `collects_cards_in_browser` (Stripe): the SetupIntent for the browser's Payment Element; returns its client secret, which goes to
-    the browser only. The card then travels from the browser to Stripe, never through this server.
+    """With a provider that `collects_cards_in_browser` (Stripe): the SetupIntent for the browser's Payment
+    Element; returns its client secret, which goes to the browser only. The card then travels from the browser
+    to Stripe, never through this server.
 
     The account's SetupIntent is reused while it waits for a card (the dialog opened again, another tab), so
     opening the form does not make one each time; a new one follows it once it is used (or cancelled), under an
