@@ -4,10 +4,8 @@ payment provider's webhook."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
-import stripe
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
@@ -16,6 +14,8 @@ from starlette.routing import Route
 from cf_portal import clock, routes
 from cf_portal.db import session_scope
 from cf_portal.middleware import cleared_cookie_header, session_cookie_header, session_token
+from cf_portal.payments.provider import PaymentEvent
+from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
 from cf_portal.services import auth
 from cf_portal.services.provider_events import handle_event
 from cf_portal.settings import get_settings
@@ -26,9 +26,9 @@ STRIPE_WEBHOOK_PATH = "/api/webhooks/stripe"
 MAX_BODY = 1_000_000  # Stripe's events are far smaller
 
 
-def apply_stripe_event(event: dict) -> str:
+def apply_provider_event(event: PaymentEvent) -> str:
     with session_scope() as session:
-        return handle_event(session, provider="stripe", event=event, now=clock.now())
+        return handle_event(session, event=event, now=clock.now())
 
 
 async def _body_within_limit(request: Request) -> bytes | None:
@@ -46,8 +46,9 @@ async def _body_within_limit(request: Request) -> bytes | None:
 
 
 async def stripe_webhook(request: Request) -> JSONResponse:
-    """Verify the `Stripe-Signature` header (HMAC with the endpoint's secret, within 5 minutes), then apply
-    the event once. Anything unsigned or badly signed is refused before it is read as JSON."""
+    """Verify the `Stripe-Signature` header (`payments/stripe_webhook.py`: HMAC with the endpoint's secret,
+    within 5 minutes), then apply the event once. Anything unsigned or badly signed is refused before it is
+    read as JSON."""
     secret = get_settings().stripe_webhook_secret
     if not secret:
         return JSONResponse({"error": "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)"}, status_code=404)
@@ -55,14 +56,12 @@ async def stripe_webhook(request: Request) -> JSONResponse:
     if payload is None:
         return JSONResponse({"error": "too large"}, status_code=413)
     try:
-        stripe.WebhookSignature.verify_header(payload.decode("utf-8"), request.headers.get("stripe-signature", ""),
-                                              secret, tolerance=300)
-        event = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, stripe.SignatureVerificationError):
+        event = verified_event(payload, request.headers.get("stripe-signature", ""), secret)
+    except InvalidSignature:
         log.warning("a Stripe webhook with a missing or wrong signature was refused")
         return JSONResponse({"error": "invalid signature"}, status_code=400)
-    outcome = await asyncio.to_thread(apply_stripe_event, event)
-    log.info("Stripe event %s (%s): %s", event.get("id"), event.get("type"), outcome)
+    outcome = await asyncio.to_thread(apply_provider_event, event)
+    log.info("Stripe event %s (%s): %s", event.event_id, event.type, outcome)
     return JSONResponse({"received": True, "outcome": outcome})
 
 

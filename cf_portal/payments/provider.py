@@ -7,6 +7,8 @@ browser sends them to Stripe directly) and are never stored, logged or returned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
 from typing import Protocol
 
 
@@ -49,6 +51,13 @@ class ActionRequired(PaymentError):
 
 class ProviderUnavailable(PaymentError):
     """A timeout, a rate limit or an outage: nothing was charged, and trying again may work."""
+
+
+class NotSupported(PaymentError):
+    """This provider has no such step (an optional capability it does not have: see `PaymentProvider`)."""
+
+    def __init__(self, provider: str, step: str) -> None:
+        super().__init__("not_supported", f"The {provider} payment provider has no {step}.")
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,30 @@ class SubscriptionData:
     latest_invoice: InvoiceData
 
 
+class EventKind(StrEnum):
+    """What a provider's webhook event says happened, in the portal's words."""
+
+    INVOICE_PAID = "invoice_paid"
+    INVOICE_PAYMENT_FAILED = "invoice_payment_failed"
+    SUBSCRIPTION_UPDATED = "subscription_updated"
+    SUBSCRIPTION_DELETED = "subscription_deleted"
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """One verified webhook event of a provider, read from the provider's own shape (`stripe_webhook.py`)."""
+
+    provider: str
+    event_id: str
+    type: str  # the provider's own name for it, kept on its row
+    kind: EventKind | None  # None: an event the portal does not use
+    occurred_at: datetime | None  # None: the event does not say (its time of receipt stands)
+    subscription_id: str | None = None
+    subscription_status: str | None = None  # subscription_updated: in `SubscriptionState.status`'s words
+    quantity: int | None = None  # subscription_updated: the seats the subscription is for, when it says
+    invoice: InvoiceData | None = None  # invoice_*: the invoice; its currency "" when the event does not say
+
+
 # A provider's subscription statuses that charge nothing more.
 ENDED = ("canceled", "incomplete_expired")
 
@@ -156,7 +189,19 @@ class CatalogCoupon:
 
 
 class PaymentProvider(Protocol):
+    """What every provider does, plus two optional capabilities, each announced by a flag; a provider without
+    one raises NotSupported from its methods:
+
+    - `collects_cards_in_browser`: the card form is the provider's own, in the browser (Stripe's Payment
+      Element): `create_setup_intent`, `get_setup_intent`, `attach_confirmed_payment_method`. Without it, the
+      server's card form hands the typed card to `add_card` (the sandbox).
+    - `previews_invoices`: the provider prices with its own catalog and can say beforehand what it will charge
+      (`preview_first_invoice`). Without it, the provider charges the portal's figures as given.
+    """
+
     name: str
+    collects_cards_in_browser: bool
+    previews_invoices: bool
 
     def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
         """The provider's customer of this account, created on first need."""
@@ -165,6 +210,17 @@ class PaymentProvider(Protocol):
                  idempotency_key: str) -> SavedCard: ...
 
     def list_payment_methods(self, *, customer_id: str) -> list[SavedCard]: ...
+
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> CardSetup:
+        """`collects_cards_in_browser` only: a setup for the browser's card form to confirm with a card."""
+
+    def get_setup_intent(self, *, setup_intent_id: str) -> CardSetup | None:
+        """`collects_cards_in_browser` only: the setup as the provider has it now; None when it does not know it."""
+
+    def attach_confirmed_payment_method(self, *, customer_id: str, setup_intent_id: str, payment_method_id: str,
+                                        make_default: bool) -> SavedCard:
+        """`collects_cards_in_browser` only: keep the card that this customer's own setup was confirmed with;
+        any other card is refused (PaymentError "setup_unconfirmed" or "resource_missing")."""
 
     def set_default_payment_method(self, *, customer_id: str, payment_method_id: str) -> None:
         """Make one of the customer's cards their default (raise PaymentError "resource_missing" for a card
@@ -212,6 +268,10 @@ class PaymentProvider(Protocol):
 
     def list_subscriptions(self, *, customer_id: str) -> list[SubscriptionState]:
         """Every subscription of the customer, ended ones included (for reconcile)."""
+
+    def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
+                              quantity: int, coupon_code: str | None) -> int:
+        """`previews_invoices` only: the provider's own total of the first month's invoice, in minor units."""
 
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         """Make the provider's catalog match the portal's (safe to re-run); returns what was done, line by line."""

@@ -3,6 +3,14 @@
 Its state lives in the app's database (the `sandbox_*` tables), written in transactions of its own,
 as a remote provider's would be: a rollback in the app does not undo a sandbox charge.
 
+This store is the one part of `payments/` that uses `cf_portal.db`, on purpose: it is handed its engine
+(`SandboxProvider(engine)`; None is the app's) and opens its transactions with `db.session_scope`, so that
+they get the same care as the app's own (SQLite: WAL, foreign keys, writers taking the lock up front;
+PostgreSQL: the same pool), and its tables (`sandbox_tables.py`) are migrated with the app's.
+
+It has neither optional capability of `PaymentProvider`: its card form is the portal's own (`add_card`),
+and it charges the portal's figures as given (no invoice preview).
+
 Test cards, as Stripe documents them (any future expiry, any CVC):
   4242 4242 4242 4242  succeeds             4000 0000 0000 0002  declined (card_declined)
   4000 0000 0000 9995  insufficient funds   4000 0000 0000 0069  expired card
@@ -34,10 +42,12 @@ from cf_portal.payments.provider import (
     PROCESSING_ERROR,
     CardDeclined,
     CardDetails,
+    CardSetup,
     CatalogCoupon,
     CatalogPlan,
     InvoiceData,
     InvoiceLineData,
+    NotSupported,
     PaymentError,
     SavedCard,
     SubscriptionData,
@@ -75,6 +85,9 @@ def _request_hash(params: dict[str, Any]) -> str:
 
 class SandboxProvider:
     name = "sandbox"
+    collects_cards_in_browser = False  # its card form is the portal's own (`add_card`)
+    previews_invoices = False  # it charges the portal's figures as given
+
 
     def __init__(self, engine: sa.Engine | None = None, *, today: Callable[[], date] | None = None) -> None:
         self._engine = engine
@@ -126,15 +139,22 @@ class SandboxProvider:
     # --- customers and cards ----------------------------------------------------------------
 
     def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
-        with session_scope(self._engine) as session:
-            if customer_id and session.get(SandboxCustomer, customer_id) is not None:
-                return customer_id
-            existing = session.exec(select(SandboxCustomer).where(SandboxCustomer.account_id == account_id)).first()
-            if existing is not None:
-                return existing.id
-            customer = SandboxCustomer(id=_new_id("cus"), account_id=account_id, name=account_name)
-            session.add(customer)
-            return customer.id
+        """Two first requests of one account at once get one customer (its unique `account_id` decides), as
+        Stripe's idempotency key per account gives them."""
+        try:
+            with session_scope(self._engine) as session:
+                if customer_id and session.get(SandboxCustomer, customer_id) is not None:
+                    return customer_id
+                existing = session.exec(select(SandboxCustomer).where(SandboxCustomer.account_id == account_id)
+                                        ).first()
+                if existing is not None:
+                    return existing.id
+                customer = SandboxCustomer(id=_new_id("cus"), account_id=account_id, name=account_name)
+                session.add(customer)
+                return customer.id
+        except sa.exc.IntegrityError:  # the other request's customer was committed first
+            with session_scope(self._engine, write=False) as session:
+                return session.exec(select(SandboxCustomer.id).where(SandboxCustomer.account_id == account_id)).one()
 
     def add_card(self, *, customer_id: str, card: CardDetails, make_default: bool,
                  idempotency_key: str) -> SavedCard:
@@ -289,6 +309,20 @@ class SandboxProvider:
                                    .order_by(SandboxInvoice.created_at)).first()
             return SubscriptionData(provider_id=sub.id, status=sub.status, latest_invoice=self._invoice_from_dict(
                 self._invoice_dict(invoice, sub.quantity, sub.unit_amount)))
+
+    def create_setup_intent(self, *, customer_id: str, idempotency_key: str) -> CardSetup:
+        raise NotSupported(self.name, "card form of its own")
+
+    def get_setup_intent(self, *, setup_intent_id: str) -> CardSetup | None:
+        raise NotSupported(self.name, "card form of its own")
+
+    def attach_confirmed_payment_method(self, *, customer_id: str, setup_intent_id: str, payment_method_id: str,
+                                        make_default: bool) -> SavedCard:
+        raise NotSupported(self.name, "card form of its own")
+
+    def preview_first_invoice(self, *, customer_id: str, plan_code: str, unit_amount: int, currency: str,
+                              quantity: int, coupon_code: str | None) -> int:
+        raise NotSupported(self.name, "invoice preview")
 
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         return ["The sandbox prices from the portal's own catalog: nothing to sync."]

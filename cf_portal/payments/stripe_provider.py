@@ -179,6 +179,8 @@ class StripeProvider:
     """
 
     name = "stripe"
+    collects_cards_in_browser = True
+    previews_invoices = True
 
     def __init__(self, secret_key: str, *, api_base: str | None = None, http_client: stripe.HTTPClient | None = None,
                  max_network_retries: int = 1, timeout: float = 20.0) -> None:

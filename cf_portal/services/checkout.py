@@ -234,10 +234,9 @@ def check_provider_total(provider: PaymentProvider, *, customer_id: str, plan_co
     portal's. Raises PaymentError ("price_mismatch", or the provider's own, e.g. "coupon_unavailable") when
     it is not: a catalog out of step, which `sync-catalog` and `reconcile` fix. Providers that charge the
     portal's figures as given (the sandbox) have nothing to check."""
-    preview = getattr(provider, "preview_first_invoice", None)
-    if preview is None:
+    if not provider.previews_invoices:
         return
-    theirs = preview(customer_id=customer_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+    theirs = provider.preview_first_invoice(customer_id=customer_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
                      quantity=quantity, coupon_code=coupon_code or None)
     if theirs != expected_total:
         log.error("provider preview %s differs from the quote %s (plan %s, quantity %s, coupon %s)", theirs,
@@ -257,7 +256,7 @@ def confirm_price_with_provider(engine: sa.Engine | None, provider: PaymentProvi
     The customer is created at the provider on first need. When the provider does not answer (or the budget is
     spent), the portal's panel stands: Create asks the provider again before it charges."""
     actor.require(Permission.BUY)
-    if getattr(provider, "preview_first_invoice", None) is None or not coupon_code.strip():
+    if not provider.previews_invoices or not coupon_code.strip():
         return None
     with session_scope(engine) as session:  # written: a lookup of an unknown code is counted
         panel = throttled_price_panel(session, buyer=Buyer(actor.account_id, client), plan_id=plan_id,

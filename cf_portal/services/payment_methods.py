@@ -121,6 +121,24 @@ def _is_first(engine: sa.Engine | None, actor: Actor) -> bool:
         return session.exec(select(PaymentMethod.id).where(PaymentMethod.account_id == actor.account_id)).first() is None
 
 
+class CardRefused(DomainError):
+    """The card form's check or the provider refused the card, or the provider failed while saving it. `field`
+    names the card form's field the message belongs to ('card_number', 'expiry', 'cvc'), else 'card';
+    `code` is the provider's (for the log)."""
+
+    def __init__(self, exc: PaymentError) -> None:
+        super().__init__(exc.message, field=exc.field or "card")
+        self.code = exc.code
+
+
+@contextmanager
+def _card_refusals() -> Iterator[None]:
+    try:
+        yield
+    except PaymentError as exc:
+        raise CardRefused(exc) from exc
+
+
 class CardAlreadySaved(DomainError):
     def __init__(self, saved: SavedCard) -> None:
         name = f"{BRAND_NAMES.get(saved.brand, saved.brand.title())} ending in {saved.last4}"
@@ -178,13 +196,14 @@ def add_payment_method(engine: sa.Engine | None, provider: PaymentProvider, *, a
                        expiry: str, cvc: str, today: date) -> PaymentMethodView:
     """The sandbox's card form: check it, save the card with the provider, and keep its safe details.
 
-    Raises PaymentError with `field` set ('card_number', 'expiry', 'cvc') for a field's message.
+    Raises CardRefused with `field` set ('card_number', 'expiry', 'cvc') for a field's message.
     """
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
-    card = parse_card(number, expiry, cvc, today=today)
-    customer_id = provider_customer(engine, provider, actor)
-    saved = provider.add_card(customer_id=customer_id, card=card, make_default=_is_first(engine, actor),
-                              idempotency_key=f"add-card-{uuid.uuid4()}")
+    with _card_refusals():
+        card = parse_card(number, expiry, cvc, today=today)
+        customer_id = provider_customer(engine, provider, actor)
+        saved = provider.add_card(customer_id=customer_id, card=card, make_default=_is_first(engine, actor),
+                                  idempotency_key=f"add-card-{uuid.uuid4()}")
     return _keep(engine, provider, actor, customer_id, saved, today)
 
 
@@ -208,23 +227,27 @@ def _card_setup_intent_id(engine: sa.Engine | None, actor: Actor) -> str | None:
         return session.get(Account, actor.account_id).card_setup_intent_id
 
 
-def start_card_setup(engine: sa.Engine | None, provider, *, actor: Actor) -> str:  # noqa: ANN001
-    """With Stripe: the SetupIntent for the browser's Payment Element; returns its client secret, which goes to
-    the browser only. The card then travels from the browser to Stripe, never through this server.
+def start_card_setup(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor) -> str:
+    """With a provider that `collects_cards_in_browser` (Stripe): the SetupIntent for the browser's Payment
+    Element; returns its client secret, which goes to the browser only. The card then travels from the browser
+    to Stripe, never through this server.
 
     The account's SetupIntent is reused while it waits for a card (the dialog opened again, another tab), so
     opening the form does not make one each time; a new one follows it once it is used (or cancelled), under an
-    idempotency key named after the one it follows, so that two forms opened at once get the same one."""
+    idempotency key named after the one it follows, so that two forms opened at once get the same one.
+    Provider refusals and failures come as CardRefused."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
     spend_provider_lookup(engine, actor)
-    customer_id = provider_customer(engine, provider, actor)
-    previous = _card_setup_intent_id(engine, actor)
-    if previous:
-        intent = provider.get_setup_intent(setup_intent_id=previous)
-        if intent is not None and intent.customer_id == customer_id and intent.status == "requires_payment_method":
-            return intent.client_secret
-    intent = provider.create_setup_intent(customer_id=customer_id,
-                                          idempotency_key=f"card-setup-of-{customer_id}-after-{previous or 'none'}")
+    with _card_refusals():
+        customer_id = provider_customer(engine, provider, actor)
+        previous = _card_setup_intent_id(engine, actor)
+        if previous:
+            intent = provider.get_setup_intent(setup_intent_id=previous)
+            if (intent is not None and intent.customer_id == customer_id
+                    and intent.status == "requires_payment_method"):
+                return intent.client_secret
+        intent = provider.create_setup_intent(
+            customer_id=customer_id, idempotency_key=f"card-setup-of-{customer_id}-after-{previous or 'none'}")
     with session_scope(engine) as session:
         session.execute(sa.update(Account).where(Account.id == actor.account_id,
                                                  Account.card_setup_intent_id.is_not_distinct_from(previous))
@@ -232,20 +255,21 @@ def start_card_setup(engine: sa.Engine | None, provider, *, actor: Actor) -> str
     return intent.client_secret
 
 
-def save_confirmed_card(engine: sa.Engine | None, provider, *, actor: Actor, provider_payment_method_id: str,  # noqa: ANN001
-                        today: date) -> PaymentMethodView:
+def save_confirmed_card(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor,
+                        provider_payment_method_id: str, today: date) -> PaymentMethodView:
     """Keep the card the browser confirmed with Stripe: only the card the account's own SetupIntent (the one
     `start_card_setup` made) succeeded with. Any other id (another customer's card, one never confirmed, one
-    confirmed elsewhere) is refused by the provider's check."""
+    confirmed elsewhere) is refused by the provider's check (CardRefused)."""
     actor.require(Permission.MANAGE_PAYMENT_METHODS)
     spend_provider_lookup(engine, actor)
-    customer_id = provider_customer(engine, provider, actor)
-    setup_intent_id = _card_setup_intent_id(engine, actor)
-    if not setup_intent_id:
-        raise PaymentError("setup_unconfirmed", "Open the card form again and enter the card there.")
-    saved = provider.attach_confirmed_payment_method(customer_id=customer_id, setup_intent_id=setup_intent_id,
-                                                     payment_method_id=provider_payment_method_id,
-                                                     make_default=_is_first(engine, actor))
+    with _card_refusals():
+        customer_id = provider_customer(engine, provider, actor)
+        setup_intent_id = _card_setup_intent_id(engine, actor)
+        if not setup_intent_id:
+            raise DomainError("Open the card form again and enter the card there.", field="card")
+        saved = provider.attach_confirmed_payment_method(customer_id=customer_id, setup_intent_id=setup_intent_id,
+                                                         payment_method_id=provider_payment_method_id,
+                                                         make_default=_is_first(engine, actor))
     return _keep(engine, provider, actor, customer_id, saved, today)
 
 

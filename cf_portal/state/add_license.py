@@ -13,7 +13,6 @@ import reflex as rx
 from cf_portal import clock, routes
 from cf_portal.db import session_scope
 from cf_portal.payments import get_provider
-from cf_portal.payments.provider import PaymentError
 from cf_portal.services import checkout, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
@@ -59,7 +58,7 @@ class PurchaseOutcome:
 @dataclass(frozen=True)
 class CardOutcome:
     saved: PaymentMethodView | None = None
-    error: PaymentError | None = None
+    error: DomainError | None = None
 
 
 def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
@@ -100,21 +99,19 @@ def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
 def _card_outcome(work) -> CardOutcome:  # noqa: ANN001
     try:
         return CardOutcome(saved=work())
-    except PaymentError as exc:
-        return CardOutcome(error=exc)
     except DomainError as exc:
-        return CardOutcome(error=PaymentError("refused", exc.message))
+        return CardOutcome(error=exc)
     except Exception:
         log.exception("adding a payment method failed")
-        return CardOutcome(error=PaymentError("unexpected", "Something went wrong while saving the card. "
-                                                            "Nothing was charged; try again."))
+        return CardOutcome(error=DomainError("Something went wrong while saving the card. Nothing was charged; "
+                                             "try again."))
 
 
 def start_setup_outcome(actor: Actor) -> tuple[str, str]:
     """Stripe: (the SetupIntent's client secret, "") or ("", a message). Runs in a worker thread."""
     try:
         return payment_methods.start_card_setup(None, get_provider(), actor=actor), ""
-    except (PaymentError, DomainError) as exc:
+    except DomainError as exc:
         return "", exc.message
     except Exception:
         log.exception("starting a card setup failed")
@@ -196,8 +193,9 @@ class AddLicenseState(PortalState):
                 session, account_id=actor.account_id, today=clock.today())
         self.products, self.all_plans = catalog.products, catalog.plans
         settings = get_settings()
-        self.is_sandbox = settings.payment_provider == "sandbox"
-        self.uses_stripe = settings.payment_provider == "stripe"
+        provider = get_provider()
+        self.is_sandbox = provider.name == "sandbox"
+        self.uses_stripe = provider.collects_cards_in_browser  # Stripe's card form (and its price preview)
         self.stripe_publishable_key = (settings.stripe_publishable_key or "") if self.uses_stripe else ""
         wanted = self.router.url.query_parameters.get("plan", "")
         chosen = next((p for p in catalog.plans if str(p.id) == wanted), None)

@@ -63,7 +63,7 @@ class LocalstripeProvider(StripeProvider):
     request by request in test_stripe_requests.py.
     """
 
-    preview_first_invoice = None  # localstripe has no invoice preview (tests/contract/test_stripe_catalog.py)
+    previews_invoices = False  # localstripe has no invoice preview (tests/contract/test_stripe_catalog.py)
 
     def _subscription_item(self, *, plan_code: str, unit_amount: int, currency: str, quantity: int) -> dict[str, Any]:
         return {"plan": plan_code, "quantity": quantity}

@@ -19,6 +19,7 @@ from cf_portal.db import session_scope
 from cf_portal.models import Account, Invoice, InvoiceLine, License
 from cf_portal.payments.provider import ActionRequired, CardDeclined, CardDetails, PaymentError, PaymentProvider
 from cf_portal.services.errors import DomainError
+from cf_portal.services.payment_methods import CardRefused
 from cf_portal.services.purchase import PaymentActionRequired, PurchaseRequest, create_license
 from tests.contract.conftest import LOCALSTRIPE_KEY, LocalstripeProvider, subscribe
 from tests.unit.conftest import NOW, Seeded
@@ -220,8 +221,9 @@ def test_create_license_through_the_purchase_service(provider: PaymentProvider, 
 def test_a_declined_card_at_create_adds_no_license(provider: PaymentProvider, seeded: Seeded) -> None:
     if provider.name == "stripe":
         # With Stripe the declining test card is refused when saved, before any Create.
-        with pytest.raises(CardDeclined):
+        with pytest.raises(CardRefused) as refused:  # the service's answer to the provider's CardDeclined
             seeded.add_card(provider, number="4000000000000002")
+        assert isinstance(refused.value.__cause__, CardDeclined) and refused.value.field == "card"
         return
     pm = seeded.add_card(provider, number="4000000000000002")
     request = PurchaseRequest(reference_name="Sales team", plan_id=seeded.plans["awareness-business"].id, quantity=5,

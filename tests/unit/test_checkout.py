@@ -53,6 +53,8 @@ class PricingProvider(SandboxProvider):
     """A provider that prices with its own catalog, as Stripe does: it previews the first invoice (with the
     total given here, or an error) and records what it was asked."""
 
+    previews_invoices = True
+
     def __init__(self, engine: sa.Engine, *, total: int | None = None, error: PaymentError | None = None) -> None:
         super().__init__(engine, today=lambda: TODAY)
         self.total, self.error = total, error

@@ -19,6 +19,7 @@ from cf_portal import api, db, settings
 from cf_portal.db import session_scope
 from cf_portal.models import Invoice, InvoiceLine, License, ProviderEvent
 from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.payments.stripe_webhook import parse_event
 from cf_portal.services.licenses import list_licenses
 from cf_portal.services.provider_events import handle_event
 from cf_portal.services.purchase import create_license
@@ -56,7 +57,7 @@ def invoice_obj(lic: License, invoice_id: str, *, total: int = 9500, new_api: bo
 
 def apply(seeded: Seeded, evt: dict) -> str:
     with session_scope(seeded.engine) as session:
-        return handle_event(session, provider="stripe", event=evt, now=NOW)
+        return handle_event(session, event=parse_event(evt), now=NOW)
 
 
 def license_now(seeded: Seeded, lic: License) -> License:
@@ -233,3 +234,21 @@ def test_the_route_refuses_a_large_body_without_reading_it(client: TestClient) -
     assert (status, read) == (413, 0)  # the declared length is enough
     status, read = post_raw([chunk] * 50, {"Stripe-Signature": "t=1,v1=a"})  # no length declared (chunked)
     assert status == 413 and read <= api.MAX_BODY // len(chunk) + 1  # stops reading at the limit
+
+
+def test_the_service_takes_provider_neutral_events(seeded: Seeded, bought: License) -> None:
+    """No Stripe shape needed: any provider's webhook reader hands the service a PaymentEvent."""
+    from datetime import UTC, datetime
+
+    from cf_portal.payments.provider import EventKind, PaymentEvent
+
+    updated = PaymentEvent(provider="sandbox", event_id="evt_neutral", type="subscription.changed",
+                           kind=EventKind.SUBSCRIPTION_UPDATED, occurred_at=datetime.fromtimestamp(T0 + 30, UTC),
+                           subscription_id=bought.provider_subscription_id, subscription_status="past_due",
+                           quantity=8)
+    with session_scope(seeded.engine) as session:
+        assert handle_event(session, event=updated, now=NOW) == "quantity 8, status past_due"
+    assert (license_now(seeded, bought).quantity, license_now(seeded, bought).status) == (8, "past_due")
+    with session_scope(seeded.engine, write=False) as session:
+        row = session.exec(select(ProviderEvent).where(ProviderEvent.event_id == "evt_neutral")).one()
+    assert (row.provider, row.type, row.outcome) == ("sandbox", "subscription.changed", "quantity 8, status past_due")

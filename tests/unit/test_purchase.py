@@ -360,6 +360,8 @@ def test_abandoned_unconfirmed_purchases_are_resolved_later(seeded: Seeded, prov
 class PreviewingSandbox(SandboxProvider):
     """A provider that prices with its own catalog (as Stripe does) and previews its first invoice."""
 
+    previews_invoices = True
+
     def __init__(self, engine, preview_total: int) -> None:  # noqa: ANN001
         super().__init__(engine, today=lambda: TODAY)
         self.preview_total = preview_total

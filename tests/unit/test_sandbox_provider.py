@@ -133,3 +133,32 @@ def test_removed_cards_cannot_be_charged(provider: SandboxProvider) -> None:
     assert provider.list_payment_methods(customer_id=customer) == []
     with pytest.raises(PaymentError):
         subscribe(provider, customer, pm.provider_id, "k-removed")
+
+
+def test_every_provider_has_every_step_the_interface_declares() -> None:
+    from cf_portal.payments.provider import PaymentProvider
+    from cf_portal.payments.stripe_provider import StripeProvider
+
+    declared = {name for name in vars(PaymentProvider) if not name.startswith("_")} | {"name"}
+    declared |= set(PaymentProvider.__annotations__)
+    for implementation in (SandboxProvider, StripeProvider):
+        assert declared <= set(dir(implementation)), declared - set(dir(implementation))
+
+
+def test_the_sandbox_answers_not_supported_for_the_optional_steps_it_has_not() -> None:
+    from cf_portal.payments.provider import NotSupported
+
+    provider = SandboxProvider(sa.create_engine("sqlite://"))
+    assert not provider.collects_cards_in_browser and not provider.previews_invoices
+    steps = [
+        lambda: provider.create_setup_intent(customer_id="cus_1", idempotency_key="k"),
+        lambda: provider.get_setup_intent(setup_intent_id="seti_1"),
+        lambda: provider.attach_confirmed_payment_method(customer_id="cus_1", setup_intent_id="seti_1",
+                                                         payment_method_id="pm_1", make_default=False),
+        lambda: provider.preview_first_invoice(customer_id="cus_1", plan_code="p", unit_amount=1, currency="usd",
+                                               quantity=1, coupon_code=None),
+    ]
+    for step in steps:
+        with pytest.raises(NotSupported) as info:
+            step()
+        assert info.value.code == "not_supported" and "sandbox" in info.value.message
