@@ -15,6 +15,7 @@ from cf_portal.services.ids import parse_id
 from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
 from cf_portal.services.roles import Permission
 from cf_portal.state.calls import Outcome, outcome, provider, run, today
+from cf_portal.state.cards import CardsState
 from cf_portal.state.portal import PortalState
 
 # Longer than any change of cards takes (a few provider calls of at most about 20 seconds each).
@@ -142,3 +143,10 @@ class BillingState(PortalState):
         self.changing, self.changing_card_id, self.remove_open = False, 0, False
         self._refresh()
         return rx.toast.error(changed.message) if changed.error else rx.toast.success(changed.result)
+
+
+class BillingCardsState(CardsState):
+    """The add-card dialog of Billing: a saved card joins the list."""
+
+    def _card_added(self, card: PaymentMethodView) -> rx.event.EventSpec:
+        return BillingState.load

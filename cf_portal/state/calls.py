@@ -63,20 +63,6 @@ class Outcome(Generic[T]):
         return self.error.message if self.error is not None else ""
 
 
-def outcome(work: Callable[[], T], *, failed: str, log_as: str) -> Outcome[T]:
-    """`work()`, its refusal kept for the state to show; any other exception is logged as `log_as` and shown as
-    `failed` (written for the person: what happened, and what to do)."""
-    try:
-        return Outcome(result=work())
-    except DomainError as exc:
-        return Outcome(error=exc)
-    except PaymentError as exc:  # until every service turns the provider's refusals into DomainError itself
-        return Outcome(error=DomainError(exc.message, field=exc.field))
-    except Exception:
-        log.exception(log_as)
-        return Outcome(error=Unexpected(failed))
-
-
 def errors_by_field(exc: DomainError, *, default: str = "form") -> dict[str, str]:
     """A refusal's messages by form field (several for a form's `FormErrors`); `default` for one without a field."""
     return exc.by_field() if isinstance(exc, FormErrors) else {exc.field or default: exc.message}
@@ -95,3 +81,31 @@ async def run(work: Callable[..., T], *args: object, where: Where = Where.THREAD
     if where is Where.PROCESS:
         return await in_process(work, *args)
     return await asyncio.to_thread(work, *args)
+
+
+def outcome(work: Callable[[], T], *, failed: str, log_as: str) -> Outcome[T]:
+    """`work()`, its refusal kept for the state to show; any other exception is logged as `log_as` and shown as
+    `failed` (written for the person: what happened, and what to do)."""
+    try:
+        return Outcome(result=work())
+    except Exception as exc:  # noqa: BLE001 (sorted out by _failure)
+        return _failure(exc, failed=failed, log_as=log_as)
+
+
+async def call(work: Callable[..., T], *args: object, where: Where = Where.THREAD, failed: str,
+               log_as: str) -> Outcome[T]:
+    """`outcome` of `work(*args)` run off the event loop, where `where` says (outside `async with self:`)."""
+    try:
+        return Outcome(result=await run(work, *args, where=where))
+    except Exception as exc:  # noqa: BLE001 (sorted out by _failure)
+        return _failure(exc, failed=failed, log_as=log_as)
+
+
+def _failure(exc: Exception, *, failed: str, log_as: str) -> Outcome:
+    """Called while `exc` is handled: a refusal is shown as it is, anything else is logged and shown as `failed`."""
+    if isinstance(exc, DomainError):
+        return Outcome(error=exc)
+    if isinstance(exc, PaymentError):  # until every service turns the provider's refusals into DomainError itself
+        return Outcome(error=DomainError(exc.message, field=exc.field))
+    log.exception(log_as)
+    return Outcome(error=Unexpected(failed))
