@@ -71,7 +71,7 @@ def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_
         client=client), failed="", log_as="confirming a coupon with the payment provider failed").result
 
 
-class AddLicenseCardsState(CardsState):
+class AddLicenseCardsState(CardsState, PortalState):
     """The add-card dialog of Add License: a saved card is chosen for the purchase."""
 
     def _card_added(self, card: PaymentMethodView) -> rx.event.EventSpec:

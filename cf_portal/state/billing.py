@@ -145,7 +145,7 @@ class BillingState(PortalState):
         return rx.toast.error(changed.message) if changed.error else rx.toast.success(changed.result)
 
 
-class BillingCardsState(CardsState):
+class BillingCardsState(CardsState, PortalState):
     """The add-card dialog of Billing: a saved card joins the list."""
 
     def _card_added(self, card: PaymentMethodView) -> rx.event.EventSpec:

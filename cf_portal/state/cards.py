@@ -1,12 +1,15 @@
 """The add-card dialog ("Add payment method"), shared by Add License and Billing.
 
-One state class per page that offers the dialog (`AddLicenseCardsState`, `BillingCardsState`), each a subclass
-of `CardsState` that says which event of its page hears of a saved card (`_card_added`); both render
-components/cards.py:card_dialog. The card fields arrive once (the sandbox's form) or never (Stripe's Payment
+`CardsState` is a Reflex state mixin: each page that offers the dialog has a state of its own made from it
+(`AddLicenseCardsState(CardsState, PortalState)`, `BillingCardsState(...)`), which says which event of its page
+hears of a saved card (`_card_added`); both pages render components/cards.py:card_dialog with theirs. The card fields arrive once (the sandbox's form) or never (Stripe's Payment
 Element sends only the saved card's id) and go to the provider; no state var ever holds them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import reflex as rx
 
@@ -49,8 +52,9 @@ def confirmed_card_outcome(actor: Actor, payment_method_id: str) -> CardOutcome:
         None, provider(), actor=actor, provider_payment_method_id=payment_method_id, today=today()))
 
 
-class CardsState(PortalState):
-    """The dialog's vars and events; a page's subclass names the event told of a saved card."""
+class CardsState(PortalState, mixin=True):
+    """The dialog's vars and events, a mixin: each page's subclass is a state of its own (Reflex copies a mixin's
+    handlers onto it, so its events reach it), and names the event told of a saved card."""
 
     is_sandbox: bool = True
     # With Stripe, the dialog holds Stripe's Payment Element: it needs the publishable key and the client
@@ -102,34 +106,30 @@ class CardsState(PortalState):
     @rx.event(background=True)
     async def stripe_card_saved(self, payment_method_id: str):
         """Stripe: the Payment Element confirmed the SetupIntent; keep the card (brand, last 4, expiry)."""
-        async with self:
-            actor = self._begin_save_card()
-        if actor is None:
-            return
-        saved = await run(confirmed_card_outcome, actor, str(payment_method_id)[:100])
-        async with self:
-            message = self._finish_save_card(saved)
-            told = self._card_added(saved.result) if saved.result is not None else None
-        if told is not None:
-            yield told
-        if message:
-            yield rx.toast.success(message)
+        for event in await self._save_card_with(confirmed_card_outcome, str(payment_method_id)[:100]):
+            yield event
 
     @rx.event(background=True)
     async def save_card(self, form_data: dict[str, str]):
         """The card fields arrive here once and go to the provider; no state var ever holds them."""
+        for event in await self._save_card_with(save_card_outcome, form_data):
+            yield event
+
+    async def _save_card_with(self, worker: Callable[[Actor, Any], CardOutcome], card: object
+                              ) -> list[rx.event.EventSpec]:
+        """A background handler's save: begun and shown under the state's lock, the provider called without it.
+        Returns the events that follow: the page told of the card, and the confirmation."""
         async with self:
             actor = self._begin_save_card()
         if actor is None:
-            return
-        saved = await run(save_card_outcome, actor, form_data)
+            return []
+        saved = await run(worker, actor, card)
         async with self:
             message = self._finish_save_card(saved)
-            told = self._card_added(saved.result) if saved.result is not None else None
-        if told is not None:
-            yield told
-        if message:
-            yield rx.toast.success(message)
+            if saved.result is None:
+                return []
+            told = self._card_added(saved.result)
+        return [*([told] if told is not None else []), rx.toast.success(message)]
 
     def _begin_save_card(self) -> Actor | None:
         if self.saving_card:
