@@ -5,10 +5,12 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.components.cards import card_dialog
 from cf_portal.components.common import empty_state, loading_rows
 from cf_portal.components.shell import page_shell
 from cf_portal.services.billing import InvoiceView
 from cf_portal.services.payment_methods import PaymentMethodView
+from cf_portal.state.billing import BillingCardsState
 from cf_portal.state.billing import BillingState as S
 
 
@@ -131,6 +133,7 @@ def billing_page() -> rx.Component:
                 rx.vstack(rx.foreach(S.cards, card_row), spacing="2", width="100%"),
                 rx.text("No payment method yet. You can add one when you add a license.", color_scheme="gray"),
             ),
+            rx.cond(S.can_manage_payment_methods, card_dialog(BillingCardsState)),
             rx.heading("Invoices", as_="h2", size="5", margin_top="16px"),
             rx.cond(
                 S.loaded,

@@ -122,6 +122,12 @@ def end_session(session: Session, token: str) -> None:
         session.execute(sa.delete(AuthSession).where(AuthSession.token_hash == token_digest(token)))
 
 
+def has_password(session: Session, *, user_id: int) -> bool:
+    """Whether the member signs in with a password (the demo owner has none)."""
+    user = session.get(User, user_id)
+    return user is not None and user.password_hash is not None
+
+
 def session_lifetime(remember: bool) -> timedelta:
     return timedelta(days=REMEMBER_DAYS) if remember else timedelta(hours=SESSION_HOURS)
 

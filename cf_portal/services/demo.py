@@ -176,6 +176,18 @@ def is_demo_account(session: Session, account_id: int) -> bool:
     return account.demo_expires_at is not None or (template is not None and template.id == account.id)
 
 
+def may_reset(session: Session, actor: Actor, *, demo_mode: bool) -> bool:
+    """Whether Settings offers "Reset demo data": in demo mode, to an owner of a demo account."""
+    return demo_mode and actor.can(Permission.RESET_DEMO) and is_demo_account(session, actor.account_id)
+
+
+def check_may_reset(session: Session, actor: Actor, *, demo_mode: bool) -> None:
+    """Refuse "Reset demo data" (NotAllowed) to anyone `may_reset` does not offer it to."""
+    actor.require(Permission.RESET_DEMO)
+    if not demo_mode or not is_demo_account(session, actor.account_id):
+        raise NotAllowed(NOT_A_DEMO)
+
+
 def reset_demo_account(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, now: datetime) -> None:
     """Settings' "Reset demo data": the actor's own demo account (their copy, or the template) back to the
     seed. Its subscriptions are cancelled at the provider first."""

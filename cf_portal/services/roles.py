@@ -54,6 +54,11 @@ def allows(role: str, permission: Permission) -> bool:
         return False
 
 
+# The role select of the Members page: [value, label, description] for each role, and the preselected one.
+ROLE_CHOICES: list[list[str]] = [[role.value, ROLE_LABELS[role], ROLE_DESCRIPTIONS[role]] for role in Role]
+DEFAULT_INVITE_ROLE: str = Role.VIEWER.value
+
+
 def label(role: str) -> str:
     try:
         return ROLE_LABELS[Role(role)]

@@ -3,37 +3,32 @@ demo mode, resetting one's own demo account."""
 
 from __future__ import annotations
 
-import asyncio
-
 import reflex as rx
+from sqlmodel import Session
 
 from cf_portal import routes
 from cf_portal.clock import now
-from cf_portal.db import get_engine, session_scope
-from cf_portal.payments import get_provider
+from cf_portal.db import get_engine
 from cf_portal.services import auth, demo
 from cf_portal.services.actors import Actor
-from cf_portal.services.errors import DomainError, NotAllowed
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
-from cf_portal.state.auth import Attempt, _attempt
-from cf_portal.state.password_work import run_password_work
+from cf_portal.state.auth import Attempt, sign_in_attempt
+from cf_portal.state.calls import Outcome, Where, outcome, provider, run
 from cf_portal.state.portal import PortalState, begin_session, end_session
 
 
-def reset_demo_outcome(actor: Actor) -> str:
-    """Reset the actor's demo account; the refusal's words, or "" when it is done."""
-    try:
-        demo.reset_demo_account(get_engine(), get_provider(), actor=actor, now=now())
-    except DomainError as exc:
-        return exc.message
-    return ""
+def reset_demo_outcome(actor: Actor) -> Outcome[None]:
+    """Reset the actor's demo account (runs in a worker thread: the provider is called)."""
+    return outcome(lambda: demo.reset_demo_account(None, provider(), actor=actor, now=now()),
+                   failed="The demo data could not be reset. Try again in a moment.",
+                   log_as="resetting a demo account failed")
 
 
 def attempt_change_password(actor: Actor, session_digest: str, form: dict) -> Attempt:
-    return _attempt(lambda: auth.change_password(
-        get_engine(), actor=actor, session_digest=session_digest, current=form.get("current_password", ""), new=form.get("new_password", ""),
-        confirm=form.get("confirm_password", ""), now=now()))
+    return sign_in_attempt(lambda: auth.change_password(
+        get_engine(), actor=actor, session_digest=session_digest, current=form.get("current_password", ""),
+        new=form.get("new_password", ""), confirm=form.get("confirm_password", ""), now=now()))
 
 
 PASSWORD_CHANGED = "password_changed"  # the query of the page shown again after a password change
@@ -53,14 +48,9 @@ class AccountSettingsState(PortalState):
 
     @rx.event
     def load(self):
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            from cf_portal.models import User
-
-            user = session.get(User, actor.user_id)
-            self.has_password = user is not None and user.password_hash is not None
-            self.can_reset_demo = (get_settings().demo_mode and actor.can(Permission.RESET_DEMO)
-                                   and demo.is_demo_account(session, actor.account_id))
+        actor, self.has_password, self.can_reset_demo = self._read(lambda session, actor: (
+            actor, auth.has_password(session, user_id=actor.user_id),
+            demo.may_reset(session, actor, demo_mode=get_settings().demo_mode)))
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
         self.saving = False
@@ -73,11 +63,10 @@ class AccountSettingsState(PortalState):
             if self.saving:
                 return
             self.current_error = self.new_error = self.confirm_error = self.form_error = ""
-            with session_scope(write=False) as session:
-                actor = self._actor(session)
+            actor = self._require()
             self.saving = True
             digest = self._session_digest()
-        attempt = await run_password_work(attempt_change_password, actor, digest, form_data)
+        attempt = await run(attempt_change_password, actor, digest, form_data, where=Where.PASSWORDS)
         async with self:
             self.saving = False
             if attempt.handoff_code is None:
@@ -92,9 +81,7 @@ class AccountSettingsState(PortalState):
 
     @rx.event
     def sign_out_everywhere(self):
-        with session_scope() as session:
-            actor = self._actor(session)
-            auth.end_all_sessions(session, user_id=actor.user_id)
+        self._write(lambda session, actor: auth.end_all_sessions(session, user_id=actor.user_id))
         self._forget_session()
         return end_session()
 
@@ -108,20 +95,19 @@ class AccountSettingsState(PortalState):
         provider first, in a worker thread."""
         async with self:
             actor = self._begin_reset_demo()
-        error = await asyncio.to_thread(reset_demo_outcome, actor)
+        done = await run(reset_demo_outcome, actor)
         async with self:
-            shown = self._finish_reset_demo(error)
+            shown = self._finish_reset_demo(done)
         yield shown
 
     def _begin_reset_demo(self) -> Actor:
         self.reset_open = False
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.RESET_DEMO)
-            if not get_settings().demo_mode or not demo.is_demo_account(session, actor.account_id):
-                raise NotAllowed(demo.NOT_A_DEMO)
-        return actor
+        def checked(session: Session, actor: Actor) -> Actor:
+            demo.check_may_reset(session, actor, demo_mode=get_settings().demo_mode)
+            return actor
+        return self._read(checked, Permission.RESET_DEMO)
 
-    def _finish_reset_demo(self, error: str) -> rx.event.EventSpec:
-        if error:
-            return rx.toast.error(error)
+    def _finish_reset_demo(self, done: Outcome[None]) -> rx.event.EventSpec:
+        if done.error is not None:
+            return rx.toast.error(done.message)
         return rx.toast.success("The demo data is back to the seed.")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 
 import reflex as rx
 
-from cf_portal import clock, routes
-from cf_portal.db import session_scope
-from cf_portal.payments import get_provider
+from cf_portal import routes
+from cf_portal.clock import today
 from cf_portal.services import checkout, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
@@ -29,8 +28,10 @@ from cf_portal.services.purchase import (
 from cf_portal.services.roles import Permission
 from cf_portal.services.validation import printable
 from cf_portal.settings import get_settings
+from cf_portal.state.calls import Outcome, Unexpected, outcome, provider, run
+from cf_portal.state.cards import CardsState
 from cf_portal.state.licenses import LicensesState
-from cf_portal.state.portal import PortalState
+from cf_portal.state.portal import PortalState, now
 from cf_portal.state.work import STUCK_AFTER_S
 
 log = logging.getLogger(__name__)
@@ -49,91 +50,41 @@ def _is_id(text: str) -> bool:
     return is_id(text)
 
 
-@dataclass(frozen=True)
-class PurchaseOutcome:
-    result: PurchaseResult | None = None
-    error: DomainError | None = None  # both None: an unexpected failure (logged)
-
-
-@dataclass(frozen=True)
-class CardOutcome:
-    saved: PaymentMethodView | None = None
-    error: DomainError | None = None
+# The purchase (its `result`), or why not (its `error`; an `Unexpected` one keeps the key: Create can be pressed
+# again without buying twice).
+PurchaseOutcome = Outcome[PurchaseResult]
+CREATE_FAILED = "Something went wrong on our side. Press Create again; you will not be charged twice."
 
 
 def submit_purchase(actor: Actor, request: PurchaseRequest) -> PurchaseOutcome:
     """Runs in a worker thread: the provider call may take seconds."""
-    try:
-        return PurchaseOutcome(result=create_license(None, get_provider(), actor=actor, request=request,
-                                                     now=clock.now()))
-    except DomainError as exc:
-        return PurchaseOutcome(error=exc)
-    except Exception:
-        log.exception("creating a license failed")
-        return PurchaseOutcome()
+    return outcome(lambda: create_license(None, provider(), actor=actor, request=request, now=now()),
+                   failed=CREATE_FAILED, log_as="creating a license failed")
 
 
 def provider_price_outcome(actor: Actor, *, plan_id: int, quantity: int, coupon_code: str,
                            client: str = "") -> PricePanel | None:
     """Runs in a worker thread: the provider's own preview of the price with this coupon (Stripe). None when it
     agrees, or when it cannot say (Create asks the provider again before it charges)."""
-    try:
-        return checkout.confirm_price_with_provider(None, get_provider(), actor=actor, plan_id=plan_id,
-                                                    quantity=quantity, coupon_code=coupon_code, now=clock.now(),
-                                                    client=client)
-    except DomainError:
-        return None
-    except Exception:
-        log.exception("confirming a coupon with the payment provider failed")
-        return None
+    return outcome(lambda: checkout.confirm_price_with_provider(
+        None, provider(), actor=actor, plan_id=plan_id, quantity=quantity, coupon_code=coupon_code, now=now(),
+        client=client), failed="", log_as="confirming a coupon with the payment provider failed").result
 
 
-def save_card_outcome(actor: Actor, form_data: dict[str, str]) -> CardOutcome:
-    """The sandbox's card form. Runs in a worker thread. The card fields are passed on and dropped; they are
-    never logged."""
-    return _card_outcome(lambda: payment_methods.add_payment_method(
-        None, get_provider(), actor=actor, number=form_data.get("card_number", ""),
-        expiry=form_data.get("expiry", ""), cvc=form_data.get("cvc", ""), today=clock.today()))
+class AddLicenseCardsState(CardsState, PortalState):
+    """The add-card dialog of Add License: a saved card is chosen for the purchase."""
 
-
-def _card_outcome(work) -> CardOutcome:  # noqa: ANN001
-    try:
-        return CardOutcome(saved=work())
-    except DomainError as exc:
-        return CardOutcome(error=exc)
-    except Exception:
-        log.exception("adding a payment method failed")
-        return CardOutcome(error=DomainError("Something went wrong while saving the card. Nothing was charged; "
-                                             "try again."))
-
-
-def start_setup_outcome(actor: Actor) -> tuple[str, str]:
-    """Stripe: (the SetupIntent's client secret, "") or ("", a message). Runs in a worker thread."""
-    try:
-        return payment_methods.start_card_setup(None, get_provider(), actor=actor), ""
-    except DomainError as exc:
-        return "", exc.message
-    except Exception:
-        log.exception("starting a card setup failed")
-        return "", "The card form could not be opened. Try again in a moment."
-
-
-def confirmed_card_outcome(actor: Actor, payment_method_id: str) -> CardOutcome:
-    """Stripe: keep the card the browser confirmed (only its id came from the browser)."""
-    return _card_outcome(lambda: payment_methods.save_confirmed_card(
-        None, get_provider(), actor=actor, provider_payment_method_id=payment_method_id, today=clock.today()))
+    def _card_added(self, card: PaymentMethodView) -> rx.event.EventSpec:
+        return AddLicenseState.card_added(card.id)
 
 
 class AddLicenseState(PortalState):
     products: list[ProductOption] = []
     all_plans: list[PlanOption] = []
     payment_methods: list[PaymentMethodView] = []
-    is_sandbox: bool = True
-    # With Stripe, the card dialog holds Stripe's Payment Element: it needs the publishable key and the client
-    # secret of a SetupIntent (both meant for the browser). No card field ever reaches this state.
+    # With Stripe, the bank's step of a first payment runs in Stripe.js: it needs the publishable key.
     uses_stripe: bool = False
     stripe_publishable_key: str = ""
-    setup_client_secret: str = ""
     # A first payment the bank wants confirmed (3-D Secure): the payment's client secret, for Stripe.js only.
     payment_action_secret: str = ""
 
@@ -155,13 +106,6 @@ class AddLicenseState(PortalState):
     creating: bool = False
     allowed: bool = True  # the member's role may buy
 
-    card_dialog_open: bool = False
-    card_number_error: str = ""
-    card_expiry_error: str = ""
-    card_cvc_error: str = ""
-    card_form_error: str = ""
-    saving_card: bool = False
-
     # Backend only: one key per form submission, so a double click or a retry buys once.
     _idempotency_key: str = ""
     _creating_since: float = 0.0
@@ -182,20 +126,17 @@ class AddLicenseState(PortalState):
     @rx.event
     def load(self):
         """Open the form: catalog, saved cards, and a plan preselected (from ?plan=<plan id> if given)."""
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            # The route checks the role too: a member who cannot buy sees why, and nothing of the form.
-            self.allowed = actor.can(Permission.BUY)
-            if not self.allowed:
-                return
-            catalog = checkout.load_catalog(session)
-            self.payment_methods = payment_methods.list_payment_methods(
-                session, account_id=actor.account_id, today=clock.today())
+        actor = self._require()
+        # The route checks the role too: a member who cannot buy sees why, and nothing of the form.
+        self.allowed = actor.can(Permission.BUY)
+        if not self.allowed:
+            return
+        catalog, self.payment_methods = self._read(lambda session, actor: (
+            checkout.load_catalog(session),
+            payment_methods.list_payment_methods(session, account_id=actor.account_id, today=today())))
         self.products, self.all_plans = catalog.products, catalog.plans
         settings = get_settings()
-        provider = get_provider()
-        self.is_sandbox = provider.name == "sandbox"
-        self.uses_stripe = provider.collects_cards_in_browser  # Stripe's card form (and its price preview)
+        self.uses_stripe = provider().collects_cards_in_browser  # Stripe's card form and its price preview
         self.stripe_publishable_key = (settings.stripe_publishable_key or "") if self.uses_stripe else ""
         wanted = self.router.url.query_parameters.get("plan", "")
         chosen = next((p for p in catalog.plans if str(p.id) == wanted), None)
@@ -233,11 +174,10 @@ class AddLicenseState(PortalState):
         except DomainError:
             return None  # the field shows its message; the panel keeps the last valid price
         try:
-            with session_scope(write=bool(self.coupon_code.strip())) as session:
-                actor = self._actor(session, Permission.BUY)
-                self.panel = checkout.throttled_price_panel(
-                    session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
-                    quantity=quantity, coupon_code=self.coupon_code, now=clock.now())
+            price = self._write if self.coupon_code.strip() else self._read  # a code's lookup is counted
+            self.panel = price(lambda session, actor: checkout.throttled_price_panel(
+                session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
+                quantity=quantity, coupon_code=self.coupon_code, now=now()), Permission.BUY)
             self.plan_error = ""
         except DomainError as exc:
             self.panel = EMPTY_PANEL
@@ -266,7 +206,7 @@ class AddLicenseState(PortalState):
                 if form is None:
                     return
                 actor, fields = form
-                panel = await asyncio.to_thread(provider_price_outcome, actor, **fields)
+                panel = await run(functools.partial(provider_price_outcome, actor, **fields))
                 async with self:
                     if self._finish_price_check(ticket, panel):
                         return
@@ -293,8 +233,7 @@ class AddLicenseState(PortalState):
             quantity = checkout.check_quantity(self.quantity)
         except DomainError:
             return None
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.BUY)
+        actor = self._require(Permission.BUY)
         return actor, dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
                            coupon_code=self.coupon_code, client=self._buyer(actor).client)
 
@@ -359,79 +298,14 @@ class AddLicenseState(PortalState):
         self.payment_method_id = value
         self.payment_error = ""
 
-    # --- adding a card ------------------------------------------------------------------------------
-
     @rx.event
-    def set_card_dialog_open(self, is_open: bool):
-        self.card_dialog_open = is_open
-        self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
-        self.setup_client_secret = ""
-        if is_open and self.uses_stripe:
-            return AddLicenseState.prepare_card_setup
-
-    @rx.event(background=True)
-    async def prepare_card_setup(self):
-        """Stripe: a SetupIntent for the Payment Element in the open dialog."""
-        async with self:
-            with session_scope(write=False) as session:
-                actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
-        secret, message = await asyncio.to_thread(start_setup_outcome, actor)
-        async with self:
-            if self.card_dialog_open:
-                self.setup_client_secret, self.card_form_error = secret, message
-
-    @rx.event(background=True)
-    async def stripe_card_saved(self, payment_method_id: str):
-        """Stripe: the Payment Element confirmed the SetupIntent; keep the card (brand, last 4, expiry)."""
-        async with self:
-            actor = self._begin_save_card()
-        if actor is None:
-            return
-        outcome = await asyncio.to_thread(confirmed_card_outcome, actor, str(payment_method_id)[:100])
-        async with self:
-            message = self._finish_save_card(outcome)
-        if message:
-            yield rx.toast.success(message)
-
-    @rx.event(background=True)
-    async def save_card(self, form_data: dict[str, str]):
-        """The card fields arrive here once and go to the provider; no state var ever holds them."""
-        async with self:
-            actor = self._begin_save_card()
-        if actor is None:
-            return
-        outcome = await asyncio.to_thread(save_card_outcome, actor, form_data)
-        async with self:
-            message = self._finish_save_card(outcome)
-        if message:
-            yield rx.toast.success(message)
-
-    def _begin_save_card(self) -> Actor | None:
-        if self.saving_card:
-            return None  # already saving this card
-        self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
-        self.saving_card = True  # last: nothing above may leave the form stuck busy
-        return actor
-
-    def _finish_save_card(self, outcome: CardOutcome) -> str:
-        """Show the outcome; returns the confirmation to toast ("" when the card was not saved)."""
-        self.saving_card = False
-        if outcome.error is not None:
-            target = {"card_number": "card_number_error", "expiry": "card_expiry_error",
-                      "cvc": "card_cvc_error"}.get(outcome.error.field or "", "card_form_error")
-            setattr(self, target, outcome.error.message)
-            return ""
-        saved = outcome.saved
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.payment_methods = payment_methods.list_payment_methods(
-                session, account_id=actor.account_id, today=clock.today())
-        self.payment_method_id = str(saved.id)
-        self.payment_error = ""
-        self.card_dialog_open = False
-        return f"{saved.brand} ending in {saved.last4} added."
+    def card_added(self, payment_method_id: int):
+        """The card dialog saved a card: offer it, chosen."""
+        self.payment_methods = self._read(lambda session, actor: payment_methods.list_payment_methods(
+            session, account_id=actor.account_id, today=today()))
+        if any(pm.id == payment_method_id for pm in self.payment_methods):
+            self.payment_method_id = str(payment_method_id)
+            self.payment_error = ""
 
     # --- Create ---------------------------------------------------------------------------------------
 
@@ -452,9 +326,9 @@ class AddLicenseState(PortalState):
             begun = self._begin_create()
         if begun is None:
             return
-        outcome = await asyncio.to_thread(submit_purchase, *begun)
+        bought = await run(submit_purchase, *begun)
         async with self:
-            created = self._finish_create(outcome)
+            created = self._finish_create(bought)
             recheck = self.price_checking
             if created is not None:
                 licenses = await self.get_state(LicensesState)
@@ -476,8 +350,7 @@ class AddLicenseState(PortalState):
         if not self._check_form():
             self.form_error = "Check the highlighted fields."
             return None
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.BUY)
+        actor = self._require(Permission.BUY)
         request = PurchaseRequest(
             reference_name=self.reference_name, plan_id=int(self.plan_id), quantity=self.quantity,
             coupon_code=self.coupon_code, payment_method_id=int(self.payment_method_id),
@@ -487,17 +360,17 @@ class AddLicenseState(PortalState):
         self.creating, self._creating_since = True, time.time()  # last: nothing above may leave it stuck
         return actor, request
 
-    def _finish_create(self, outcome: PurchaseOutcome) -> PurchaseResult | None:
+    def _finish_create(self, bought: PurchaseOutcome) -> PurchaseResult | None:
         self.creating = False
         after_bank_step, self._continuing = self._continuing, False
-        if outcome.result is not None:
+        if bought.result is not None:
             self._reset_form()
-            return outcome.result
-        if outcome.error is None:
+            return bought.result
+        if isinstance(bought.error, Unexpected):
             # Unknown failure: the key is kept, so pressing Create again cannot buy twice.
-            self.form_error = "Something went wrong on our side. Press Create again; you will not be charged twice."
+            self.form_error = bought.message
             return None
-        exc = outcome.error
+        exc = bought.error
         if isinstance(exc, PaymentActionRequired) and not after_bank_step:
             # Stripe.js shows the bank's step; then Create runs again with the same key (payment_action_done).
             self.payment_action_secret = exc.client_secret

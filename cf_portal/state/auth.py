@@ -1,15 +1,15 @@
 """Sign in, sign up, accept an invitation, "Try the demo", sign out.
 
 Password hashing takes about 0.1 s of CPU, so the handlers that hash run as background events and do that
-work in a thread of a pool of its own (`run_password_work`): one person signing in never stalls everyone else's
-clicks, and a burst of sign-ins never the purchases. The work itself is in plain functions (`attempt_*`), tested
-without a browser. Passwords are read from the submitted
-form and never kept in a state var.
+work in a thread of a pool of its own (`run(..., where=Where.PASSWORDS)`, state/calls.py): one person signing in
+never stalls everyone else's clicks, and a burst of sign-ins never the purchases. The work itself is in plain
+functions (`attempt_*`), tested without a browser. Passwords are read from the submitted form and never kept in
+a state var.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import reflex as rx
@@ -18,13 +18,10 @@ from cf_portal import routes
 from cf_portal.clock import now
 from cf_portal.db import get_engine, session_scope
 from cf_portal.services import auth, members
-from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.settings import get_settings
-from cf_portal.state.password_work import run_password_work
+from cf_portal.state.calls import Where, errors_by_field, outcome, run
 from cf_portal.state.portal import PortalState, begin_session, end_session, safe_next
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,38 +31,32 @@ class Attempt:
     errors: dict[str, str] = field(default_factory=dict)  # field name → message ("form" for the whole form)
 
 
-def _errors_of(exc: DomainError) -> dict[str, str]:
-    return exc.by_field() if isinstance(exc, FormErrors) else {exc.field or "form": exc.message}
-
-
-def _attempt(work) -> Attempt:  # noqa: ANN001
+def sign_in_attempt(work: Callable[[], auth.SignedIn]) -> Attempt:
     """Run `work()`, a service that keeps its own transactions short (no password is hashed inside one) and
     commits what must stay even when it says no (failed sign-ins count); its refusal becomes messages, and the
     session it starts becomes a one-time code for the browser's cookie."""
-    try:
-        signed_in = work()
+    def signed_in() -> str:
+        started = work()
         with session_scope() as session:
-            return Attempt(handoff_code=auth.hand_off(session, signed_in, now=now()))
-    except DomainError as exc:
-        return Attempt(errors=_errors_of(exc))
-    except Exception:
-        log.exception("signing in failed")
-        return Attempt(errors={"form": "Something went wrong on our side. Try again in a moment."})
+            return auth.hand_off(session, started, now=now())
+    done = outcome(signed_in, failed="Something went wrong on our side. Try again in a moment.",
+                   log_as="signing in failed")
+    return Attempt(handoff_code=done.result) if done.error is None else Attempt(errors=errors_by_field(done.error))
 
 
 def attempt_sign_in(form: dict, client: str) -> Attempt:
-    return _attempt(lambda: auth.sign_in(get_engine(), email=form.get("email", ""), password=form.get("password", ""),
+    return sign_in_attempt(lambda: auth.sign_in(get_engine(), email=form.get("email", ""), password=form.get("password", ""),
                                          remember=bool(form.get("remember")), client=client, now=now()))
 
 
 def attempt_sign_up(form: dict, client: str) -> Attempt:
-    return _attempt(lambda: auth.sign_up(get_engine(), company=form.get("company", ""), name=form.get("name", ""),
+    return sign_in_attempt(lambda: auth.sign_up(get_engine(), company=form.get("company", ""), name=form.get("name", ""),
                                          email=form.get("email", ""), password=form.get("password", ""),
                                          client=client, now=now()))
 
 
 def attempt_accept(token: str, form: dict, client: str) -> Attempt:
-    return _attempt(lambda: members.accept_invitation(
+    return sign_in_attempt(lambda: members.accept_invitation(
         get_engine(), token=token, name=form.get("name", ""), password=form.get("password", ""),
         confirm=form.get("confirm_password", ""), client=client, now=now()))
 
@@ -76,7 +67,7 @@ def _demo_owner_session() -> auth.SignedIn:
 
 
 def attempt_demo() -> Attempt:
-    return _attempt(_demo_owner_session)
+    return sign_in_attempt(_demo_owner_session)
 
 
 class AuthState(PortalState):
@@ -103,8 +94,7 @@ class AuthState(PortalState):
 
     def _signed_in_already(self) -> bool:
         try:
-            with session_scope(write=False) as session:
-                self._actor(session)
+            self._require()
             return True
         except SignInRequired:
             return False
@@ -154,7 +144,7 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             client, next_path = self.router.session.client_ip, self._next()
-        attempt = await run_password_work(attempt_sign_in, form_data, client)
+        attempt = await run(attempt_sign_in, form_data, client, where=Where.PASSWORDS)
         async with self:
             ok = self._finish(attempt)
         if ok:
@@ -166,7 +156,7 @@ class AuthState(PortalState):
             if not self._begin():
                 return
             client = self.router.session.client_ip
-        attempt = await run_password_work(attempt_sign_up, form_data, client)
+        attempt = await run(attempt_sign_up, form_data, client, where=Where.PASSWORDS)
         async with self:
             ok = self._finish(attempt)
         if ok:
@@ -179,7 +169,7 @@ class AuthState(PortalState):
                 return
             token = self.router.url.query_parameters.get("token", "")
             client = self.router.session.client_ip
-        attempt = await run_password_work(attempt_accept, token, form_data, client)
+        attempt = await run(attempt_accept, token, form_data, client, where=Where.PASSWORDS)
         async with self:
             ok = self._finish(attempt)
         if ok:

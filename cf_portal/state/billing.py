@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import reflex as rx
 
-from cf_portal import clock
-from cf_portal.db import session_scope
-from cf_portal.payments import get_provider
+from cf_portal.clock import today
 from cf_portal.services import billing, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.billing import InvoiceDetail, InvoiceView
@@ -20,38 +15,30 @@ from cf_portal.services.errors import DomainError
 from cf_portal.services.ids import parse_id
 from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
 from cf_portal.services.roles import Permission
+from cf_portal.state.calls import Outcome, outcome, provider, run
+from cf_portal.state.cards import CardsState
 from cf_portal.state.portal import PortalState
 from cf_portal.state.work import STUCK_AFTER_S
-
-log = logging.getLogger(__name__)
 
 
 def _card_id(value: object) -> int:
     return parse_id(value, "That payment method")
 
 
-@dataclass(frozen=True)
-class CardChangeOutcome:
-    message: str = ""  # what to confirm
-    error: str = ""  # or why nothing changed
+# A change of cards comes to the confirmation to show (its `result`) or why nothing changed (its `error`).
+CardChangeOutcome = Outcome[str]
+CHANGE_FAILED = "Something went wrong on our side. Reload the page to see your cards, then try again."
 
 
 def _change_outcome(work: Callable[[], str]) -> CardChangeOutcome:
-    try:
-        return CardChangeOutcome(message=work())
-    except DomainError as exc:
-        return CardChangeOutcome(error=exc.message)
-    except Exception:
-        log.exception("changing a payment method failed")
-        return CardChangeOutcome(error="Something went wrong on our side. Reload the page to see your cards, then "
-                                       "try again.")
+    return outcome(work, failed=CHANGE_FAILED, log_as="changing a payment method failed")
 
 
 def default_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutcome:
     """Runs in a worker thread: the provider call may take seconds."""
     def work() -> str:
-        card = payment_methods.make_default(None, get_provider(), actor=actor, payment_method_id=payment_method_id,
-                                            today=clock.today())
+        card = payment_methods.make_default(None, provider(), actor=actor, payment_method_id=payment_method_id,
+                                            today=today())
         return f"{card.brand} ending in {card.last4} is now your default card."
     return _change_outcome(work)
 
@@ -59,7 +46,7 @@ def default_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutc
 def remove_card_outcome(actor: Actor, payment_method_id: int) -> CardChangeOutcome:
     """Runs in a worker thread: the provider calls may take seconds."""
     return _change_outcome(lambda: payment_methods.remove_payment_method(
-        None, get_provider(), actor=actor, payment_method_id=payment_method_id, today=clock.today()).message)
+        None, provider(), actor=actor, payment_method_id=payment_method_id, today=today()).message)
 
 
 class BillingState(PortalState):
@@ -77,10 +64,9 @@ class BillingState(PortalState):
     _changing_since: float = 0.0
 
     def _refresh(self) -> None:
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.invoices = billing.list_invoices(session, account_id=actor.account_id)
-            self.cards = payment_methods.list_payment_methods(session, account_id=actor.account_id, today=clock.today())
+        self.invoices, self.cards = self._read(lambda session, actor: (
+            billing.list_invoices(session, account_id=actor.account_id),
+            payment_methods.list_payment_methods(session, account_id=actor.account_id, today=today())))
         self.loaded = True
 
     @rx.event
@@ -90,10 +76,8 @@ class BillingState(PortalState):
     @rx.event
     def open_invoice(self, invoice_id: int):
         try:
-            with session_scope(write=False) as session:
-                actor = self._actor(session)
-                self.invoice = billing.invoice_detail(session, account_id=actor.account_id,
-                                                      invoice_id=parse_id(invoice_id, "That invoice"))
+            self.invoice = self._read(lambda session, actor: billing.invoice_detail(
+                session, account_id=actor.account_id, invoice_id=parse_id(invoice_id, "That invoice")))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.invoice_open = True
@@ -114,11 +98,9 @@ class BillingState(PortalState):
     def ask_remove(self, payment_method_id: int):
         """Open the confirmation, which names the card and says what happens to the licenses billed to it."""
         try:
-            with session_scope(write=False) as session:
-                actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
-                self.removal = payment_methods.preview_removal(session, actor=actor,
-                                                               payment_method_id=_card_id(payment_method_id),
-                                                               today=clock.today())
+            self.removal = self._read(lambda session, actor: payment_methods.preview_removal(
+                session, actor=actor, payment_method_id=_card_id(payment_method_id), today=today()),
+                Permission.MANAGE_PAYMENT_METHODS)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.remove_open = True
@@ -142,22 +124,28 @@ class BillingState(PortalState):
             actor = self._begin_card_change(payment_method_id)
         if actor is None:
             return None
-        outcome = await asyncio.to_thread(worker, actor, _card_id(payment_method_id))
+        changed = await run(worker, actor, _card_id(payment_method_id))
         async with self:
-            return self._finish_card_change(outcome)
+            return self._finish_card_change(changed)
 
     def _begin_card_change(self, payment_method_id: int) -> Actor | None:
         """Check the member's role and mark the card busy; None while another change from this page is under way."""
         if self.changing and time.time() - self._changing_since < STUCK_AFTER_S:
             return None
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.MANAGE_PAYMENT_METHODS)
+        actor = self._require(Permission.MANAGE_PAYMENT_METHODS)
         card_id = _card_id(payment_method_id)
         # Last: nothing above may leave the buttons stuck busy.
         self.changing, self.changing_card_id, self._changing_since = True, card_id, time.time()
         return actor
 
-    def _finish_card_change(self, outcome: CardChangeOutcome) -> rx.event.EventSpec:
+    def _finish_card_change(self, changed: CardChangeOutcome) -> rx.event.EventSpec:
         self.changing, self.changing_card_id, self.remove_open = False, 0, False
         self._refresh()
-        return rx.toast.error(outcome.error) if outcome.error else rx.toast.success(outcome.message)
+        return rx.toast.error(changed.message) if changed.error else rx.toast.success(changed.result)
+
+
+class BillingCardsState(CardsState, PortalState):
+    """The add-card dialog of Billing: a saved card joins the list."""
+
+    def _card_added(self, card: PaymentMethodView) -> rx.event.EventSpec:
+        return BillingState.load

@@ -11,11 +11,11 @@ them in a thread; this tab's events stay in order, the other tabs' go on.
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import functools
 from dataclasses import dataclass
 
 import reflex as rx
+from sqlmodel import Session
 
 from cf_portal import routes
 from cf_portal.db import session_scope
@@ -28,10 +28,9 @@ from cf_portal.services.ids import MAX_ID_DIGITS, client_text, is_id, parse_id
 from cf_portal.services.roles import Permission
 from cf_portal.services.seats import AssignableLicense, Holder, NotEnoughSeats, SeatEvent
 from cf_portal.services.validation import MAX_DEPARTMENT_LENGTH
+from cf_portal.state.calls import Where, call, run
 from cf_portal.state.portal import PortalState
-from cf_portal.state.work import in_process
 
-log = logging.getLogger(__name__)
 PAGE_SIZE = 25
 SORT_COLUMNS = ("name", "email", "department")
 MAX_LABEL_LENGTH = 300  # a seat's label ("Product · License name"), shown back in a confirmation
@@ -170,7 +169,7 @@ class EmployeesState(PortalState):
         self._show(grid_view(self._require().account_id, self._query(), with_options=with_options))
 
     async def _refresh_in_thread(self, actor: Actor, *, with_options: bool = False) -> None:
-        self._show(await asyncio.to_thread(grid_view, actor.account_id, self._query(), with_options=with_options))
+        self._show(await run(functools.partial(grid_view, actor.account_id, self._query(), with_options=with_options)))
 
     @rx.event
     async def load(self):
@@ -274,9 +273,8 @@ class EmployeesState(PortalState):
             return
         try:
             holders = employees.holders_of(self.assign_targets)
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
-                seats.assign(session, actor=actor, license_id=int(self.assign_license_id), holders=holders)
+            self._write(lambda session, actor: seats.assign(
+                session, actor=actor, license_id=int(self.assign_license_id), holders=holders), Permission.MANAGE_SEATS)
         except NotEnoughSeats as exc:
             self.assign_error, self.buy_more_plan_id = exc.message, exc.plan_id
             return
@@ -302,10 +300,9 @@ class EmployeesState(PortalState):
 
     def _load_details(self, key: str) -> None:
         holder = Holder.parse(key)
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.details = employees.get_holder(session, account_id=actor.account_id, holder=holder)
-            self.history = seats.seat_history(session, account_id=actor.account_id, holder=holder, limit=50)
+        self.details, self.history = self._read(lambda session, actor: (
+            employees.get_holder(session, account_id=actor.account_id, holder=holder),
+            seats.seat_history(session, account_id=actor.account_id, holder=holder, limit=50)))
 
     def _reload_details(self) -> None:
         if self.details_open and self.details.key:
@@ -336,7 +333,7 @@ class EmployeesState(PortalState):
         if not value.strip():
             self.move_matches = []
             return
-        found = await asyncio.to_thread(holders_matching, actor.account_id, value)
+        found = await run(holders_matching, actor.account_id, value)
         self.move_matches = [row for row in found.rows if row.key != self.details.key]
 
     @rx.event
@@ -355,9 +352,9 @@ class EmployeesState(PortalState):
             self.move_error = self.move_error or "Choose who gets the seat."
             return
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
-                seats.move(session, actor=actor, assignment_id=self.move_seat_id, to=Holder.parse(self.move_to))
+            self._write(lambda session, actor: seats.move(
+                session, actor=actor, assignment_id=self.move_seat_id, to=Holder.parse(self.move_to)),
+                Permission.MANAGE_SEATS)
         except DomainError as exc:
             self.move_error = exc.message
             return
@@ -382,9 +379,8 @@ class EmployeesState(PortalState):
     @rx.event
     def unassign(self):
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
-                seats.unassign(session, actor=actor, assignment_id=self.unassign_seat_id)
+            self._write(lambda session, actor: seats.unassign(session, actor=actor, assignment_id=self.unassign_seat_id),
+                        Permission.MANAGE_SEATS)
         except DomainError as exc:
             self.unassign_seat_id = 0
             return rx.toast.error(exc.message)
@@ -433,14 +429,14 @@ class EmployeesState(PortalState):
     def save_form(self):
         self.form_name_error = self.form_email_error = self.form_error = ""
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
-                if self.form_kind == "child":
-                    employees.save_child_account(session, actor=actor, name=self.form_name,
-                                                 contact_email=self.form_email, child_id=self.form_id or None)
-                else:
-                    employees.save_employee(session, actor=actor, name=self.form_name, email=self.form_email,
-                                            department=self.form_department, employee_id=self.form_id or None)
+            if self.form_kind == "child":
+                self._write(lambda session, actor: employees.save_child_account(
+                    session, actor=actor, name=self.form_name, contact_email=self.form_email,
+                    child_id=self.form_id or None), Permission.MANAGE_SEATS)
+            else:
+                self._write(lambda session, actor: employees.save_employee(
+                    session, actor=actor, name=self.form_name, email=self.form_email,
+                    department=self.form_department, employee_id=self.form_id or None), Permission.MANAGE_SEATS)
         except DomainError as exc:
             target = {"name": "form_name_error", "email": "form_email_error"}.get(exc.field or "", "form_error")
             setattr(self, target, exc.message)
@@ -453,10 +449,8 @@ class EmployeesState(PortalState):
 
     @rx.event
     def ask_deactivate(self):
-        with session_scope(write=False) as session:
-            actor = self._actor(session, Permission.MANAGE_SEATS)
-            self.deactivate_seats = employees.open_seat_count(session, account_id=actor.account_id,
-                                                              holder=Holder.parse(self.details.key))
+        self.deactivate_seats = self._read(lambda session, actor: employees.open_seat_count(
+            session, account_id=actor.account_id, holder=Holder.parse(self.details.key)), Permission.MANAGE_SEATS)
         self.deactivate_open = True
 
     @rx.event
@@ -467,12 +461,12 @@ class EmployeesState(PortalState):
     @rx.event
     def set_active(self, active: bool):
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_SEATS)
+            def switch(session: Session, actor: Actor) -> int:
                 holder = Holder.parse(self.details.key)
                 if holder.kind != "employee":
                     raise DomainError("Only employees can be deactivated.")
-                freed = employees.set_employee_active(session, actor=actor, employee_id=holder.id, active=active)
+                return employees.set_employee_active(session, actor=actor, employee_id=holder.id, active=active)
+            freed = self._write(switch, Permission.MANAGE_SEATS)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.deactivate_open = False
@@ -500,7 +494,7 @@ class EmployeesState(PortalState):
             return
         upload = files[0]
         data = await upload.read(employee_import.MAX_BYTES + 1)
-        preview = await in_process(employee_import.preview_file, actor.account_id, data)
+        preview = await run(employee_import.preview_file, actor.account_id, data, where=Where.PROCESS)
         self.import_file_name = client_text(upload.name or "file.csv", MAX_FILE_NAME_LENGTH)
         self.import_preview = preview
         self._import_data = data if preview.can_import else b""
@@ -511,13 +505,10 @@ class EmployeesState(PortalState):
             begun = self._begin_import()
         if begun is None:
             return
-        try:
-            outcome = await in_process(employee_import.import_file, *begun)
-        except Exception:
-            log.exception("importing employees failed")
-            outcome = ImportOutcome(error=IMPORT_FAILED)
+        done = await call(employee_import.import_file, *begun, where=Where.PROCESS, failed=IMPORT_FAILED,
+                          log_as="importing employees failed")
         async with self:
-            shown = self._finish_import(outcome)
+            shown = self._finish_import(done.result or ImportOutcome(error=done.message))
         yield shown
 
     def _begin_import(self) -> tuple[Actor, bytes] | None:
@@ -541,7 +532,7 @@ class EmployeesState(PortalState):
     async def export_csv(self):
         async with self:
             actor = self._require()
-        data = await in_process(employee_import.export_file, actor.account_id)
+        data = await run(employee_import.export_file, actor.account_id, where=Where.PROCESS)
         yield rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
 
     @rx.var

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal.db import session_scope
 from cf_portal.services.errors import DomainError
 from cf_portal.services.ids import client_text, parse_id
 from cf_portal.services.licenses import LicenseRow, list_licenses
@@ -29,13 +28,11 @@ class LicensesState(PortalState):
 
     @rx.event
     def open_history(self, license_id: int, title: str):
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            try:
-                self.history = seat_history(session, account_id=actor.account_id,
-                                            license_id=parse_id(license_id, "That license"))
-            except DomainError as exc:
-                return rx.toast.error(exc.message)
+        try:
+            self.history = self._read(lambda session, actor: seat_history(
+                session, account_id=actor.account_id, license_id=parse_id(license_id, "That license")))
+        except DomainError as exc:
+            return rx.toast.error(exc.message)
         self.history_title, self.history_open = client_text(title, 300), True
 
     @rx.event
@@ -54,8 +51,6 @@ class LicensesState(PortalState):
 
     @rx.event
     def load(self):
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.licenses = list_licenses(session, account_id=actor.account_id)
+        self.licenses = self._read(lambda session, actor: list_licenses(session, account_id=actor.account_id))
         self.past_due_count = sum(1 for row in self.licenses if row.status == "past_due")
         self.loaded = True

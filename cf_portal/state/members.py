@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import reflex as rx
+from sqlmodel import Session
 
 from cf_portal.clock import now
-from cf_portal.db import session_scope
-from cf_portal.models import Role
 from cf_portal.services import members, roles
-from cf_portal.services.auth import FormErrors
+from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError
 from cf_portal.services.ids import client_text, parse_id
 from cf_portal.services.members import InvitationCreated, InvitationRow, MemberRow
 from cf_portal.services.roles import Permission
+from cf_portal.state.calls import errors_by_field
 from cf_portal.state.portal import PortalState
 
-ROLE_OPTIONS = [[role.value, roles.ROLE_LABELS[role], roles.ROLE_DESCRIPTIONS[role]] for role in Role]
+ROLE_OPTIONS = roles.ROLE_CHOICES
 
 
 class MembersState(PortalState):
@@ -25,7 +25,7 @@ class MembersState(PortalState):
 
     invite_open: bool = False
     invite_email: str = ""
-    invite_role: str = Role.VIEWER.value
+    invite_role: str = roles.DEFAULT_INVITE_ROLE
     invite_email_error: str = ""
     invite_role_error: str = ""
     # The link just made: shown once, to the owner who made it, to copy.
@@ -35,12 +35,12 @@ class MembersState(PortalState):
     remove_name: str = ""
 
     def _refresh(self) -> None:
-        with session_scope(write=False) as session:
-            actor = self._actor(session)
-            self.members = members.list_members(session, account_id=actor.account_id, you=actor.user_id)
+        def lists(session: Session, actor: Actor) -> tuple[list[MemberRow], list[InvitationRow]]:
             # Pending invitations are the owners' business (a viewer need not see who is about to join).
-            self.invitations = (members.list_invitations(session, account_id=actor.account_id, now=now())
-                                if actor.can(Permission.MANAGE_MEMBERS) else [])
+            return (members.list_members(session, account_id=actor.account_id, you=actor.user_id),
+                    members.list_invitations(session, account_id=actor.account_id, now=now())
+                    if actor.can(Permission.MANAGE_MEMBERS) else [])
+        self.members, self.invitations = self._read(lists)
         self.loaded = True
 
     @rx.event
@@ -49,9 +49,8 @@ class MembersState(PortalState):
 
     @rx.event
     def open_invite(self):
-        with session_scope(write=False) as session:
-            self._actor(session, Permission.MANAGE_MEMBERS)
-        self.invite_email, self.invite_role = "", Role.VIEWER.value
+        self._require(Permission.MANAGE_MEMBERS)
+        self.invite_email, self.invite_role = "", roles.DEFAULT_INVITE_ROLE
         self.invite_email_error = self.invite_role_error = ""
         self.created, self.invite_open = None, True
 
@@ -79,12 +78,11 @@ class MembersState(PortalState):
         self.invite_email_error = self.invite_role_error = ""
         base_url = self.router.url.origin if self.router.url.netloc else ""
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                self.created = members.invite(session, actor=actor, email=self.invite_email, role=self.invite_role,
-                                              base_url=base_url, now=now())
+            self.created = self._write(lambda session, actor: members.invite(
+                session, actor=actor, email=self.invite_email, role=self.invite_role, base_url=base_url, now=now()),
+                Permission.MANAGE_MEMBERS)
         except DomainError as exc:
-            errors = exc.by_field() if isinstance(exc, FormErrors) else {exc.field or "email": exc.message}
+            errors = errors_by_field(exc, default="email")
             self.invite_email_error = errors.get("email", "")
             self.invite_role_error = errors.get("role", "")
             return
@@ -93,10 +91,9 @@ class MembersState(PortalState):
     @rx.event
     def revoke(self, invitation_id: int):
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                email = members.revoke_invitation(session, actor=actor, now=now(),
-                                                  invitation_id=parse_id(invitation_id, "That invitation"))
+            email = self._write(lambda session, actor: members.revoke_invitation(
+                session, actor=actor, now=now(), invitation_id=parse_id(invitation_id, "That invitation")),
+                Permission.MANAGE_MEMBERS)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self._refresh()
@@ -105,10 +102,9 @@ class MembersState(PortalState):
     @rx.event
     def change_role(self, user_id: int, role: str):
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                row = members.change_role(session, actor=actor, user_id=parse_id(user_id, "That member"),
-                                          role=client_text(role, 40), now=now())
+            row = self._write(lambda session, actor: members.change_role(
+                session, actor=actor, user_id=parse_id(user_id, "That member"), role=client_text(role, 40),
+                now=now()), Permission.MANAGE_MEMBERS)
         except DomainError as exc:
             self._refresh()  # the select shows the role that stands
             return rx.toast.error(exc.message)
@@ -130,9 +126,8 @@ class MembersState(PortalState):
         user_id = self.remove_id
         self.remove_id = 0
         try:
-            with session_scope() as session:
-                actor = self._actor(session, Permission.MANAGE_MEMBERS)
-                name = members.remove_member(session, actor=actor, user_id=user_id, now=now())
+            name = self._write(lambda session, actor: members.remove_member(
+                session, actor=actor, user_id=user_id, now=now()), Permission.MANAGE_MEMBERS)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self._refresh()

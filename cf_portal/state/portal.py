@@ -2,7 +2,8 @@
 
 The browser's session is an HttpOnly cookie that no script and no state var ever holds: the websocket's
 handshake carries only the digest of its token (cf_portal/middleware.py), and every handler resolves the
-member from that digest again with `_actor`, which also checks the permission the handler needs. The pages
+member from that digest again with `_actor`, which also checks the permission the handler needs (`_require`, or
+`_read`/`_write` for a service that needs a session too; state/calls.py says how a state runs services). The pages
 hide what a role cannot do using the `can_*` flags, but those flags never decide anything on the server.
 Signing in or out ends in a form posted to an HTTP route (cf_portal/api.py), which sets or clears the cookie.
 """
@@ -10,17 +11,25 @@ Signing in or out ends in a form posted to an HTTP route (cf_portal/api.py), whi
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
 import reflex as rx
 
 from cf_portal import routes
 from cf_portal.clock import now
+from cf_portal.db import session_scope
 from cf_portal.middleware import session_digest
 from cf_portal.routes import safe_next  # noqa: F401  (the states' import of it)
 from cf_portal.services import auth, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.roles import Permission
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+T = TypeVar("T")
 
 
 def sign_in_url(next_path: str) -> str:
@@ -79,10 +88,18 @@ class PortalState(rx.State):
     def _require(self, needs: Permission | None = None) -> Actor:
         """Check the member (and their permission, if `needs`) in a short read, before a handler reads anything
         the browser sent."""
-        from cf_portal.db import session_scope
-
         with session_scope(write=False) as session:
             return self._actor(session, needs)
+
+    def _read(self, work: Callable[[Session, Actor], T], needs: Permission | None = None) -> T:
+        """`work(session, actor)` in one read-only unit of work, for the member of this tab (with `needs`)."""
+        with session_scope(write=False) as session:
+            return work(session, self._actor(session, needs))
+
+    def _write(self, work: Callable[[Session, Actor], T], needs: Permission | None = None) -> T:
+        """`work(session, actor)` in one unit of work that may write, committed when it returns."""
+        with session_scope() as session:
+            return work(session, self._actor(session, needs))
 
     def _show_actor(self, actor: Actor) -> None:
         values = {

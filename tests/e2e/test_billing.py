@@ -23,7 +23,7 @@ from tests.e2e.conftest import (
     wait_for_animations,
     wait_until_connected,
 )
-from tests.e2e.test_add_license import db_count
+from tests.e2e.test_add_license import add_card, db_count
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +81,16 @@ def test_a_card_is_removed_after_a_confirmation_that_names_it(fresh_demo: Portal
     # Detached at the provider too.
     assert db_count(portal, f"SELECT count(*) FROM sandbox_payment_method WHERE id = '{at_provider}' "
                             "AND customer_id IS NULL") == 1
+
+
+def test_a_card_is_added_on_billing_with_the_add_license_dialog(fresh_demo: PortalServer, app_page: Page) -> None:
+    """Billing offers the same add-card dialog as Add License (state/cards.py): the saved card joins the list."""
+    portal, page = fresh_demo, app_page
+    page.goto(portal.url + "/billing")
+    wait_until_connected(page)
+    expect(page.get_by_text("No payment method yet.")).to_be_visible()
+    add_card(page, number="5555 5555 5555 4444", expiry="11 / 33")
+    expect(page.get_by_text("Mastercard ending in 4444 added.")).to_be_visible()
+    expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()

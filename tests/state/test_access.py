@@ -50,8 +50,9 @@ from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.roles import REFUSALS, Permission
 from cf_portal.services.seats import Holder
 from cf_portal.state.account_settings import AccountSettingsState
-from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
+from cf_portal.state.add_license import AddLicenseCardsState, AddLicenseState, submit_purchase
 from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
+from cf_portal.state.cards import save_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
@@ -551,7 +552,8 @@ def _remove_card(root: rx.State, demo: Tenant) -> str:
 
 
 def _add_card(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, AddLicenseState)
+    loaded(root, AddLicenseState)
+    state = substate(root, AddLicenseCardsState)
     message = told(state._begin_save_card)
     assert state.saving_card is False
     return message
@@ -664,7 +666,8 @@ def test_a_billing_admin_buys_and_changes_cards_but_does_not_assign(world: World
     created = state._finish_create(submit_purchase(*begun))
     assert created is not None and created.reference_name == "Bought by billing"
     another_visa = {**CARD, "expiry": "10 / 35"}  # the account has this Visa with 12/34 already
-    assert state._finish_save_card(save_card_outcome(state._begin_save_card(), another_visa)) == \
+    cards = substate(billing, AddLicenseCardsState)
+    assert cards._finish_save_card(save_card_outcome(cards._begin_save_card(), another_visa)) == \
         "Visa ending in 4242 added."
     assert _make_default(billing, world.demo) == "(success) Mastercard ending in 4444 is now your default card."
     assert default_card(world.demo.account_id) == world.demo.card_id

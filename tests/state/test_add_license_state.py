@@ -10,8 +10,9 @@ from sqlmodel import select
 from cf_portal import db
 from cf_portal.models import License
 from cf_portal.services import throttle
-from cf_portal.state import add_license
-from cf_portal.state.add_license import AddLicenseState, save_card_outcome, submit_purchase
+from cf_portal.state import add_license, calls
+from cf_portal.state.add_license import AddLicenseCardsState, AddLicenseState, submit_purchase
+from cf_portal.state.cards import save_card_outcome
 from tests.state.conftest import substate
 
 CARD = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
@@ -23,9 +24,21 @@ def loaded(root: rx.State) -> AddLicenseState:
     return state
 
 
+def card_dialog(state: AddLicenseState) -> AddLicenseCardsState:
+    root = state
+    while root.parent_state is not None:
+        root = root.parent_state
+    return substate(root, AddLicenseCardsState)
+
+
 def add_card(state: AddLicenseState, form: dict[str, str]) -> str:
-    actor = state._begin_save_card()
-    return state._finish_save_card(save_card_outcome(actor, form))
+    """The add-card dialog saves the card, then tells the form, as its event does (`card_added`)."""
+    cards = card_dialog(state)
+    saved = save_card_outcome(cards._begin_save_card(), form)
+    message = cards._finish_save_card(saved)
+    if saved.result is not None:
+        state.card_added(saved.result.id)
+    return message
 
 
 def test_load_preselects_a_plan_and_prices_one_license(root_state: rx.State) -> None:
@@ -88,7 +101,7 @@ def test_card_details_never_reach_a_state_var(root_state: rx.State) -> None:
     state = loaded(root_state)
     root_state.get_delta()
     assert add_card(state, {**CARD, "card_number": "4242 4242 4242 4241"}) == ""
-    assert "not valid" in state.card_number_error
+    assert "not valid" in card_dialog(state).card_number_error
     message = add_card(state, CARD)
     assert message == "Visa ending in 4242 added."
     assert state.payment_methods[0].label == "Visa ending in 4242, expires 12/34"
@@ -177,20 +190,19 @@ def test_crafted_values_get_messages_not_crashes(root_state: rx.State) -> None:
 
 def test_after_an_unconfirmed_charge_a_changed_form_keeps_its_key(root_state: rx.State, monkeypatch) -> None:  # noqa: ANN001
     from cf_portal.payments.sandbox import SandboxProvider
-    from cf_portal.state import add_license
     from tests.unit.test_purchase import FlakyProvider
 
     state = loaded(root_state)
     add_card(state, CARD)
     state.set_reference_name("Flaky")
-    monkeypatch.setattr(add_license, "get_provider", lambda: FlakyProvider(SandboxProvider(), failures=10))
+    monkeypatch.setattr(calls, "get_provider", lambda: FlakyProvider(SandboxProvider(), failures=10))
     key = state._idempotency_key
     state._finish_create(submit_purchase(*state._begin_create()))
     assert "Press Create again" in state.payment_error and state._idempotency_key == key
     state.set_quantity("3")  # the buyer changes the form ...
     state._finish_create(submit_purchase(*state._begin_create()))
     assert "still being confirmed" in state.payment_error and state._idempotency_key == key
-    monkeypatch.setattr(add_license, "get_provider", lambda: SandboxProvider())
+    monkeypatch.setattr(calls, "get_provider", lambda: SandboxProvider())
     state.set_quantity("1")  # ... and puts it back: the first purchase is finished, charged once
     created = state._finish_create(submit_purchase(*state._begin_create()))
     assert created is not None and created.quantity == 1
@@ -199,7 +211,6 @@ def test_after_an_unconfirmed_charge_a_changed_form_keeps_its_key(root_state: rx
 
 
 def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: rx.State, monkeypatch) -> None:  # noqa: ANN001
-    from cf_portal.state import add_license
     from tests.unit.test_checkout import PricingProvider
 
     state = loaded(root_state)
@@ -212,7 +223,7 @@ def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: 
     assert state._begin_create() is None and "being confirmed" in state.form_error and state.creating is False
 
     # Stripe's preview differs (its catalog is out of step): the price without the coupon, and why.
-    monkeypatch.setattr(add_license, "get_provider",
+    monkeypatch.setattr(calls, "get_provider",
                         lambda: PricingProvider(db.get_engine(), total=state.panel.total + 1))
     with db.session_scope(write=False) as session:
         actor = state._actor(session)
@@ -222,7 +233,7 @@ def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: 
 
     # Stripe agrees: nothing to change.
     agreeing = state.panel.total
-    monkeypatch.setattr(add_license, "get_provider", lambda: PricingProvider(db.get_engine(), total=agreeing))
+    monkeypatch.setattr(calls, "get_provider", lambda: PricingProvider(db.get_engine(), total=agreeing))
     assert add_license.provider_price_outcome(actor, plan_id=int(state.plan_id), quantity=1,
                                               coupon_code="SPRING15") is None
 
@@ -233,13 +244,12 @@ def test_with_stripe_an_accepted_coupon_waits_for_stripes_own_price(root_state: 
 def test_a_payment_the_bank_wants_confirmed_waits_for_stripe_js_then_creates_again(root_state: rx.State,
                                                                                    monkeypatch) -> None:  # noqa: ANN001
     from cf_portal.payments.sandbox import SandboxProvider
-    from cf_portal.state import add_license
     from tests.unit.test_purchase import BankStep
 
     state = loaded(root_state)
     add_card(state, CARD)
     state.set_reference_name("Bank step")
-    monkeypatch.setattr(add_license, "get_provider", lambda: BankStep(SandboxProvider(), 0))
+    monkeypatch.setattr(calls, "get_provider", lambda: BankStep(SandboxProvider(), 0))
     key = state._idempotency_key
     assert state._finish_create(submit_purchase(*state._begin_create())) is None
     assert state.payment_action_secret == "pi_123_secret_456"  # for Stripe.js, which shows the bank's step

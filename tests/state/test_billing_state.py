@@ -14,8 +14,10 @@ from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import actor_for_user
 from cf_portal.services.payment_methods import PaymentMethodView, add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
-from cf_portal.state.billing import BillingState, default_card_outcome, remove_card_outcome
+from cf_portal.state.add_license import AddLicenseCardsState, AddLicenseState
+from cf_portal.state.billing import BillingCardsState, BillingState, default_card_outcome, remove_card_outcome
 from tests.state.conftest import demo_owner_id, substate
+from tests.support.events import run_now
 
 
 def furnish() -> tuple[PaymentMethodView, PaymentMethodView]:
@@ -91,3 +93,31 @@ def test_the_browser_gets_the_cards_safe_details_only(root_state: rx.State) -> N
     state.ask_remove(state.cards[1].id)
     delta = str(root_state.get_delta())
     assert "5555555555554444" not in delta and "pm_" not in delta  # no card number, no provider id
+
+
+def test_billing_adds_a_card_with_the_add_license_dialog(root_state: rx.State) -> None:
+    """The one add-card dialog (state/cards.py) saves the card on Billing too, and tells the page, which lists it;
+    a refused card stays in the dialog with its message and tells the page nothing."""
+    state = substate(root_state, BillingState)
+    state.load()
+    cards = substate(root_state, BillingCardsState)
+    cards.set_card_dialog_open(True)
+    refused = run_now(cards, "save_card", {"card_number": "4242 4242 4242 4241", "expiry": "12 / 34", "cvc": "123"})
+    assert refused == [] and "not valid" in cards.card_number_error and cards.card_dialog_open
+    told, confirmed = run_now(cards, "save_card", {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34",
+                                                   "cvc": "123"})
+    assert told is BillingState.load
+    assert "Visa ending in 4242 added." in shown(confirmed) and not cards.card_dialog_open
+    state.load()  # the event the dialog sent
+    assert [card.label for card in state.cards] == ["Visa ending in 4242, expires 12/34"]
+
+
+def test_add_license_chooses_the_card_its_dialog_saved(root_state: rx.State) -> None:
+    form = substate(root_state, AddLicenseState)
+    form.load()
+    cards = substate(root_state, AddLicenseCardsState)
+    told, _ = run_now(cards, "save_card", {"card_number": "5555 5555 5555 4444", "expiry": "11 / 33", "cvc": "123"})
+    assert told.handler.fn.__qualname__ == AddLicenseState.card_added.fn.__qualname__
+    card_id = told.args[0][1]._var_value
+    form.card_added(card_id)  # the event the dialog sent
+    assert form.payment_method_id == str(card_id) and form.payment_methods[0].brand == "Mastercard"
