@@ -62,7 +62,7 @@ class AccountSettingsState(PortalState):
                                    and demo.is_demo_account(session, actor.account_id))
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
-        self.saving = False
+        self.saving, self.reset_open = False, False
         if self.router.url.query_parameters.get(PASSWORD_CHANGED):
             return rx.toast.success("Password changed. Every other browser was signed out.")
 

@@ -213,6 +213,9 @@ class AddLicenseState(PortalState):
             self.product_id = str(first.product_id) if first else ""
             self.plan_id = str(first.id) if first else ""
         self._choose_default_card()
+        if not self.saving_card:  # the form is the page and stays; its card dialog does not, unless saving
+            self.card_dialog_open = False
+            self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
         if not self._idempotency_key:
             self._idempotency_key = uuid.uuid4().hex
         if self.creating and time.time() - self._creating_since > STUCK_AFTER_S:

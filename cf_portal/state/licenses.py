@@ -54,6 +54,9 @@ class LicensesState(PortalState):
 
     @rx.event
     def load(self):
+        """The list again; the history dialog of an earlier visit is not (a purchase's banner is kept until
+        dismissed: Add License sets it just before it opens this page)."""
+        self.history_open, self.history_title, self.history = False, "", []
         with session_scope(write=False) as session:
             actor = self._actor(session)
             self.licenses = list_licenses(session, account_id=actor.account_id)
