@@ -334,10 +334,20 @@ class EmployeesState(PortalState):
 KEPT_ACROSS_VISITS = ("department", "product_id", "without_license", "show_inactive", "sort", "descending")
 
 
-class AssignState(EmployeesState):
-    """The Assign dialog: one seat of a license each for the chosen holders."""
+class DialogMixin(rx.State, mixin=True):
+    """A dialog's open flag and the setter its close button and Escape call."""
 
     is_open: bool = False
+
+    @rx.event
+    def set_open(self, is_open: bool):
+        self._require()
+        self.is_open = bool(is_open)
+
+
+class AssignState(DialogMixin, EmployeesState):
+    """The Assign dialog: one seat of a license each for the chosen holders."""
+
     targets: list[str] = []
     license_id: str = ""
     error: str = ""
@@ -355,11 +365,6 @@ class AssignState(EmployeesState):
         self.license_id = str(usable[0].id) if usable else ""
         self.error, self.buy_more_plan_id = "", 0
         self.is_open = True
-
-    @rx.event
-    def set_open(self, is_open: bool):
-        self._require()
-        self.is_open = bool(is_open)
 
     @rx.event
     def set_license(self, value: str):
@@ -393,10 +398,9 @@ class AssignState(EmployeesState):
         return rx.toast.success(f"License assigned to {count} {'people' if count != 1 else 'person'}.")
 
 
-class MoveState(EmployeesState):
+class MoveState(DialogMixin, EmployeesState):
     """The Move dialog: one seat of the holder in the details dialog, given to someone else in one step."""
 
-    is_open: bool = False
     seat_id: int = 0
     seat_label: str = ""
     query: str = ""
@@ -410,11 +414,6 @@ class MoveState(EmployeesState):
         self.seat_id, self.seat_label = parse_id(seat_id, "That seat"), client_text(label, MAX_LABEL_LENGTH)
         self.query, self.matches, self.to, self.error = "", [], "", ""
         self.is_open = True
-
-    @rx.event
-    def set_open(self, is_open: bool):
-        self._require()
-        self.is_open = bool(is_open)
 
     @rx.event
     async def set_query(self, value: str):
@@ -455,10 +454,9 @@ class MoveState(EmployeesState):
         return rx.toast.success(f"Seat moved to {name}.")
 
 
-class PersonFormState(EmployeesState):
+class PersonFormState(DialogMixin, EmployeesState):
     """Add or edit an employee or a child account."""
 
-    is_open: bool = False
     kind: str = "employee"
     holder_id: int = 0
     name: str = ""
@@ -481,11 +479,6 @@ class PersonFormState(EmployeesState):
             self.department_name = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
         self.name_error = self.email_error = self.error = ""
         self.is_open = True
-
-    @rx.event
-    def set_open(self, is_open: bool):
-        self._require()
-        self.is_open = bool(is_open)
 
     @rx.event
     def set_name(self, value: str):
@@ -524,10 +517,9 @@ class PersonFormState(EmployeesState):
         return rx.toast.success(f"{what} {'saved' if self.holder_id else 'added'}: {self.name.strip()}.")
 
 
-class ImportState(EmployeesState):
+class ImportState(DialogMixin, EmployeesState):
     """The CSV import: a preview of the file, then the import of the whole file."""
 
-    is_open: bool = False
     preview: ImportPreview = ImportPreview()
     file_name: str = ""
     importing: bool = False
