@@ -84,7 +84,7 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
     from cf_portal.db import session_scope
     from cf_portal.services import employee_import, seed
     from cf_portal.state import work
-    from cf_portal.state.employees import EmployeesState
+    from cf_portal.state.employees import EmployeesState, ImportState
     from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
     from tests.support.events import run_event
 
@@ -102,6 +102,7 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
     tab_a, tab_b = tab(demo_owner_id()), tab(second)
     employees = substate(tab_a, EmployeesState)
     await run_event(employees, "load")
+    importer = substate(tab_a, ImportState)
     results = []
 
     async def idle() -> None:
@@ -114,11 +115,11 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
 
     async def handler_preview(data: bytes) -> None:
         upload = rx.UploadFile(file=io.BytesIO(data), path=Path("people.csv"))
-        await run_event(employees, "preview_csv", [upload])
-        assert employees.import_preview.can_import, employees.import_preview
+        await run_event(importer, "preview_csv", [upload])
+        assert importer.preview.can_import, importer.preview
 
     async def handler_import() -> None:
-        events = await run_event(employees, "import_csv")
+        events = await run_event(importer, "import_csv")
         assert "imported" in str(events[-1]), events
 
     modes.append(("after (worker process)", handler_preview, handler_import))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.shell import page_shell
 from cf_portal.pages.auth import text_field
 from cf_portal.services.passwords import MIN_LENGTH
@@ -86,20 +87,11 @@ def demo_card() -> rx.Component:
 
 
 def reset_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Reset the demo data?"),
-            rx.alert_dialog.description("Every license, card, invoice and change made in the demo account is "
-                                        "deleted. Members who joined are removed."),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                rx.alert_dialog.action(rx.button("Reset demo data", color_scheme="red", high_contrast=True, size="3",
-                                                 on_click=S.reset_demo)),
-                justify="end", spacing="3", margin_top="16px",
-            ),
-        ),
-        open=S.reset_open, on_open_change=S.set_reset_open,
-    )
+    return confirm_dialog("Reset the demo data?",
+                          "Every license, card, invoice and change made in the demo account is deleted. Members who "
+                          "joined are removed.",
+                          action="Reset demo data", on_confirm=S.reset_demo, open=S.reset_open,
+                          on_open_change=S.set_reset_open)
 
 
 def account_settings_page() -> rx.Component:

@@ -7,6 +7,7 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.components.cards import card_dialog
 from cf_portal.components.common import empty_state, loading_rows
+from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.shell import page_shell
 from cf_portal.services.billing import InvoiceView
 from cf_portal.services.payment_methods import PaymentMethodView
@@ -36,31 +37,14 @@ def remove_card_dialog() -> rx.Component:
     """Asks before a card goes, naming it and saying what happens to the licenses billed to it (or why it cannot
     go yet). The dialog stays open, its button busy, until the provider has answered."""
     r = S.removal
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.cond(
-                r,
-                rx.vstack(
-                    rx.alert_dialog.title("Remove " + r.name + "?"),
-                    rx.alert_dialog.description(rx.cond(
-                        r.refusal != "", r.refusal,
-                        "Our payment provider will no longer be able to charge it. " + r.consequence)),
-                    rx.hstack(
-                        rx.alert_dialog.cancel(rx.button(rx.cond(r.refusal != "", "Close", "Cancel"), variant="soft",
-                                                         color_scheme="gray", size="3", disabled=S.changing)),
-                        rx.cond(r.refusal == "",
-                                rx.button("Remove card", color_scheme="red", high_contrast=True, size="3",
-                                          loading=S.changing,
-                                          on_click=S.remove_card(r.card_id))),
-                        justify="end", spacing="3", width="100%", margin_top="8px",
-                    ),
-                    spacing="3", width="100%",
-                ),
-                rx.alert_dialog.title("Remove card"),
-            ),
-            max_width="480px",
-        ),
-        open=S.remove_open, on_open_change=S.set_remove_open,
+    refused = r & (r.refusal != "")
+    return confirm_dialog(
+        rx.cond(r, "Remove " + r.name + "?", "Remove card"),
+        rx.cond(r, rx.cond(refused, r.refusal, "Our payment provider will no longer be able to charge it. "
+                                               + r.consequence), ""),
+        action="Remove card", on_confirm=S.remove_card(r.card_id), open=S.remove_open,
+        on_open_change=S.set_remove_open, cancel_label=rx.cond(refused, "Close", "Cancel"),
+        show_action=r & (r.refusal == ""), closes_on_confirm=False, busy=S.changing, max_width="480px",
     )
 
 

@@ -6,10 +6,13 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows
+from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.forms import dialog_buttons, field_error, labelled, native_select
 from cf_portal.components.history import history_list
 from cf_portal.components.shell import page_shell
+from cf_portal.components.tables import responsive_table
 from cf_portal.services.employees import CHILD_DEPARTMENT, HeldSeat, HolderRow
+from cf_portal.state.employees import AssignState, ImportState, MoveState, PersonFormState
 from cf_portal.state.employees import EmployeesState as S
 
 UPLOAD_ID = "employees_csv"
@@ -89,7 +92,7 @@ def name_cell(row: HolderRow) -> rx.Component:
 
 def assign_button(row: HolderRow) -> rx.Component:
     return rx.cond(S.can_manage_seats,
-                   rx.button("Assign", variant="soft", size="2", on_click=S.open_assign([row.key]),
+                   rx.button("Assign", variant="soft", size="2", on_click=AssignState.open_for([row.key]),
                              aria_label=f"Assign a license to {row.name}", disabled=~row.active))
 
 
@@ -119,25 +122,18 @@ def grid_card(row: HolderRow) -> rx.Component:
 
 
 def grid() -> rx.Component:
-    return rx.fragment(
-        rx.tablet_and_desktop(
-            rx.table.root(
-                rx.el.caption("Employees and child accounts", class_name="visually-hidden"),
-                rx.table.header(rx.table.row(
-                    rx.table.column_header_cell(rx.checkbox(
-                        checked=S.page_all_selected, on_change=S.select_page,
-                        aria_label="Select everyone on this page", size="3")),
-                    sort_header("Name", "name"),
-                    sort_header("Email", "email"),
-                    sort_header("Department", "department"),
-                    rx.table.column_header_cell("Licenses"),
-                    rx.table.column_header_cell(rx.el.span("Actions", class_name="visually-hidden")),
-                )),
-                rx.table.body(rx.foreach(S.rows, grid_row)),
-                variant="surface", width="100%",
-            ),
-        ),
-        rx.mobile_only(rx.vstack(rx.foreach(S.rows, grid_card), spacing="3", width="100%")),
+    return responsive_table(
+        "Employees and child accounts",
+        [
+            rx.table.column_header_cell(rx.checkbox(checked=S.page_all_selected, on_change=S.select_page,
+                                                    aria_label="Select everyone on this page", size="3")),
+            sort_header("Name", "name"),
+            sort_header("Email", "email"),
+            sort_header("Department", "department"),
+            rx.table.column_header_cell("Licenses"),
+            rx.table.column_header_cell(rx.el.span("Actions", class_name="visually-hidden")),
+        ],
+        S.rows, grid_row, grid_card,
     )
 
 
@@ -164,7 +160,7 @@ def selection_bar() -> rx.Component:
                 rx.hstack(
                     rx.text(S.selected_count, " selected", weight="medium"),
                     rx.cond(S.can_manage_seats,
-                            rx.button("Assign license", size="2", on_click=S.open_assign(S.selected))),
+                            rx.button("Assign license", size="2", on_click=AssignState.open_for(S.selected))),
                     rx.button("Clear selection", size="2", variant="soft", color_scheme="gray",
                               on_click=S.clear_selection),
                     spacing="3", align="center", wrap="wrap",
@@ -180,39 +176,39 @@ def selection_bar() -> rx.Component:
 
 
 def assign_dialog() -> rx.Component:
+    a = AssignState
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Assign a license"),
             rx.dialog.description(
-                rx.cond(S.assign_targets.length() == 1, "Give one seat to the selected person or child account.",
-                        f"Give one seat each to {S.assign_targets.length()} selected people or child accounts."),
+                rx.cond(a.targets.length() == 1, "Give one seat to the selected person or child account.",
+                        f"Give one seat each to {a.targets.length()} selected people or child accounts."),
             ),
             rx.cond(
                 S.licenses.length() > 0,
                 rx.vstack(
                     labelled("License", native_select(
                         rx.foreach(S.licenses, lambda lic: rx.el.option(lic.label, value=lic.id.to_string())),
-                        field_id="assign_license", value=S.assign_license_id, on_change=S.set_assign_license,
-                        invalid=rx.cond(S.assign_error != "", "true", "false"),
+                        field_id="assign_license", value=a.license_id, on_change=a.set_license,
+                        invalid=rx.cond(a.error != "", "true", "false"),
                     ), field_id="assign_license"),
-                    field_error(S.assign_error, "assign_license-error"),
-                    rx.cond(S.buy_more_plan_id > 0,
-                            rx.button(rx.link("Add License", href=S.buy_more_url, underline="none"), as_child=True,
+                    field_error(a.error, "assign_license-error"),
+                    rx.cond(a.buy_more_plan_id > 0,
+                            rx.button(rx.link("Add License", href=a.buy_more_url, underline="none"), as_child=True,
                                       variant="soft", size="3")),
                     spacing="2", width="100%", margin_top="12px",
                 ),
                 rx.callout("There are no licenses to assign yet.", icon="info", margin_top="12px", high_contrast=True),
             ),
-            rx.hstack(
-                rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                rx.cond(S.licenses.length() > 0, rx.button("Assign", size="3", on_click=S.assign),
-                        rx.button(rx.link("Add License", href=routes.ADD_LICENSE, underline="none"), as_child=True,
-                                  size="3")),
-                justify="end", spacing="3", margin_top="16px",
+            rx.box(
+                dialog_buttons(rx.cond(S.licenses.length() > 0, rx.button("Assign", size="3", on_click=a.assign),
+                                       rx.button(rx.link("Add License", href=routes.ADD_LICENSE, underline="none"),
+                                                 as_child=True, size="3"))),
+                margin_top="16px", width="100%",
             ),
             max_width="520px",
         ),
-        open=S.assign_open, on_open_change=S.set_assign_open,
+        open=a.is_open, on_open_change=a.set_open,
     )
 
 
@@ -220,7 +216,7 @@ def held_seat(seat: HeldSeat) -> rx.Component:
     return rx.hstack(
         rx.text(seat.label, size="2", flex="1"),
         rx.cond(S.can_manage_seats, rx.hstack(
-            rx.button("Move", size="2", variant="soft", on_click=S.open_move(seat.assignment_id, seat.label),
+            rx.button("Move", size="2", variant="soft", on_click=MoveState.open_for(seat.assignment_id, seat.label),
                       aria_label=f"Move {seat.label}"),
             rx.button("Unassign", size="2", variant="soft", color_scheme="red",
                       on_click=S.ask_unassign(seat.assignment_id, seat.label), aria_label=f"Unassign {seat.label}"),
@@ -241,12 +237,12 @@ def details_dialog() -> rx.Component:
                 rx.cond(d.seats.length() > 0, rx.vstack(rx.foreach(d.seats, held_seat), width="100%", spacing="2"),
                         rx.text("No license yet.", size="2", color_scheme="gray")),
                 rx.cond(d.active & S.can_manage_seats,
-                        rx.button("Assign a license", size="2", on_click=S.open_assign([d.key]))),
+                        rx.button("Assign a license", size="2", on_click=AssignState.open_for([d.key]))),
                 rx.heading("History", as_="h3", size="3", margin_top="8px"),
                 history_list(S.history),
                 rx.hstack(
                     rx.cond(S.can_manage_seats,
-                            rx.button("Edit", variant="soft", size="3", on_click=S.open_form(d.kind, d.key))),
+                            rx.button("Edit", variant="soft", size="3", on_click=PersonFormState.open_for(d.kind, d.key))),
                     rx.cond((d.kind == "employee") & S.can_manage_seats,
                             rx.cond(d.active,
                                     rx.button("Deactivate", variant="soft", color_scheme="red", size="3",
@@ -265,100 +261,83 @@ def details_dialog() -> rx.Component:
 
 def move_option(row: HolderRow) -> rx.Component:
     return rx.el.label(
-        rx.el.input(type="radio", name="move_to", value=row.key, checked=S.move_to == row.key,
-                    on_change=S.set_move_to(row.key)),
+        rx.el.input(type="radio", name="move_to", value=row.key, checked=MoveState.to == row.key,
+                    on_change=MoveState.set_to(row.key)),
         rx.text(row.name, " · ", row.department, size="2"),
         class_name="pm-option",
     )
 
 
 def move_dialog() -> rx.Component:
+    m = MoveState
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Move a seat"),
-            rx.dialog.description(rx.text("Give ", rx.text.strong(S.move_seat_label), " to someone else in one step.")),
+            rx.dialog.description(rx.text("Give ", rx.text.strong(m.seat_label), " to someone else in one step.")),
             rx.vstack(
-                labelled("Move to", rx.input(id="move_search", value=S.move_search, on_change=S.set_move_search,
+                labelled("Move to", rx.input(id="move_search", value=m.query, on_change=m.set_query,
                                              placeholder="Search by name or email", size="3", type="search"),
                          field_id="move_search"),
                 rx.el.fieldset(
                     rx.el.legend("Results", class_name="visually-hidden"),
-                    rx.vstack(rx.foreach(S.move_matches, move_option), spacing="2", width="100%"),
+                    rx.vstack(rx.foreach(m.matches, move_option), spacing="2", width="100%"),
                     style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
                 ),
-                field_error(S.move_error, "move-error"),
-                dialog_buttons(rx.button("Move", size="3", on_click=S.move)),
+                field_error(m.error, "move-error"),
+                dialog_buttons(rx.button("Move", size="3", on_click=m.move)),
                 spacing="3", width="100%", margin_top="12px",
             ),
             max_width="520px",
         ),
-        open=S.move_open, on_open_change=S.set_move_open,
+        open=m.is_open, on_open_change=m.set_open,
     )
 
 
 def unassign_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title("Unassign this seat?"),
-            rx.alert_dialog.description(S.unassign_text),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3",
-                                                 on_click=S.cancel_unassign)),
-                rx.alert_dialog.action(rx.button("Unassign", color_scheme="red", high_contrast=True, size="3", on_click=S.unassign)),
-                justify="end", spacing="3", margin_top="16px",
-            ),
-        ),
-        open=S.unassign_seat_id > 0,
-    )
+    return confirm_dialog("Unassign this seat?", S.unassign_text, action="Unassign", on_confirm=S.unassign,
+                          open=S.unassign_seat_id > 0, on_cancel=S.cancel_unassign)
 
 
 def deactivate_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(rx.text("Deactivate ", S.details.name, "?")),
-            rx.alert_dialog.description(
-                rx.cond(S.deactivate_seats > 0,
-                        rx.text("They hold ", S.deactivate_seats, " seat(s); deactivating frees them at once."),
-                        rx.text("They hold no seats. You can reactivate them later."))),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                rx.alert_dialog.action(rx.button("Deactivate", color_scheme="red", high_contrast=True, size="3",
-                                                 on_click=S.set_active(False))),
-                justify="end", spacing="3", margin_top="16px",
-            ),
-        ),
-        open=S.deactivate_open, on_open_change=S.set_deactivate_open,
+    return confirm_dialog(
+        rx.text("Deactivate ", S.details.name, "?"),
+        rx.cond(S.deactivate_seats > 0,
+                rx.text("They hold ", S.deactivate_seats, " seat(s); deactivating frees them at once."),
+                rx.text("They hold no seats. You can reactivate them later.")),
+        action="Deactivate", on_confirm=S.set_active(False), open=S.deactivate_open,
+        on_open_change=S.set_deactivate_open,
     )
 
 
 def person_form_dialog() -> rx.Component:
-    is_child = S.form_kind == "child"
+    f = PersonFormState
+    is_child = f.kind == "child"
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title(rx.cond(S.form_id > 0, rx.cond(is_child, "Edit child account", "Edit employee"),
+            rx.dialog.title(rx.cond(f.holder_id > 0, rx.cond(is_child, "Edit child account", "Edit employee"),
                                     rx.cond(is_child, "Add child account", "Add employee"))),
             rx.dialog.description(rx.cond(is_child, "A child account can hold a seat as a whole.",
                                           "Employees can hold one seat of each license.")),
             rx.vstack(
-                labelled("Name", rx.input(id="person_name", value=S.form_name, on_change=S.set_form_name, size="3",
-                                          aria_invalid=rx.cond(S.form_name_error != "", "true", "false"),
+                labelled("Name", rx.input(id="person_name", value=f.name, on_change=f.set_name, size="3",
+                                          aria_invalid=rx.cond(f.name_error != "", "true", "false"),
                                           aria_describedby="person_name-error"),
-                         field_id="person_name", error=S.form_name_error),
+                         field_id="person_name", error=f.name_error),
                 labelled(rx.cond(is_child, "Contact email", "Email"),
-                         rx.input(id="person_email", value=S.form_email, on_change=S.set_form_email, size="3",
-                                  type="email", aria_invalid=rx.cond(S.form_email_error != "", "true", "false"),
+                         rx.input(id="person_email", value=f.email, on_change=f.set_email, size="3",
+                                  type="email", aria_invalid=rx.cond(f.email_error != "", "true", "false"),
                                   aria_describedby="person_email-error"),
-                         field_id="person_email", error=S.form_email_error),
+                         field_id="person_email", error=f.email_error),
                 rx.cond(~is_child, labelled("Department", rx.input(
-                    id="person_department", value=S.form_department, on_change=S.set_form_department, size="3"),
+                    id="person_department", value=f.department_name, on_change=f.set_department_name, size="3"),
                     field_id="person_department")),
-                field_error(S.form_error, "person-form-error"),
-                dialog_buttons(rx.button("Save", size="3", on_click=S.save_form)),
+                field_error(f.error, "person-form-error"),
+                dialog_buttons(rx.button("Save", size="3", on_click=f.save)),
                 spacing="3", width="100%", margin_top="12px",
             ),
             max_width="480px",
         ),
-        open=S.form_open, on_open_change=S.set_form_open,
+        open=f.is_open, on_open_change=f.set_open,
     )
 
 
@@ -366,26 +345,42 @@ def import_error_row(row) -> rx.Component:  # noqa: ANN001
     return rx.table.row(rx.table.cell(row.line), rx.table.cell(row.email), rx.table.cell(row.error))
 
 
+def csv_drop_zone() -> rx.Component:
+    zone = rx.upload.root(
+        rx.vstack(
+            rx.icon("upload", aria_hidden="true"),
+            rx.text("Drop a CSV file here, or choose one"),
+            rx.button("Choose CSV file", size="3", variant="soft", type="button"),
+            align="center", spacing="2",
+        ),
+        id=UPLOAD_ID, accept={"text/csv": [".csv"]}, max_files=1, multiple=False,
+        on_drop=ImportState.preview_csv(rx.upload_files(upload_id=UPLOAD_ID)),
+        border=f"1px dashed {rx.color('gray', 8)}", border_radius="8px", padding="16px", width="100%",
+    )
+    hide_from_screen_readers(zone, tag="input")
+    return zone
+
+
+def hide_from_screen_readers(component: rx.Component, *, tag: str) -> None:
+    """The drop zone's own file input is only visually hidden (and out of the tab order): screen readers
+    announced it as an unnamed "Choose File" button beside "Choose CSV file", which opens the same picker."""
+    for child in component.children:
+        if getattr(child, "tag", None) == tag:
+            child.custom_attrs["aria-hidden"] = "true"
+        hide_from_screen_readers(child, tag=tag)
+
+
 def import_dialog() -> rx.Component:
-    p = S.import_preview
+    i = ImportState
+    p = i.preview
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Import employees from CSV"),
             rx.dialog.description("A UTF-8 CSV file with the columns name, email and department. "
                                   "Nothing is imported until the whole file is correct."),
             rx.vstack(
-                rx.upload.root(
-                    rx.vstack(
-                        rx.icon("upload", aria_hidden="true"),
-                        rx.text("Drop a CSV file here, or choose one"),
-                        rx.button("Choose CSV file", size="3", variant="soft", type="button"),
-                        align="center", spacing="2",
-                    ),
-                    id=UPLOAD_ID, accept={"text/csv": [".csv"]}, max_files=1, multiple=False,
-                    on_drop=S.preview_csv(rx.upload_files(upload_id=UPLOAD_ID)),
-                    border=f"1px dashed {rx.color('gray', 8)}", border_radius="8px", padding="16px", width="100%",
-                ),
-                rx.cond(S.import_file_name != "", rx.text("File: ", S.import_file_name, size="2")),
+                csv_drop_zone(),
+                rx.cond(i.file_name != "", rx.text("File: ", i.file_name, size="2")),
                 field_error(p.file_error, "import-file-error"),
                 rx.cond(
                     (p.file_error == "") & (p.total_rows > 0),
@@ -406,17 +401,13 @@ def import_dialog() -> rx.Component:
                         max_height="240px", type="auto",
                     ),
                 ),
-                rx.hstack(
-                    rx.dialog.close(rx.button("Cancel", variant="soft", color_scheme="gray", size="3")),
-                    rx.button(rx.cond(p.valid_rows > 0, f"Import {p.valid_rows} employees", "Import"), size="3",
-                              disabled=~p.can_import, loading=S.importing, on_click=S.import_csv),
-                    justify="end", spacing="3", width="100%",
-                ),
+                dialog_buttons(rx.button(i.import_label, size="3", disabled=~p.can_import, loading=i.importing,
+                                         on_click=i.import_csv)),
                 spacing="3", width="100%", margin_top="12px",
             ),
             max_width="640px",
         ),
-        open=S.import_open, on_open_change=S.set_import_open,
+        open=i.is_open, on_open_change=i.set_open,
     )
 
 
@@ -424,11 +415,11 @@ def actions() -> rx.Component:
     return rx.flex(
         rx.cond(S.can_manage_seats, rx.fragment(
             rx.button(rx.icon("user-plus", aria_hidden="true"), "Add employee", size="3",
-                      on_click=S.open_form("employee", "")),
+                      on_click=PersonFormState.open_for("employee", "")),
             rx.button(rx.icon("building-2", aria_hidden="true"), "Add child account", size="3", variant="soft",
-                      on_click=S.open_form("child", "")),
+                      on_click=PersonFormState.open_for("child", "")),
             rx.button(rx.icon("upload", aria_hidden="true"), "Import CSV", size="3", variant="soft",
-                      on_click=S.set_import_open(True)),
+                      on_click=ImportState.set_open(True)),
         )),
         rx.button(rx.icon("download", aria_hidden="true"), "Export CSV", size="3", variant="soft",
                   on_click=S.export_csv),

@@ -8,6 +8,7 @@ from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows, status_badge
 from cf_portal.components.history import history_list
 from cf_portal.components.shell import page_shell
+from cf_portal.components.tables import responsive_table
 from cf_portal.services.licenses import LicenseRow
 from cf_portal.state.licenses import LicensesState
 
@@ -85,30 +86,19 @@ def license_card(row: LicenseRow) -> rx.Component:
 
 
 def licenses_table() -> rx.Component:
-    return rx.fragment(
-        rx.tablet_and_desktop(
-            rx.table.root(
-                rx.el.caption("Licenses", class_name="visually-hidden"),
-                rx.table.header(
-                    rx.table.row(
-                        rx.table.column_header_cell("Reference name"),
-                        rx.table.column_header_cell("Product"),
-                        rx.table.column_header_cell("Plan"),
-                        rx.table.column_header_cell("Licenses", text_align="right"),
-                        rx.table.column_header_cell("Assigned / available"),
-                        rx.table.column_header_cell("Monthly cost", text_align="right"),
-                        rx.table.column_header_cell("Status"),
-                        rx.table.column_header_cell(rx.el.span("Actions", class_name="visually-hidden")),
-                    )
-                ),
-                rx.table.body(rx.foreach(LicensesState.licenses, license_table_row)),
-                variant="surface",
-                width="100%",
-            ),
-        ),
-        rx.mobile_only(
-            rx.vstack(rx.foreach(LicensesState.licenses, license_card), spacing="3", width="100%"),
-        ),
+    return responsive_table(
+        "Licenses",
+        [
+            rx.table.column_header_cell("Reference name"),
+            rx.table.column_header_cell("Product"),
+            rx.table.column_header_cell("Plan"),
+            rx.table.column_header_cell("Licenses", text_align="right"),
+            rx.table.column_header_cell("Assigned / available"),
+            rx.table.column_header_cell("Monthly cost", text_align="right"),
+            rx.table.column_header_cell("Status"),
+            rx.table.column_header_cell(rx.el.span("Actions", class_name="visually-hidden")),
+        ],
+        LicensesState.licenses, license_table_row, license_card,
     )
 
 

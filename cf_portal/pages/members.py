@@ -6,6 +6,7 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal.components.common import loading_rows
+from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.forms import dialog_buttons, labelled, native_select
 from cf_portal.components.shell import page_shell
 from cf_portal.services.members import InvitationRow, MemberRow
@@ -114,20 +115,9 @@ def invite_dialog() -> rx.Component:
 
 
 def remove_dialog() -> rx.Component:
-    return rx.alert_dialog.root(
-        rx.alert_dialog.content(
-            rx.alert_dialog.title(rx.text("Remove ", S.remove_name, "?")),
-            rx.alert_dialog.description("They are signed out at once and can no longer sign in. What they did "
-                                        "stays in the history."),
-            rx.hstack(
-                rx.alert_dialog.cancel(rx.button("Cancel", variant="soft", color_scheme="gray", size="3",
-                                                 on_click=S.cancel_remove)),
-                rx.alert_dialog.action(rx.button("Remove", color_scheme="red", high_contrast=True, size="3", on_click=S.remove)),
-                justify="end", spacing="3", margin_top="16px",
-            ),
-        ),
-        open=S.remove_id > 0,
-    )
+    return confirm_dialog(rx.text("Remove ", S.remove_name, "?"),
+                          "They are signed out at once and can no longer sign in. What they did stays in the history.",
+                          action="Remove", on_confirm=S.remove, open=S.remove_id > 0, on_cancel=S.cancel_remove)
 
 
 def members_page() -> rx.Component:

@@ -53,7 +53,7 @@ class AccountSettingsState(PortalState):
             demo.may_reset(session, actor, demo_mode=get_settings().demo_mode)))
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
-        self.saving = False
+        self.saving, self.reset_open = False, False
         if self.router.url.query_parameters.get(PASSWORD_CHANGED):
             return rx.toast.success("Password changed. Every other browser was signed out.")
 

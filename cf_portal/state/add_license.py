@@ -153,7 +153,9 @@ class AddLicenseState(PortalState):
             # The worker that ran Create is gone (a restart): let the person press Create again. The key is
             # kept, so that press finishes the same purchase and cannot charge twice.
             self.creating = False
-        return self._reprice()
+        # The form is the page and stays; its card dialog does not (unless a card is being saved).
+        confirm = self._reprice()
+        return [AddLicenseCardsState.forget_dialog, *([confirm] if confirm is not None else [])]
 
     def _buyer(self, actor: Actor) -> checkout.Buyer:
         return checkout.Buyer(actor.account_id, self.router.session.client_ip or "")

@@ -71,7 +71,12 @@ class BillingState(PortalState):
 
     @rx.event
     def load(self):
+        """The lists again; no dialog is kept from an earlier visit, but a removal under way keeps its own."""
         self._refresh()
+        self.invoice, self.invoice_open = None, False
+        if not self.changing:
+            self.removal, self.remove_open = None, False
+        return BillingCardsState.forget_dialog
 
     @rx.event
     def open_invoice(self, invoice_id: int):

@@ -85,6 +85,14 @@ class CardsState(PortalState, mixin=True):
         self.card_number_error = self.card_expiry_error = self.card_cvc_error = self.card_form_error = ""
 
     @rx.event
+    def forget_dialog(self):
+        """The page was opened again: an earlier visit's dialog and its messages go, unless a card is being
+        saved."""
+        if not self.saving_card:
+            self.card_dialog_open = False
+            self._clear_errors()
+
+    @rx.event
     def set_card_dialog_open(self, is_open: bool):
         if is_open:
             self._configure()  # which provider's form the dialog shows

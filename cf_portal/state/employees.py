@@ -1,5 +1,15 @@
 """The Employees section: the grid (one page at a time from the database) and seat actions.
 
+`EmployeesState` is the grid, the details dialog and its two confirmations (unassign, deactivate); each other
+dialog is a substate of it: `AssignState`, `MoveState`, `PersonFormState`, `ImportState`. A substate reads and
+writes the grid's vars as its own (Reflex forwards them to the parent), so after a change it refreshes the grid
+with the grid's `_refresh`.
+
+What survives leaving the page (decided in `EmployeesState.load`): the filters (department, product, the two
+checkboxes) and the sort order. Everything else starts again: the Search text (a restored text in a field the
+member is already typing in merged with it), the page number, the rows (the new visit's rows, not the last
+visit's), the selection, every dialog and what was typed in it.
+
 Every tab served by this worker shares one event loop, so nothing slow runs on it. The CSV preview, import and
 export (seconds for 20,000 rows) run in the worker process (`work.in_process`); import and export are background
 events (the member and their role are checked under the tab's lock, the work runs without it, the outcome is
@@ -85,46 +95,14 @@ class EmployeesState(PortalState):
     licenses: list[AssignableLicense] = []
     selected: list[str] = []  # holder keys on any page
 
-    # Assign
-    assign_open: bool = False
-    assign_targets: list[str] = []
-    assign_license_id: str = ""
-    assign_error: str = ""
-    buy_more_plan_id: int = 0
-
-    # Details, move and free
+    # Details, and its confirmations
     details_open: bool = False
     details: HolderRow = EMPTY_HOLDER
     history: list[SeatEvent] = []
-    move_open: bool = False
-    move_seat_id: int = 0
-    move_seat_label: str = ""
-    move_search: str = ""
-    move_matches: list[HolderRow] = []
-    move_to: str = ""
-    move_error: str = ""
     unassign_seat_id: int = 0
     unassign_text: str = ""
-
-    # Add / edit employee and child account
-    form_open: bool = False
-    form_kind: str = "employee"
-    form_id: int = 0
-    form_name: str = ""
-    form_email: str = ""
-    form_department: str = ""
-    form_name_error: str = ""
-    form_email_error: str = ""
-    form_error: str = ""
     deactivate_open: bool = False
     deactivate_seats: int = 0
-
-    # CSV import
-    import_open: bool = False
-    import_preview: ImportPreview = ImportPreview()
-    import_file_name: str = ""
-    importing: bool = False
-    _import_data: bytes = b""
 
     @rx.var
     def selected_count(self) -> int:
@@ -171,9 +149,24 @@ class EmployeesState(PortalState):
     async def _refresh_in_thread(self, actor: Actor, *, with_options: bool = False) -> None:
         self._show(await run(functools.partial(grid_view, actor.account_id, self._query(), with_options=with_options)))
 
+    async def _forget_visit(self) -> None:
+        """Everything but the filters and the sort order, as on a first visit (see the module docstring); an
+        import under way keeps its dialog open until it ends."""
+        kept = {name: getattr(self, name) for name in KEPT_ACROSS_VISITS}
+        importer = await self.get_state(ImportState)
+        importing = importer.importing
+        self.reset()  # this state and its dialogs' substates
+        importer._forget_file()
+        importer.is_open = importer.importing = importing
+        for name, value in kept.items():
+            setattr(self, name, value)
+
     @rx.event
     async def load(self):
-        await self._refresh_in_thread(self._require(), with_options=True)
+        await self._forget_visit()
+        actor = self._require()  # after the reset, which leaves the member's flags (PortalState's) alone
+        yield  # the loading rows now, not the last visit's rows while the query runs
+        await self._refresh_in_thread(actor, with_options=True)
 
     @rx.event
     async def set_search(self, value: str):
@@ -240,54 +233,7 @@ class EmployeesState(PortalState):
         self._require()
         self.selected = []
 
-    # --- assign ----------------------------------------------------------------------------------------
-
-    @rx.event
-    def open_assign(self, keys: list[str]):
-        self._require(Permission.MANAGE_SEATS)
-        self.assign_targets = [holder.key for holder in employees.holders_of(keys)]
-        usable = [lic for lic in self.licenses if lic.available > 0] or self.licenses
-        self.assign_license_id = str(usable[0].id) if usable else ""
-        self.assign_error, self.buy_more_plan_id = "", 0
-        self.assign_open = True
-
-    @rx.event
-    def set_assign_open(self, is_open: bool):
-        self._require()
-        self.assign_open = bool(is_open)
-
-    @rx.event
-    def set_assign_license(self, value: str):
-        self._require()
-        self.assign_license_id, self.assign_error, self.buy_more_plan_id = "", "", 0
-        try:
-            self.assign_license_id = str(parse_id(value, "That license"))
-        except NotFound as exc:
-            self.assign_error = exc.message
-
-    @rx.event
-    def assign(self):
-        self._require()  # the role is checked with the change, next to the form
-        if not self.assign_license_id:
-            self.assign_error = self.assign_error or "Choose a license. No licenses yet? Add License first."
-            return
-        try:
-            holders = employees.holders_of(self.assign_targets)
-            self._write(lambda session, actor: seats.assign(
-                session, actor=actor, license_id=int(self.assign_license_id), holders=holders), Permission.MANAGE_SEATS)
-        except NotEnoughSeats as exc:
-            self.assign_error, self.buy_more_plan_id = exc.message, exc.plan_id
-            return
-        except DomainError as exc:
-            self.assign_error = exc.message
-            return
-        count = len(self.assign_targets)
-        self.assign_open, self.selected = False, []
-        self._refresh()
-        self._reload_details()
-        return rx.toast.success(f"License assigned to {count} {'people' if count != 1 else 'person'}.")
-
-    # --- details, move, unassign -------------------------------------------------------------------------
+    # --- details, unassign, deactivate -----------------------------------------------------------------
 
     @rx.event
     def open_details(self, key: str):
@@ -308,61 +254,15 @@ class EmployeesState(PortalState):
         if self.details_open and self.details.key:
             self._load_details(self.details.key)
 
+    def _after_change(self, *, with_options: bool = False) -> None:
+        """The grid and the open details again, after a change this tab made."""
+        self._refresh(with_options=with_options)
+        self._reload_details()
+
     @rx.event
     def set_details_open(self, is_open: bool):
         self._require()
         self.details_open = bool(is_open)
-
-    @rx.event
-    def open_move(self, seat_id: int, label: str):
-        self._require(Permission.MANAGE_SEATS)
-        self.move_seat_id, self.move_seat_label = parse_id(seat_id, "That seat"), client_text(label, MAX_LABEL_LENGTH)
-        self.move_search, self.move_matches, self.move_to, self.move_error = "", [], "", ""
-        self.move_open = True
-
-    @rx.event
-    def set_move_open(self, is_open: bool):
-        self._require()
-        self.move_open = bool(is_open)
-
-    @rx.event
-    async def set_move_search(self, value: str):
-        actor = self._require()
-        value = client_text(value, MAX_SEARCH_LENGTH)
-        self.move_search = value
-        if not value.strip():
-            self.move_matches = []
-            return
-        found = await run(holders_matching, actor.account_id, value)
-        self.move_matches = [row for row in found.rows if row.key != self.details.key]
-
-    @rx.event
-    def set_move_to(self, key: str):
-        self._require()
-        self.move_to, self.move_error = "", ""
-        try:
-            self.move_to = Holder.parse(key).key
-        except NotFound as exc:
-            self.move_error = exc.message
-
-    @rx.event
-    def move(self):
-        self._require()  # the role is checked with the change, next to the form
-        if not self.move_to:
-            self.move_error = self.move_error or "Choose who gets the seat."
-            return
-        try:
-            self._write(lambda session, actor: seats.move(
-                session, actor=actor, assignment_id=self.move_seat_id, to=Holder.parse(self.move_to)),
-                Permission.MANAGE_SEATS)
-        except DomainError as exc:
-            self.move_error = exc.message
-            return
-        name = next((r.name for r in self.move_matches if r.key == self.move_to), "them")
-        self.move_open = False
-        self._refresh()
-        self._reload_details()
-        return rx.toast.success(f"Seat moved to {name}.")
 
     @rx.event
     def ask_unassign(self, seat_id: int, label: str):
@@ -385,67 +285,8 @@ class EmployeesState(PortalState):
             self.unassign_seat_id = 0
             return rx.toast.error(exc.message)
         self.unassign_seat_id = 0
-        self._refresh()
-        self._reload_details()
+        self._after_change()
         return rx.toast.success("Seat freed.")
-
-    # --- add / edit -----------------------------------------------------------------------------------------
-
-    @rx.event
-    def open_form(self, kind: str, key: str = ""):
-        """A blank form for `kind`, or the form of the holder `key` (whose own kind wins)."""
-        self._require(Permission.MANAGE_SEATS)
-        holder = Holder.parse(key) if key else None
-        self.form_kind = "child" if kind == "child" else "employee"
-        self.form_id, self.form_name, self.form_email, self.form_department = 0, "", "", ""
-        if holder is not None:
-            self.form_kind, self.form_id = holder.kind, holder.id
-            self.form_name, self.form_email = self.details.name, self.details.email
-            self.form_department = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
-        self.form_name_error = self.form_email_error = self.form_error = ""
-        self.form_open = True
-
-    @rx.event
-    def set_form_open(self, is_open: bool):
-        self._require()
-        self.form_open = bool(is_open)
-
-    @rx.event
-    def set_form_name(self, value: str):
-        self._require()
-        self.form_name = client_text(value)
-
-    @rx.event
-    def set_form_email(self, value: str):
-        self._require()
-        self.form_email = client_text(value)
-
-    @rx.event
-    def set_form_department(self, value: str):
-        self._require()
-        self.form_department = client_text(value)
-
-    @rx.event
-    def save_form(self):
-        self.form_name_error = self.form_email_error = self.form_error = ""
-        try:
-            if self.form_kind == "child":
-                self._write(lambda session, actor: employees.save_child_account(
-                    session, actor=actor, name=self.form_name, contact_email=self.form_email,
-                    child_id=self.form_id or None), Permission.MANAGE_SEATS)
-            else:
-                self._write(lambda session, actor: employees.save_employee(
-                    session, actor=actor, name=self.form_name, email=self.form_email,
-                    department=self.form_department, employee_id=self.form_id or None), Permission.MANAGE_SEATS)
-        except DomainError as exc:
-            target = {"name": "form_name_error", "email": "form_email_error"}.get(exc.field or "", "form_error")
-            setattr(self, target, exc.message)
-            return
-        what = "Child account" if self.form_kind == "child" else "Employee"
-        self.form_open = False
-        self._refresh(with_options=True)
-        self._reload_details()
-        return rx.toast.success(f"{what} {'saved' if self.form_id else 'added'}: {self.form_name.strip()}.")
 
     @rx.event
     def ask_deactivate(self):
@@ -470,22 +311,231 @@ class EmployeesState(PortalState):
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.deactivate_open = False
-        self._refresh()
-        self._reload_details()
+        self._after_change()
         if active:
             return rx.toast.success(f"{self.details.name} is active again.")
         return rx.toast.success(f"{self.details.name} deactivated; {freed} seat{'s' if freed != 1 else ''} freed.")
 
-    # --- CSV import and export -------------------------------------------------------------------------------
+    # --- export ------------------------------------------------------------------------------------------
+
+    @rx.event(background=True)
+    async def export_csv(self):
+        async with self:
+            actor = self._require()
+        data = await run(employee_import.export_file, actor.account_id, where=Where.PROCESS)
+        yield rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
+
+
+KEPT_ACROSS_VISITS = ("department", "product_id", "without_license", "show_inactive", "sort", "descending")
+
+
+class DialogMixin(rx.State, mixin=True):
+    """A dialog's open flag and the setter its close button and Escape call."""
+
+    is_open: bool = False
 
     @rx.event
-    def set_import_open(self, is_open: bool):
+    def set_open(self, is_open: bool):
+        self._require()
+        self.is_open = bool(is_open)
+
+
+class AssignState(DialogMixin, EmployeesState):
+    """The Assign dialog: one seat of a license each for the chosen holders."""
+
+    targets: list[str] = []
+    license_id: str = ""
+    error: str = ""
+    buy_more_plan_id: int = 0
+
+    @rx.var
+    def buy_more_url(self) -> str:
+        return f"{routes.ADD_LICENSE}?plan={self.buy_more_plan_id}" if self.buy_more_plan_id else routes.ADD_LICENSE
+
+    @rx.event
+    def open_for(self, keys: list[str]):
+        self._require(Permission.MANAGE_SEATS)
+        self.targets = [holder.key for holder in employees.holders_of(keys)]
+        usable = [lic for lic in self.licenses if lic.available > 0] or self.licenses
+        self.license_id = str(usable[0].id) if usable else ""
+        self.error, self.buy_more_plan_id = "", 0
+        self.is_open = True
+
+    @rx.event
+    def set_license(self, value: str):
+        self._require()
+        self.license_id, self.error, self.buy_more_plan_id = "", "", 0
+        try:
+            self.license_id = str(parse_id(value, "That license"))
+        except NotFound as exc:
+            self.error = exc.message
+
+    @rx.event
+    def assign(self):
+        self._require()  # the role is checked with the change, next to the form
+        if not self.license_id:
+            self.error = self.error or "Choose a license. No licenses yet? Add License first."
+            return
+        try:
+            holders = employees.holders_of(self.targets)
+            self._write(lambda session, actor: seats.assign(
+                session, actor=actor, license_id=int(self.license_id), holders=holders), Permission.MANAGE_SEATS)
+        except NotEnoughSeats as exc:
+            self.error, self.buy_more_plan_id = exc.message, exc.plan_id
+            return
+        except DomainError as exc:
+            self.error = exc.message
+            return
+        count = len(self.targets)
+        self.is_open, self.selected = False, []
+        self._after_change()
+        return rx.toast.success(f"License assigned to {count} {'people' if count != 1 else 'person'}.")
+
+
+class MoveState(DialogMixin, EmployeesState):
+    """The Move dialog: one seat of the holder in the details dialog, given to someone else in one step."""
+
+    seat_id: int = 0
+    seat_label: str = ""
+    query: str = ""
+    matches: list[HolderRow] = []
+    to: str = ""
+    error: str = ""
+
+    @rx.event
+    def open_for(self, seat_id: int, label: str):
+        self._require(Permission.MANAGE_SEATS)
+        self.seat_id, self.seat_label = parse_id(seat_id, "That seat"), client_text(label, MAX_LABEL_LENGTH)
+        self.query, self.matches, self.to, self.error = "", [], "", ""
+        self.is_open = True
+
+    @rx.event
+    async def set_query(self, value: str):
+        actor = self._require()
+        value = client_text(value, MAX_SEARCH_LENGTH)
+        self.query = value
+        if not value.strip():
+            self.matches = []
+            return
+        found = await run(holders_matching, actor.account_id, value)
+        self.matches = [row for row in found.rows if row.key != self.details.key]
+
+    @rx.event
+    def set_to(self, key: str):
+        self._require()
+        self.to, self.error = "", ""
+        try:
+            self.to = Holder.parse(key).key
+        except NotFound as exc:
+            self.error = exc.message
+
+    @rx.event
+    def move(self):
+        self._require()  # the role is checked with the change, next to the form
+        if not self.to:
+            self.error = self.error or "Choose who gets the seat."
+            return
+        try:
+            self._write(lambda session, actor: seats.move(
+                session, actor=actor, assignment_id=self.seat_id, to=Holder.parse(self.to)), Permission.MANAGE_SEATS)
+        except DomainError as exc:
+            self.error = exc.message
+            return
+        name = next((r.name for r in self.matches if r.key == self.to), "them")
+        self.is_open = False
+        self._after_change()
+        return rx.toast.success(f"Seat moved to {name}.")
+
+
+class PersonFormState(DialogMixin, EmployeesState):
+    """Add or edit an employee or a child account."""
+
+    kind: str = "employee"
+    holder_id: int = 0
+    name: str = ""
+    email: str = ""
+    department_name: str = ""  # the grid's `department` is its filter
+    name_error: str = ""
+    email_error: str = ""
+    error: str = ""
+
+    @rx.event
+    def open_for(self, kind: str, key: str = ""):
+        """A blank form for `kind`, or the form of the holder `key` (whose own kind wins)."""
+        self._require(Permission.MANAGE_SEATS)
+        holder = Holder.parse(key) if key else None
+        self.kind = "child" if kind == "child" else "employee"
+        self.holder_id, self.name, self.email, self.department_name = 0, "", "", ""
+        if holder is not None:
+            self.kind, self.holder_id = holder.kind, holder.id
+            self.name, self.email = self.details.name, self.details.email
+            self.department_name = "" if self.details.department == CHILD_DEPARTMENT else self.details.department
+        self.name_error = self.email_error = self.error = ""
+        self.is_open = True
+
+    @rx.event
+    def set_name(self, value: str):
+        self._require()
+        self.name = client_text(value)
+
+    @rx.event
+    def set_email(self, value: str):
+        self._require()
+        self.email = client_text(value)
+
+    @rx.event
+    def set_department_name(self, value: str):
+        self._require()
+        self.department_name = client_text(value)
+
+    @rx.event
+    def save(self):
+        self.name_error = self.email_error = self.error = ""
+        try:
+            if self.kind == "child":
+                self._write(lambda session, actor: employees.save_child_account(
+                    session, actor=actor, name=self.name, contact_email=self.email,
+                    child_id=self.holder_id or None), Permission.MANAGE_SEATS)
+            else:
+                self._write(lambda session, actor: employees.save_employee(
+                    session, actor=actor, name=self.name, email=self.email, department=self.department_name,
+                    employee_id=self.holder_id or None), Permission.MANAGE_SEATS)
+        except DomainError as exc:
+            target = {"name": "name_error", "email": "email_error"}.get(exc.field or "", "error")
+            setattr(self, target, exc.message)
+            return
+        what = "Child account" if self.kind == "child" else "Employee"
+        self.is_open = False
+        self._after_change(with_options=True)
+        return rx.toast.success(f"{what} {'saved' if self.holder_id else 'added'}: {self.name.strip()}.")
+
+
+class ImportState(DialogMixin, EmployeesState):
+    """The CSV import: a preview of the file, then the import of the whole file."""
+
+    preview: ImportPreview = ImportPreview()
+    file_name: str = ""
+    importing: bool = False
+    _data: bytes = b""
+
+    @rx.var
+    def import_label(self) -> str:
+        count = self.preview.valid_rows
+        if count <= 0:
+            return "Import"
+        return f"Import {count:,} {'employee' if count == 1 else 'employees'}"
+
+    def _forget_file(self) -> None:
+        self.preview, self.file_name, self._data = ImportPreview(), "", b""
+
+    @rx.event
+    def set_open(self, is_open: bool):
         self._require()
         if self.importing:
             return  # the dialog stays while its import is under way
-        self.import_open = bool(is_open)
+        self.is_open = bool(is_open)
         if not is_open:
-            self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
+            self._forget_file()
 
     @rx.event
     async def preview_csv(self, files: list[rx.UploadFile]):
@@ -495,9 +545,9 @@ class EmployeesState(PortalState):
         upload = files[0]
         data = await upload.read(employee_import.MAX_BYTES + 1)
         preview = await run(employee_import.preview_file, actor.account_id, data, where=Where.PROCESS)
-        self.import_file_name = client_text(upload.name or "file.csv", MAX_FILE_NAME_LENGTH)
-        self.import_preview = preview
-        self._import_data = data if preview.can_import else b""
+        self.file_name = client_text(upload.name or "file.csv", MAX_FILE_NAME_LENGTH)
+        self.preview = preview
+        self._data = data if preview.can_import else b""
 
     @rx.event(background=True)
     async def import_csv(self):
@@ -514,27 +564,16 @@ class EmployeesState(PortalState):
     def _begin_import(self) -> tuple[Actor, bytes] | None:
         """Check the member's role and mark the import busy; None when there is nothing (else) to import."""
         actor = self._require(Permission.MANAGE_SEATS)
-        if self.importing or not self._import_data:
+        if self.importing or not self._data:
             return None
         self.importing = True
-        return actor, self._import_data
+        return actor, self._data
 
     def _finish_import(self, outcome: ImportOutcome) -> rx.event.EventSpec:
         self.importing = False
         if outcome.error:
             return rx.toast.error(outcome.error)
-        self.import_open = False
-        self.import_preview, self.import_file_name, self._import_data = ImportPreview(), "", b""
+        self.is_open = False
+        self._forget_file()
         self._refresh(with_options=True)
         return rx.toast.success(f"{outcome.count:,} employees imported.")
-
-    @rx.event(background=True)
-    async def export_csv(self):
-        async with self:
-            actor = self._require()
-        data = await run(employee_import.export_file, actor.account_id, where=Where.PROCESS)
-        yield rx.download(data=data, filename="license-assignments.csv", mime_type="text/csv")
-
-    @rx.var
-    def buy_more_url(self) -> str:
-        return f"{routes.ADD_LICENSE}?plan={self.buy_more_plan_id}" if self.buy_more_plan_id else routes.ADD_LICENSE

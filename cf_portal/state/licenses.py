@@ -51,6 +51,9 @@ class LicensesState(PortalState):
 
     @rx.event
     def load(self):
+        """The list again; the history dialog of an earlier visit is not (a purchase's banner is kept until
+        dismissed: Add License sets it just before it opens this page)."""
+        self.history_open, self.history_title, self.history = False, "", []
         self.licenses = self._read(lambda session, actor: list_licenses(session, account_id=actor.account_id))
         self.past_due_count = sum(1 for row in self.licenses if row.status == "past_due")
         self.loaded = True

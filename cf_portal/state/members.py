@@ -45,7 +45,11 @@ class MembersState(PortalState):
 
     @rx.event
     def load(self):
+        """The lists again; no dialog, typed address or invitation link is kept from an earlier visit."""
         self._refresh()
+        self.invite_open, self.created, self.remove_id, self.remove_name = False, None, 0, ""
+        self.invite_email, self.invite_role = "", roles.DEFAULT_INVITE_ROLE
+        self.invite_email_error = self.invite_role_error = ""
 
     @rx.event
     def open_invite(self):

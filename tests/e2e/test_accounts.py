@@ -30,7 +30,7 @@ from cf_portal.services.actors import actor_for_user
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME, DEMO_OWNER_EMAIL
 from cf_portal.state.add_license import AddLicenseState
-from cf_portal.state.employees import EmployeesState
+from cf_portal.state.employees import AssignState, EmployeesState
 from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
@@ -488,9 +488,9 @@ def test_viewer_cannot_assign_seats_even_with_crafted_events(fresh_demo: PortalS
 
     # The crafted events reach the server: from the owner, they assign a seat.
     open_employees(portal, owner)
-    send_event(owner, EmployeesState, "open_assign", keys=[ava])
-    send_event(owner, EmployeesState, "set_assign_license", value=str(license_id))
-    send_event(owner, EmployeesState, "assign")
+    send_event(owner, AssignState, "open_for", keys=[ava])
+    send_event(owner, AssignState, "set_license", value=str(license_id))
+    send_event(owner, AssignState, "assign")
     expect(toast(owner, "License assigned to 1 person.")).to_be_visible()
     assert open_seats(portal) == 1
 
@@ -509,11 +509,11 @@ def test_viewer_cannot_assign_seats_even_with_crafted_events(fresh_demo: PortalS
     expect(viewer.get_by_role("button", name="Import CSV")).to_have_count(0)
 
     # The same crafted events from the viewer are refused by the server.
-    send_event(viewer, EmployeesState, "open_assign", keys=[liam])
+    send_event(viewer, AssignState, "open_for", keys=[liam])
     expect(toast(viewer, SEATS_REFUSAL)).to_be_visible()
     expect(viewer.get_by_role("dialog", name="Assign a license")).to_have_count(0)
-    send_event(viewer, EmployeesState, "set_assign_license", value=str(license_id))
-    send_event(viewer, EmployeesState, "set_assign_open", is_open=True)  # only shows the dialog
+    send_event(viewer, AssignState, "set_license", value=str(license_id))
+    send_event(viewer, AssignState, "set_open", is_open=True)  # only shows the dialog
     dialog = viewer.get_by_role("dialog", name="Assign a license")
     dialog.get_by_role("button", name="Assign").click()
     expect(dialog.get_by_role("alert")).to_have_text(SEATS_REFUSAL)
@@ -667,13 +667,13 @@ def test_two_accounts_never_see_each_others_data(portal: PortalServer, anon_page
     send_event(bravo, EmployeesState, "open_details", key=quinn)
     expect(toast(bravo, "That employee was not found.")).to_be_visible()
     expect(bravo.get_by_role("dialog", name="Quinn Isolated")).to_have_count(0)
-    send_event(bravo, EmployeesState, "open_assign", keys=[quinn])  # with Bravo's own license
+    send_event(bravo, AssignState, "open_for", keys=[quinn])  # with Bravo's own license
     dialog = bravo.get_by_role("dialog", name="Assign a license")
     dialog.get_by_role("button", name="Assign").click()
     expect(dialog.get_by_role("alert")).to_have_text(re.compile("was not found"))
     dialog.get_by_role("button", name="Cancel").click()
     bravo.get_by_role("button", name="Assign a license to Bea Bravo").click()  # with Alpha's license
-    send_event(bravo, EmployeesState, "set_assign_license", value=str(alpha_license))
+    send_event(bravo, AssignState, "set_license", value=str(alpha_license))
     dialog.get_by_role("button", name="Assign").click()
     expect(dialog.get_by_role("alert")).to_have_text(re.compile("was not found"))
     assert db_value(portal, "SELECT count(*) FROM seat_assignment WHERE license_id = :id", id=alpha_license) == 0

@@ -147,10 +147,69 @@ def test_csv_import_reports_the_bad_row_and_imports_nothing(fresh_demo: PortalSe
     good = tmp_path / "good.csv"
     good.write_text("name,email,department\nNew Person,new.person@acme.example,Sales\n")
     dialog.locator("input[type=file]").set_input_files(str(good))
-    dialog.get_by_role("button", name="Import 1 employees").click()
+    expect(dialog.locator("input[type=file]")).to_have_attribute("aria-hidden", "true")  # one "Choose" button
+    expect(dialog.get_by_role("button", name=re.compile("Choose"))).to_have_count(1)
+    wait_for_animations(page)
+    results = Axe().run(page)  # the dialog with its drop zone and a file chosen
+    assert results.violations_count == 0, results.generate_report()
+    dialog.get_by_role("button", name="Import 1 employee", exact=True).click()
     expect(dialog).to_be_hidden()
     page.get_by_label("Search").fill("new.person")
     expect(page.get_by_role("button", name="Details of New Person")).to_be_visible()
+
+
+def go_to(page: Page, label: str) -> None:
+    """Through the app's menu, as a person moves between pages (no reload)."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name=label).click()
+    expect(page.get_by_role("heading", name=label, level=1)).to_be_visible()
+
+
+def test_a_page_forgets_its_dialogs_and_search_but_keeps_its_filters(fresh_demo: PortalServer,
+                                                                     app_page: Page) -> None:
+    """What survives leaving Employees: the filters. Not an open dialog, the Search text or the selection."""
+    portal, page = fresh_demo, app_page
+    buy(portal, "Small pack", 2, plan_code="darkweb-essentials")
+    open_employees(portal, page)
+    search = page.get_by_label("Search")
+
+    # The details of Ava Thompson, then Licenses and back: no dialog, an empty Search, everyone.
+    search.fill("Ava Thompson")
+    page.get_by_role("button", name="Details of Ava Thompson").click()
+    expect(page.get_by_role("dialog", name="Ava Thompson")).to_be_visible()
+    page.goto(portal.url + "/licenses")  # the dialog covers the menu: by the address bar
+    expect(page.get_by_role("heading", name="Licenses", level=1)).to_be_visible()
+    go_to(page, "Employees")
+    expect(page.get_by_text("1–25 of 27")).to_be_visible()
+    expect(search).to_have_value("")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+
+    # The Assign dialog's "Add License" link, and back: the filter stays; the dialog and the selection do not.
+    page.get_by_label("Department").select_option(label="Sales")
+    expect(page.get_by_text("1–5 of 5")).to_be_visible()
+    page.get_by_role("checkbox", name="Select everyone on this page").click()
+    page.get_by_role("button", name="Assign license").click()
+    dialog = page.get_by_role("dialog", name="Assign a license")
+    dialog.get_by_role("button", name="Assign").click()
+    dialog.get_by_role("link", name="Add License").click()
+    expect(page.get_by_role("heading", name="Add License", level=1)).to_be_visible()
+    go_to(page, "Employees")
+    expect(page.get_by_text("1–5 of 5")).to_be_visible()
+    expect(page.get_by_label("Department")).to_have_value("Sales")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(page.get_by_text("5 selected")).to_have_count(0)
+    expect(page.get_by_role("checkbox", name="Select everyone on this page")).not_to_be_checked()
+
+    # Text typed as soon as the page is back is the Search text, not merged with the last visit's.
+    page.get_by_label("Department").select_option(label="All departments")
+    search.fill("Mia Rossi")
+    expect(page.get_by_text("1–1 of 1")).to_be_visible()
+    go_to(page, "Licenses")
+    go_to(page, "Employees")
+    expect(page.get_by_text("1–25 of 27")).to_be_visible()
+    search.press_sequentially("Noah Kim")
+    expect(search).to_have_value("Noah Kim")
+    expect(page.get_by_text("1–1 of 1")).to_be_visible()
+    expect(page.get_by_role("button", name="Details of Noah Kim")).to_be_visible()
 
 
 def test_grid_on_a_phone(fresh_demo: PortalServer, app_page: Page) -> None:

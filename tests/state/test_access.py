@@ -53,7 +53,7 @@ from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseCardsState, AddLicenseState, submit_purchase
 from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
 from cf_portal.state.cards import save_card_outcome
-from cf_portal.state.employees import EMPTY_HOLDER, EmployeesState
+from cf_portal.state.employees import EMPTY_HOLDER, AssignState, EmployeesState, ImportState, MoveState, PersonFormState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
@@ -195,6 +195,12 @@ def loaded(root: rx.State, cls: type[S]) -> S:
     return state
 
 
+def on_employees(root: rx.State, cls: type[S]) -> S:
+    """The Employees page loaded, and the state of one of its dialogs."""
+    loaded(root, EmployeesState)
+    return substate(root, cls)
+
+
 def toast(event: rx.event.EventSpec | None) -> tuple[str, str]:
     """(kind, text) of an `rx.toast.error(...)` / `rx.toast.success(...)` a handler returned; ("", "") for none."""
     if event is None:
@@ -284,11 +290,11 @@ def test_assign_with_foreign_ids_is_not_found(root_state: rx.State, world: World
         "our license to their employee": (world.demo.license_id, foreign.idle_key, "That employee"),
         "our license to their child account": (world.demo.license_id, foreign.child_key, "That child account"),
     }[case]
-    state = loaded(root_state, EmployeesState)
-    state.assign_targets, state.assign_license_id = [key], str(license_id)
+    state = on_employees(root_state, AssignState)
+    state.targets, state.license_id = [key], str(license_id)
     with nothing_changes():
         state.assign()
-    assert state.assign_error == f"{what} was not found."
+    assert state.error == f"{what} was not found."
 
 
 @pytest.mark.parametrize("case", ["their seat to our employee", "our seat to their employee",
@@ -299,11 +305,11 @@ def test_move_with_foreign_ids_is_not_found(root_state: rx.State, world: World, 
         "our seat to their employee": (world.demo.seat_id, foreign.idle_key, "That employee"),
         "our seat to their child account": (world.demo.seat_id, foreign.child_key, "That child account"),
     }[case]
-    state = loaded(root_state, EmployeesState)
-    state.move_seat_id, state.move_to = seat_id, to
+    state = on_employees(root_state, MoveState)
+    state.seat_id, state.to = seat_id, to
     with nothing_changes():
         state.move()
-    assert state.move_error == f"{what} was not found."
+    assert state.error == f"{what} was not found."
 
 
 def test_freeing_a_foreign_seat_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
@@ -317,14 +323,14 @@ def test_freeing_a_foreign_seat_is_not_found(root_state: rx.State, foreign: Tena
 
 @pytest.mark.parametrize(("kind", "what"), [("employee", "That employee"), ("child", "That child account")])
 def test_editing_a_foreign_holder_is_not_found(root_state: rx.State, foreign: Tenant, kind: str, what: str) -> None:
-    state = loaded(root_state, EmployeesState)
-    state.open_form(kind, foreign.employee_key if kind == "employee" else foreign.child_key)
-    state.set_form_name("Mallory Takeover")
-    state.set_form_email("mallory@acme-security.example")
+    state = on_employees(root_state, PersonFormState)
+    state.open_for(kind, foreign.employee_key if kind == "employee" else foreign.child_key)
+    state.set_name("Mallory Takeover")
+    state.set_email("mallory@acme-security.example")
     with nothing_changes():
-        state.save_form()
-    assert state.form_error == f"{what} was not found."
-    assert state.form_open is True
+        state.save()
+    assert state.error == f"{what} was not found."
+    assert state.is_open is True
 
 
 @pytest.mark.parametrize("active", [False, True])
@@ -441,25 +447,25 @@ def test_without_a_client_ip_only_the_account_is_counted(root_state: rx.State, w
 
 
 def _open_assign(root: rx.State, demo: Tenant) -> str:
-    return told(lambda: loaded(root, EmployeesState).open_assign([demo.idle_key]))
+    return told(lambda: on_employees(root, AssignState).open_for([demo.idle_key]))
 
 
 def _assign(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
-    state.assign_targets, state.assign_license_id = [demo.idle_key], str(demo.license_id)
+    state = on_employees(root, AssignState)
+    state.targets, state.license_id = [demo.idle_key], str(demo.license_id)
     state.assign()
-    return state.assign_error
+    return state.error
 
 
 def _open_move(root: rx.State, demo: Tenant) -> str:
-    return told(lambda: loaded(root, EmployeesState).open_move(demo.seat_id, "Acme team"))
+    return told(lambda: on_employees(root, MoveState).open_for(demo.seat_id, "Acme team"))
 
 
 def _move(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
-    state.move_seat_id, state.move_to = demo.seat_id, demo.idle_key
+    state = on_employees(root, MoveState)
+    state.seat_id, state.to = demo.seat_id, demo.idle_key
     state.move()
-    return state.move_error
+    return state.error
 
 
 def _ask_unassign(root: rx.State, demo: Tenant) -> str:
@@ -473,25 +479,25 @@ def _unassign(root: rx.State, demo: Tenant) -> str:
 
 
 def _open_form(root: rx.State, demo: Tenant) -> str:
-    return told(lambda: loaded(root, EmployeesState).open_form("employee"))
+    return told(lambda: on_employees(root, PersonFormState).open_for("employee"))
 
 
 def _add_employee(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
-    state.form_kind, state.form_id = "employee", 0
-    state.set_form_name("New Person")
-    state.set_form_email("new.person@acme-security.example")
-    state.save_form()
-    return state.form_error
+    state = on_employees(root, PersonFormState)
+    state.kind, state.holder_id = "employee", 0
+    state.set_name("New Person")
+    state.set_email("new.person@acme-security.example")
+    state.save()
+    return state.error
 
 
 def _edit_child_account(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
-    state.form_kind, state.form_id = "child", demo.child_id
-    state.set_form_name("Renamed Subsidiary")
-    state.set_form_email("it@renamed.example")
-    state.save_form()
-    return state.form_error
+    state = on_employees(root, PersonFormState)
+    state.kind, state.holder_id = "child", demo.child_id
+    state.set_name("Renamed Subsidiary")
+    state.set_email("it@renamed.example")
+    state.save()
+    return state.error
 
 
 def _ask_deactivate(root: rx.State, demo: Tenant) -> str:
@@ -516,14 +522,14 @@ def told_by_event(state: rx.State, handler: str, *args: object) -> str:
 
 
 def _preview_csv(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
+    state = on_employees(root, ImportState)
     upload = rx.UploadFile(file=io.BytesIO(EMPLOYEES_CSV), path=Path("people.csv"))
     return told_by_event(state, "preview_csv", [upload])
 
 
 def _import_csv(root: rx.State, demo: Tenant) -> str:
-    state = loaded(root, EmployeesState)
-    state._import_data = EMPLOYEES_CSV  # as if a preview had accepted the file
+    state = on_employees(root, ImportState)
+    state._data = EMPLOYEES_CSV  # as if a preview had accepted the file
     message = told_by_event(state, "import_csv")
     assert state.importing is False
     return message
@@ -716,14 +722,14 @@ def test_the_pages_flags_follow_the_role(world: World, email: str, label: str,
 def test_a_changed_role_counts_at_the_next_click(root_state: rx.State, world: World) -> None:
     """The role is read again on every call: a page opened as license admin cannot assign after a demotion."""
     admin = world.sign_in(world.user_id(LICENSE_ADMIN))
-    employees_page = loaded(admin, EmployeesState)
+    assign = on_employees(admin, AssignState)
     assert substate(admin, PortalState).can_manage_seats is True
     owner_members = loaded(root_state, MembersState)
     assert toast(owner_members.change_role(world.user_id(LICENSE_ADMIN), Role.VIEWER.value))[0] == "success"
-    employees_page.assign_targets, employees_page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
+    assign.targets, assign.license_id = [world.demo.idle_key], str(world.demo.license_id)
     with nothing_changes():
-        employees_page.assign()
-    assert employees_page.assign_error == REFUSALS[Permission.MANAGE_SEATS]
+        assign.assign()
+    assert assign.error == REFUSALS[Permission.MANAGE_SEATS]
     assert substate(admin, PortalState).can_manage_seats is False
 
 
@@ -749,14 +755,15 @@ def test_an_ended_session_has_to_sign_in_again(root_state: rx.State, world: Worl
 def test_a_removed_member_is_signed_out_at_their_next_click(root_state: rx.State, world: World) -> None:
     admin = world.sign_in(world.user_id(LICENSE_ADMIN))
     page = loaded(admin, EmployeesState)
+    assign = substate(admin, AssignState)
     owner_members = loaded(root_state, MembersState)
     owner_members.ask_remove(world.user_id(LICENSE_ADMIN), "Tom Becker")
     assert toast(owner_members.remove()) == ("success", "Tom Becker was removed and signed out.")
     with pytest.raises(SignInRequired):
         run_now(page, "load")
-    page.assign_targets, page.assign_license_id = [world.demo.idle_key], str(world.demo.license_id)
+    assign.targets, assign.license_id = [world.demo.idle_key], str(world.demo.license_id)
     with nothing_changes(), pytest.raises(SignInRequired):
-        page.assign()
+        assign.assign()
 
 
 def test_a_signed_out_browser_is_asked_to_sign_in_and_come_back(signed_out_state: rx.State) -> None:
@@ -811,46 +818,48 @@ def test_bad_ids_in_the_licenses_page_are_not_found(root_state: rx.State) -> Non
 def test_bad_holder_ids_in_the_employees_page_are_not_found(root_state: rx.State, world: World, kind: str,
                                                             what: str) -> None:
     state = loaded(root_state, EmployeesState)
+    person_form, assign, move = (substate(root_state, cls) for cls in (PersonFormState, AssignState, MoveState))
 
     def details(bad: object) -> str:
         return told(lambda: state.open_details(f"{kind}:{bad}"))
 
     def form(bad: object) -> str:
-        return told(lambda: state.open_form(kind, f"{kind}:{bad}"))
+        return told(lambda: person_form.open_for(kind, f"{kind}:{bad}"))
 
     def assign_to(bad: object) -> str:
-        said = told(lambda: state.open_assign([world.demo.idle_key, f"{kind}:{bad}"]))
-        if state.assign_open:
-            state.assign()
-            said = state.assign_error
+        said = told(lambda: assign.open_for([world.demo.idle_key, f"{kind}:{bad}"]))
+        if assign.is_open:
+            assign.assign()
+            said = assign.error
         return said
 
     def move_to(bad: object) -> str:
-        state.open_move(world.demo.seat_id, "Acme team")
-        state.set_move_to(f"{kind}:{bad}")
-        state.move()
-        return state.move_error
+        move.open_for(world.demo.seat_id, "Acme team")
+        move.set_to(f"{kind}:{bad}")
+        move.move()
+        return move.error
 
     for attempt in (details, form, assign_to, move_to):
         refuses_bad_ids(attempt, f"{what} was not found.")
-    assert (state.details_open, state.form_id) == (False, 0)
+    assert (state.details_open, person_form.holder_id) == (False, 0)
 
 
 def test_bad_license_and_seat_ids_in_the_employees_page_are_not_found(root_state: rx.State, world: World) -> None:
     state = loaded(root_state, EmployeesState)
+    assign, move = substate(root_state, AssignState), substate(root_state, MoveState)
 
     def assign_license(bad: object) -> str:
-        state.open_assign([world.demo.idle_key])
-        state.set_assign_license(bad)
-        state.assign()
-        return state.assign_error
+        assign.open_for([world.demo.idle_key])
+        assign.set_license(bad)
+        assign.assign()
+        return assign.error
 
     def move_seat(bad: object) -> str:
-        said = told(lambda: state.open_move(bad, "Their seat"))
-        if state.move_open:
-            state.set_move_to(world.demo.idle_key)
-            state.move()
-            said = state.move_error
+        said = told(lambda: move.open_for(bad, "Their seat"))
+        if move.is_open:
+            move.set_to(world.demo.idle_key)
+            move.move()
+            said = move.error
         return said
 
     def free_seat(bad: object) -> str:
@@ -928,10 +937,11 @@ def test_the_selection_and_assign_take_only_holder_keys(root_state: rx.State) ->
     state.toggle_selected("employee:7", True)  # once only
     assert state.selected == ["employee:7"]
     too_many = [f"employee:{number}" for number in range(1, MAX_SELECTED + 2)]
+    assign = substate(root_state, AssignState)
     for keys in (too_many, [f"employee:{n}" for n in range(10**6)]):
-        assert told(lambda keys=keys: state.open_assign(keys)) == TOO_MANY_SELECTED
-    assert told(lambda: state.open_assign("employee:1")) == "That employee or child account was not found."
-    assert (state.assign_open, state.assign_targets) == (False, [])
+        assert told(lambda keys=keys: assign.open_for(keys)) == TOO_MANY_SELECTED
+    assert told(lambda: assign.open_for("employee:1")) == "That employee or child account was not found."
+    assert (assign.is_open, assign.targets) == (False, [])
 
 
 def test_text_from_the_browser_is_bounded(root_state: rx.State) -> None:
@@ -939,14 +949,15 @@ def test_text_from_the_browser_is_bounded(root_state: rx.State) -> None:
     grid = loaded(root_state, EmployeesState)
     run_now(grid, "set_search", huge)
     assert len(grid.search) == MAX_SEARCH_LENGTH and grid.total == 0
-    grid.open_form("employee")
-    grid.set_form_name(huge)
-    grid.set_form_email(huge)
-    grid.set_form_department(huge)
-    assert max(len(grid.form_name), len(grid.form_email), len(grid.form_department)) <= MAX_CLIENT_TEXT
+    form = substate(root_state, PersonFormState)
+    form.open_for("employee")
+    form.set_name(huge)
+    form.set_email(huge)
+    form.set_department_name(huge)
+    assert max(len(form.name), len(form.email), len(form.department_name)) <= MAX_CLIENT_TEXT
     with nothing_changes():
-        grid.save_form()
-    assert grid.form_name_error.startswith("Use at most 120 characters for the name")
+        form.save()
+    assert form.name_error.startswith("Use at most 120 characters for the name")
     members_page = loaded(root_state, MembersState)
     members_page.set_invite_email(huge)
     assert len(members_page.invite_email) <= MAX_CLIENT_TEXT
@@ -954,9 +965,9 @@ def test_text_from_the_browser_is_bounded(root_state: rx.State) -> None:
 
 SIGNED_OUT_CALLS = [
     (EmployeesState, "toggle_selected", ("employee:1", True)), (EmployeesState, "select_page", (True,)),
-    (EmployeesState, "clear_selection", ()), (EmployeesState, "open_assign", (["employee:1"],)),
-    (EmployeesState, "set_search", ("a",)), (EmployeesState, "set_form_name", ("a",)),
-    (EmployeesState, "set_assign_license", ("1",)), (EmployeesState, "set_move_to", ("employee:1",)),
+    (EmployeesState, "clear_selection", ()), (AssignState, "open_for", (["employee:1"],)),
+    (EmployeesState, "set_search", ("a",)), (PersonFormState, "set_name", ("a",)),
+    (AssignState, "set_license", ("1",)), (MoveState, "set_to", ("employee:1",)),
     (EmployeesState, "open_details", ("employee:1",)), (EmployeesState, "go_to_page", (2,)),
     (LicensesState, "open_history", (1, "a")), (BillingState, "open_invoice", (1,)),
     (MembersState, "ask_remove", (1, "a")), (MembersState, "set_invite_email", ("a",)),

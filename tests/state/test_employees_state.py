@@ -14,7 +14,7 @@ from cf_portal.models import Plan, SeatAssignment
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
-from cf_portal.state.employees import EmployeesState
+from cf_portal.state.employees import AssignState, EmployeesState, PersonFormState
 from tests.state.conftest import substate
 from tests.support.events import run_now
 
@@ -72,11 +72,12 @@ def test_assign_more_than_available_assigns_nobody_and_offers_to_buy(root_state:
     run_now(state, "load")
     state.select_page(True)
     assert state.selected_count == 25
-    state.open_assign(state.selected)
-    assert state.assign_license_id == str(license_id)
-    state.assign()
-    assert "23 more are needed" in state.assign_error
-    assert state.buy_more_url.endswith(f"?plan={state.buy_more_plan_id}") and state.buy_more_plan_id > 0
+    assign = substate(root_state, AssignState)
+    assign.open_for(state.selected)
+    assert assign.license_id == str(license_id)
+    assign.assign()
+    assert "23 more are needed" in assign.error
+    assert assign.buy_more_url.endswith(f"?plan={assign.buy_more_plan_id}") and assign.buy_more_plan_id > 0
     with db.session_scope(write=False) as session:
         assert session.exec(select(SeatAssignment)).all() == []
 
@@ -86,9 +87,10 @@ def test_assign_then_unassign_updates_the_grid(root_state: rx.State) -> None:
     buy(state, 3)
     run_now(state, "load")
     target = state.rows[0]
-    state.open_assign([target.key])
-    state.assign()
-    assert state.assign_error == "" and state.assign_open is False
+    assign = substate(root_state, AssignState)
+    assign.open_for([target.key])
+    assign.assign()
+    assert assign.error == "" and assign.is_open is False
     assert [s.label for s in state.rows[0].seats] == ["Security Awareness Training · Starter pack"]
     assert state.licenses[0].available == 2
     state.open_details(target.key)
@@ -104,26 +106,28 @@ def test_a_handler_ignores_ids_of_another_account(root_state: rx.State) -> None:
     state = loaded(root_state)
     state.ask_unassign(987_654, "Someone else's seat")
     state.unassign()
-    state.open_assign(["employee:987654"])
-    state.assign()
-    assert state.assign_error  # refused, nothing written
+    assign = substate(root_state, AssignState)
+    assign.open_for(["employee:987654"])
+    assign.assign()
+    assert assign.error  # refused, nothing written
     with db.session_scope(write=False) as session:
         assert session.exec(select(SeatAssignment)).all() == []
 
 
 def test_add_employee_validates_next_to_the_fields(root_state: rx.State) -> None:
     state = loaded(root_state)
-    state.open_form("employee")
-    state.set_form_name("  ")
-    state.set_form_email("nobody")
-    state.save_form()
-    assert state.form_name_error and state.form_open is True
-    state.set_form_name("<script>alert(1)</script> Dana")
-    state.save_form()
-    assert state.form_email_error
-    state.set_form_email("ava.thompson@acme-security.example")
-    state.save_form()
-    assert "already exists" in state.form_email_error
-    state.set_form_email("Dana@Example.com")
-    state.save_form()
-    assert state.form_open is False and state.total == 28
+    form = substate(root_state, PersonFormState)
+    form.open_for("employee")
+    form.set_name("  ")
+    form.set_email("nobody")
+    form.save()
+    assert form.name_error and form.is_open is True
+    form.set_name("<script>alert(1)</script> Dana")
+    form.save()
+    assert form.email_error
+    form.set_email("ava.thompson@acme-security.example")
+    form.save()
+    assert "already exists" in form.email_error
+    form.set_email("Dana@Example.com")
+    form.save()
+    assert form.is_open is False and state.total == 28

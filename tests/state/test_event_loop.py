@@ -22,7 +22,7 @@ import reflex as rx
 
 from cf_portal.services import demo, employee_import, employees
 from cf_portal.state.account_settings import AccountSettingsState
-from cf_portal.state.employees import EmployeesState
+from cf_portal.state.employees import EmployeesState, ImportState, MoveState
 from tests.state.conftest import substate
 from tests.state.test_access import toast
 from tests.support.events import run_event, run_now, run_on_a_loop
@@ -83,18 +83,20 @@ def employees_page(root: rx.State) -> EmployeesState:
 
 
 def test_the_csv_preview_runs_off_the_event_loop(root_state: rx.State, gate: Callable) -> None:
-    state = employees_page(root_state)
+    employees_page(root_state)
+    importer = substate(root_state, ImportState)
     upload = rx.UploadFile(file=io.BytesIO(CSV), path=Path("people.csv"))
-    gate(employee_import, "preview_import").run(run_event(state, "preview_csv", [upload]))
-    assert (state.import_preview.valid_rows, state.import_preview.can_import) == (2, True)
+    gate(employee_import, "preview_import").run(run_event(importer, "preview_csv", [upload]))
+    assert (importer.preview.valid_rows, importer.preview.can_import) == (2, True)
 
 
 def test_the_csv_import_runs_off_the_event_loop(root_state: rx.State, gate: Callable) -> None:
     state = employees_page(root_state)
-    state._import_data = CSV  # as a preview leaves it
-    events = gate(employee_import, "apply_import").run(run_event(state, "import_csv"))
+    importer = substate(root_state, ImportState)
+    importer._data = CSV  # as a preview leaves it
+    events = gate(employee_import, "apply_import").run(run_event(importer, "import_csv"))
     assert toast(events[-1]) == ("success", "2 employees imported.")
-    assert state.total == 29 and state.importing is False
+    assert state.total == 29 and importer.importing is False
 
 
 def test_the_export_runs_off_the_event_loop(root_state: rx.State, gate: Callable) -> None:
@@ -112,11 +114,12 @@ def test_resetting_the_demo_runs_off_the_event_loop(root_state: rx.State, gate: 
 @pytest.mark.parametrize(("handler", "args"), [
     ("load", ()), ("set_search", ("patel",)), ("set_department", ("Finance",)), ("set_product_filter", ("1",)),
     ("set_without_license", (True,)), ("set_show_inactive", (True,)), ("sort_by", ("email",)),
-    ("go_to_page", (2,)), ("set_move_search", ("patel",)),
+    ("go_to_page", (2,)), ("set_query", ("patel",)),
 ])
 def test_the_grids_queries_run_off_the_event_loop(root_state: rx.State, gate: Callable, handler: str,
                                                   args: tuple) -> None:
     """They read every holder of the account: 100-330 ms at 100,000 employees (docs/benchmarks.md)."""
     state = employees_page(root_state)
-    gate(employees, "search_holders").run(run_event(state, handler, *args))
+    target = substate(root_state, MoveState) if handler == "set_query" else state  # the Move dialog's search
+    gate(employees, "search_holders").run(run_event(target, handler, *args))
     assert state.loaded
