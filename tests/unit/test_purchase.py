@@ -332,6 +332,36 @@ def test_the_charge_equals_the_quote(seeded: Seeded, provider: SandboxProvider, 
     assert len(redemptions) == (1 if applied else 0)
 
 
+def test_a_pricing_bug_is_caught_by_the_charge_check(seeded: Seeded, provider: SandboxProvider,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox works out its invoice on its own, so a pricing function that rounds 4.5 cents with Python's
+    round() (to 4, where the rule says 5) shows one total and is charged another: Create refuses it."""
+    from cf_portal.services import checkout, pricing
+
+    def bankers_quote(**kwargs):  # noqa: ANN003, ANN202
+        right = pricing.quote(**kwargs)
+        discount = kwargs.get("discount")
+        if discount is None or discount.percent_off is None:
+            return right
+        off = round(right.subtotal * discount.percent_off / 100)
+        return replace(right, discount=off, total=right.subtotal - off)
+
+    with session_scope(seeded.engine) as session:
+        cheap = Plan(product_id=seeded.plans["awareness-business"].product_id, code="awareness-cheap",
+                     name="Cheap", unit_amount=30)
+        session.add(cheap)
+        session.flush()
+        plan_id = cheap.id
+    monkeypatch.setattr(checkout, "quote", bankers_quote)
+    pm = seeded.add_card(provider)
+    request = request_for(seeded, pm.id, quantity=1, coupon="SPRING15").model_copy(
+        update={"plan_id": plan_id, "expected_total": 30 - 4})  # 4.5 cents off shown as 4: what the buggy panel shows
+    with pytest.raises(DomainError) as info:
+        create_license(seeded.engine, provider, actor=seeded.actor, request=request, now=NOW)
+    assert "charged a different total" in info.value.message
+    assert counts(seeded)["license"] == 0
+
+
 def test_abandoned_unconfirmed_purchases_are_resolved_later(seeded: Seeded, provider: SandboxProvider) -> None:
     from datetime import timedelta
 
