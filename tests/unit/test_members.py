@@ -1,4 +1,8 @@
-"""Members: invitations that work once and expire, roles, removal, and the last owner who stays."""
+"""Members: invitations that work once and expire, roles, removal, and the last owner who stays.
+
+The tests of invitations, acceptances and demotions at the same moment are only real races on
+PostgreSQL (on SQLite writers queue up behind `BEGIN IMMEDIATE`); `make test` runs them there
+too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Create: one charge and one license per submission; failures leave nothing behind."""
+"""Create: one charge and one license per submission; failures leave nothing behind.
+
+The tests of submissions and coupon redemptions at the same moment are only real races on
+PostgreSQL (on SQLite writers queue up behind `BEGIN IMMEDIATE`); `make test` runs them there
+too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 
@@ -122,7 +126,7 @@ def test_simultaneous_submissions_of_one_form_buy_once(seeded: Seeded, provider:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert errors == []
+    assert errors == [] and len(results) == 6
     assert len({r.license_id for r in results}) == 1
     assert counts(seeded)["license"] == 1
     assert counts(seeded)["sandbox_subscription"] == 1
@@ -152,7 +156,10 @@ def test_two_buyers_race_for_a_coupons_last_redemption(seeded: Seeded, provider:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert outcomes.count("bought") == 1
+    assert len(outcomes) == 2 and outcomes.count("bought") == 1, outcomes
+    [refusal] = [o for o in outcomes if o != "bought"]  # a refusal in words (a crash would be missing here)
+    assert refusal in {"This coupon has been fully redeemed.",
+                       "This coupon has just been fully redeemed or has expired."}, refusal
     assert times_redeemed(seeded, "LASTONE") == 1
     assert counts(seeded)["coupon_redemption"] == 1
 
