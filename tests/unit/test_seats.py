@@ -12,12 +12,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, License, SeatAssignment
+from cf_portal.models import AuditEvent, Employee, License, SeatAssignment
 from cf_portal.services import seats
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.seats import Holder, NotEnoughSeats
 from tests.factories import make_account, make_child_account, make_employee, make_license, make_plan
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 
 
 class World:
@@ -197,6 +198,46 @@ def test_fifty_simultaneous_attempts_for_one_holder_give_one_seat(engine: sa.Eng
     assert all(r.startswith(("Already holds this license:", "One of them was given this license a moment ago."))
                for r in refusals), set(refusals)
     assert world.license().seats_assigned == world.open_seats() == 1
+
+
+def test_unassign_move_and_deactivate_of_one_seat_at_once_one_wins(engine: sa.Engine,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three admins act on one seat at the same moment: one frees it, one moves it to someone else, one deactivates
+    its holder. Each has read the seat as open before any writes (the pause below; on PostgreSQL only, where it is
+    a real race): exactly one change goes through, the others are refused in words, and the count stays right."""
+    from cf_portal.services import employees
+
+    world = World(engine, quantity=3, employees=2)
+    holder, other = world.employees
+    [seat] = world.assign(holder)
+    monkeypatch.setattr(seats, "_open_assignment", pausing_for_each_other(seats._open_assignment, parties=3))
+    outcomes: dict[str, str] = {}
+
+    def act(i: int) -> None:
+        name = ("unassign", "move", "deactivate")[i]
+        try:
+            with session_scope(engine) as session:
+                if name == "unassign":
+                    seats.unassign(session, actor=world.actor, assignment_id=seat)
+                elif name == "move":
+                    seats.move(session, actor=world.actor, assignment_id=seat, to=other)
+                else:
+                    employees.set_employee_active(session, actor=world.actor, employee_id=holder.id, active=False)
+            outcomes[name] = "done"
+        except DomainError as exc:
+            outcomes[name] = exc.message
+
+    run_at_once(3, act)
+    winners = [name for name, outcome in outcomes.items() if outcome == "done"]
+    assert len(outcomes) == 3 and len(winners) == 1, outcomes
+    assert all(outcome in {"This seat was already freed.",
+                           "This seat was just freed or moved by someone else. Refresh and try again."}
+               for outcome in outcomes.values() if outcome != "done"), outcomes
+    held = 1 if winners == ["move"] else 0
+    assert world.license().seats_assigned == world.open_seats() == held
+    with session_scope(engine, write=False) as session:
+        active = session.get(Employee, holder.id).active
+    assert active is (winners != ["deactivate"])
 
 
 def test_assignable_licenses_show_what_is_available(world: World, session: Session) -> None:
