@@ -14,6 +14,7 @@ from tests.support.app import SERVER_ERROR_MARKERS
 def cf_logger() -> logging.Logger:
     logger = logging.getLogger("cf_portal")
     handlers, level = list(logger.handlers), logger.level
+    logger.handlers[:] = []  # as in a fresh app process (importing the app module earlier has added one)
     yield logger
     logger.handlers[:], logger.level = handlers, level
 
