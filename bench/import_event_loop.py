@@ -81,8 +81,12 @@ async def answered_late(tab_b: rx.State, work: Awaitable[object]) -> tuple[list[
 
 
 async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, list[float]]]:
+    from datetime import UTC, datetime
+
     from cf_portal.db import session_scope
-    from cf_portal.services import employee_import, seed
+    from cf_portal.payments import get_provider
+    from cf_portal.services import employee_import
+    from cf_portal.services.demo import reset_template
     from cf_portal.state import work
     from cf_portal.state.employees import EmployeesState, ImportState
     from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
@@ -149,8 +153,7 @@ async def measure(rows: int, *, before: bool) -> list[tuple[str, str, float, lis
         results.append((mode, f"preview of {rows:,} rows", took, late))
         late, took = await answered_late(tab_b, run_import())
         results.append((mode, f"import of {rows:,} rows", took, late))
-        with session_scope() as session:
-            seed.reset_demo(session)
+        reset_template(None, get_provider(), now=datetime.now(UTC))
         await run_event(employees, "load")
     return results
 

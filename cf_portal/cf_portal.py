@@ -8,6 +8,7 @@ from reflex.event import EventSpec
 from cf_portal import routes
 from cf_portal.api import api
 from cf_portal.db import all_metadata
+from cf_portal.logging_setup import configure_logging
 from cf_portal.middleware import MAX_WEBSOCKET_MESSAGE, PortalMiddleware
 from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
@@ -36,6 +37,9 @@ def handle_backend_exception(exception: Exception) -> list[EventSpec]:
         return [rx.toast.error(exception.message)]
     return [rx.app.default_backend_exception_handler(exception)]
 
+
+# Errors logged without an exception still say ERROR (and the e2e tests fail on them).
+configure_logging()
 
 # Reflex checks at start-up that the database matches SQLModel's metadata: load every table into it.
 all_metadata()

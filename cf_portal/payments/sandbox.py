@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -69,6 +70,24 @@ TEST_CARD_BEHAVIOUR = {
     "4000000000000069": "expired_card",
     "4000000000000119": "processing_error",
 }
+
+def invoice_amounts(*, unit_amount: int, quantity: int,
+                    discount: SubscriptionDiscount | None) -> tuple[int, int, int]:
+    """(subtotal, discount, total) of a first invoice, worked out the way Stripe describes an invoice, not with the
+    portal's pricing function, so that "the charge equals the quote" compares two computations: the subtotal is the
+    line's unit amount times its quantity; a percent-off coupon takes that percentage of the subtotal, rounded to the
+    nearest cent with halves away from zero; an amount-off coupon is subtracted from the subtotal; the total never
+    goes below zero."""
+    subtotal = unit_amount * quantity
+    off = 0
+    if discount is not None and discount.percent_off:
+        exact = Decimal(subtotal) * Decimal(discount.percent_off) / Decimal(100)
+        off = int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    elif discount is not None and discount.amount_off:
+        off = discount.amount_off
+    total = max(subtotal - off, 0)
+    return subtotal, subtotal - total, total
+
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
@@ -223,13 +242,7 @@ class SandboxProvider:
             pm = session.get(SandboxPaymentMethod, payment_method_id)
             if pm is None or pm.customer_id != customer_id:
                 raise PaymentError("resource_missing", "This payment method is no longer available.")
-            subtotal = unit_amount * quantity
-            off = 0
-            if discount is not None:
-                # Stripe rounds a percentage discount to the nearest cent.
-                off = (subtotal * discount.percent_off + 50) // 100 if discount.percent_off else discount.amount_off
-                off = min(off, subtotal)
-            total = subtotal - off
+            subtotal, off, total = invoice_amounts(unit_amount=unit_amount, quantity=quantity, discount=discount)
             if total > 0:
                 behaviour = pm.behaviour
                 if behaviour == "succeeds" and is_expired(pm.exp_month, pm.exp_year, today=self._today()):

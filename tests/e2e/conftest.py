@@ -120,6 +120,17 @@ def portal(postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory) -
         yield server
 
 
+@pytest.fixture(autouse=True)
+def no_server_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test that runs an app fails when the app's log shows an error during it, with or without a tab (a
+    tab's fixture checks first; this catches what a test without one leaves, so it is not blamed on the next)."""
+    servers = [request.getfixturevalue(name) for name in ("portal", "stripe_portal") if name in request.fixturenames]
+    yield
+    for server in servers:
+        errors = server.new_server_errors()
+        assert errors == [], f"the app logged errors: {errors}"
+
+
 @pytest.fixture
 def app_page(portal: PortalServer, anon_page: Page) -> Page:
     """A browser tab signed in as the owner of the demo account; fails the test on console or server errors."""

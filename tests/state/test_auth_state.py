@@ -1,4 +1,7 @@
-"""Signing in, up and out through the states: cookies, redirects, and passwords kept out of the state."""
+"""Signing in, up and out through the states: cookies, redirects, and passwords kept out of the state.
+
+The tests of sign-ups at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 

@@ -25,8 +25,10 @@ PYTHON = sys.executable
 # Debian's chromium, headless, kept off the network (it would try to reach Google's services).
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-# Lines in the app's log that mean something went wrong on the server.
-SERVER_ERROR_MARKERS = ("Traceback (most recent call last)", "Exception in ", " ERROR ")
+# Lines in the app's log that mean something went wrong on the server: a traceback, or any line logged at ERROR
+# or CRITICAL (the app's loggers write their level, cf_portal/logging_setup.py; uvicorn/granian write "ERROR:").
+SERVER_ERROR_MARKERS = ("Traceback (most recent call last)", "Exception in ", " ERROR ", "ERROR:", "[ERROR]",
+                        " CRITICAL ", "CRITICAL:")
 
 
 # Left out of the copy the app runs from: history, the tool chains (used in place), caches, local data and

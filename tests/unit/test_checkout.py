@@ -1,4 +1,7 @@
-"""The Add License screen's rules: what is on sale, field checks and the price panel."""
+"""The Add License screen's rules: what is on sale, field checks and the price panel.
+
+The tests of provider look-ups at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 

@@ -1,3 +1,8 @@
+"""Coupons: validation, redemption within the limit.
+
+Two buyers taking the last redemption at the same moment are only a real race on PostgreSQL (on SQLite writers
+queue up behind `BEGIN IMMEDIATE`); `make test` runs it there too. See tests/support/concurrency.py."""
+
 from __future__ import annotations
 
 import threading

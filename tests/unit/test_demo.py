@@ -1,4 +1,7 @@
-""""Try the demo": each visitor gets an own copy of the demo account, capped, expired and purged after a day."""
+""""Try the demo": each visitor gets an own copy of the demo account, capped, expired and purged after a day.
+
+The tests of demo copies at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 

@@ -88,6 +88,26 @@ def test_deactivating_frees_seats_and_history_stays(grid) -> None:  # noqa: ANN0
     assert [e.is_open for e in history] == [False]
 
 
+def test_reactivating_brings_an_employee_back_who_can_then_get_a_seat(grid) -> None:  # noqa: ANN001
+    from cf_portal.models import AuditEvent, License
+
+    names, actor, ids, _, engine = grid
+    assert "Ed Old" not in names()  # deactivated by the fixture
+    with session_scope(engine) as session:
+        freed = employees.set_employee_active(session, actor=actor, employee_id=ids["Ed Old"], active=True)
+    assert freed == 0
+    assert "Ed Old" in names() and "Ed Old" in names(without_license=True)
+    with session_scope(engine, write=False) as session:
+        audit = session.exec(sa.select(AuditEvent).where(AuditEvent.object_id == ids["Ed Old"])
+                             .order_by(AuditEvent.id.desc())).scalars().first()
+        assert (audit.action, audit.actor_user_id) == ("employee.reactivated", actor.user_id)
+        lic_id = session.exec(sa.select(License.id).where(License.account_id == actor.account_id)
+                              .order_by(License.id)).scalars().first()
+    with session_scope(engine) as session:  # refused while inactive (test_seats.py); allowed again now
+        seats.assign(session, actor=actor, license_id=lic_id, holders=[Holder(kind="employee", id=ids["Ed Old"])])
+    assert "Ed Old" not in names(without_license=True)
+
+
 def test_employee_changes_are_checked(grid) -> None:  # noqa: ANN001
     _, actor, ids, _, engine = grid
     with pytest.raises(DomainError) as info, session_scope(engine) as session:

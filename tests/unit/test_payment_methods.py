@@ -1,5 +1,8 @@
 """Saved cards: the default card and removing a card, at the provider first (the sandbox here) and then in the
-portal's rows; refusals, other accounts, roles, provider failures half way and changes at the same time."""
+portal's rows; refusals, other accounts, roles, provider failures half way and changes at the same time.
+
+The tests of card changes at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -40,6 +42,20 @@ def test_percent_rounds_half_up_to_a_cent() -> None:
     assert quote(unit_amount=10, quantity=1, currency="usd", discount=Discount(percent_off=15)).discount == 2
     # 15% of 9 cents is 1.35 cents: rounded to 1.
     assert quote(unit_amount=9, quantity=1, currency="usd", discount=Discount(percent_off=15)).discount == 1
+
+
+@pytest.mark.parametrize(("subtotal", "percent", "discount"), [
+    (10, 25, 3),  # 2.5 cents -> 3 (Python's round() would give 2)
+    (50, 5, 3),  # 2.5 cents -> 3
+    (30, 15, 5),  # 4.5 cents -> 5 (round() would give 4)
+    (10, 5, 1),  # 0.5 cents -> 1 (round() would give 0)
+    (90, 5, 5),  # 4.5 cents -> 5
+    (70, 5, 4),  # 3.5 cents -> 4 (round() agrees: odd below)
+    (1, 50, 1),  # half a cent of a one-cent line -> the whole cent
+])
+def test_half_cents_round_up(subtotal: int, percent: int, discount: int) -> None:
+    q = quote(unit_amount=subtotal, quantity=1, currency="usd", discount=Discount(percent_off=percent))
+    assert (q.discount, q.total) == (discount, subtotal - discount)
 
 
 def test_fixed_discount_must_be_in_the_plans_currency() -> None:
@@ -86,3 +102,25 @@ def test_total_is_never_negative_nor_above_the_undiscounted_price(unit: int, qua
     assert all(isinstance(v, int) for v in (q.subtotal, q.discount, q.total, q.monthly_after_discount))
     for month in range(40):
         assert q.total <= q.amount_for_month(month) <= q.subtotal
+
+
+def spec_percent_discount(subtotal: int, percent: int) -> int:
+    """The README's rule, written from the words rather than from pricing.py: `percent` % of the subtotal in exact
+    decimal arithmetic, rounded to a whole cent with halves going up."""
+    exact = Decimal(subtotal) * Decimal(percent) / Decimal(100)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@given(unit=st.integers(0, 1_000_000), quantity=st.integers(1, 1000), percent=st.integers(1, 100))
+def test_percent_discount_is_the_spec_rounded_half_up(unit: int, quantity: int, percent: int) -> None:
+    q = quote(unit_amount=unit, quantity=quantity, currency="usd", discount=Discount(percent_off=percent))
+    assert q.discount == spec_percent_discount(unit * quantity, percent)
+    assert q.total == unit * quantity - q.discount
+
+
+def test_percent_discount_meets_the_spec_for_every_subtotal_up_to_five_dollars() -> None:
+    """Every small subtotal at every percent, where half cents are common (random wide amounts seldom hit one)."""
+    wrong = [(subtotal, percent) for subtotal in range(1, 501) for percent in range(1, 101)
+             if quote(unit_amount=subtotal, quantity=1, currency="usd", discount=Discount(percent_off=percent)).discount
+             != spec_percent_discount(subtotal, percent)]
+    assert wrong == []

@@ -184,6 +184,27 @@ def test_the_route_applies_signed_events_once(client: TestClient, seeded: Seeded
     assert license_now(seeded, bought).status == "past_due"
 
 
+@pytest.mark.parametrize("secret", ["", None])
+def test_without_a_secret_the_route_answers_404_and_applies_nothing(client: TestClient, seeded: Seeded,
+                                                                    bought: License, monkeypatch: pytest.MonkeyPatch,
+                                                                    secret: str | None) -> None:
+    """No STRIPE_WEBHOOK_SECRET (unset or empty): the route does not exist for the outside world, and an event
+    signed with any secret (here the one it would have had) changes nothing."""
+    if secret is None:
+        monkeypatch.delenv("STRIPE_WEBHOOK_SECRET")
+    else:
+        monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", secret)
+    settings.get_settings.cache_clear()
+    payload = json.dumps(event("customer.subscription.deleted", {"id": bought.provider_subscription_id},
+                               at=T0 + 10)).encode()
+    response = client.post(api.STRIPE_WEBHOOK_PATH, content=payload, headers={"Stripe-Signature": signed(payload)})
+    assert response.status_code == 404
+    assert "STRIPE_WEBHOOK_SECRET" in response.json()["error"]
+    assert license_now(seeded, bought).status == "active"
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.exec(select(ProviderEvent)).all() == []
+
+
 @pytest.mark.parametrize("header", [None, "t=1,v1=abc", "wrong secret", "too old"])
 def test_the_route_refuses_unsigned_or_wrongly_signed_events(client: TestClient, seeded: Seeded, bought: License,
                                                              header: str | None) -> None:

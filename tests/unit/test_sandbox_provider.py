@@ -162,3 +162,27 @@ def test_the_sandbox_answers_not_supported_for_the_optional_steps_it_has_not() -
         with pytest.raises(NotSupported) as info:
             step()
         assert info.value.code == "not_supported" and "sandbox" in info.value.message
+
+
+@pytest.mark.parametrize(("unit_amount", "quantity", "percent_off", "amount_off", "expected"), [
+    (1200, 3, None, None, (3600, 0, 3600)),
+    (10, 1, 25, None, (10, 3, 7)),  # 2.5 cents off: a whole 3 cents, as Stripe rounds
+    (30, 1, 15, None, (30, 5, 25)),  # 4.5 cents off -> 5
+    (10, 1, 5, None, (10, 1, 9)),  # half a cent off -> 1
+    (1900, 5, 20, None, (9500, 1900, 7600)),
+    (1200, 3, 100, None, (3600, 3600, 0)),
+    (1200, 3, None, 1000, (3600, 1000, 2600)),
+    (1200, 3, None, 5000, (3600, 3600, 0)),  # an amount off never takes the invoice below zero
+])
+def test_the_invoice_is_worked_out_as_stripe_describes_it(unit_amount: int, quantity: int, percent_off: int | None,
+                                                          amount_off: int | None, expected: tuple[int, int, int],
+                                                          provider: SandboxProvider) -> None:
+    from cf_portal.payments.provider import SubscriptionDiscount
+
+    discount = (SubscriptionDiscount(percent_off=percent_off, amount_off=amount_off, months=None, coupon_code="C")
+                if percent_off or amount_off else None)
+    customer = provider.ensure_customer(account_id=1, account_name="Acme", customer_id=None)
+    pm = provider.add_card(customer_id=customer, card=card(), make_default=True, idempotency_key="k1")
+    invoice = subscribe(provider, customer, pm.provider_id, "k-inv", unit_amount=unit_amount, quantity=quantity,
+                        discount=discount).latest_invoice
+    assert (invoice.subtotal, invoice.discount, invoice.total) == expected

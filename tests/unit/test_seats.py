@@ -1,4 +1,7 @@
-"""Seats: assign, move, free; never more than bought, never two for one holder, history kept."""
+"""Seats: assign, move, free; never more than bought, never two for one holder, history kept.
+
+The tests of assigns at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 
@@ -9,12 +12,13 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
-from cf_portal.models import AuditEvent, License, SeatAssignment
+from cf_portal.models import AuditEvent, Employee, License, SeatAssignment
 from cf_portal.services import seats
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.seats import Holder, NotEnoughSeats
 from tests.factories import make_account, make_child_account, make_employee, make_license, make_plan
+from tests.support.concurrency import pausing_for_each_other, run_at_once
 
 
 class World:
@@ -171,7 +175,7 @@ def test_fifty_simultaneous_attempts_take_the_last_five_seats_exactly(engine: sa
 
 def test_fifty_simultaneous_attempts_for_one_holder_give_one_seat(engine: sa.Engine) -> None:
     world = World(engine, quantity=10, employees=1)
-    barrier = threading.Barrier(20)
+    barrier = threading.Barrier(50)
     outcomes: list[str] = []
 
     def attempt() -> None:
@@ -179,16 +183,66 @@ def test_fifty_simultaneous_attempts_for_one_holder_give_one_seat(engine: sa.Eng
         try:
             world.assign(world.employees[0])
             outcomes.append("assigned")
-        except DomainError:
-            outcomes.append("refused")
+        except DomainError as exc:
+            outcomes.append(exc.message)
 
-    threads = [threading.Thread(target=attempt) for _ in range(20)]
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert outcomes.count("assigned") == 1
+    assert outcomes.count("assigned") == 1, outcomes
+    refusals = [o for o in outcomes if o != "assigned"]
+    assert len(refusals) == 49, outcomes
+    # Refused in words (the check, or the unique index a moment later), never a database error.
+    assert all(r.startswith(("Already holds this license:", "One of them was given this license a moment ago."))
+               for r in refusals), set(refusals)
     assert world.license().seats_assigned == world.open_seats() == 1
+
+
+def test_unassign_move_and_deactivate_of_one_seat_at_once_one_wins(engine: sa.Engine,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three admins act on one seat at the same moment: one frees it, one moves it to someone else, one deactivates
+    its holder. Each has read the seat as open before any writes (the pause below; on PostgreSQL only, where it is
+    a real race): exactly one of them changes the seat, the others are refused in words (a deactivation that
+    comes after the seat has gone may deactivate with nothing to free), and the count stays right."""
+    from cf_portal.services import employees
+
+    world = World(engine, quantity=3, employees=2)
+    holder, other = world.employees
+    [seat] = world.assign(holder)
+    monkeypatch.setattr(seats, "_open_assignment", pausing_for_each_other(seats._open_assignment, parties=3))
+    outcomes: dict[str, str] = {}
+
+    def act(i: int) -> None:
+        name = ("unassign", "move", "deactivate")[i]
+        try:
+            with session_scope(engine) as session:
+                if name == "unassign":
+                    seats.unassign(session, actor=world.actor, assignment_id=seat)
+                    outcomes[name] = "freed the seat"
+                elif name == "move":
+                    seats.move(session, actor=world.actor, assignment_id=seat, to=other)
+                    outcomes[name] = "moved the seat"
+                else:
+                    freed = employees.set_employee_active(session, actor=world.actor, employee_id=holder.id,
+                                                          active=False)
+                    outcomes[name] = "freed the seat" if freed == 1 else f"deactivated, {freed} seats freed"
+        except DomainError as exc:
+            outcomes[name] = exc.message
+
+    run_at_once(3, act)
+    assert len(outcomes) == 3, outcomes
+    winners = [name for name, outcome in outcomes.items() if outcome.endswith("the seat")]
+    assert len(winners) == 1, outcomes
+    assert all(outcome in {"This seat was already freed.", "deactivated, 0 seats freed",
+                           "This seat was just freed or moved by someone else. Refresh and try again."}
+               for name, outcome in outcomes.items() if name not in winners), outcomes
+    held = 1 if winners == ["move"] else 0
+    assert world.license().seats_assigned == world.open_seats() == held
+    with session_scope(engine, write=False) as session:
+        active = session.get(Employee, holder.id).active
+    assert active is not outcomes["deactivate"].startswith(("freed", "deactivated"))
 
 
 def test_assignable_licenses_show_what_is_available(world: World, session: Session) -> None:

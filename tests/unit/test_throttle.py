@@ -1,4 +1,7 @@
-"""Throttling: the counts behind slowed-down and locked sign-ins and coupon checks."""
+"""Throttling: the counts behind slowed-down and locked sign-ins and coupon checks.
+
+The tests of coupon guesses at the same moment are only real races on PostgreSQL (on SQLite writers queue up behind
+`BEGIN IMMEDIATE`); `make test` runs them there too. See tests/support/concurrency.py."""
 
 from __future__ import annotations
 
@@ -99,6 +102,7 @@ def test_parallel_coupon_guesses_get_no_more_lookups_than_the_throttle_allows(se
     messages: list[str] = []
     run_at_once(12, lambda i: messages.append(
         panel(seeded, f"PARALLEL{i}", account_id=seeded.actor.account_id, client=f"10.8.0.{i}").coupon_message))
+    assert len(messages) == 12
     looked_up = messages.count("This coupon code doesn't exist. Check the spelling.")
     assert looked_up == throttle.COUPON_ACCOUNT.free, messages
     assert all(m.startswith("Too many coupon codes") for m in messages if "Check the spelling" not in m)
