@@ -119,6 +119,19 @@ def _is_missing(exc: stripe.StripeError) -> bool:
     return exc.code == "resource_missing" or exc.http_status == 404
 
 
+def _retrieved_or_none(retrieve, object_id: str) -> dict | None:  # noqa: ANN001
+    """Stripe's object `object_id` as a dict, or None when Stripe has no such object; other failures as a
+    PaymentError."""
+    try:
+        return retrieve(object_id).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if not _is_missing(exc):
+            raise _payment_error(exc) from exc
+        return None
+    except stripe.StripeError as exc:
+        raise _payment_error(exc) from exc
+
+
 def _saved_card(pm: dict[str, Any]) -> SavedCard:
     card = pm["card"]
     brand = card.get("brand") or "card"
@@ -212,14 +225,7 @@ class StripeProvider:
         """The account's Stripe Customer: the one it has, or a new one when it has none (or one Stripe no
         longer knows: deleted, or made by another provider or Stripe account)."""
         if customer_id:
-            try:
-                existing = self._client.v1.customers.retrieve(customer_id).to_dict()
-            except stripe.InvalidRequestError as exc:
-                if not _is_missing(exc):
-                    raise _payment_error(exc) from exc
-                existing = None
-            except stripe.StripeError as exc:
-                raise _payment_error(exc) from exc
+            existing = _retrieved_or_none(self._client.v1.customers.retrieve, customer_id)
             if existing is not None and not existing.get("deleted"):
                 return existing["id"]
         # A key of its own per account and situation: two first requests of one account at the same time get
@@ -569,14 +575,7 @@ class StripeProvider:
             terms["redeem_by"] = coupon.redeem_by
         if coupon.product_codes:
             terms["applies_to"] = {"products": list(coupon.product_codes)}
-        try:
-            existing = self._client.v1.coupons.retrieve(coupon.code).to_dict()
-        except stripe.InvalidRequestError as exc:
-            if not _is_missing(exc):
-                raise _payment_error(exc) from exc
-            existing = None
-        except stripe.StripeError as exc:
-            raise _payment_error(exc) from exc
+        existing = _retrieved_or_none(self._client.v1.coupons.retrieve, coupon.code)
         if existing is None:
             self._call(self._client.v1.coupons.create, params={"id": coupon.code, **terms},
                        options={"idempotency_key": f"catalog-coupon-{coupon.code}"})
