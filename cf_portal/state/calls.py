@@ -12,7 +12,8 @@ A handler does three things, always in this order:
 3. Under the lock again, it assigns the outcome to its vars.
 
 The payment provider is resolved here only (`provider()`, as FastAPI's deps.py injects a dependency): no
-other state module imports `cf_portal.payments` or `cf_portal.models` (tests/unit/test_layering.py).
+state module imports `cf_portal.payments` or `cf_portal.models` (tests/unit/test_layering.py); this one takes the
+provider from `services/providers.py`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from cf_portal.payments import get_provider
-from cf_portal.payments.provider import PaymentProvider
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import DomainError
+from cf_portal.services.providers import PaymentProvider, get_provider
 from cf_portal.state.password_work import run_password_work
 from cf_portal.state.work import in_process
 

@@ -1,8 +1,8 @@
 """The layering holds: pages → state → services → models/db and payments (README, Layout).
 
 Read from the source (the AST of every module's imports, also those inside functions), so a late import
-cannot slip past. The one exception is the composition root, state/calls.py, which resolves the payment
-provider for every state (as FastAPI's deps.py does)."""
+cannot slip past. No exceptions: state/calls.py, which resolves the payment provider for every state (as
+FastAPI's deps.py does), takes it from services/providers.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cf_portal"
-# The provider, resolved in one place; the other names it takes from payments/ are the ones it needs to do so.
-COMPOSITION_ROOT = {"cf_portal/state/calls.py": {"cf_portal.payments", "cf_portal.payments.provider"}}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -42,10 +40,8 @@ def within(name: str, package: str) -> bool:
 
 @pytest.mark.parametrize("path", modules("state") + modules("pages"), ids=relative)
 def test_states_and_pages_import_neither_models_nor_payments(path: Path) -> None:
-    allowed = COMPOSITION_ROOT.get(relative(path), set())
     crossing = sorted(name for name in imported_modules(path)
-                      if (within(name, "cf_portal.models") or within(name, "cf_portal.payments"))
-                      and name not in allowed and name.rsplit(".", 1)[0] not in allowed)
+                      if within(name, "cf_portal.models") or within(name, "cf_portal.payments"))
     assert crossing == [], f"{relative(path)} reaches past the services: {crossing}"
 
 
