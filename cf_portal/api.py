@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from cf_portal import clock, routes
 from cf_portal.db import session_scope
-from cf_portal.middleware import cleared_cookie_header, session_cookie_header, session_token
+from cf_portal.middleware import cleared_cookie_headers, session_cookie_header, session_token
 from cf_portal.payments.provider import PaymentEvent
 from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
 from cf_portal.services import auth
@@ -96,16 +96,21 @@ async def begin_session(request: Request) -> RedirectResponse:
         return RedirectResponse(routes.SIGN_IN, status_code=303)
     response = RedirectResponse(next_path, status_code=303)
     response.headers.append("set-cookie", session_cookie_header(signed_in.token, remember=signed_in.remember))
+    for cleared in cleared_cookie_headers(session=False):
+        response.headers.append("set-cookie", cleared)
     response.headers["cache-control"] = "no-store"
     return response
 
 
 async def end_session(request: Request) -> RedirectResponse:
-    """Sign this browser out: its session ends on the server and its cookie is cleared."""
-    if _from_this_site(request) and (token := session_token(request.headers.get("cookie", ""))):
-        await asyncio.to_thread(_end, token)
+    """Sign this browser out: its session ends on the server and its cookie is cleared (for the portal's own
+    pages only: another site cannot sign a visitor out)."""
     response = RedirectResponse(routes.SIGN_IN, status_code=303)
-    response.headers.append("set-cookie", cleared_cookie_header())
+    if _from_this_site(request):
+        if token := session_token(request.headers.get("cookie", "")):
+            await asyncio.to_thread(_end, token)
+        for cleared in cleared_cookie_headers():
+            response.headers.append("set-cookie", cleared)
     response.headers["cache-control"] = "no-store"
     return response
 

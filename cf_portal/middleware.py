@@ -23,7 +23,6 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from functools import lru_cache
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,8 @@ from cf_portal.services.errors import SignInRequired
 from cf_portal.settings import get_settings
 
 SESSION_COOKIE = "cf_session"
+# Cookies of earlier versions that held a session token scripts could read: never passed on, cleared on sign-in.
+RETIRED_COOKIES = ("cf_session_remembered",)
 # Reflex keeps request headers in its state store but never sends `authorization` to the browser.
 SESSION_DIGEST_HEADER = "authorization"
 SESSION_DIGEST_SCHEME = "CF-Session-Digest "
@@ -63,9 +64,11 @@ def session_cookie_header(token: str, *, remember: bool) -> str:
     return "; ".join(parts)
 
 
-def cleared_cookie_header() -> str:
+def cleared_cookie_headers(*, session: bool = True) -> list[str]:
+    """Set-Cookie values that clear the session cookie (if `session`) and the retired ones."""
     secure = "; Secure" if get_settings().secure_cookies else ""
-    return f"{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+    names = ((SESSION_COOKIE,) if session else ()) + RETIRED_COOKIES
+    return [f"{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}" for name in names]
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -75,21 +78,21 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
+def _cookie_pairs(cookie_header: str) -> list[tuple[str, str]]:
+    return [(name.strip(), value.strip()) for name, _, value in
+            (part.partition("=") for part in cookie_header.split(";") if part.strip())]
+
+
 def session_token(cookie_header: str) -> str:
-    """The session token from a `Cookie` header ('' when there is none, or the header is malformed)."""
-    jar = SimpleCookie()
-    try:
-        jar.load(cookie_header)
-    except Exception:  # noqa: BLE001 - a malformed Cookie header means no session, not an error
-        return ""
-    morsel = jar.get(SESSION_COOKIE)
-    return morsel.value if morsel is not None else ""
+    """The session token from a `Cookie` header: '' when there is none, or more than one (a cookie planted by a
+    sibling domain must not choose the session). Other cookies, whatever their syntax, do not matter."""
+    tokens = [value for name, value in _cookie_pairs(cookie_header) if name == SESSION_COOKIE]
+    return tokens[0] if len(tokens) == 1 else ""
 
 
 def _without_session_cookie(cookie_header: str) -> str:
-    kept = [part.strip() for part in cookie_header.split(";")
-            if part.strip() and part.split("=", 1)[0].strip() != SESSION_COOKIE]
-    return "; ".join(kept)
+    return "; ".join(f"{name}={value}" for name, value in _cookie_pairs(cookie_header)
+                     if name not in (SESSION_COOKIE, *RETIRED_COOKIES))
 
 
 def scope_with_session_digest(scope: Scope) -> Scope:
@@ -195,8 +198,14 @@ class PortalMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] in ("websocket", "http") and path.startswith(EVENT_PATH):
+        if scope["type"] == "websocket" or (scope["type"] == "http" and EVENT_PATH in path):
+            # Every websocket (wherever it is mounted), and the event route's HTTP fallback: Reflex keeps their
+            # headers in its state store, so they carry the digest, never the token.
             scope = scope_with_session_digest(scope)
+        elif scope["type"] == "http":
+            scope = {**scope, "headers": [(k, v) for k, v in scope.get("headers", [])
+                                          if k.lower() != SESSION_DIGEST_HEADER.encode()
+                                          or not v.startswith(SESSION_DIGEST_SCHEME.encode())]}
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -216,14 +225,11 @@ class PortalMiddleware:
                 await _answer(send_with_headers, 401, "Sign in to upload files.")
                 return
         declared = _header(scope, b"content-length")
-        if declared:
+        if declared and not _header(scope, b"transfer-encoding"):  # with both, the server reads it as chunked
             if not declared.isdigit() or int(declared) > limit:
                 await _answer(send_with_headers, 413, _too_large(limit))
                 return
-            await self.app(scope, receive, send_with_headers)
-            return
-        if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, _at_most(receive, limit), send_with_headers)
             return
         body = await _read_at_most(receive, limit)  # sent without a length (chunked): read up to the limit only
         if body is None:
@@ -247,6 +253,20 @@ async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
             return None
         if not message.get("more_body", False):
             return bytes(body)
+
+
+def _at_most(receive: Receive, limit: int) -> Receive:
+    """`receive` that ends the request as if the client had gone once more than `limit` bytes arrived (a body
+    longer than its declared length)."""
+    seen = 0
+
+    async def counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        return {"type": "http.disconnect"} if seen > limit else message
+
+    return counted
 
 
 def _replay(body: bytes) -> Receive:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         if self.secure_cookies and not self.allowed_origins.strip():
             raise ValueError("CF_SECURE_COOKIES=true needs CF_ALLOWED_ORIGINS: the address the portal is served "
                              "at, e.g. https://licenses.example.com")
+        if not self.secure_cookies and any(o.startswith("https://") for o in self.origins):
+            raise ValueError("CF_ALLOWED_ORIGINS names an https:// address: set CF_SECURE_COOKIES=true too, so the "
+                             "session cookie is sent over HTTPS only and browsers are told to stay on HTTPS (HSTS)")
         for origin in self.origins:
             if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
                 raise ValueError(f"CF_ALLOWED_ORIGINS: {origin!r} is not an origin like https://licenses.example.com")

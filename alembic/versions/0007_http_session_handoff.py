@@ -18,7 +18,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Written by hand.
+    # Written by hand. Every session ends once: before this version the token sat in a cookie scripts could read
+    # and in Reflex's state store (disk or Redis), so a token copied from either must stop working.
+    op.execute("DELETE FROM auth_session")
     with op.batch_alter_table('auth_session', schema=None) as batch_op:
         batch_op.add_column(sa.Column('handoff_hash', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('handoff_until', sa.DateTime(timezone=True), nullable=True))

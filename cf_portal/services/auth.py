@@ -1,8 +1,10 @@
 """Accounts and sessions: sign up, sign in (throttled), the signed-in actor, sign out, change password.
 
-A session is an opaque random token. The browser keeps the token; the `auth_session` table keeps its
-SHA-256 digest and expiry. Every event handler looks the token up again (`actor_for_token`), so signing out,
-a password change or a removed member takes effect on the very next click, in every tab and worker.
+A session is an opaque random token that only the browser's HttpOnly cookie holds; the `auth_session` table
+keeps its SHA-256 digest and expiry. A sign-in made over the websocket hands the browser a one-time code
+(`hand_off`), which the /auth/session route trades for the token (`redeem_handoff`). Every event handler looks the
+session up again by the digest the websocket's handshake carries (`actor_for_digest`), so signing out, a
+password change or a removed member takes effect on the very next click, in every tab and worker.
 
 Passwords are hashed and checked outside any transaction (a hash takes about 0.1 s, and a write transaction
 on SQLite holds the one write lock of the whole app), so these functions take the engine and keep their own
@@ -99,7 +101,7 @@ def actor_for_token(session: Session, token: str, *, now: datetime, next_path: s
 
 def actor_for_digest(session: Session, digest: str, *, now: datetime, next_path: str = "") -> Actor:
     """The member whose session token has this SHA-256 `digest` (what the websocket is told; see
-    cf_portal/web.py); SignInRequired when there is none (any more)."""
+    cf_portal/middleware.py); SignInRequired when there is none (any more)."""
     if not digest:
         raise SignInRequired(next_path)
     row = session.exec(

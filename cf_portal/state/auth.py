@@ -61,13 +61,16 @@ def attempt_accept(token: str, form: dict, client: str) -> Attempt:
         confirm=form.get("confirm_password", ""), client=client, now=now()))
 
 
-def _demo_owner_session() -> auth.SignedIn:
+def _demo_owner_session(client: str) -> auth.SignedIn:
+    # A copy of the demo account lives for a day: copies are counted per client, together with sign-ups, so
+    # one script cannot take every copy the cap allows.
+    auth.count_sign_up(get_engine(), client=client, now=now())
     with session_scope() as session:
         return auth.demo_owner_session(session, now=now(), max_copies=get_settings().demo_max_copies)
 
 
-def attempt_demo() -> Attempt:
-    return sign_in_attempt(_demo_owner_session)
+def attempt_demo(client: str = "") -> Attempt:
+    return sign_in_attempt(lambda: _demo_owner_session(client))
 
 
 class AuthState(PortalState):
@@ -175,14 +178,21 @@ class AuthState(PortalState):
         if ok:
             yield begin_session(attempt.handoff_code, routes.LICENSES)
 
-    @rx.event
-    def try_demo(self):
-        if not get_settings().demo_mode:
-            self.form_error = "The demo is not available here."
-            return
-        attempt = attempt_demo()
-        if self._finish(attempt):
-            return begin_session(attempt.handoff_code, self._next())
+    @rx.event(background=True)
+    async def try_demo(self):
+        """A copy of the demo account for this visitor (made in a worker thread), signed in as its owner."""
+        async with self:
+            if not get_settings().demo_mode:
+                self.form_error = "The demo is not available here."
+                return
+            if not self._begin():
+                return
+            client, next_path = self.router.session.client_ip, self._next()
+        attempt = await run(attempt_demo, client)
+        async with self:
+            ok = self._finish(attempt)
+        if ok:
+            yield begin_session(attempt.handoff_code, next_path)
 
     @rx.event
     def sign_out(self):

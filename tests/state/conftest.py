@@ -129,7 +129,7 @@ def follow_form_post(root: rx.State, event: rx.event.EventSpec, *, cookie_token:
         client.cookies.set(SESSION_COOKIE, cookie_token)
     response = client.post(action, data=fields, headers={"sec-fetch-site": "same-origin"}, follow_redirects=False)
     assert response.status_code == 303, response.text
-    set_cookie = response.headers.get("set-cookie", "")
+    set_cookie = next((c for c in response.headers.get_list("set-cookie") if c.startswith(f"{SESSION_COOKIE}=")), "")
     token = re.match(rf"{SESSION_COOKIE}=([^;]*)", set_cookie).group(1) if set_cookie else cookie_token
     connect_with_cookie(root, token)
     return Followed(location=urlsplit(response.headers["location"]).path + (

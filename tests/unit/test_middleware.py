@@ -163,3 +163,48 @@ def test_a_body_sent_without_a_length_is_read_only_up_to_the_limit(app_db: sa.En
     assert too_big.status_code == 413 and inner.calls == 0
     fine = client.post("/auth/session", content=chunks(65536 * 2))
     assert fine.status_code == 200 and inner.bodies == [b"y" * 65536 * 2]
+
+
+def test_a_declared_length_with_chunked_encoding_is_still_capped(app_db: sa.Engine) -> None:
+    """Content-Length and Transfer-Encoding together: servers read the body as chunked, so the length proves
+    nothing and the body is read only up to the limit."""
+    inner = Inner()
+    scope = {"type": "http", "method": "POST", "path": "/auth/session", "headers": [
+        (b"content-length", b"10"), (b"transfer-encoding", b"chunked")]}
+    chunks = [{"type": "http.request", "body": b"z" * 65536, "more_body": True}] * 20
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return chunks.pop() if chunks else {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    run_on_a_loop(PortalMiddleware(inner)(scope, receive, send))
+    assert sent[0]["status"] == 413 and inner.calls == 0
+
+
+def test_only_one_well_formed_session_cookie_names_a_session() -> None:
+    assert middleware.session_token('consent={"ads":false}; cf_session=abc; x="a b"') == "abc"
+    assert middleware.session_token("cf_session=abc; cf_session=planted") == ""  # tossed from a sibling domain
+    assert middleware.session_token("other=1") == ""
+
+
+def test_a_retired_cookie_never_reaches_reflex_and_sign_in_clears_it() -> None:
+    scope = scope_with_session_digest({"type": "websocket", "path": "/app/_event", "headers": [
+        (b"cookie", b"cf_session_remembered=old-token; theme=dark")]})
+    assert b"old-token" not in repr(scope["headers"]).encode()
+    cleared = middleware.cleared_cookie_headers(session=False)
+    assert cleared == ["cf_session_remembered=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"]
+
+
+def test_every_websocket_gets_the_digest_and_a_forged_digest_is_dropped_everywhere() -> None:
+    seen = []
+
+    async def inner(scope, receive, send) -> None:  # noqa: ANN001
+        seen.append(dict(scope["headers"]))
+
+    forged = (SESSION_DIGEST_HEADER.encode(), b"CF-Session-Digest " + b"0" * 64)
+    run_on_a_loop(PortalMiddleware(inner)({"type": "websocket", "path": "/prefix/_event/",
+                                           "headers": [forged, (b"cookie", b"cf_session=abc")]}, None, None))
+    assert seen[-1][SESSION_DIGEST_HEADER.encode()] == f"CF-Session-Digest {auth.token_digest('abc')}".encode()

@@ -43,6 +43,7 @@ def test_https_needs_the_number_of_proxies_said_explicitly(monkeypatch: pytest.M
         Settings(_env_file=None)
     monkeypatch.delenv("CF_SECURE_COOKIES")
     monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
+    monkeypatch.delenv("CF_ALLOWED_ORIGINS")
     assert Settings(_env_file=None).trusted_proxy_hops == 0
 
 
@@ -88,7 +89,13 @@ def test_only_the_portals_own_origins_may_open_its_websocket(monkeypatch: pytest
     monkeypatch.setenv("CF_PORT", "8080")
     assert Settings(_env_file=None).origins == ["http://localhost:8080", "http://127.0.0.1:8080"]
     monkeypatch.setenv("CF_ALLOWED_ORIGINS", "https://licenses.example.com/, https://portal.example.com")
+    with pytest.raises(ValidationError, match="CF_SECURE_COOKIES=true"):  # HTTPS without secure cookies
+        Settings(_env_file=None)
+    monkeypatch.setenv("CF_SECURE_COOKIES", "true")
+    monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "1")
     assert Settings(_env_file=None).origins == ["https://licenses.example.com", "https://portal.example.com"]
+    monkeypatch.delenv("CF_SECURE_COOKIES")
+    monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
     monkeypatch.setenv("CF_ALLOWED_ORIGINS", "licenses.example.com")
     with pytest.raises(ValidationError, match="is not an origin"):
         Settings(_env_file=None)
