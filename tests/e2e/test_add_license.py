@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     assert_no_horizontal_scroll,
     choose,
     url_of,
+    wait_for_animations,
     wait_until_connected,
 )
 
@@ -94,6 +95,7 @@ def test_whole_flow_prompt_card_coupon_create(fresh_demo: PortalServer, app_page
     expect(row.get_by_role("rowheader")).to_have_text("<script>alert('x')</script> Sales")
     expect(row).to_contain_text("Phishing Simulator")
     expect(row).to_contain_text("$90.00")
+    wait_for_animations(page)  # axe measures the toast's colours once it has faded in
     results = Axe().run(page)  # the Licenses page with a license in it
     assert results.violations_count == 0, results.generate_report()
     assert db_count(portal, "SELECT count(*) FROM invoice_line WHERE description LIKE '%Sales%'") == 1
@@ -104,6 +106,7 @@ def test_whole_flow_prompt_card_coupon_create(fresh_demo: PortalServer, app_page
     expect(invoice).to_contain_text("<script>alert('x')</script> Sales")
     expect(invoice).to_contain_text("$90.00")
     expect(page.get_by_text("Visa ending in 4242, expires 12/34")).to_be_visible()
+    wait_for_animations(page)
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
 
