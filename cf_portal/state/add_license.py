@@ -11,7 +11,7 @@ import uuid
 import reflex as rx
 
 from cf_portal import routes
-from cf_portal.clock import today
+from cf_portal.clock import now, today
 from cf_portal.services import checkout, payment_methods
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import PlanOption, PricePanel, ProductOption
@@ -31,7 +31,7 @@ from cf_portal.settings import get_settings
 from cf_portal.state.calls import Outcome, Unexpected, outcome, provider, run
 from cf_portal.state.cards import CardsState
 from cf_portal.state.licenses import LicensesState
-from cf_portal.state.portal import PortalState, now
+from cf_portal.state.portal import PortalState
 from cf_portal.state.work import STUCK_AFTER_S
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,6 @@ PRICE_CHECK_STUCK_AFTER_S = 90
 EMPTY_PANEL = PricePanel(unit_price="", quantity=0, subtotal="", discount="", total=0, total_display="",
                          coupon_status="none", coupon_message="", discount_note="", after_discount="",
                          monthly_note="")
-
-
-def _is_id(text: str) -> bool:
-    """Ids come back from the browser as text; anything but an id in range (`parse_id`) is not one."""
-    return is_id(text)
 
 
 # The purchase (its `result`), or why not (its `error`; an `Unexpected` one keeps the key: Create can be pressed
@@ -178,7 +173,7 @@ class AddLicenseState(PortalState):
         try:
             price = self._write if self.coupon_code.strip() else self._read  # a code's lookup is counted
             self.panel = price(lambda session, actor: checkout.throttled_price_panel(
-                session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0,
+                session, buyer=self._buyer(actor), plan_id=int(self.plan_id) if is_id(self.plan_id) else 0,
                 quantity=quantity, coupon_code=self.coupon_code, now=now()), Permission.BUY)
             self.plan_error = ""
         except DomainError as exc:
@@ -236,7 +231,7 @@ class AddLicenseState(PortalState):
         except DomainError:
             return None
         actor = self._require(Permission.BUY)
-        return actor, dict(plan_id=int(self.plan_id) if _is_id(self.plan_id) else 0, quantity=quantity,
+        return actor, dict(plan_id=int(self.plan_id) if is_id(self.plan_id) else 0, quantity=quantity,
                            coupon_code=self.coupon_code, client=self._buyer(actor).client)
 
     def _finish_price_check(self, ticket: int, panel: PricePanel | None) -> bool:
@@ -314,9 +309,9 @@ class AddLicenseState(PortalState):
     def _check_form(self) -> bool:
         self.check_reference_name()
         self._check_quantity()
-        if not _is_id(self.plan_id):
+        if not is_id(self.plan_id):
             self.plan_error = "Choose a plan."
-        self.payment_error = "" if _is_id(self.payment_method_id) else (
+        self.payment_error = "" if is_id(self.payment_method_id) else (
             "Add a payment method to create licenses." if not self.payment_methods
             else "Choose a payment method.")
         return not (self.name_error or self.quantity_error or self.plan_error or self.payment_error
