@@ -115,7 +115,9 @@ def billing_page() -> rx.Component:
             rx.cond(
                 S.cards.length() > 0,
                 rx.vstack(rx.foreach(S.cards, card_row), spacing="2", width="100%"),
-                rx.text("No payment method yet. You can add one when you add a license.", color_scheme="gray"),
+                rx.text(rx.cond(S.can_manage_payment_methods,
+                                "No payment method yet. Add one here, or when you add a license.",
+                                "No payment method yet."), color_scheme="gray"),
             ),
             rx.cond(S.can_manage_payment_methods, card_dialog(BillingCardsState)),
             rx.heading("Invoices", as_="h2", size="5", margin_top="16px"),
