@@ -360,8 +360,12 @@ class LicenseStatus(StrEnum):
     # Between "charge requested" and "charge confirmed"; never shown, never assignable.
     PENDING = "pending"
     ACTIVE = "active"
-    PAST_DUE = "past_due"
+    PAST_DUE = "past_due"  # a renewal failed; retried (`services.renewals`); seats still work
+    SUSPENDED = "suspended"  # every retry failed: seats stay assigned but grant nothing until it is paid
     CANCELED = "canceled"
+
+
+LICENSE_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in LicenseStatus)
 
 
 class License(SQLModel, table=True):
@@ -390,6 +394,21 @@ class License(SQLModel, table=True):
     # When the provider's newest applied news about this subscription happened (webhooks arrive out of order:
     # older news than this is not applied).
     provider_updated_at: datetime | None = optional_time_field()
+    # The billing period paid for: [period_start, period_end). Period n starts n calendar months after
+    # `created_at` (`services.periods`); `periods_billed` counts the periods charged, first included, so the
+    # current one is number periods_billed - 1 (what a coupon's months are counted against).
+    period_start: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False)
+    period_end: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False, index=True)
+    periods_billed: int = Field(default=1)
+    # Changes that take effect at the next renewal: fewer seats, a cheaper plan, the end.
+    next_quantity: int | None = Field(default=None)
+    next_plan_id: int | None = fk("plan.id", nullable=True, index=False)
+    cancel_at_period_end: bool = Field(default=False)
+    canceled_at: datetime | None = optional_time_field()
+    # A failed renewal: when it first failed, how many attempts failed, when the next one is due.
+    past_due_since: datetime | None = optional_time_field()
+    renewal_failures: int = Field(default=0)
+    next_attempt_at: datetime | None = optional_time_field()
 
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
@@ -397,9 +416,13 @@ class License(SQLModel, table=True):
         sa.CheckConstraint("discount_amount >= 0", name="discount_not_negative"),
         sa.CheckConstraint("first_charge_amount >= 0", name="first_charge_not_negative"),
         sa.CheckConstraint("length(trim(reference_name)) > 0", name="reference_name_not_blank"),
-        sa.CheckConstraint("status IN ('pending', 'active', 'past_due', 'canceled')", name="status_valid"),
-        # Never more seats held than bought.
+        sa.CheckConstraint(f"status IN ({LICENSE_STATUS_VALUES})", name="status_valid"),
+        # Never more seats held than bought, nor than the seats left after a decrease that is scheduled.
         sa.CheckConstraint("seats_assigned >= 0 AND seats_assigned <= quantity", name="seats_within_quantity"),
+        sa.CheckConstraint("next_quantity IS NULL OR (next_quantity > 0 AND next_quantity < quantity"
+                           " AND seats_assigned <= next_quantity)", name="next_quantity_valid"),
+        sa.CheckConstraint("period_end > period_start AND periods_billed >= 1", name="period_valid"),
+        sa.CheckConstraint("renewal_failures >= 0", name="renewal_failures_not_negative"),
         # One license per submitted form, however often it is submitted.
         sa.UniqueConstraint("account_id", "idempotency_key"),
     )
@@ -424,6 +447,8 @@ class SeatAssignment(SQLModel, table=True):
     unassigned_by_user_id: int | None = fk("user.id", nullable=True, index=False)
     # Set when the seat was moved: the assignment that took over, at the same instant.
     moved_to_id: int | None = fk("seat_assignment.id", nullable=True, index=False)
+    # Why the portal itself ended the seat (the license was canceled); NULL when a person freed or moved it.
+    ended_reason: str | None = Field(default=None, max_length=40)
 
     __table_args__ = (
         sa.CheckConstraint(
@@ -474,9 +499,16 @@ class Invoice(SQLModel, table=True):
     period_start: datetime = created_at_field()
     period_end: datetime | None = optional_time_field()
     created_at: datetime = created_at_field()
+    # What it charged for: the first month, a renewal (of period `period_index`), or a change within a period.
+    kind: str = Field(default="first", max_length=12)
+    period_index: int | None = Field(default=None)
 
     __table_args__ = (
         sa.UniqueConstraint("account_id", "number"),
+        sa.CheckConstraint("kind IN ('first', 'renewal', 'change')", name="kind_known"),
+        # One renewal invoice per license and period, whoever runs the renewal and however often.
+        sa.Index("uq_invoice_renewal_per_period", "license_id", "period_index", unique=True,
+                 sqlite_where=sa.text("kind = 'renewal'"), postgresql_where=sa.text("kind = 'renewal'")),
         sa.CheckConstraint("subtotal >= 0 AND discount >= 0 AND total >= 0", name="amounts_not_negative"),
         sa.CheckConstraint("total = subtotal - discount", name="total_adds_up"),
         sa.CheckConstraint("status IN ('draft', 'open', 'paid', 'void', 'uncollectible')", name="status_valid"),

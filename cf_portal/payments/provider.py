@@ -121,6 +121,20 @@ class InvoiceData:
 
 
 @dataclass(frozen=True)
+class ChargeFigures:
+    """An invoice the portal worked out (`services.pricing`) for a provider that charges the portal's figures."""
+
+    currency: str
+    subtotal: int
+    discount: int
+    lines: tuple[InvoiceLineData, ...]
+
+    @property
+    def total(self) -> int:
+        return self.subtotal - self.discount
+
+
+@dataclass(frozen=True)
 class SubscriptionData:
     provider_id: str
     status: str
@@ -196,12 +210,15 @@ class PaymentProvider(Protocol):
       Element): `create_setup_intent`, `get_setup_intent`, `attach_confirmed_payment_method`. Without it, the
       server's card form hands the typed card to `add_card` (the sandbox).
     - `previews_invoices`: the provider prices with its own catalog and can say beforehand what it will charge
-      (`preview_first_invoice`). Without it, the provider charges the portal's figures as given.
+      (`preview_first_invoice`, `preview_change`). Without it, the provider charges the portal's figures as given.
+    - `renews_by_itself`: the provider charges each new period of a subscription on its own and tells the portal
+      by webhook (Stripe). Without it, the portal's `bill-due` asks it to (`charge_renewal`: the sandbox).
     """
 
     name: str
     collects_cards_in_browser: bool
     previews_invoices: bool
+    renews_by_itself: bool
 
     def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
         """The provider's customer of this account, created on first need."""
@@ -260,6 +277,32 @@ class PaymentProvider(Protocol):
         None when no attempt made one."""
 
     def cancel_subscription(self, *, subscription_id: str) -> None: ...
+
+    def charge_renewal(self, *, subscription_id: str, period_index: int, charge: ChargeFigures,
+                       idempotency_key: str) -> InvoiceData:
+        """Without `renews_by_itself` only: charge period `period_index` of the subscription to its card, with the
+        portal's figures; raise PaymentError (CardDeclined, …) when the card refuses. The same key gives the
+        same result, so one period is charged once."""
+
+    def change_subscription(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                            quantity: int, proration_date: datetime, charge: ChargeFigures | None,
+                            idempotency_key: str) -> InvoiceData | None:
+        """Change the subscription now (more seats, a dearer plan) and charge the rest of the period at once:
+        `charge` is the portal's prorated figures (the sandbox charges them as given; Stripe prorates by itself as
+        of `proration_date` and must agree). Paid or nothing: when the card refuses, PaymentError and the
+        subscription is as it was. Returns the invoice of the charge (None when nothing was due)."""
+
+    def preview_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                       quantity: int, proration_date: datetime) -> int:
+        """`previews_invoices` only: what `change_subscription` would charge now, in minor units."""
+
+    def schedule_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                        quantity: int) -> None:
+        """Bill this plan and quantity from the next renewal on, with nothing charged or refunded now (fewer
+        seats, a cheaper plan, or taking such a change back)."""
+
+    def set_cancel_at_period_end(self, *, subscription_id: str, cancel: bool) -> None:
+        """End the subscription when its period ends (True), or keep renewing it (False)."""
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]: ...
 

@@ -15,8 +15,9 @@ Test cards, as Stripe documents them (any future expiry, any CVC):
   4242 4242 4242 4242  succeeds             4000 0000 0000 0002  declined (card_declined)
   4000 0000 0000 9995  insufficient funds   4000 0000 0000 0069  expired card
   4000 0000 0000 0119  processing error     5555 5555 5555 4444  Mastercard, succeeds
+  4000 0000 0000 0341  saved, then every charge declined (a renewal that fails)
 The declining cards are accepted when added and refused when charged, so a demo can show a decline
-at Create. A number that fails the Luhn check, or a past expiry, is refused when added.
+at Create, or (0341 made a license's card) a renewal that fails. A number that fails the Luhn check, or a past expiry, is refused when added.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -45,6 +46,7 @@ from cf_portal.payments.provider import (
     CardDetails,
     CardSetup,
     CatalogCoupon,
+    ChargeFigures,
     CatalogPlan,
     InvoiceData,
     InvoiceLineData,
@@ -69,6 +71,7 @@ TEST_CARD_BEHAVIOUR = {
     "4000000000009995": "insufficient_funds",
     "4000000000000069": "expired_card",
     "4000000000000119": "processing_error",
+    "4000000000000341": "card_declined",
 }
 
 def invoice_amounts(*, unit_amount: int, quantity: int,
@@ -106,6 +109,7 @@ class SandboxProvider:
     name = "sandbox"
     collects_cards_in_browser = False  # its card form is the portal's own (`add_card`)
     previews_invoices = False  # it charges the portal's figures as given
+    renews_by_itself = False  # `bill-due` asks it to charge each period (`charge_renewal`)
 
 
     def __init__(self, engine: sa.Engine | None = None, *, today: Callable[[], date] | None = None) -> None:
@@ -243,15 +247,7 @@ class SandboxProvider:
             if pm is None or pm.customer_id != customer_id:
                 raise PaymentError("resource_missing", "This payment method is no longer available.")
             subtotal, off, total = invoice_amounts(unit_amount=unit_amount, quantity=quantity, discount=discount)
-            if total > 0:
-                behaviour = pm.behaviour
-                if behaviour == "succeeds" and is_expired(pm.exp_month, pm.exp_year, today=self._today()):
-                    behaviour = "expired_card"
-                if behaviour in DECLINES:
-                    code, decline_code, message = DECLINES[behaviour]
-                    raise CardDeclined(code, message, decline_code=decline_code)
-                if behaviour == "processing_error":
-                    raise PaymentError("processing_error", PROCESSING_ERROR)
+            self._charge_card(pm, total)
             sub = SandboxSubscription(
                 id=_new_id("sub"), customer_id=customer_id, payment_method_id=pm.id, description=description,
                 plan_code=plan_code, unit_amount=unit_amount, currency=currency, quantity=quantity,
@@ -275,6 +271,89 @@ class SandboxProvider:
         data = self._unwrap(result)
         return SubscriptionData(provider_id=data["id"], status=data["status"],
                                 latest_invoice=self._invoice_from_dict(data["invoice"]))
+
+    def _charge_card(self, pm: SandboxPaymentMethod | None, total: int) -> None:
+        """Charge `total` to the card as its test number says: nothing happens, or CardDeclined / PaymentError."""
+        if total <= 0:
+            return
+        if pm is None or pm.customer_id is None:
+            raise PaymentError("resource_missing", "This payment method is no longer available.")
+        behaviour = pm.behaviour
+        if behaviour == "succeeds" and is_expired(pm.exp_month, pm.exp_year, today=self._today()):
+            behaviour = "expired_card"
+        if behaviour in DECLINES:
+            code, decline_code, message = DECLINES[behaviour]
+            raise CardDeclined(code, message, decline_code=decline_code)
+        if behaviour == "processing_error":
+            raise PaymentError("processing_error", PROCESSING_ERROR)
+
+    def _charged_invoice(self, session: Session, sub: SandboxSubscription, charge: ChargeFigures) -> dict[str, Any]:
+        """Charge the figures to the subscription's card and write the paid invoice (or raise, writing nothing)."""
+        self._charge_card(session.get(SandboxPaymentMethod, sub.payment_method_id), charge.total)
+        lines = [asdict(line) for line in charge.lines]
+        invoice = SandboxInvoice(
+            id=_new_id("in"), number=f"SBX-{secrets.token_hex(5).upper()}", customer_id=sub.customer_id,
+            subscription_id=sub.id, status="paid", currency=charge.currency, subtotal=charge.subtotal,
+            discount=charge.discount, total=charge.total,
+            line_description=(charge.lines[0].description if charge.lines else sub.description)[:200],
+            lines_json=json.dumps(lines),
+        )
+        session.add(invoice)
+        session.flush()
+        return self._invoice_dict(invoice, sub.quantity, sub.unit_amount)
+
+    def _live_subscription(self, session: Session, subscription_id: str) -> SandboxSubscription:
+        sub = session.get(SandboxSubscription, subscription_id)
+        if sub is None or sub.status == "canceled":
+            raise PaymentError("resource_missing", "No such subscription.")
+        return sub
+
+    def charge_renewal(self, *, subscription_id: str, period_index: int, charge: ChargeFigures,
+                       idempotency_key: str) -> InvoiceData:
+        params = {"subscription": subscription_id, "period": period_index, "charge": asdict(charge)}
+
+        def run() -> dict[str, Any]:
+            return self._charged_invoice(session, self._live_subscription(session, subscription_id), charge)
+
+        with session_scope(self._engine) as session:
+            result = self._idempotent(session, idempotency_key, "charge_renewal", params, run)
+        return self._invoice_from_dict(self._unwrap(result))
+
+    def change_subscription(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                            quantity: int, proration_date: datetime, charge: ChargeFigures | None,
+                            idempotency_key: str) -> InvoiceData | None:
+        params = {"subscription": subscription_id, "plan": plan_code, "unit_amount": unit_amount,
+                  "currency": currency, "quantity": quantity, "proration_date": proration_date.isoformat(),
+                  "charge": asdict(charge) if charge else None}
+
+        def run() -> dict[str, Any]:
+            sub = self._live_subscription(session, subscription_id)
+            # Paid or nothing (Stripe's payment_behavior=pending_if_incomplete): charge first, then change.
+            invoice = self._charged_invoice(session, sub, charge) if charge is not None and charge.total > 0 else None
+            sub.plan_code, sub.unit_amount, sub.quantity = plan_code, unit_amount, quantity
+            return {"invoice": invoice}
+
+        with session_scope(self._engine) as session:
+            result = self._idempotent(session, idempotency_key, "change_subscription", params, run)
+        invoice = self._unwrap(result)["invoice"]
+        return None if invoice is None else self._invoice_from_dict(invoice)
+
+    def preview_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                       quantity: int, proration_date: datetime) -> int:
+        raise NotSupported(self.name, "invoice preview")
+
+    def schedule_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                        quantity: int) -> None:
+        # As Stripe with proration_behavior=none: the subscription says the new terms at once, charged from the
+        # next period (which the portal's bill-due charges with its own figures).
+        with session_scope(self._engine) as session:
+            sub = self._live_subscription(session, subscription_id)
+            sub.plan_code, sub.unit_amount, sub.quantity = plan_code, unit_amount, quantity
+
+    def set_cancel_at_period_end(self, *, subscription_id: str, cancel: bool) -> None:
+        with session_scope(self._engine) as session:
+            sub = self._live_subscription(session, subscription_id)
+            sub.cancel_at_period_end = cancel
 
     def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
         with session_scope(self._engine) as session:
@@ -353,10 +432,11 @@ class SandboxProvider:
 
     @staticmethod
     def _invoice_dict(inv: SandboxInvoice, quantity: int, unit_amount: int) -> dict[str, Any]:
+        lines = json.loads(inv.lines_json) if inv.lines_json else [
+            {"description": inv.line_description, "quantity": quantity, "unit_amount": unit_amount,
+             "amount": inv.subtotal}]
         return {"id": inv.id, "number": inv.number, "status": inv.status, "currency": inv.currency,
-                "subtotal": inv.subtotal, "discount": inv.discount, "total": inv.total,
-                "lines": [{"description": inv.line_description, "quantity": quantity, "unit_amount": unit_amount,
-                           "amount": inv.subtotal}]}
+                "subtotal": inv.subtotal, "discount": inv.discount, "total": inv.total, "lines": lines}
 
     @staticmethod
     def _invoice_from_dict(d: dict[str, Any]) -> InvoiceData:

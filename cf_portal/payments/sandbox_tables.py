@@ -54,6 +54,7 @@ class SandboxSubscription(SQLModel, table=True):
     metadata_json: str = Field(default="{}", max_length=2000)
     created_at: datetime = created_at_field()
     canceled_at: datetime | None = optional_time_field()
+    cancel_at_period_end: bool = Field(default=False)
 
 
 class SandboxInvoice(SQLModel, table=True):
@@ -70,6 +71,9 @@ class SandboxInvoice(SQLModel, table=True):
     discount: int
     total: int
     line_description: str = Field(max_length=200)
+    # The lines of an invoice that is not a whole period of the subscription (a change within a period), as JSON;
+    # "" for a period's invoice, whose one line is the subscription's quantity at its unit amount.
+    lines_json: str = Field(default="", max_length=4000)
     created_at: datetime = created_at_field()
 
 

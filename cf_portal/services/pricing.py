@@ -95,3 +95,38 @@ def format_money(amount: int, currency: str) -> str:
     symbol = _SYMBOLS.get(currency.lower())
     number = f"{major:,}.{minor:02d}"
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency.upper()}"
+
+
+def prorate(amount: int, *, days_left: int, days_in_period: int) -> int:
+    """The part of a period's `amount` for `days_left` of its `days_in_period` days, rounded half up to a cent."""
+    if days_in_period < 1 or not 0 <= days_left <= days_in_period:
+        raise ValueError("days left must be within the period")
+    return (amount * days_left * 2 + days_in_period) // (days_in_period * 2)
+
+
+@dataclass(frozen=True)
+class ChangeQuote:
+    """A change of plan or quantity within a period: what it costs now, and what each month costs after it.
+
+    `due_now` is the difference between the month's price after and before the change (each with the coupon as it
+    stands this month), prorated to the days left in the period (`prorate`); never negative: a change that costs
+    less takes effect at the next renewal, with no refund. `next_renewal` is the new price of the next month."""
+
+    currency: str
+    before: Quote
+    after: Quote
+    month_index: int
+    days_left: int
+    days_in_period: int
+    due_now: int
+    next_renewal: int
+
+
+def quote_change(*, before: Quote, after: Quote, month_index: int, days_left: int, days_in_period: int) -> ChangeQuote:
+    if before.currency != after.currency:
+        raise ValueError("a change keeps the currency")
+    difference = after.amount_for_month(month_index) - before.amount_for_month(month_index)
+    return ChangeQuote(currency=after.currency, before=before, after=after, month_index=month_index,
+                       days_left=days_left, days_in_period=days_in_period,
+                       due_now=prorate(max(difference, 0), days_left=days_left, days_in_period=days_in_period),
+                       next_renewal=after.amount_for_month(month_index + 1))
