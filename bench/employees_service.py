@@ -32,6 +32,7 @@ from cf_portal.models import Account, Employee, License, Plan, SeatAssignment, U
 from cf_portal.services import employees, seats  # noqa: E402
 from cf_portal.services.actors import actor_for_user  # noqa: E402
 from cf_portal.services.employees import GridQuery  # noqa: E402
+from cf_portal.services.periods import period_bounds  # noqa: E402
 from cf_portal.services.seats import Holder  # noqa: E402
 from cf_portal.services.seed import DEMO_ACCOUNT_NAME, DEMO_OWNER_EMAIL, seed_demo  # noqa: E402
 
@@ -63,7 +64,8 @@ def seed(engine: sa.Engine, n: int, *, into_demo_account: bool = False) -> tuple
         licenses = []
         for i, plan in enumerate(plans):
             lic = License(account_id=account.id, plan_id=plan.id, reference_name=f"Bench license {i}",
-                          quantity=n // 2 + 1000, unit_amount=plan.unit_amount, currency="usd")
+                          quantity=n // 2 + 1000, unit_amount=plan.unit_amount, currency="usd", created_at=now,
+                          period_start=now, period_end=period_bounds(now, 0)[1])
             session.add(lic)
             session.flush()
             licenses.append(lic.id)

@@ -397,8 +397,8 @@ class License(SQLModel, table=True):
     # The billing period paid for: [period_start, period_end). Period n starts n calendar months after
     # `created_at` (`services.periods`); `periods_billed` counts the periods charged, first included, so the
     # current one is number periods_billed - 1 (what a coupon's months are counted against).
-    period_start: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False)
-    period_end: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, nullable=False, index=True)
+    period_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    period_end: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
     periods_billed: int = Field(default=1)
     # Changes that take effect at the next renewal: fewer seats, a cheaper plan, the end.
     next_quantity: int | None = Field(default=None)
@@ -425,6 +425,40 @@ class License(SQLModel, table=True):
         sa.CheckConstraint("renewal_failures >= 0", name="renewal_failures_not_negative"),
         # One license per submitted form, however often it is submitted.
         sa.UniqueConstraint("account_id", "idempotency_key"),
+    )
+
+
+class LicenseChange(SQLModel, table=True):
+    """A change of a license made now and charged now, prorated (more seats, a dearer plan): exactly once, like
+    Create. One row per submitted form (its idempotency key, unique per account) and at most one change under
+    way per license (a partial unique index), so two changes at once cannot both be charged."""
+
+    __tablename__ = "license_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    license_id: int = fk("license.id")
+    idempotency_key: str = Field(max_length=80)
+    status: str = Field(default="pending", max_length=12)
+    period_index: int
+    quantity_before: int
+    quantity_after: int
+    plan_id_before: int = fk("plan.id", index=False)
+    plan_id_after: int = fk("plan.id", index=False)
+    unit_amount_after: int
+    amount_due: int  # prorated, minor units of the license's currency
+    outcome: str = Field(default="", max_length=200)
+    created_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    created_at: datetime = created_at_field()
+    finished_at: datetime | None = optional_time_field()
+
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "idempotency_key"),
+        sa.CheckConstraint("status IN ('pending', 'done', 'failed')", name="status_valid"),
+        sa.CheckConstraint("quantity_before > 0 AND quantity_after >= quantity_before", name="quantity_grows"),
+        sa.CheckConstraint("amount_due >= 0 AND unit_amount_after >= 0", name="amounts_not_negative"),
+        sa.Index("uq_license_change_one_pending", "license_id", unique=True,
+                 sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'")),
     )
 
 

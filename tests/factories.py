@@ -6,7 +6,9 @@ import secrets
 
 from sqlmodel import Session
 
+from cf_portal import clock
 from cf_portal.models import Account, ChildAccount, Employee, License, Plan, Product, User
+from cf_portal.services.periods import period_bounds
 
 
 def _tag() -> str:
@@ -50,8 +52,12 @@ def make_child_account(session: Session, account: Account) -> ChildAccount:
 
 
 def make_license(session: Session, account: Account, plan: Plan, *, quantity: int = 5, **values) -> License:  # noqa: ANN003
+    created_at = values.pop("created_at", None) or clock.now()
+    start, end = period_bounds(created_at, 0)
+    values = {"period_start": start, "period_end": end, **values}
     lic = License(account_id=account.id, plan_id=plan.id, reference_name=values.pop("reference_name", "Team"),
-                  quantity=quantity, unit_amount=plan.unit_amount, currency=plan.currency, **values)
+                  quantity=quantity, unit_amount=plan.unit_amount, currency=plan.currency, created_at=created_at,
+                  **values)
     session.add(lic)
     session.flush()
     return lic

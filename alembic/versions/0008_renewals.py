@@ -58,6 +58,42 @@ def upgrade() -> None:
                                          " AND seats_assigned <= next_quantity)")
         batch_op.create_check_constraint('period_valid', "period_end > period_start AND periods_billed >= 1")
         batch_op.create_check_constraint('renewal_failures_not_negative', "renewal_failures >= 0")
+    op.create_table('license_change',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('license_id', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=80), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('period_index', sa.Integer(), nullable=False),
+    sa.Column('quantity_before', sa.Integer(), nullable=False),
+    sa.Column('quantity_after', sa.Integer(), nullable=False),
+    sa.Column('plan_id_before', sa.Integer(), nullable=False),
+    sa.Column('plan_id_after', sa.Integer(), nullable=False),
+    sa.Column('unit_amount_after', sa.Integer(), nullable=False),
+    sa.Column('amount_due', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.String(length=200), nullable=False),
+    sa.Column('created_by_user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'done', 'failed')", name=op.f('ck_license_change_status_valid')),
+    sa.CheckConstraint('quantity_before > 0 AND quantity_after >= quantity_before',
+                       name=op.f('ck_license_change_quantity_grows')),
+    sa.CheckConstraint('amount_due >= 0 AND unit_amount_after >= 0',
+                       name=op.f('ck_license_change_amounts_not_negative')),
+    sa.ForeignKeyConstraint(['account_id'], ['account.id'], name=op.f('fk_license_change_account_id_account'),
+                            ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['license_id'], ['license.id'], name=op.f('fk_license_change_license_id_license')),
+    sa.ForeignKeyConstraint(['plan_id_before'], ['plan.id'], name=op.f('fk_license_change_plan_id_before_plan')),
+    sa.ForeignKeyConstraint(['plan_id_after'], ['plan.id'], name=op.f('fk_license_change_plan_id_after_plan')),
+    sa.ForeignKeyConstraint(['created_by_user_id'], ['user.id'],
+                            name=op.f('fk_license_change_created_by_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_license_change')),
+    sa.UniqueConstraint('account_id', 'idempotency_key', name=op.f('uq_license_change_account_id_idempotency_key'))
+    )
+    op.create_index(op.f('ix_license_change_account_id'), 'license_change', ['account_id'], unique=False)
+    op.create_index(op.f('ix_license_change_license_id'), 'license_change', ['license_id'], unique=False)
+    op.create_index('uq_license_change_one_pending', 'license_change', ['license_id'], unique=True,
+                    sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
     with op.batch_alter_table('seat_assignment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('ended_reason', sa.String(length=40), nullable=True))
     with op.batch_alter_table('sandbox_subscription', schema=None) as batch_op:
@@ -92,6 +128,7 @@ def downgrade() -> None:
         batch_op.drop_column('cancel_at_period_end')
     with op.batch_alter_table('seat_assignment', schema=None) as batch_op:
         batch_op.drop_column('ended_reason')
+    op.drop_table('license_change')
     with op.batch_alter_table('license', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_license_renewal_failures_not_negative'), type_='check')
         batch_op.drop_constraint(op.f('ck_license_period_valid'), type_='check')

@@ -24,11 +24,12 @@ class InvoiceView(BaseModel):
     status: str
 
 
-def list_invoices(session: Session, *, account_id: int, limit: int = 100) -> list[InvoiceView]:
-    invoices = session.exec(
-        select(Invoice).where(Invoice.account_id == account_id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)
-    ).all()
+def list_invoices(session: Session, *, account_id: int, license_id: int | None = None,
+                  limit: int = 100) -> list[InvoiceView]:
+    query = select(Invoice).where(Invoice.account_id == account_id)
+    if license_id is not None:
+        query = query.where(Invoice.license_id == license_id)
+    invoices = session.exec(query.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)).all()
     lines: dict[int, list[str]] = {}
     if invoices:
         for line in session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id.in_([i.id for i in invoices]))

@@ -36,6 +36,7 @@ from cf_portal.models import (
     Invoice,
     InvoiceLine,
     License,
+    LicenseChange,
     LicenseStatus,
     PaymentMethod,
     Role,
@@ -147,6 +148,7 @@ def _delete_history(session: Session, account_id: int) -> None:
     session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id.in_(license_ids)))
     session.execute(sa.delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)))
     session.execute(sa.delete(Invoice).where(Invoice.account_id == account_id))
+    session.execute(sa.delete(LicenseChange).where(LicenseChange.account_id == account_id))
     session.execute(sa.delete(License).where(License.account_id == account_id))
     session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account_id))
     session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account_id))

@@ -11,6 +11,7 @@ from cf_portal import clock
 from cf_portal.models import Coupon, License, LicenseStatus, Plan, Product
 from cf_portal.services.coupons import discount_of
 from cf_portal.services.pricing import format_money, quote
+from cf_portal.services.seats import seats_left
 
 
 class LicenseRow(BaseModel):
@@ -60,7 +61,7 @@ def list_licenses(session: Session, *, account_id: int, now: datetime | None = N
                 plan=plan.name,
                 quantity=lic.quantity,
                 assigned=lic.seats_assigned,
-                available=lic.quantity - lic.seats_assigned,
+                available=seats_left(lic),
                 monthly_cost=monthly,
                 monthly_cost_display=format_money(monthly, lic.currency),
                 currency=lic.currency,

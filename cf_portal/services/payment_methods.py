@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # by a crash and may be taken over.
 CHANGE_STALE_AFTER = timedelta(minutes=10)
 # The statuses in which a license is charged to its card.
-BILLED = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value)
+BILLED = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value, LicenseStatus.SUSPENDED.value)
 MAKE_ANOTHER_DEFAULT = "Make another card the default first."
 
 

@@ -87,8 +87,10 @@ def reconcile(engine: sa.Engine | None, provider: PaymentProvider, *, repair: bo
         problems = []
         if status is not None and status.value != lic.status:
             problems.append(f"status is {lic.status} here, {state.status} at the provider")
-        if state.quantity and state.quantity != lic.quantity:
-            problems.append(f"{lic.quantity} licenses here, {state.quantity} at the provider")
+        # The provider bills a decrease scheduled for the renewal already (Stripe: proration_behavior=none).
+        billed = lic.next_quantity or lic.quantity
+        if state.quantity and state.quantity != billed:
+            problems.append(f"{billed} licenses here, {state.quantity} at the provider")
         if problems:
             problem = "; ".join(problems)
             if repair:

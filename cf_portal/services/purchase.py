@@ -56,6 +56,7 @@ from cf_portal.services.checkout import (
 )
 from cf_portal.services.errors import DomainError
 from cf_portal.services.payment_methods import usable_payment_method
+from cf_portal.services.periods import period_bounds
 from cf_portal.services.roles import Permission
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, request: PurchaseRequest
                 discount_amount=result.discount, discount_description=coupons.describe(coupon) if coupon else "",
                 first_charge_amount=result.total, payment_method_id=pm.id, status=LicenseStatus.PENDING.value,
                 idempotency_key=request.idempotency_key, created_by_user_id=actor.user_id, created_at=now,
+                period_start=now, period_end=period_bounds(now, 0)[1],
             )
             session.add(lic)
             session.flush()

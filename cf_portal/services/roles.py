@@ -10,6 +10,7 @@ from cf_portal.models import Role
 
 class Permission(StrEnum):
     BUY = "buy"  # Add License: coupon checks, Create
+    CHANGE_LICENSES = "change_licenses"  # more or fewer seats, another plan, the card billed, cancel, resume
     MANAGE_PAYMENT_METHODS = "manage_payment_methods"  # add a card, make one the default
     MANAGE_SEATS = "manage_seats"  # employees, child accounts, assign, move and free seats, CSV import
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
@@ -18,7 +19,7 @@ class Permission(StrEnum):
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
-    Role.BILLING_ADMIN: frozenset({Permission.BUY, Permission.MANAGE_PAYMENT_METHODS}),
+    Role.BILLING_ADMIN: frozenset({Permission.BUY, Permission.CHANGE_LICENSES, Permission.MANAGE_PAYMENT_METHODS}),
     Role.LICENSE_ADMIN: frozenset({Permission.MANAGE_SEATS}),
     Role.VIEWER: frozenset(),
 }
@@ -40,6 +41,7 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
 # What a role may not do, in the words a refused member reads.
 REFUSALS: dict[Permission, str] = {
     Permission.BUY: "Only owners and billing admins can buy licenses.",
+    Permission.CHANGE_LICENSES: "Only owners and billing admins can change or cancel licenses.",
     Permission.MANAGE_PAYMENT_METHODS: "Only owners and billing admins can change payment methods.",
     Permission.MANAGE_SEATS: "Only owners and license admins can change employees and seats.",
     Permission.MANAGE_MEMBERS: "Only owners can manage members.",

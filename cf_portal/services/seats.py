@@ -64,6 +64,11 @@ def holder_key(employee_id: int | None, child_account_id: int | None) -> str:
     return f"employee:{employee_id}" if employee_id is not None else f"child:{child_account_id}"
 
 
+def seats_left(lic: License) -> int:
+    """Seats that can still be assigned: a decrease scheduled for the renewal counts already."""
+    return max((lic.next_quantity or lic.quantity) - lic.seats_assigned, 0)
+
+
 class NotEnoughSeats(DomainError):
     def __init__(self, *, available: int, needed: int, license_id: int, plan_id: int) -> None:
         missing = needed - available
@@ -176,12 +181,13 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
         sa.update(License)
         .where(License.id == lic.id, License.account_id == actor.account_id,
                License.status == LicenseStatus.ACTIVE.value,
-               License.seats_assigned + len(unique) <= License.quantity)
+               # A decrease scheduled for the renewal caps the seats now (the CHECK constraint holds it too).
+               License.seats_assigned + len(unique) <= sa.func.coalesce(License.next_quantity, License.quantity))
         .values(seats_assigned=License.seats_assigned + len(unique))
     ).rowcount
     if taken != 1:
         session.refresh(lic)
-        raise NotEnoughSeats(available=lic.quantity - lic.seats_assigned, needed=len(unique), license_id=lic.id,
+        raise NotEnoughSeats(available=seats_left(lic), needed=len(unique), license_id=lic.id,
                              plan_id=lic.plan_id)
     rows = [SeatAssignment(account_id=actor.account_id, license_id=lic.id, assigned_at=now,
                            assigned_by_user_id=actor.user_id, **_holder_columns(h)) for h in unique]
@@ -290,8 +296,8 @@ def assignable_licenses(session: Session, *, account_id: int) -> list[Assignable
     return [
         AssignableLicense(
             id=lic.id, product=product.name, plan=plan.name, plan_id=plan.id, reference_name=lic.reference_name,
-            quantity=lic.quantity, available=lic.quantity - lic.seats_assigned,
-            label=f"{lic.reference_name} · {product.name} {plan.name} · {lic.quantity - lic.seats_assigned} available",
+            quantity=lic.quantity, available=seats_left(lic),
+            label=f"{lic.reference_name} · {product.name} {plan.name} · {seats_left(lic)} available",
         )
         for lic, plan, product in rows
     ]
