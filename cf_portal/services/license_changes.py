@@ -360,6 +360,7 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, license_id: int, added: 
         raise DomainError("Reload the page and try again.", field="change")
     try:
         with session_scope(engine) as session:
+            lic = _license(session, actor, license_id, lock=True)  # first: see `_lock_license`
             existing = session.exec(select(LicenseChange).where(
                 LicenseChange.account_id == actor.account_id,
                 LicenseChange.idempotency_key == idempotency_key)).first()
@@ -367,7 +368,6 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, license_id: int, added: 
                 if existing.license_id != license_id:
                     raise DomainError("Reload the page and try again.", field="change")
                 return existing, False
-            lic = _license(session, actor, license_id, lock=True)
             _check_changeable(lic)
             if added and lic.next_quantity:
                 raise DomainError("Withdraw the decrease scheduled for the renewal before adding licenses.",
@@ -397,8 +397,15 @@ def _reserve(engine: sa.Engine | None, *, actor: Actor, license_id: int, added: 
                           field="change") from None
 
 
+def _lock_license(session: Session, license_id: int) -> None:
+    """Every transaction that writes a license's changes takes the license's row lock first (then the change
+    rows): one order for all, so they queue up instead of deadlocking on PostgreSQL."""
+    session.exec(select(License.id).where(License.id == license_id).with_for_update()).first()
+
+
 def _finish(engine: sa.Engine | None, change: LicenseChange, *, status: str, outcome: str, now: datetime) -> None:
     with session_scope(engine) as session:
+        _lock_license(session, change.license_id)
         session.execute(sa.update(LicenseChange).where(LicenseChange.id == change.id,
                                                        LicenseChange.status == "pending")
                         .values(status=status, outcome=outcome[:200], finished_at=now))
@@ -407,6 +414,7 @@ def _finish(engine: sa.Engine | None, change: LicenseChange, *, status: str, out
 def _confirm(engine: sa.Engine | None, *, actor: Actor, change: LicenseChange, invoice: InvoiceData | None,
              now: datetime) -> ChangeResult:
     with session_scope(engine) as session:
+        _lock_license(session, change.license_id)
         done = session.execute(sa.update(LicenseChange).where(LicenseChange.id == change.id,
                                                               LicenseChange.status == "pending")
                                .values(status="done", finished_at=now)).rowcount
