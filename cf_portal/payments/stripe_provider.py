@@ -533,12 +533,13 @@ class StripeProvider:
         docstring). Paid → that invoice; unpaid → its pending update discarded, then the card's refusal (with the
         sandbox's codes and messages) raised. A 402 (Stripe refusing the card outright) leaves no pending update.
         The same key replays Stripe's first answer, and the discarding with it."""
+        prorated_as_of = _unix(proration_date)
         item = self._changed_item(subscription_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
                                   quantity=quantity)
         sub = self._call(self._update_subscription, subscription_id, {
             "items": [item],
             "proration_behavior": "always_invoice",
-            "proration_date": _unix(proration_date),
+            "proration_date": prorated_as_of,
             "payment_behavior": "pending_if_incomplete",
             "expand": ["latest_invoice"],
         }, options={"idempotency_key": f"{idempotency_key}:change"}, missing=NO_SUBSCRIPTION)
@@ -568,11 +569,12 @@ class StripeProvider:
                        quantity: int, proration_date: datetime) -> int:
         """Stripe's total of the invoice `change_subscription` would make, prorated as of `proration_date`. Its
         total, as the invoice's, not its amount due (which a customer's credit balance would lower)."""
+        prorated_as_of = _unix(proration_date)
         item = self._changed_item(subscription_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
                                   quantity=quantity)
         preview = self._call(self._client.v1.invoices.create_preview, params={
             "subscription": subscription_id,
-            "subscription_details": {"items": [item], "proration_date": _unix(proration_date),
+            "subscription_details": {"items": [item], "proration_date": prorated_as_of,
                                      "proration_behavior": "always_invoice"},
         }, missing=NO_SUBSCRIPTION)
         return int(preview["total"])
