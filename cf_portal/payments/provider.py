@@ -163,6 +163,13 @@ class PaymentEvent:
     subscription_status: str | None = None  # subscription_updated: in `SubscriptionState.status`'s words
     quantity: int | None = None  # subscription_updated: the seats the subscription is for, when it says
     invoice: InvoiceData | None = None  # invoice_*: the invoice; its currency "" when the event does not say
+    # invoice_*: why the invoice was made, in the provider's words (Stripe: subscription_create, subscription_cycle
+    # for a renewal, subscription_update for a change charged at once, manual, ...); None when it does not say.
+    billing_reason: str | None = None
+    # invoice_*: the end of the period the invoice's subscription line covers; subscription_updated: the end of the
+    # subscription's current period. None when the event does not say.
+    period_end: datetime | None = None
+    cancel_at_period_end: bool | None = None  # subscription_updated: ends when its period ends, when it says
 
 
 # A provider's subscription statuses that charge nothing more.

@@ -13,6 +13,15 @@
   completes it with Stripe.js, and the purchase then finds the subscription paid (`find_subscription`). A
   subscription whose first payment failed, or was not authenticated, is cancelled here, so nothing is left to
   charge later (Stripe also expires an incomplete subscription after 23 hours without charging).
+- After the purchase Stripe renews each subscription by itself (`renews_by_itself`) and tells by webhook
+  (`stripe_webhook.py`). More seats or a dearer plan (`change_subscription`) update the subscription's one item
+  with `proration_behavior=always_invoice`, so that Stripe invoices the prorated rest of the period at once, as of
+  the moment the portal priced it (`proration_date`; `preview_change` asks Stripe's figure beforehand), and with
+  `payment_behavior=pending_if_incomplete`, so that the change applies only once that invoice is paid: an unpaid
+  one leaves a pending update, discarded here (its invoice voided) before the refusal is raised. Fewer seats or
+  a cheaper plan (`schedule_change`) update the item with `proration_behavior=none`: nothing is charged or
+  refunded now, the next renewal bills the new terms. Cancel at period end, and resume, set
+  `cancel_at_period_end`.
 - Every POST that creates something carries an idempotency key derived from the caller's key, so a retry
   (ours, or stripe-python's own network retry) never charges twice.
 - Errors become the interface's: declines → CardDeclined with the sandbox's customer messages; rate
@@ -24,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,8 +49,10 @@ from cf_portal.payments.provider import (
     CardSetup,
     CatalogCoupon,
     CatalogPlan,
+    ChargeFigures,
     InvoiceData,
     InvoiceLineData,
+    NotSupported,
     PaymentError,
     ProviderUnavailable,
     SavedCard,
@@ -62,6 +74,8 @@ PLAN_UNAVAILABLE = "This plan cannot be bought right now. Please try again later
 IDEMPOTENCY = "This request was already sent with different details. Reload the page and try again."
 UNCONFIRMED_CARD = "This card was not confirmed in the card form. Open the form again and enter the card there."
 COUPON_UNAVAILABLE = "This coupon code can't be used right now. Check it, or remove it to buy without a discount."
+CHANGE_UNPAID = "The payment for this change could not be completed. Use another payment method or contact your bank."
+NO_SUBSCRIPTION = "No such subscription."
 
 # Stripe's codes for a payment that waits for the customer to authenticate (3-D Secure).
 _REQUIRES_ACTION_CODES = {"authentication_required", "subscription_payment_intent_requires_action",
@@ -132,6 +146,12 @@ def _retrieved_or_none(retrieve, object_id: str) -> dict | None:  # noqa: ANN001
         raise _payment_error(exc) from exc
 
 
+def _unix(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError("a timezone-aware time is needed")
+    return int(moment.timestamp())
+
+
 def _saved_card(pm: dict[str, Any]) -> SavedCard:
     card = pm["card"]
     brand = card.get("brand") or "card"
@@ -194,6 +214,7 @@ class StripeProvider:
     name = "stripe"
     collects_cards_in_browser = True
     previews_invoices = True
+    renews_by_itself = True  # Stripe charges each new period itself and tells by webhook (invoice.paid, ...)
 
     def __init__(self, secret_key: str, *, api_base: str | None = None, http_client: stripe.HTTPClient | None = None,
                  max_network_retries: int = 1, timeout: float = 20.0) -> None:
@@ -451,12 +472,12 @@ class StripeProvider:
         return {"price": price["id"], "quantity": quantity}
 
     @staticmethod
-    def _payment_failure(intent: dict[str, Any] | None) -> PaymentError:
-        """Why a first payment is unpaid, from its PaymentIntent."""
+    def _payment_failure(intent: dict[str, Any] | None, *, unpaid: str = INCOMPLETE) -> PaymentError:
+        """Why a payment (by default a first payment) is unpaid, from its PaymentIntent."""
         error = (intent or {}).get("last_payment_error") or {}
         if error.get("code"):
             return card_failure(error["code"], error.get("decline_code"))
-        return PaymentError("payment_incomplete", INCOMPLETE)
+        return PaymentError("payment_incomplete", unpaid)
 
     def _payment_intent_of(self, invoice: dict[str, Any]) -> dict[str, Any] | None:
         # Older API versions (and localstripe) name the PaymentIntent on the invoice; newer ones list it
@@ -498,6 +519,124 @@ class StripeProvider:
                 raise _payment_error(exc, missing="No such subscription.") from exc
         except stripe.StripeError as exc:
             raise _payment_error(exc) from exc
+
+    # --- renewals and changes ---------------------------------------------------------------------------------
+
+    def charge_renewal(self, *, subscription_id: str, period_index: int, charge: ChargeFigures,
+                       idempotency_key: str) -> InvoiceData:
+        raise NotSupported(self.name, "renewal charged by the portal")
+
+    def change_subscription(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                            quantity: int, proration_date: datetime, charge: ChargeFigures | None,
+                            idempotency_key: str) -> InvoiceData | None:
+        """Change the subscription now; Stripe charges the prorated rest of the period at once (see the module's
+        docstring). Paid → that invoice; unpaid → its pending update discarded, then the card's refusal (with the
+        sandbox's codes and messages) raised. A 402 (Stripe refusing the card outright) leaves no pending update.
+        The same key replays Stripe's first answer, and the discarding with it."""
+        prorated_as_of = _unix(proration_date)
+        item = self._changed_item(subscription_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                                  quantity=quantity)
+        sub = self._call(self._update_subscription, subscription_id, {
+            "items": [item],
+            "proration_behavior": "always_invoice",
+            "proration_date": prorated_as_of,
+            "payment_behavior": "pending_if_incomplete",
+            "expand": ["latest_invoice"],
+        }, options={"idempotency_key": f"{idempotency_key}:change"}, missing=NO_SUBSCRIPTION)
+        invoice = sub.get("latest_invoice")
+        if sub.get("pending_update"):
+            failure = self._unpaid_change(invoice)
+            self._void_pending_invoice(sub["id"], invoice, idempotency_key)
+            raise failure
+        due = charge.total if charge is not None else 0
+        if not isinstance(invoice, dict) or invoice.get("billing_reason") not in (None, "subscription_update"):
+            # Nothing was prorated, so no invoice was made: the latest one is an older invoice of the subscription.
+            if due:
+                log.warning("subscription %s changed with no invoice where the portal worked out %s", sub["id"], due)
+            return None
+        if invoice["status"] != "paid":
+            # Not pending and not paid: Stripe applied the change with its invoice still open (not a card's
+            # behaviour). Never taken for a refusal: the webhooks bring what comes of it.
+            log.error("subscription %s changed with invoice %s %s", sub["id"], invoice["id"], invoice["status"])
+            raise ProviderUnavailable("payment_not_settled", UNAVAILABLE)
+        if int(invoice["total"]) != due:
+            log.warning("Stripe charged %s for changing subscription %s; the portal worked out %s",
+                        invoice["total"], sub["id"], due)
+        name = (sub.get("metadata") or {}).get("reference_name") or sub.get("description")
+        return invoice_data(invoice, reference_name=name)
+
+    def preview_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                       quantity: int, proration_date: datetime) -> int:
+        """Stripe's total of the invoice `change_subscription` would make, prorated as of `proration_date`. Its
+        total, as the invoice's, not its amount due (which a customer's credit balance would lower)."""
+        prorated_as_of = _unix(proration_date)
+        item = self._changed_item(subscription_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                                  quantity=quantity)
+        preview = self._call(self._client.v1.invoices.create_preview, params={
+            "subscription": subscription_id,
+            "subscription_details": {"items": [item], "proration_date": prorated_as_of,
+                                     "proration_behavior": "always_invoice"},
+        }, missing=NO_SUBSCRIPTION)
+        return int(preview["total"])
+
+    def schedule_change(self, *, subscription_id: str, plan_code: str, unit_amount: int, currency: str,
+                        quantity: int) -> None:
+        """The item's new price and quantity with `proration_behavior=none`: Stripe shows the new terms at once and
+        bills them from the next renewal; nothing is charged or refunded now. Setting the same terms again changes
+        nothing, so no idempotency key is needed."""
+        item = self._changed_item(subscription_id, plan_code=plan_code, unit_amount=unit_amount, currency=currency,
+                                  quantity=quantity)
+        self._call(self._update_subscription, subscription_id, {"items": [item], "proration_behavior": "none"},
+                   missing=NO_SUBSCRIPTION)
+
+    def set_cancel_at_period_end(self, *, subscription_id: str, cancel: bool) -> None:
+        self._call(self._update_subscription, subscription_id, {"cancel_at_period_end": cancel},
+                   missing=NO_SUBSCRIPTION)
+
+    def _update_subscription(self, subscription_id: str, params: dict[str, Any],
+                             options: dict[str, Any] | None = None) -> Any:  # noqa: ANN401 (stripe's object)
+        return self._client.v1.subscriptions.update(subscription_id, params=params, options=options)
+
+    def _changed_item(self, subscription_id: str, *, plan_code: str, unit_amount: int, currency: str,
+                      quantity: int) -> dict[str, Any]:
+        """The subscription's one item with the plan's Price and the new quantity: named by its id, so that Stripe
+        replaces its price and quantity (without the id, Stripe would add a second item)."""
+        sub = self._call(self._client.v1.subscriptions.retrieve, subscription_id, missing=NO_SUBSCRIPTION)
+        items = (sub.get("items") or {}).get("data") or []
+        if len(items) != 1:
+            log.error("Stripe subscription %s has %s items; the portal makes one", subscription_id, len(items))
+            raise PaymentError("subscription_items", GENERIC)
+        return {"id": items[0]["id"], **self._subscription_item(plan_code=plan_code, unit_amount=unit_amount,
+                                                                currency=currency, quantity=quantity)}
+
+    def _unpaid_change(self, invoice: dict[str, Any] | str | None) -> PaymentError:
+        """Why a change's invoice is unpaid, from its PaymentIntent; a change never waits for the bank's step."""
+        if invoice is None:
+            return PaymentError("payment_incomplete", CHANGE_UNPAID)
+        try:
+            intent = self._payment_intent_of(invoice if isinstance(invoice, dict) else {"id": invoice})
+        except PaymentError as exc:
+            log.warning("the payment of invoice %s could not be read: %s", invoice, exc.code)
+            intent = None
+        if (intent or {}).get("status") == "requires_action":
+            return PaymentError("requires_action", REQUIRES_ACTION)
+        return self._payment_failure(intent, unpaid=CHANGE_UNPAID)
+
+    def _void_pending_invoice(self, subscription_id: str, invoice: dict[str, Any] | str | None,
+                              idempotency_key: str) -> None:
+        """Void the open invoice of a pending update, which discards the update: nothing stays changed, and nothing
+        is charged later. Stripe would void it by itself after 23 hours; should voiding fail now, the change
+        answers ProviderUnavailable, and its retry with the same key (a replayed update) voids again."""
+        invoice_id = invoice.get("id") if isinstance(invoice, dict) else invoice
+        status = invoice.get("status") if isinstance(invoice, dict) else "open"
+        if not invoice_id or status != "open":
+            return
+        try:
+            self._client.v1.invoices.void_invoice(invoice_id, options={"idempotency_key": f"{idempotency_key}:void"})
+        except stripe.StripeError as exc:
+            log.error("could not void invoice %s of the pending update of subscription %s: %s (request %s)",
+                      invoice_id, subscription_id, type(exc).__name__, exc.request_id)
+            raise ProviderUnavailable("pending_update_kept", UNAVAILABLE) from exc
 
     def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
         try:

@@ -59,6 +59,8 @@ class LocalstripeProvider(StripeProvider):
       the Price found by lookup key;
     - no `description`, `default_payment_method` or `discounts`; localstripe charges the customer's default
       payment method, so the chosen card is made the default first (also when a subscription's card is switched).
+    - subscription updates without `proration_behavior` or `payment_behavior`: localstripe prorates nothing now,
+      so only the changes that charge nothing now (`schedule_change`, `set_cancel_at_period_end`) run here.
     The production request (Price lookup, description, payment method, coupon, idempotency keys) is checked
     request by request in test_stripe_requests.py.
     """
@@ -80,6 +82,16 @@ class LocalstripeProvider(StripeProvider):
                             **kwargs: Any) -> SubscriptionData:
         self.set_default_payment_method(customer_id=customer_id, payment_method_id=payment_method_id)
         return super().create_subscription(customer_id=customer_id, payment_method_id=payment_method_id, **kwargs)
+
+    def _update_subscription(self, subscription_id: str, params: dict[str, Any],
+                             options: dict[str, Any] | None = None) -> Any:  # noqa: ANN401
+        """localstripe's subscription update knows neither `proration_behavior` nor `payment_behavior` (it makes no
+        invoice for a change of quantity or of a plan of the same interval: it prorates nothing now, as
+        `proration_behavior=none` does). Both are checked in test_stripe_requests.py."""
+        if params.pop("payment_behavior", None) or params.get("proration_behavior") not in (None, "none"):
+            raise AssertionError("localstripe cannot charge a change at once: test it in test_stripe_requests.py")
+        params.pop("proration_behavior", None)
+        return super()._update_subscription(subscription_id, params, options)
 
     def set_subscription_payment_method(self, *, subscription_id: str, payment_method_id: str) -> None:
         """localstripe fails (500) on `default_payment_method` in a subscription update and keeps no card per
@@ -151,6 +163,11 @@ class SandboxStore:
             return conn.execute(sa.select(SandboxSubscription.payment_method_id)
                                 .where(SandboxSubscription.id == subscription)).scalar_one()
 
+    def cancels_at_period_end(self, subscription: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(sa.select(SandboxSubscription.cancel_at_period_end)
+                                .where(SandboxSubscription.id == subscription)).scalar_one()
+
 
 class LocalstripeStore:
     """What localstripe keeps, read through its API."""
@@ -168,6 +185,9 @@ class LocalstripeStore:
     def subscription_card(self, subscription: str) -> str:
         """The card localstripe charges the subscription to: its customer's default (see LocalstripeProvider)."""
         return self.default_card(self._client.v1.subscriptions.retrieve(subscription).customer)
+
+    def cancels_at_period_end(self, subscription: str) -> bool:
+        return self._client.v1.subscriptions.retrieve(subscription).cancel_at_period_end
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,9 +15,13 @@ import pytest
 import stripe
 
 from cf_portal.payments.provider import (
+    DECLINES,
     ActionRequired,
     CardDeclined,
     CardDetails,
+    ChargeFigures,
+    InvoiceLineData,
+    NotSupported,
     PaymentError,
     ProviderUnavailable,
     SubscriptionData,
@@ -143,7 +148,8 @@ def invoice_json(*, status: str = "paid", quantity: int = 5, discount: int = 190
     }
 
 
-def subscription_json(*, status: str = "active", invoice: dict[str, Any] | None = None) -> dict[str, Any]:
+def subscription_json(*, status: str = "active", invoice: dict[str, Any] | None = None,
+                      **overrides: Any) -> dict[str, Any]:
     return {
         "id": SUB, "object": "subscription", "application": None, "billing_cycle_anchor": 1680893993,
         "cancel_at": None, "cancel_at_period_end": False, "canceled_at": None, "collection_method": "charge_automatically",
@@ -159,6 +165,7 @@ def subscription_json(*, status: str = "active", invoice: dict[str, Any] | None 
         "payment_settings": {"payment_method_options": None, "payment_method_types": None,
                              "save_default_payment_method": "off"},
         "start_date": 1680893993, "status": status, "test_clock": None,
+        **overrides,
     }
 
 
@@ -663,3 +670,204 @@ def test_a_card_of_another_customer_is_neither_made_the_default_nor_detached(fak
         getattr(provider, change)(customer_id=CUSTOMER, payment_method_id=PM)
     assert info.value.code == "resource_missing"
     assert [(s.method, s.path) for s in fake.sent] == [("GET", f"/v1/payment_methods/{PM}")]
+
+
+# --- renewals and changes -----------------------------------------------------------------------------------
+
+ITEM = "si_NcLYdDxLHxlFo7"
+PRORATION_DATE = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+MORE_SEATS = ChargeFigures(currency="usd", subtotal=2533, discount=0, lines=(
+    InvoiceLineData(description="Sales team · 2 more seats", quantity=2, unit_amount=1267, amount=2533),))
+
+
+def change_invoice(*, status: str = "paid") -> dict[str, Any]:
+    """The invoice of a change charged at once: the unused time of 5 seats credited, the rest of the period for
+    7 charged."""
+    invoice = invoice_json(status=status, quantity=7, discount=0, billing_reason="subscription_update",
+                           number="0759376C-0002" if status == "paid" else None, invoice_id="in_change")
+    credit = {**invoice["lines"]["data"][0], "id": "il_credit", "amount": -6333, "quantity": 5,
+              "description": "Unused time on 5 × Security Awareness Training Business"}
+    charged = {**invoice["lines"]["data"][0], "id": "il_charged", "amount": 8866, "quantity": 7,
+               "description": "Remaining time on 7 × Security Awareness Training Business"}
+    amount_due = 2533 if status != "void" else 0
+    return {**invoice, "lines": {**invoice["lines"], "data": [credit, charged]}, "subtotal": 2533, "total": 2533,
+            "amount_due": amount_due, "amount_paid": 2533 if status == "paid" else 0,
+            "amount_remaining": 0 if status == "paid" else amount_due}
+
+
+def change_seats(provider: StripeProvider, *, charge: ChargeFigures | None = MORE_SEATS,
+                 when: datetime = PRORATION_DATE, key: str = "change-7-abc"):  # noqa: ANN201
+    return provider.change_subscription(subscription_id=SUB, plan_code="awareness-business", unit_amount=1900,
+                                        currency="usd", quantity=7, proration_date=when, charge=charge,
+                                        idempotency_key=key)
+
+
+@pytest.fixture
+def changing(fake: FakeStripe) -> FakeStripe:
+    """A Stripe that knows the subscription (one item of 5 seats) and applies a change once its invoice is paid."""
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    fake.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json(invoice=change_invoice())))
+    return fake
+
+
+def test_stripe_renews_by_itself_so_the_portal_never_charges_a_renewal(fake: FakeStripe,
+                                                                      provider: StripeProvider) -> None:
+    assert provider.renews_by_itself
+    with pytest.raises(NotSupported):
+        provider.charge_renewal(subscription_id=SUB, period_index=1, charge=MORE_SEATS, idempotency_key="renew-1")
+    assert fake.sent == []
+
+
+def test_a_change_charged_now_updates_the_one_item_prorated_as_of_the_portals_time(changing: FakeStripe,
+                                                                                   provider: StripeProvider) -> None:
+    invoice = change_seats(provider)
+
+    assert [(s.method, s.path) for s in changing.sent] == [
+        ("GET", f"/v1/subscriptions/{SUB}"), ("GET", "/v1/prices"), ("POST", f"/v1/subscriptions/{SUB}")]
+    [lookup] = [s for s in changing.sent if s.path == "/v1/prices"]
+    assert lookup.params["lookup_keys[0]"] == "awareness-business"
+    [update] = changing.posts(f"/v1/subscriptions/{SUB}")
+    assert update.params == {
+        "items[0][id]": ITEM,  # the item replaced, not a second one added
+        "items[0][price]": PRICE,
+        "items[0][quantity]": "7",
+        "proration_behavior": "always_invoice",
+        "proration_date": str(int(PRORATION_DATE.timestamp())),
+        "payment_behavior": "pending_if_incomplete",
+        "expand[0]": "latest_invoice",
+    }
+    assert update.idempotency_key == "change-7-abc:change"
+    assert invoice is not None
+    assert (invoice.provider_id, invoice.status, invoice.total) == ("in_change", "paid", MORE_SEATS.total)
+    assert [(line.quantity, line.amount) for line in invoice.lines] == [(5, -6333), (7, 8866)]
+    assert invoice.lines[1].description.startswith("Sales team · Remaining time")
+
+
+def test_a_change_with_nothing_due_returns_no_invoice(changing: FakeStripe, provider: StripeProvider) -> None:
+    # No proration, so no new invoice: the subscription's latest is still its first.
+    changing.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    assert change_seats(provider, charge=None) is None
+    assert change_seats(provider, charge=ChargeFigures(currency="usd", subtotal=0, discount=0, lines=())) is None
+
+
+def unpaid_change(fake: FakeStripe, intent: dict[str, Any]) -> None:
+    """Stripe answers the change with a pending update: the change's invoice open, its payment `intent`."""
+    pending = {"billing_cycle_anchor": None, "expires_at": 1764500400, "subscription_items": [
+        {"id": ITEM, "price": price_list_json()["data"][0], "quantity": 7}], "trial_end": None,
+        "trial_from_plan": None}
+    fake.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json(invoice=change_invoice(status="open"),
+                                                                        pending_update=pending)))
+    fake.on("GET", "/v1/invoice_payments", (200, invoice_payments_json(intent)))
+    fake.on("POST", "/v1/invoices/in_change/void", (200, change_invoice(status="void")))
+
+
+@pytest.mark.parametrize(("decline", "behaviour"), [
+    ({"code": "card_declined", "decline_code": "generic_decline"}, "card_declined"),
+    ({"code": "card_declined", "decline_code": "insufficient_funds"}, "insufficient_funds"),
+    ({"code": "expired_card"}, "expired_card"),
+], ids=["generic", "insufficient-funds", "expired"])
+def test_a_declined_change_is_discarded_and_raises_the_sandboxs_decline(
+        changing: FakeStripe, provider: StripeProvider, decline: dict[str, str], behaviour: str) -> None:
+    unpaid_change(changing, payment_intent_json("requires_payment_method", {"type": "card_error", **decline}))
+    with pytest.raises(CardDeclined) as info:
+        change_seats(provider)
+    assert (info.value.code, info.value.decline_code, info.value.message) == DECLINES[behaviour]
+    # The pending update is discarded by voiding its invoice; the subscription itself was never changed.
+    [void] = changing.posts("/v1/invoices/in_change/void")
+    assert (void.params, void.idempotency_key) == ({}, "change-7-abc:void")
+    assert len(changing.posts(f"/v1/subscriptions/{SUB}")) == 1
+
+
+def test_a_change_the_bank_wants_confirmed_is_discarded_too(changing: FakeStripe, provider: StripeProvider) -> None:
+    unpaid_change(changing, payment_intent_json("requires_action"))
+    with pytest.raises(PaymentError) as info:
+        change_seats(provider)
+    assert not isinstance(info.value, (CardDeclined, ActionRequired))
+    assert info.value.code == "requires_action"
+    assert len(changing.posts("/v1/invoices/in_change/void")) == 1
+
+
+def test_a_pending_change_that_cannot_be_discarded_now_is_unavailable(changing: FakeStripe,
+                                                                      provider: StripeProvider) -> None:
+    """Its retry with the same key gets Stripe's first answer again, and voids then."""
+    unpaid_change(changing, payment_intent_json("requires_payment_method", {"type": "card_error",
+                                                                           "code": "card_declined"}))
+    changing.on("POST", "/v1/invoices/in_change/void", (503, error_json("api_error", "An unknown error occurred")))
+    with pytest.raises(ProviderUnavailable):
+        change_seats(provider)
+
+
+def test_a_change_stripe_refuses_outright_is_a_decline_with_nothing_to_discard(changing: FakeStripe,
+                                                                              provider: StripeProvider) -> None:
+    changing.on("POST", f"/v1/subscriptions/{SUB}",
+                card_error("card_declined", "Your card has insufficient funds.", "insufficient_funds"))
+    with pytest.raises(CardDeclined) as info:
+        change_seats(provider)
+    assert info.value.message == DECLINES["insufficient_funds"][2]
+    assert [s.path for s in changing.sent if "/void" in s.path] == []
+
+
+def test_a_change_is_refused_before_anything_is_sent_for_a_time_without_a_zone(fake: FakeStripe,
+                                                                               provider: StripeProvider) -> None:
+    with pytest.raises(ValueError, match="timezone"):
+        change_seats(provider, when=datetime(2026, 11, 29, 12, 0))  # noqa: DTZ001 (the point of the test)
+    assert fake.posts(f"/v1/subscriptions/{SUB}") == []
+
+
+def test_the_preview_of_a_change_asks_stripe_for_the_same_invoice(changing: FakeStripe,
+                                                                  provider: StripeProvider) -> None:
+    changing.on("POST", "/v1/invoices/create_preview", (200, {**change_invoice(status="draft"), "id": None}))
+    assert provider.preview_change(subscription_id=SUB, plan_code="awareness-business", unit_amount=1900,
+                                   currency="usd", quantity=7, proration_date=PRORATION_DATE) == 2533
+    [preview] = changing.posts("/v1/invoices/create_preview")
+    assert preview.params == {
+        "subscription": SUB,
+        "subscription_details[items][0][id]": ITEM,
+        "subscription_details[items][0][price]": PRICE,
+        "subscription_details[items][0][quantity]": "7",
+        "subscription_details[proration_date]": str(int(PRORATION_DATE.timestamp())),
+        "subscription_details[proration_behavior]": "always_invoice",
+    }
+    assert changing.posts(f"/v1/subscriptions/{SUB}") == []  # nothing changed
+
+
+def test_a_change_for_the_next_renewal_prorates_nothing(changing: FakeStripe, provider: StripeProvider) -> None:
+    changing.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    provider.schedule_change(subscription_id=SUB, plan_code="awareness-business", unit_amount=1900, currency="usd",
+                             quantity=3)
+    [update] = changing.posts(f"/v1/subscriptions/{SUB}")
+    assert update.params == {"items[0][id]": ITEM, "items[0][price]": PRICE, "items[0][quantity]": "3",
+                             "proration_behavior": "none"}
+
+
+def test_cancel_at_period_end_and_resume_are_one_update_each(fake: FakeStripe, provider: StripeProvider) -> None:
+    fake.on("POST", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    provider.set_cancel_at_period_end(subscription_id=SUB, cancel=True)
+    provider.set_cancel_at_period_end(subscription_id=SUB, cancel=False)
+    assert [(s.method, s.path, s.params) for s in fake.sent] == [
+        ("POST", f"/v1/subscriptions/{SUB}", {"cancel_at_period_end": "true"}),
+        ("POST", f"/v1/subscriptions/{SUB}", {"cancel_at_period_end": "false"})]
+
+
+@pytest.mark.parametrize("change", ["change_subscription", "preview_change", "schedule_change"])
+def test_changes_of_a_subscription_stripe_does_not_have_or_of_another_price_send_nothing(
+        fake: FakeStripe, provider: StripeProvider, change: str) -> None:
+    arguments = {"subscription_id": SUB, "plan_code": "awareness-business", "unit_amount": 1900, "currency": "usd",
+                 "quantity": 7}
+    if change != "schedule_change":
+        arguments["proration_date"] = PRORATION_DATE
+    if change == "change_subscription":
+        arguments |= {"charge": MORE_SEATS, "idempotency_key": "change-x"}
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (404, error_json(
+        "invalid_request_error", f"No such subscription: '{SUB}'", code="resource_missing", param="id")))
+    with pytest.raises(PaymentError) as info:
+        getattr(provider, change)(**arguments)
+    assert info.value.code == "resource_missing"
+
+    fake.on("GET", f"/v1/subscriptions/{SUB}", (200, subscription_json()))
+    fake.on("GET", "/v1/prices", (200, price_list_json(unit_amount=2100)))
+    with pytest.raises(PaymentError) as info:
+        getattr(provider, change)(**arguments)
+    assert info.value.code == "price_mismatch"
+    assert [s for s in fake.sent if s.method == "POST"] == []
+
