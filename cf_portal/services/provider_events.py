@@ -6,7 +6,11 @@
   (`provider_updated_at`), and older news about its status or quantity is not applied.
 - An invoice paid or whose payment failed writes the invoice (once per provider invoice id, then only its
   status, which never leaves paid or void) and sets the license active or past due; a subscription updated
-  brings quantity and status; a subscription deleted cancels the license, for good.
+  brings quantity, status and whether it ends at the period's end; a subscription deleted cancels the license,
+  for good, and frees its seats.
+- A renewal the provider made by itself (billing reason `subscription_cycle`, Stripe) goes through the same
+  steps as one `bill-due` makes (`services/renewals.py`): paid starts the next period with the changes scheduled
+  for it; refused counts a failure (Past due, then Suspended after the last retry).
 - What was done with each event is kept in `provider_event.outcome`.
 """
 
@@ -21,16 +25,20 @@ from sqlmodel import Session, select
 
 from cf_portal.models import Invoice, InvoiceLine, License, LicenseStatus, ProviderEvent
 from cf_portal.payments.provider import EventKind, InvoiceData, PaymentEvent
-from cf_portal.services import audit
+from cf_portal.services import audit, renewals
 
 log = logging.getLogger(__name__)
 
 # A provider's subscription status (`SubscriptionState.status`'s words) → license status.
 STATUSES = {
     "active": LicenseStatus.ACTIVE, "trialing": LicenseStatus.ACTIVE, "past_due": LicenseStatus.PAST_DUE,
-    "unpaid": LicenseStatus.PAST_DUE, "canceled": LicenseStatus.CANCELED,
+    # Stripe's status once every retry of a renewal has failed (its setting "mark the subscription as unpaid").
+    "unpaid": LicenseStatus.SUSPENDED, "canceled": LicenseStatus.CANCELED,
     "incomplete_expired": LicenseStatus.CANCELED,
 }
+# The provider's reason for an invoice that renews a subscription for a new period.
+RENEWAL_REASON = "subscription_cycle"
+RENEWABLE = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value, LicenseStatus.SUSPENDED.value)
 # An invoice never leaves these, whatever arrives later (Stripe cannot reopen a paid or void invoice).
 FINAL_INVOICE_STATUSES = {"paid", "void"}
 
@@ -74,16 +82,21 @@ def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_
     return f"status {status.value}"
 
 
-def _save_invoice(session: Session, lic: License, data: InvoiceData, status: str) -> None:
+def _save_invoice(session: Session, lic: License, data: InvoiceData, status: str, *,
+                  period_index: int | None = None) -> None:
+    """Write the provider's invoice once (then only its status changes); `period_index`: it renewed that period."""
     provider_id = data.provider_id[:64]
     existing = session.exec(select(Invoice).where(Invoice.provider_invoice_id == provider_id)).first()
     if existing is not None:
         if existing.status not in FINAL_INVOICE_STATUSES:
             existing.status = status
+        if period_index is not None and existing.kind != "renewal":
+            existing.kind, existing.period_index = "renewal", period_index
         return
     invoice = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=provider_id,
                       number=data.number[:40], status=status, currency=(data.currency or lic.currency)[:3],
-                      subtotal=data.subtotal, discount=data.discount, total=data.subtotal - data.discount)
+                      subtotal=data.subtotal, discount=data.discount, total=data.subtotal - data.discount,
+                      kind="renewal" if period_index is not None else "first", period_index=period_index)
     session.add(invoice)
     session.flush()
     for line in data.lines:
@@ -110,20 +123,50 @@ def _apply(session: Session, event: PaymentEvent, occurred_at: datetime, now: da
     lic = _license_for(session, event.subscription_id)
     if lic is None:
         return "no license has this subscription"
+    renews = event.billing_reason == RENEWAL_REASON and lic.status in RENEWABLE
+    if event.kind is EventKind.INVOICE_PAID and renews:
+        # The provider renewed the license by itself: the next period starts as `bill-due` starts it, once per
+        # invoice (another event about the same invoice finds it has started its period).
+        known = session.exec(select(Invoice.period_index).where(
+            Invoice.provider_invoice_id == event.invoice.provider_id[:64])).first()
+        if known is not None:
+            _save_invoice(session, lic, event.invoice, "paid")
+            return "period already started"
+        renewal = renewals.next_renewal(session, lic)
+        started = renewals.start_period(session, license_id=lic.id, renewal=renewal)
+        _save_invoice(session, lic, event.invoice, "paid", period_index=renewal.period_index if started else None)
+        lic.provider_updated_at = max(occurred_at, lic.provider_updated_at or occurred_at)
+        return f"period {renewal.period_index + 1} started" if started else "period already started"
     if event.kind is EventKind.INVOICE_PAID:
         _save_invoice(session, lic, event.invoice, "paid")
         return _set_status(session, lic, LicenseStatus.ACTIVE, occurred_at, now)
+    if event.kind is EventKind.INVOICE_PAYMENT_FAILED and renews and _newer(lic, occurred_at):
+        _save_invoice(session, lic, event.invoice, "open")
+        status = renewals.renewal_failed(session, license_id=lic.id, period_index=lic.periods_billed,
+                                         attempt=lic.renewal_failures, reason="payment_failed", now=now)
+        lic.provider_updated_at = occurred_at
+        return f"status {status.value}" if status else "failure already counted"
     if event.kind is EventKind.INVOICE_PAYMENT_FAILED:
         _save_invoice(session, lic, event.invoice, "open")
         return _set_status(session, lic, LicenseStatus.PAST_DUE, occurred_at, now)
     if event.kind is EventKind.SUBSCRIPTION_DELETED:
+        if lic.status in RENEWABLE:
+            # Its seats are freed as when `bill-due` ends a license (each says why).
+            renewals.end_license(session, license_id=lic.id, at=occurred_at, now=now,
+                                 reason="the subscription ended at the payment provider")
+            lic.provider_updated_at = occurred_at
+            return "status canceled"
         return _set_status(session, lic, LicenseStatus.CANCELED, occurred_at, now)
     # EventKind.SUBSCRIPTION_UPDATED
     if not _newer(lic, occurred_at):
         return "older than what was applied"
     outcome = []
     quantity = event.quantity
-    if quantity is not None and quantity != lic.quantity:
+    if event.cancel_at_period_end is not None and event.cancel_at_period_end != lic.cancel_at_period_end:
+        lic.cancel_at_period_end = event.cancel_at_period_end
+        outcome.append("ends at the period's end" if event.cancel_at_period_end else "renews")
+    # A decrease scheduled for the renewal is billed by the provider already: not a change of the seats now.
+    if quantity is not None and quantity != lic.quantity and quantity != lic.next_quantity:
         # Never fewer seats than are held: the seats stay, and reconcile reports the difference.
         applied = max(quantity, lic.seats_assigned)
         session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.quantity",

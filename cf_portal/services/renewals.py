@@ -202,19 +202,9 @@ def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice:
     """Start the period `renewal` charged for, once: the conditional UPDATE lets one caller through, and only that
     one writes the invoice. The changes scheduled for the renewal take effect; a past-due or suspended license is
     active again. False when another run (or webhook) got there first."""
-    started = session.execute(
-        sa.update(License)
-        .where(License.id == license_id, License.periods_billed == renewal.period_index,
-               License.status.in_((*RENEWING, LicenseStatus.SUSPENDED.value)))
-        .values(periods_billed=renewal.period_index + 1, period_start=renewal.period_start,
-                period_end=renewal.period_end, quantity=renewal.quantity, plan_id=renewal.plan_id,
-                unit_amount=renewal.unit_amount, next_quantity=None, next_plan_id=None,
-                status=LicenseStatus.ACTIVE.value, past_due_since=None, renewal_failures=0, next_attempt_at=None)
-    ).rowcount
-    if not started:
+    if not start_period(session, license_id=license_id, renewal=renewal):
         return False
     lic = session.get(License, license_id)
-    session.refresh(lic)
     row = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id[:64],
                   number=invoice.number[:40], status=invoice.status, currency=invoice.currency,
                   subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
@@ -229,6 +219,25 @@ def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice:
                             object_id=lic.id, detail=f"period {renewal.period_index + 1}: {invoice.total} "
                             f"{invoice.currency} for {renewal.quantity} licenses", at=now))
     return True
+
+
+def start_period(session: Session, *, license_id: int, renewal: Renewal) -> bool:
+    """The conditional UPDATE that starts the period `renewal` is for (only while `periods_billed` still names
+    it), with the changes scheduled for it; False when another caller started it first."""
+    started = session.execute(
+        sa.update(License)
+        .where(License.id == license_id, License.periods_billed == renewal.period_index,
+               License.status.in_((*RENEWING, LicenseStatus.SUSPENDED.value)))
+        .values(periods_billed=renewal.period_index + 1, period_start=renewal.period_start,
+                period_end=renewal.period_end, quantity=renewal.quantity, plan_id=renewal.plan_id,
+                unit_amount=renewal.unit_amount, next_quantity=None, next_plan_id=None,
+                status=LicenseStatus.ACTIVE.value, past_due_since=None, renewal_failures=0, next_attempt_at=None)
+    ).rowcount
+    if started:
+        lic = session.get(License, license_id)
+        if lic is not None:
+            session.refresh(lic)
+    return bool(started)
 
 
 def renewal_failed(session: Session, *, license_id: int, period_index: int, attempt: int, reason: str,

@@ -273,3 +273,60 @@ def test_the_service_takes_provider_neutral_events(seeded: Seeded, bought: Licen
     with session_scope(seeded.engine, write=False) as session:
         row = session.exec(select(ProviderEvent).where(ProviderEvent.event_id == "evt_neutral")).one()
     assert (row.provider, row.type, row.outcome) == ("sandbox", "subscription.changed", "quantity 8, status past_due")
+
+
+def cycle_invoice(lic: License, invoice_id: str, *, total: int) -> dict:
+    return {**invoice_obj(lic, invoice_id, total=total), "billing_reason": "subscription_cycle"}
+
+
+def test_a_renewal_by_the_provider_starts_the_next_period_with_its_scheduled_changes(seeded: Seeded,
+                                                                                     bought: License) -> None:
+    with session_scope(seeded.engine) as session:
+        session.get(License, bought.id).next_quantity = 3
+    paid = event("invoice.paid", cycle_invoice(bought, "in_c001", total=3 * bought.unit_amount), at=T0 + 10)
+    assert apply(seeded, paid) == "period 2 started"
+    assert apply(seeded, {**paid, "id": "evt_other_delivery"}) == "period already started"
+    after = license_now(seeded, bought)
+    assert (after.periods_billed, after.quantity, after.next_quantity) == (2, 3, None)
+    assert after.period_start == bought.period_end
+    with session_scope(seeded.engine, write=False) as session:
+        invoice = session.exec(select(Invoice).where(Invoice.provider_invoice_id == "in_c001")).one()
+    assert (invoice.kind, invoice.period_index, invoice.status) == ("renewal", 1, "paid")
+
+
+def test_renewals_refused_by_the_provider_make_the_license_past_due_then_suspended(seeded: Seeded,
+                                                                                   bought: License) -> None:
+    outcomes = [apply(seeded, event("invoice.payment_failed", cycle_invoice(bought, "in_c002", total=100),
+                                    at=T0 + 10 * i, event_id=f"evt_fail_{i}")) for i in range(1, 5)]
+    assert outcomes == ["status past_due"] * 3 + ["status suspended"]
+    assert license_now(seeded, bought).status == "suspended"
+    apply(seeded, event("invoice.paid", cycle_invoice(bought, "in_c002", total=100), at=T0 + 60))
+    after = license_now(seeded, bought)
+    assert (after.status, after.periods_billed, after.renewal_failures) == ("active", 2, 0)
+
+
+def test_the_end_of_a_subscription_frees_the_seats_and_updates_bring_the_cancel_flag(seeded: Seeded,
+                                                                                     bought: License) -> None:
+    from cf_portal.models import SeatAssignment
+    from cf_portal.services import seats
+    from tests.factories import make_employee
+
+    with session_scope(seeded.engine) as session:
+        account = session.get(License, bought.id).account_id
+        from cf_portal.models import Account
+
+        person = make_employee(session, session.get(Account, account))
+        seats.assign(session, actor=seeded.actor, license_id=bought.id,
+                     holders=[seats.Holder(kind="employee", id=person.id)])
+        session.get(License, bought.id).next_quantity = 2
+    sub = {"id": bought.provider_subscription_id, "object": "subscription", "status": "active",
+           "cancel_at_period_end": True, "items": {"data": [{"quantity": 2}]}}
+    assert apply(seeded, event("customer.subscription.updated", sub, at=T0 + 10)) == (
+        "ends at the period's end, status active")  # quantity 2 is the decrease scheduled: not a change now
+    assert (license_now(seeded, bought).cancel_at_period_end, license_now(seeded, bought).quantity) == (True, 5)
+    assert apply(seeded, event("customer.subscription.deleted", {**sub, "status": "canceled"}, at=T0 + 20)) == (
+        "status canceled")
+    with session_scope(seeded.engine, write=False) as session:
+        seat = session.exec(select(SeatAssignment).where(SeatAssignment.license_id == bought.id)).one()
+    assert seat.unassigned_at is not None and seat.ended_reason == "license_canceled"
+    assert license_now(seeded, bought).seats_assigned == 0
