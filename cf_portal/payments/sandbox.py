@@ -313,7 +313,14 @@ class SandboxProvider:
         params = {"subscription": subscription_id, "period": period_index, "charge": asdict(charge)}
 
         def run() -> dict[str, Any]:
-            return self._charged_invoice(session, self._live_subscription(session, subscription_id), charge)
+            sub = self._live_subscription(session, subscription_id)
+            try:
+                invoice = self._charged_invoice(session, sub, charge)
+            except PaymentError:
+                sub.status = "past_due"  # as Stripe's subscription whose renewal is unpaid
+                raise
+            sub.status = "active"
+            return invoice
 
         with session_scope(self._engine) as session:
             result = self._idempotent(session, idempotency_key, "charge_renewal", params, run)

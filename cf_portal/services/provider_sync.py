@@ -85,7 +85,9 @@ def reconcile(engine: sa.Engine | None, provider: PaymentProvider, *, repair: bo
             continue
         status = STATUSES.get(state.status)
         problems = []
-        if status is not None and status.value != lic.status:
+        # A license the portal suspended after the last retry is still past due at a provider that keeps it so.
+        suspended_here = lic.status == LicenseStatus.SUSPENDED.value and status is LicenseStatus.PAST_DUE
+        if status is not None and status.value != lic.status and not suspended_here:
             problems.append(f"status is {lic.status} here, {state.status} at the provider")
         # The provider bills a decrease scheduled for the renewal already (Stripe: proration_behavior=none).
         billed = lic.next_quantity or lic.quantity

@@ -383,3 +383,23 @@ def test_detail_says_what_the_next_renewal_charges_and_when_the_discount_ends(
     assert (detail.monthly_now, detail.next_amount) == ("$102.00", "$102.00")
     assert detail.renews_on == changes.day(lic.period_end) and detail.card.endswith("4242")
     assert [i.total for i in detail.invoices] == ["$102.00"]
+
+
+def test_reconcile_finds_nothing_to_report_through_a_year_of_changes_and_failed_renewals(
+        seeded: Seeded, provider: SandboxProvider) -> None:
+    from cf_portal.services.provider_sync import reconcile
+
+    good = seeded.add_card(provider)
+    kept = buy(seeded, provider, quantity=8, card_id=good.id)
+    failing = buy(seeded, provider, quantity=4, plan="awareness-business", card_id=good.id)
+    changes.schedule_decrease(seeded.engine, provider, actor=seeded.actor, license_id=kept, quantity=5, now=NOW)
+    bad = seeded.add_card(provider, number="4000000000000341")
+    changes.change_card(seeded.engine, provider, actor=seeded.actor, license_id=failing, payment_method_id=bad.id,
+                        now=NOW)
+    assert [str(d) for d in reconcile(seeded.engine, provider, repair=False, now=NOW)] == []
+    end = license_of(seeded, kept).period_end
+    for days in (0, 1, 3, 5):  # the renewal, then its retries: past due, then suspended
+        renewals.bill_due(seeded.engine, provider, now=end + days * DAY + timedelta(hours=1))
+    assert license_of(seeded, failing).status == LicenseStatus.SUSPENDED.value
+    assert license_of(seeded, kept).quantity == 5
+    assert [str(d) for d in reconcile(seeded.engine, provider, repair=False, now=end + 6 * DAY)] == []
