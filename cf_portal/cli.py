@@ -104,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
 
         from cf_portal import clock
         from cf_portal.payments import get_provider
+        from cf_portal.services.license_changes import resolve_pending_changes
         from cf_portal.services.purchase import resolve_pending
 
-        outcome = resolve_pending(None, get_provider(), older_than=timedelta(minutes=args.minutes),
-                                  now=clock.now())
-        print(", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
+        older_than, now = timedelta(minutes=args.minutes), clock.now()
+        outcome = resolve_pending(None, get_provider(), older_than=older_than, now=now)
+        print("purchases: " + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
+        outcome = resolve_pending_changes(None, get_provider(), older_than=older_than, now=now)
+        print("license changes: " + ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in outcome.items()))
     elif args.command == "sync-catalog":
         from cf_portal.payments import get_provider
         from cf_portal.services.provider_sync import sync_catalog

@@ -16,7 +16,7 @@ The rules, and where each is held:
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -43,7 +43,7 @@ from cf_portal.payments.provider import (
     ProviderUnavailable,
 )
 from cf_portal.services import audit, coupons, renewals
-from cf_portal.services.actors import Actor
+from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.billing import InvoiceView, list_invoices
 from cf_portal.services.checkout import check_quantity
 from cf_portal.services.errors import DomainError, NotFound
@@ -313,29 +313,8 @@ def _change_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: A
         return _result(change, currency=_currency(engine, change), replayed=True)
     if change.status == "failed":
         raise DomainError(f"{change.outcome} Nothing was charged.", field="change")
-    with session_scope(engine, write=False) as session:
-        lic = session.get(License, change.license_id)
-        plan = session.get(Plan, change.plan_id_after)
-        product = session.get(Product, plan.product_id)
-    what = (f"{added} more" if added else f"{plan.name} plan") + f" · {product.name} {plan.name}"
-    figures = ChargeFigures(currency=lic.currency, subtotal=change.amount_due, discount=0, lines=(InvoiceLineData(
-        description=f"{lic.reference_name} · {what}, {day(now)} – {day(lic.period_end)} (prorated)"[:200],
-        quantity=max(added, 1) if added else change.quantity_after, unit_amount=0, amount=change.amount_due),))
     try:
-        if provider.previews_invoices and is_new:
-            previewed = provider.preview_change(subscription_id=lic.provider_subscription_id or "",
-                                                plan_code=plan.code, unit_amount=plan.unit_amount,
-                                                currency=lic.currency, quantity=change.quantity_after,
-                                                proration_date=change.created_at)
-            if previewed != change.amount_due:
-                log.error("license change %s: the provider would charge %s, the portal quoted %s", change.id,
-                          previewed, change.amount_due)
-                raise PaymentError("amount_mismatch", "The payment provider would charge a different amount "
-                                   "than the one shown, so nothing was changed. Contact support.")
-        invoice = provider.change_subscription(
-            subscription_id=lic.provider_subscription_id or "", plan_code=plan.code, unit_amount=plan.unit_amount,
-            currency=lic.currency, quantity=change.quantity_after, proration_date=change.created_at,
-            charge=figures if change.amount_due > 0 else None, idempotency_key=f"license-change-{change.id}")
+        invoice = _charge(engine, provider, change, preview=is_new)
     except ProviderUnavailable as exc:
         log.warning("license change %s: provider unavailable (%s)", change.id, exc.code)
         raise ChangeUnconfirmed() from exc
@@ -344,6 +323,62 @@ def _change_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: A
         raise DomainError(f"{_refusal(exc)} Nothing was charged and the license is unchanged.",
                           field="change") from exc
     return _confirm(engine, actor=actor, change=change, invoice=invoice, now=now)
+
+
+def _charge(engine: sa.Engine | None, provider: PaymentProvider, change: LicenseChange, *,
+            preview: bool) -> InvoiceData | None:
+    """Send the change to the provider with the change's own key. Everything sent is worked out from the change's
+    row alone, so a retry (by the buyer, or `resolve_pending_changes`) sends the same request: one charge."""
+    with session_scope(engine, write=False) as session:
+        lic = session.get(License, change.license_id)
+        plan = session.get(Plan, change.plan_id_after)
+        product = session.get(Product, plan.product_id)
+    added = change.quantity_after - change.quantity_before
+    what = f"{added} more" if added else f"{plan.name} plan"
+    period_end = period_bounds(lic.created_at, change.period_index)[1]
+    figures = ChargeFigures(currency=lic.currency, subtotal=change.amount_due, discount=0, lines=(InvoiceLineData(
+        description=(f"{lic.reference_name} · {what} · {product.name} {plan.name}, {day(change.created_at)} – "
+                     f"{day(period_end)} (prorated)")[:200],
+        quantity=added or change.quantity_after, unit_amount=0, amount=change.amount_due),))
+    if provider.previews_invoices and preview:
+        previewed = provider.preview_change(subscription_id=lic.provider_subscription_id or "", plan_code=plan.code,
+                                            unit_amount=plan.unit_amount, currency=lic.currency,
+                                            quantity=change.quantity_after, proration_date=change.created_at)
+        if previewed != change.amount_due:
+            log.error("license change %s: the provider would charge %s, the portal quoted %s", change.id,
+                      previewed, change.amount_due)
+            raise PaymentError("amount_mismatch", "The payment provider would charge a different amount than the "
+                               "one shown, so nothing was changed. Contact support.")
+    return provider.change_subscription(
+        subscription_id=lic.provider_subscription_id or "", plan_code=plan.code, unit_amount=plan.unit_amount,
+        currency=lic.currency, quantity=change.quantity_after, proration_date=change.created_at,
+        charge=figures if change.amount_due > 0 else None, idempotency_key=f"license-change-{change.id}")
+
+
+def resolve_pending_changes(engine: sa.Engine | None, provider: PaymentProvider, *, older_than: timedelta,
+                            now: datetime) -> dict[str, int]:
+    """Finish or undo changes whose charge was never confirmed (the buyer left after a provider timeout), each
+    sent again with its own key, so nothing is charged twice. Run by `python -m cf_portal.cli resolve-pending`."""
+    with session_scope(engine, write=False) as session:
+        pending = session.exec(select(LicenseChange).where(LicenseChange.status == "pending",
+                                                           LicenseChange.created_at < now - older_than)
+                               .order_by(LicenseChange.id)).all()
+    outcome = {"confirmed": 0, "undone": 0, "still_unavailable": 0}
+    for change in pending:
+        try:
+            invoice = _charge(engine, provider, change, preview=False)
+        except ProviderUnavailable:
+            outcome["still_unavailable"] += 1
+            continue
+        except PaymentError as exc:
+            _finish(engine, change, status="failed", outcome=_refusal(exc), now=now)
+            outcome["undone"] += 1
+            continue
+        with session_scope(engine, write=False) as session:
+            actor = actor_for_user(session, change.created_by_user_id)
+        _confirm(engine, actor=actor, change=change, invoice=invoice, now=now)
+        outcome["confirmed"] += 1
+    return outcome
 
 
 def _refusal(exc: PaymentError) -> str:

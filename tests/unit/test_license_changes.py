@@ -403,3 +403,35 @@ def test_reconcile_finds_nothing_to_report_through_a_year_of_changes_and_failed_
     assert license_of(seeded, failing).status == LicenseStatus.SUSPENDED.value
     assert license_of(seeded, kept).quantity == 5
     assert [str(d) for d in reconcile(seeded.engine, provider, repair=False, now=end + 6 * DAY)] == []
+
+
+def test_a_change_left_unconfirmed_is_finished_later_with_its_own_key_and_charged_once(
+        seeded: Seeded, provider: SandboxProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cf_portal.payments.provider import ProviderUnavailable
+
+    license_id = buy(seeded, provider, quantity=10)
+    preview = preview_add(seeded, license_id, 2)
+    real = provider.change_subscription
+
+    def charges_then_times_out(**kwargs):  # noqa: ANN003, ANN202
+        real(**kwargs)  # the provider charged, but its answer never came back
+        raise ProviderUnavailable("timeout", "No answer.")
+
+    monkeypatch.setattr(provider, "change_subscription", charges_then_times_out)
+    with pytest.raises(changes.ChangeUnconfirmed):
+        changes.add_licenses(seeded.engine, provider, actor=seeded.actor, license_id=license_id, add=2,
+                             expected_due_now=preview.due_now, idempotency_key="left-unconfirmed-add",
+                             now=NOW + 15 * DAY)
+    monkeypatch.setattr(provider, "change_subscription", real)
+    before = sandbox_invoices(seeded)
+    assert license_of(seeded, license_id).quantity == 10
+    with pytest.raises(DomainError, match="Another change of this license is being confirmed"):
+        changes.add_licenses(seeded.engine, provider, actor=seeded.actor, license_id=license_id, add=1,
+                             expected_due_now=preview_add(seeded, license_id, 1).due_now,
+                             idempotency_key="another-add-meanwhile", now=NOW + 15 * DAY)
+    # A day later (the buyer never came back), resolve-pending sends it again with the same key.
+    outcome = changes.resolve_pending_changes(seeded.engine, provider, older_than=timedelta(minutes=15),
+                                              now=NOW + 16 * DAY)
+    assert outcome == {"confirmed": 1, "undone": 0, "still_unavailable": 0}
+    assert sandbox_invoices(seeded) == before  # the first charge was the only one
+    assert license_of(seeded, license_id).quantity == 12
