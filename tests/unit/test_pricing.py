@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cf_portal.services.pricing import Discount, format_money, quote
+from cf_portal.services.pricing import Discount, format_money, prorate, quote, quote_change
 
 
 def test_plain_price_is_unit_times_quantity() -> None:
@@ -124,3 +124,52 @@ def test_percent_discount_meets_the_spec_for_every_subtotal_up_to_five_dollars()
              if quote(unit_amount=subtotal, quantity=1, currency="usd", discount=Discount(percent_off=percent)).discount
              != spec_percent_discount(subtotal, percent)]
     assert wrong == []
+
+
+# --- prorations (a change within a period) ---------------------------------------------------------------------
+
+
+def test_a_proration_is_the_days_left_over_the_days_of_the_period_rounded_half_up() -> None:
+    assert prorate(3000, days_left=15, days_in_period=30) == 1500
+    assert prorate(1000, days_left=1, days_in_period=31) == 32  # 32.26 cents
+    assert prorate(100, days_left=1, days_in_period=8) == 13  # 12.5 cents rounds up
+    assert prorate(1200, days_left=31, days_in_period=31) == 1200
+    assert prorate(1200, days_left=0, days_in_period=31) == 0
+    with pytest.raises(ValueError):
+        prorate(1200, days_left=32, days_in_period=31)
+
+
+@given(amount=st.integers(0, 10_000_000), total=st.integers(28, 31), data=st.data())
+def test_a_proration_is_exact_to_the_cent_and_grows_with_the_days_left(amount: int, total: int, data) -> None:  # noqa: ANN001
+    left = data.draw(st.integers(0, total))
+    exact = Decimal(amount) * left / total
+    assert prorate(amount, days_left=left, days_in_period=total) == int(exact.quantize(Decimal(1), ROUND_HALF_UP))
+    if left < total:
+        assert prorate(amount, days_left=left, days_in_period=total) <= prorate(
+            amount, days_left=left + 1, days_in_period=total) <= amount
+
+
+@given(unit=st.integers(1, 100_000), quantity=st.integers(1, 500), added=st.integers(1, 500),
+       discount=discounts, month=st.integers(0, 13), total=st.integers(28, 31), data=st.data())
+def test_adding_seats_charges_the_difference_of_the_months_prorated_and_never_less_than_nothing(
+        unit: int, quantity: int, added: int, discount, month: int, total: int, data) -> None:  # noqa: ANN001
+    left = data.draw(st.integers(0, total))
+    before = quote(unit_amount=unit, quantity=quantity, currency="usd", discount=discount)
+    after = quote(unit_amount=unit, quantity=quantity + added, currency="usd", discount=discount)
+    change = quote_change(before=before, after=after, month_index=month, days_left=left, days_in_period=total)
+    difference = after.amount_for_month(month) - before.amount_for_month(month)
+    assert change.due_now == prorate(max(difference, 0), days_left=left, days_in_period=total) >= 0
+    # The whole period left costs what the month costs more; the next renewal is the new month's price.
+    whole = quote_change(before=before, after=after, month_index=month, days_left=total, days_in_period=total)
+    assert whole.due_now == max(difference, 0)
+    assert change.next_renewal == after.amount_for_month(month + 1)
+    # Without a fixed discount, more seats never cost less (a fixed discount may absorb them).
+    if discount is None or discount.percent_off is not None:
+        assert difference >= 0
+
+
+def test_a_cheaper_change_charges_nothing_now() -> None:
+    before = quote(unit_amount=2400, quantity=5, currency="usd")
+    after = quote(unit_amount=1200, quantity=5, currency="usd")
+    change = quote_change(before=before, after=after, month_index=0, days_left=10, days_in_period=30)
+    assert (change.due_now, change.next_renewal) == (0, 6000)
