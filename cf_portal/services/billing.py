@@ -8,9 +8,27 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal.models import Account, Invoice, InvoiceLine
+from cf_portal.models import Account, Invoice, InvoiceLine, License
+from cf_portal.payments.provider import InvoiceData
 from cf_portal.services.errors import NotFound
 from cf_portal.services.pricing import format_money
+
+
+def save_invoice(session: Session, *, lic: License, invoice: InvoiceData, kind: str, period_start: datetime,
+                 period_end: datetime, now: datetime, period_index: int | None = None) -> Invoice:
+    """Write a paid invoice of the provider with its lines, in the caller's transaction (which decides, by a
+    conditional update, that it is the only one to write it)."""
+    row = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id[:64],
+                  number=invoice.number[:40], status=invoice.status, currency=invoice.currency,
+                  subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
+                  period_start=period_start, period_end=period_end, created_at=now, kind=kind,
+                  period_index=period_index)
+    session.add(row)
+    session.flush()
+    for line in invoice.lines:
+        session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200], quantity=line.quantity,
+                                unit_amount=line.unit_amount, amount=line.amount))
+    return row
 
 
 class InvoiceView(BaseModel):

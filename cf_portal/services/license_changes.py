@@ -25,8 +25,6 @@ from sqlmodel import Session, select
 from cf_portal.db import session_scope
 from cf_portal.models import (
     Coupon,
-    Invoice,
-    InvoiceLine,
     License,
     LicenseChange,
     LicenseStatus,
@@ -44,7 +42,7 @@ from cf_portal.payments.provider import (
 )
 from cf_portal.services import audit, coupons, renewals
 from cf_portal.services.actors import Actor, actor_for_user
-from cf_portal.services.billing import InvoiceView, list_invoices
+from cf_portal.services.billing import InvoiceView, list_invoices, save_invoice
 from cf_portal.services.checkout import check_quantity
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.payment_methods import usable_payment_method
@@ -464,15 +462,8 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, change: LicenseChange, i
                 log.error("license change %s was paid but the license had changed meanwhile", change.id)
             lic = session.get(License, change.license_id)
             if invoice is not None:
-                row = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id[:64],
-                              number=invoice.number[:40], status=invoice.status, currency=invoice.currency,
-                              subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
-                              period_start=now, period_end=lic.period_end, created_at=now, kind="change")
-                session.add(row)
-                session.flush()
-                for line in invoice.lines:
-                    session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200],
-                                            quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount))
+                save_invoice(session, lic=lic, invoice=invoice, kind="change", period_start=change.created_at,
+                             period_end=lic.period_end, now=now)
             audit.record(session, actor, "license.changed", "license", lic.id,
                          f"{change.quantity_before} → {change.quantity_after} licenses, plan {change.plan_id_before} "
                          f"→ {change.plan_id_after}, {change.amount_due} {lic.currency} now", at=now)

@@ -21,13 +21,12 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from cf_portal import clock
 from cf_portal.db import session_scope
 from cf_portal.models import (
     Account,
     Coupon,
     CouponRedemption,
-    Invoice,
-    InvoiceLine,
     License,
     LicenseStatus,
     PaymentMethod,
@@ -43,7 +42,7 @@ from cf_portal.payments.provider import (
     SubscriptionData,
     SubscriptionDiscount,
 )
-from cf_portal.services import audit, coupons
+from cf_portal.services import audit, billing, coupons
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import (
     Buyer,
@@ -366,14 +365,8 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscripti
             .values(status=LicenseStatus.ACTIVE.value, provider_subscription_id=subscription.provider_id)
         ).rowcount
         if confirmed:
-            row = Invoice(account_id=actor.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id,
-                          number=invoice.number, status=invoice.status, currency=invoice.currency,
-                          subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total)
-            session.add(row)
-            session.flush()
-            for line in invoice.lines:
-                session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200],
-                                        quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount))
+            billing.save_invoice(session, lic=lic, invoice=invoice, kind="first", period_start=lic.period_start,
+                                 period_end=lic.period_end, period_index=0, now=clock.now())
             audit.record(session, actor, "license.created", "license", lic.id,
                          f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}")
         fresh = session.get(License, lic.id)
