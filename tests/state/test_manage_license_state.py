@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import reflex as rx
 import sqlalchemy as sa
-from reflex.istate.data import RouterData, URLData
 from sqlmodel import select
 
 from cf_portal import db
@@ -41,7 +40,7 @@ from cf_portal.state.manage_license import (
     ManageLicenseState,
     RemoveLicensesState,
 )
-from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+from tests.state.conftest import at_url, demo_owner_id, new_root_state, sign_in_as, substate
 from tests.support.events import run_now
 
 OWNER = "owner@acme-security.example"
@@ -107,9 +106,7 @@ def user_id(email: str) -> int:
 
 def open_page(root: rx.State, license_id: object) -> ManageLicenseState:
     """The page at /licenses/manage?id=<license_id>, loaded."""
-    router = RouterData.from_router_data({"pathname": "/licenses/manage",
-                                          "asPath": f"/licenses/manage?id={license_id}"})
-    root.rx_router_url, root.rx_router_page = URLData.from_url(router.url), router._page  # the session's kept
+    at_url(root, f"/licenses/manage?id={license_id}")
     page = substate(root, ManageLicenseState)
     run_now(page, "load")
     return page
