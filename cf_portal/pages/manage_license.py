@@ -223,29 +223,38 @@ def preview_panel(state: type[AddLicensesState] | type[ChangePlanState]) -> rx.C
     )
 
 
-def add_licenses_dialog() -> rx.Component:
-    A = AddLicensesState  # noqa: N806
+def charge_dialog(state: type[AddLicensesState] | type[ChangePlanState], title: str, description: str,
+                  field: rx.Component, *, confirm: str, max_width: str) -> rx.Component:
+    """A dialog whose Confirm charges: its field, the preview of what Confirm charges, the outcome, Confirm."""
     return rx.dialog.root(
         rx.dialog.content(
-            rx.dialog.title("Add licenses"),
-            rx.dialog.description("Charged now for the days left in this period; the new monthly amount applies "
-                                  "from the next renewal."),
+            rx.dialog.title(title),
+            rx.dialog.description(description),
             rx.vstack(
-                labelled("Licenses to add", rx.input(
-                    id="licenses_to_add", value=A.add, on_change=A.set_add, type="number", input_mode="numeric",
-                    min=1, size="3", debounce_timeout=250, disabled=A.charging,
-                    aria_invalid=rx.cond(A.add_error != "", "true", "false"),
-                    aria_describedby="licenses_to_add-error",
-                ), field_id="licenses_to_add", error=A.add_error),
-                preview_panel(A),
-                field_error(A.form_error, "add_licenses-error"),
-                dialog_buttons(rx.button("Confirm and pay", size="3", on_click=A.confirm, loading=A.charging,
-                                         disabled=~A.preview)),
+                field,
+                preview_panel(state),
+                field_error(state.form_error, f"{state.get_name()}-error"),
+                dialog_buttons(rx.button(confirm, size="3", on_click=state.confirm, loading=state.charging,
+                                         disabled=~state.preview)),
                 spacing="3", width="100%", margin_top="12px",
             ),
-            max_width="480px",
+            max_width=max_width,
         ),
-        open=A.is_open, on_open_change=A.set_open,
+        open=state.is_open, on_open_change=state.set_open,
+    )
+
+
+def add_licenses_dialog() -> rx.Component:
+    A = AddLicensesState  # noqa: N806
+    return charge_dialog(
+        A, "Add licenses", "Charged now for the days left in this period; the new monthly amount applies from the "
+                           "next renewal.",
+        labelled("Licenses to add", rx.input(
+            id="licenses_to_add", value=A.add, on_change=A.set_add, type="number", input_mode="numeric", min=1,
+            size="3", debounce_timeout=250, disabled=A.charging,
+            aria_invalid=rx.cond(A.add_error != "", "true", "false"), aria_describedby="licenses_to_add-error",
+        ), field_id="licenses_to_add", error=A.add_error),
+        confirm="Confirm and pay", max_width="480px",
     )
 
 
@@ -288,28 +297,20 @@ def plan_option(plan: PlanChoice) -> rx.Component:
 
 def change_plan_dialog() -> rx.Component:
     P = ChangePlanState  # noqa: N806
-    return rx.dialog.root(
-        rx.dialog.content(
-            rx.dialog.title("Change plan"),
-            rx.dialog.description("A dearer plan starts now, charged for the days left in this period; a cheaper "
-                                  "one starts at the next renewal."),
-            rx.vstack(
-                rx.el.fieldset(
-                    rx.el.legend("Plan", class_name="field-label", style={"margin_bottom": "8px"}),
-                    rx.vstack(rx.foreach(D.plans, plan_option), spacing="2", width="100%"),
-                    aria_describedby="license_plan-error",
-                    style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
-                ),
-                field_error(P.plan_error, "license_plan-error"),
-                preview_panel(P),
-                field_error(P.form_error, "change_plan-error"),
-                dialog_buttons(rx.button("Confirm plan", size="3", on_click=P.confirm, loading=P.charging,
-                                         disabled=~P.preview)),
-                spacing="3", width="100%", margin_top="12px",
+    return charge_dialog(
+        P, "Change plan", "A dearer plan starts now, charged for the days left in this period; a cheaper one starts "
+                          "at the next renewal.",
+        rx.vstack(
+            rx.el.fieldset(
+                rx.el.legend("Plan", class_name="field-label", style={"margin_bottom": "8px"}),
+                rx.vstack(rx.foreach(D.plans, plan_option), spacing="2", width="100%"),
+                aria_describedby="license_plan-error",
+                style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
             ),
-            max_width="520px",
+            field_error(P.plan_error, "license_plan-error"),
+            spacing="1", width="100%",
         ),
-        open=P.is_open, on_open_change=P.set_open,
+        confirm="Confirm plan", max_width="520px",
     )
 
 

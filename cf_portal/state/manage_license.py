@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from typing import ClassVar
 
 import reflex as rx
 
@@ -297,21 +298,37 @@ class ChargeDialog(ManageLicenseState, mixin=True):
         if not self.charging:  # the dialog stays while its payment is under way
             self.is_open = bool(is_open)
 
-    def _begin_charge(self, field_var: str, missing: str) -> tuple[Actor, int] | None:
-        """The member and the license to charge for; None for a second click while the first is under way, or
-        when there is no amount to confirm (the field `field_var` says why: its own message, else `missing`)."""
+    @rx.event(background=True)
+    async def confirm(self):
+        """Confirm: the change, charged as previewed, with this dialog's key (begun and shown under the tab's
+        lock, the provider called without it)."""
+        async with self:
+            request = self._begin_charge()
+        if request is None:
+            return
+        done = await call(self._submit, *request, failed=CHARGE_FAILED, log_as=f"{type(self).__name__}: confirm failed")
+        async with self:
+            shown = self._finish_charge(done)
+        if shown is not None:
+            yield shown
+
+    def _begin_charge(self) -> tuple | None:
+        """What `_submit` needs: the member, the license, the change, the amount shown and the key; None for a
+        second click while the first is under way, or when there is no amount to confirm (the dialog's field says
+        why: its own message, else `_missing`)."""
         if self.charging and time.time() - self._charging_since < STUCK_AFTER_S:
             return None
         self.form_error = ""
         actor = self._require()  # the service checks the role
         license_id = self._checked_license()
         if self.preview is None:
-            setattr(self, field_var, getattr(self, field_var) or missing)
+            setattr(self, self._field, getattr(self, self._field) or self._missing)
             return None
+        request = (actor, license_id, self._change(), self.preview.due_now, self._key)
         self.charging, self._charging_since = True, time.time()  # last: nothing above may leave it busy
-        return actor, license_id
+        return request
 
-    def _finish_charge(self, done: Outcome[ChangeResult], field_vars: dict[str, str]) -> rx.event.EventSpec | None:
+    def _finish_charge(self, done: Outcome[ChangeResult]) -> rx.event.EventSpec | None:
         self.charging = False
         if done.result is not None:
             self.is_open, self.preview, self._key = False, None, ""
@@ -319,8 +336,8 @@ class ChargeDialog(ManageLicenseState, mixin=True):
             return rx.toast.success(done.result.message)
         if not _keeps_key(done.error):
             self._key = uuid.uuid4().hex  # nothing was charged: the next Confirm is a new submission
-        field_var = field_vars.get(done.error.field or "", "form_error")
-        setattr(self, field_var, done.message)
+        own_field = done.error.field is not None and self._field == f"{done.error.field}_error"
+        setattr(self, self._field if own_field else "form_error", done.message)
         try:
             self._refresh()
             self._reprice()  # the current price, if it changed
@@ -328,12 +345,26 @@ class ChargeDialog(ManageLicenseState, mixin=True):
             pass  # the message above says what to do
         return None
 
+    # Each dialog's own: the field its messages go next to, what Confirm says with nothing to confirm, the price
+    # again, the change it submits, and the service call.
+    _field: ClassVar[str] = "form_error"
+    _missing: ClassVar[str] = ""
+
     def _reprice(self) -> None:
+        raise NotImplementedError
+
+    def _change(self) -> object:
+        raise NotImplementedError
+
+    def _submit(self, actor: Actor, license_id: int, change: object, expected_due_now: int, key: str) -> ChangeResult:
         raise NotImplementedError
 
 
 class AddLicensesState(ChargeDialog, ManageLicenseState):
     """Add licenses: charged now, prorated for the rest of the period; the new monthly amount from the renewal."""
+
+    _field: ClassVar[str] = "add_error"
+    _missing: ClassVar[str] = "Enter the number of licenses to add."
 
     add: str = "1"
     add_error: str = ""
@@ -362,22 +393,18 @@ class AddLicensesState(ChargeDialog, ManageLicenseState):
         except DomainError as exc:
             self.preview, self.add_error = None, exc.message
 
-    @rx.event(background=True)
-    async def confirm(self):
-        async with self:
-            begun = self._begin_charge("add_error", "Enter the number of licenses to add.")
-            if begun is None:
-                return
-            request = (*begun, self.add, self.preview.due_now, self._key)
-        done = await call(add_licenses, *request, failed=CHARGE_FAILED, log_as="adding licenses failed")
-        async with self:
-            shown = self._finish_charge(done, {"add": "add_error"})
-        if shown is not None:
-            yield shown
+    def _change(self) -> str:
+        return self.add
+
+    def _submit(self, actor: Actor, license_id: int, add: str, expected_due_now: int, key: str) -> ChangeResult:
+        return add_licenses(actor, license_id, add, expected_due_now, key)
 
 
 class ChangePlanState(ChargeDialog, ManageLicenseState):
     """Change plan: a dearer plan now (prorated), a cheaper one from the next renewal."""
+
+    _field: ClassVar[str] = "plan_error"
+    _missing: ClassVar[str] = "Choose another plan."
 
     plan_id: str = ""
     plan_error: str = ""
@@ -410,18 +437,11 @@ class ChangePlanState(ChargeDialog, ManageLicenseState):
         except DomainError as exc:
             self.plan_error = exc.message
 
-    @rx.event(background=True)
-    async def confirm(self):
-        async with self:
-            begun = self._begin_charge("plan_error", "Choose another plan.")
-            if begun is None:
-                return
-            request = (*begun, parse_id(self.plan_id, "That plan"), self.preview.due_now, self._key)
-        done = await call(change_plan, *request, failed=CHARGE_FAILED, log_as="changing a plan failed")
-        async with self:
-            shown = self._finish_charge(done, {"plan": "plan_error"})
-        if shown is not None:
-            yield shown
+    def _change(self) -> int:
+        return parse_id(self.plan_id, "That plan")
+
+    def _submit(self, actor: Actor, license_id: int, plan_id: int, expected_due_now: int, key: str) -> ChangeResult:
+        return change_plan(actor, license_id, plan_id, expected_due_now, key)
 
 
 class RemoveLicensesState(ManageLicenseState):

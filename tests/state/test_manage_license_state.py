@@ -228,9 +228,9 @@ def test_add_licenses_previews_then_charges_once(root_state: rx.State, subject: 
     assert "a month from" in add.preview.summary and "$152.00" in add.preview.summary  # 8 × $19.00
 
     # A second click while the first is under way sends nothing; the first one finishes.
-    begun = add._begin_charge("add_error", "")
+    begun = add._begin_charge()
     assert begun is not None and add.charging
-    assert add._begin_charge("add_error", "") is None
+    assert add._begin_charge() is None
     add.set_open(False)
     assert add.is_open  # stays open while charging
     add.charging = False
@@ -247,8 +247,8 @@ def test_a_retry_after_an_unconfirmed_answer_reuses_the_key_and_charges_once(roo
     add.open()
     key = add._key
     # The provider's answer was lost: the dialog keeps its key and says to press Confirm again.
-    add._begin_charge("add_error", "")
-    assert add._finish_charge(Outcome(error=Unexpected("Press Confirm again.")), {}) is None
+    add._begin_charge()
+    assert add._finish_charge(Outcome(error=Unexpected("Press Confirm again."))) is None
     assert (add._key, add.form_error, add.is_open) == (key, "Press Confirm again.", True)
     assert told(add, "confirm").startswith("(success) 1 license added.")
     # Confirm pressed again with the same key (a retry the browser sent twice): no second charge.
