@@ -147,7 +147,7 @@ def billing_card() -> rx.Component:
                                 rx.foreach(S.cards, card_option)),
                     field_id="license_card", value=S.card_choice, on_change=S.set_card_choice,
                     invalid=rx.cond(S.card_error != "", "true", "false"),
-                ), field_id="license_card", error=S.card_error), flex="1", min_width="0"),
+                ), field_id="license_card", error=S.card_error), flex="1 1 240px", min_width="0"),
                 rx.button("Change card", size="3", on_click=S.change_card, loading=S.busy == "card",
                           disabled=(S.busy != "") | (S.card_choice == D.card_id.to_string())),
                 gap="12px", align="end", wrap="wrap", width="100%",

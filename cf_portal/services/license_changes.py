@@ -52,7 +52,7 @@ from cf_portal.services.payment_methods import usable_payment_method
 from cf_portal.services.periods import day, days_left
 from cf_portal.services.pricing import ChangeQuote, Quote, format_money, quote, quote_change
 from cf_portal.services.roles import Permission
-from cf_portal.services.seats import SeatEvent, seat_history
+from cf_portal.services.seats import SeatEvent, seat_history, seats_left
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def license_detail(session: Session, *, actor: Actor, license_id: int) -> Licens
     return LicenseDetail(
         id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name, plan_id=plan.id,
         status=lic.status, status_label=STATUS_LABELS.get(lic.status, lic.status), quantity=lic.quantity,
-        assigned=lic.seats_assigned, available=lic.quantity - lic.seats_assigned, currency=lic.currency,
+        assigned=lic.seats_assigned, available=seats_left(lic), currency=lic.currency,
         unit_price=format_money(lic.unit_amount, lic.currency),
         monthly_now=format_money(price.amount_for_month(current), lic.currency),
         discount=coupons.describe(coupon) if coupon else "",
