@@ -82,12 +82,8 @@ def summary() -> rx.Component:
             class_name="facts",
         ),
         rx.cond(D.ends_on != "",
-                rx.hstack(rx.text(rx.text.strong(D.ends_on), rx.cond(D.cancel_at_period_end & S.is_open_license,
-                                                                     ". Seats keep working until then.", "."),
-                                  size="2"),
-                          rx.cond(S.can_change & D.cancel_at_period_end,
-                                  action_button("Resume", S.resume, busy="resume", variant="solid")),
-                          align="center", spacing="3", wrap="wrap")),
+                rx.text(rx.text.strong(D.ends_on), rx.cond(D.cancel_at_period_end & S.is_open_license,
+                                                           ". Seats keep working until then.", "."), size="2")),
     )
 
 
@@ -111,18 +107,25 @@ def scheduled_changes() -> rx.Component:
 
 
 def actions() -> rx.Component:
+    """What the member may do now: set to end, only Resume; else the four changes. Read-only roles are told why."""
     return rx.cond(
         S.can_change,
-        rx.flex(
-            rx.button(rx.icon("plus", aria_hidden="true"), "Add licenses", size="3", on_click=AddLicensesState.open,
-                      disabled=S.busy != ""),
-            rx.button("Remove licenses", size="3", variant="soft", on_click=RemoveLicensesState.open,
-                      disabled=S.busy != ""),
-            rx.button("Change plan", size="3", variant="soft", on_click=ChangePlanState.open, disabled=S.busy != ""),
-            rx.cond(~D.cancel_at_period_end,
-                    rx.button("Cancel license", size="3", variant="soft", color_scheme="red", on_click=S.ask_cancel,
-                              disabled=S.busy != "")),
-            gap="8px", wrap="wrap", width="100%",
+        rx.cond(
+            D.cancel_at_period_end,
+            rx.hstack(rx.text(D.ends_on, ". Resume the license to change it again.", size="2"),
+                      action_button("Resume", S.resume, busy="resume", variant="solid"),
+                      align="center", spacing="3", wrap="wrap"),
+            rx.flex(
+                rx.button(rx.icon("plus", aria_hidden="true"), "Add licenses", size="3",
+                          on_click=AddLicensesState.open, disabled=S.busy != ""),
+                rx.button("Remove licenses", size="3", variant="soft", on_click=RemoveLicensesState.open,
+                          disabled=S.busy != ""),
+                rx.button("Change plan", size="3", variant="soft", on_click=ChangePlanState.open,
+                          disabled=S.busy != ""),
+                rx.button("Cancel license", size="3", variant="soft", color_scheme="red", on_click=S.ask_cancel,
+                          disabled=S.busy != ""),
+                gap="8px", wrap="wrap", width="100%",
+            ),
         ),
         rx.cond(S.is_open_license,
                 rx.text("Only owners and billing admins can change or cancel licenses.", size="2",
