@@ -306,7 +306,7 @@ class ChargeDialog(ManageLicenseState, mixin=True):
             request = self._begin_charge()
         if request is None:
             return
-        done = await call(self._submit, *request, failed=CHARGE_FAILED, log_as=f"{type(self).__name__}: confirm failed")
+        done = await call(self._submit, *request, failed=CHARGE_FAILED, log_as=f"{self.get_name()}: confirm failed")
         async with self:
             shown = self._finish_charge(done)
         if shown is not None:
