@@ -16,6 +16,7 @@ from cf_portal.pages.auth import invitation_page, sign_in_page, sign_up_page
 from cf_portal.pages.billing import billing_page
 from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
+from cf_portal.pages.manage_license import manage_license_page
 from cf_portal.pages.members import members_page
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.state.account_settings import AccountSettingsState
@@ -24,6 +25,7 @@ from cf_portal.state.auth import AuthState
 from cf_portal.state.billing import BillingState
 from cf_portal.state.employees import EmployeesState
 from cf_portal.state.licenses import LicensesState
+from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
 
@@ -67,6 +69,8 @@ app.add_page(lambda: rx.fragment(), route="/", on_load=rx.redirect(routes.LICENS
 app.add_page(licenses_page, route=routes.LICENSES, on_load=LicensesState.load, title="Licenses · ChatFortress")
 app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=AddLicenseState.load,
              title="Add License · ChatFortress")
+app.add_page(manage_license_page, route=routes.MANAGE_LICENSE, on_load=ManageLicenseState.load,
+             title="Manage license · ChatFortress")
 app.add_page(employees_page, route=routes.EMPLOYEES, on_load=EmployeesState.load, title="Employees · ChatFortress")
 app.add_page(billing_page, route=routes.BILLING, on_load=BillingState.load, title="Billing · ChatFortress")
 app.add_page(members_page, route=routes.MEMBERS, on_load=MembersState.load, title="Members · ChatFortress")

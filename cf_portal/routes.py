@@ -2,6 +2,7 @@
 
 LICENSES = "/licenses"
 ADD_LICENSE = "/licenses/new"
+MANAGE_LICENSE = "/licenses/manage"  # ?id=<license id>
 EMPLOYEES = "/employees"
 BILLING = "/billing"
 SIGN_IN = "/signin"

@@ -427,6 +427,20 @@ def actions() -> rx.Component:
     )
 
 
+def license_filter_note() -> rx.Component:
+    """Shown when Manage license sent the member here (?license=<id>): only that license's holders are listed."""
+    return rx.cond(
+        S.license_filter != "",
+        rx.hstack(
+            rx.text("Showing who holds a seat of ",
+                    rx.cond(S.license_filter_name != "", rx.text.strong(S.license_filter_name), "that license"), ".",
+                    size="2"),
+            rx.button("Show everyone", size="2", variant="soft", on_click=S.clear_license_filter),
+            align="center", spacing="3", wrap="wrap", role="status",
+        ),
+    )
+
+
 def employees_page() -> rx.Component:
     return page_shell(
         rx.vstack(
@@ -434,6 +448,7 @@ def employees_page() -> rx.Component:
                     color_scheme="gray"),
             actions(),
             toolbar(),
+            license_filter_note(),
             selection_bar(),
             rx.cond(
                 S.loaded,

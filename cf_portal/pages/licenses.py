@@ -37,21 +37,31 @@ def license_table_row(row: LicenseRow) -> rx.Component:
         rx.table.cell(row.quantity, text_align="right"),
         rx.table.cell(rx.vstack(seats_text(row), rx.text(f"{row.available} available", size="1", color_scheme="gray"),
                                 spacing="0")),
-        rx.table.cell(row.monthly_cost_display, text_align="right"),
+        rx.table.cell(monthly_cost(row), text_align="right"),
         rx.table.cell(status_badge(row.status)),
         rx.table.cell(row_actions(row)),
     )
 
 
+def monthly_cost(row: LicenseRow) -> rx.Component:
+    return rx.vstack(
+        rx.text(row.monthly_cost_display, size="2"),
+        rx.cond(row.discount_ends != "", rx.text(row.discount_ends, size="1", color_scheme="gray")),
+        spacing="0", align="end",
+    )
+
+
 def row_actions(row: LicenseRow) -> rx.Component:
     return rx.hstack(
+        rx.button(rx.link("Manage", href=f"{routes.MANAGE_LICENSE}?id={row.id}", underline="none"), as_child=True,
+                  size="2", aria_label=f"Manage {row.reference_name}"),
         rx.cond(LicensesState.can_manage_seats,
                 rx.button(rx.link("Assign", href=routes.EMPLOYEES, underline="none"), as_child=True, size="2",
                           variant="soft", aria_label=f"Assign {row.reference_name} in Employees")),
         rx.button("History", size="2", variant="soft", color_scheme="gray",
                   on_click=LicensesState.open_history(row.id, row.reference_name),
                   aria_label=f"History of {row.reference_name}"),
-        spacing="2",
+        spacing="2", wrap="wrap",
     )
 
 
@@ -77,6 +87,7 @@ def license_card(row: LicenseRow) -> rx.Component:
             rx.text(f"{row.product} · {row.plan}", size="2", color_scheme="gray"),
             rx.hstack(seats_text(row), rx.text(f"{row.monthly_cost_display} / month", size="2"),
                       justify="between", width="100%"),
+            rx.cond(row.discount_ends != "", rx.text(row.discount_ends, size="1", color_scheme="gray")),
             row_actions(row),
             spacing="1",
             width="100%",
@@ -127,13 +138,19 @@ def created_banner() -> rx.Component:
 
 def past_due_banner() -> rx.Component:
     return rx.cond(
-        LicensesState.past_due_count > 0,
+        (LicensesState.past_due_count > 0) | (LicensesState.suspended_count > 0),
         rx.callout(
             rx.text(
-                "A payment failed for ", LicensesState.past_due_count, " license(s); they are past due. ",
+                "A renewal payment failed: ",
+                rx.cond(LicensesState.past_due_count > 0,
+                        rx.fragment(LicensesState.past_due_count, " license(s) past due")),
+                rx.cond((LicensesState.past_due_count > 0) & (LicensesState.suspended_count > 0), " and ", ""),
+                rx.cond(LicensesState.suspended_count > 0,
+                        rx.fragment(LicensesState.suspended_count, " suspended (their seats grant nothing)")),
+                ". ",
                 rx.cond(LicensesState.can_manage_payment_methods,
-                        rx.link("Check your payment methods in Billing", href=routes.BILLING, underline="always"),
-                        "Ask an owner or billing admin to check the payment method."),
+                        "Open the license with Manage to change its card or pay now",
+                        "Ask an owner or billing admin to change the card or pay now"),
                 ".",
             ),
             icon="triangle-alert", color_scheme="amber", high_contrast=True, role="alert", width="100%",

@@ -59,6 +59,7 @@ class GridQuery(BaseModel):
     search: str = ""
     department: str = ""  # "" = all; CHILD_DEPARTMENT = child accounts only
     product_id: int | None = None
+    license_id: int | None = None  # holders of a seat of this license (Manage license links here)
     without_license: bool = False
     show_inactive: bool = False
     sort: SortKey = "name"
@@ -72,8 +73,10 @@ def _seat_filter(holder_id: sa.ColumnElement, seat_holder_id: sa.ColumnElement,
     """Seat conditions for one kind of holder. Each union branch gets a plain correlated EXISTS on its
     own indexed column, which both databases run as a semi-join (an OR across kinds would not be)."""
 
-    def holds(product_id: int | None) -> sa.Exists:
+    def holds(product_id: int | None, license_id: int | None = None) -> sa.Exists:
         seat = sa.select(SeatAssignment.id).where(seat_holder_id == holder_id, SeatAssignment.unassigned_at.is_(None))
+        if license_id is not None:
+            seat = seat.where(SeatAssignment.license_id == license_id)
         if product_id is not None:
             seat = seat.join(License, License.id == SeatAssignment.license_id).join(
                 Plan, Plan.id == License.plan_id).where(Plan.product_id == product_id)
@@ -82,6 +85,8 @@ def _seat_filter(holder_id: sa.ColumnElement, seat_holder_id: sa.ColumnElement,
     conditions = []
     if query.product_id is not None:
         conditions.append(holds(query.product_id))
+    if query.license_id is not None:
+        conditions.append(holds(None, query.license_id))
     if query.without_license:
         conditions.append(~holds(None))
     return conditions

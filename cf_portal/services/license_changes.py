@@ -45,22 +45,18 @@ from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.billing import InvoiceView, list_invoices, save_invoice
 from cf_portal.services.checkout import check_quantity
 from cf_portal.services.errors import DomainError, NotFound
+from cf_portal.services.licenses import discount_ends
 from cf_portal.services.payment_methods import usable_payment_method
-from cf_portal.services.periods import days_left, period_bounds
+from cf_portal.services.periods import day, days_left
 from cf_portal.services.pricing import ChangeQuote, Quote, format_money, quote, quote_change
 from cf_portal.services.roles import Permission
-from cf_portal.services.seats import SeatEvent, seat_history
+from cf_portal.services.seats import SeatEvent, seat_history, seats_left
 
 log = logging.getLogger(__name__)
 
 STATUS_LABELS = {"active": "Active", "past_due": "Past due", "suspended": "Suspended", "canceled": "Canceled"}
 # Statuses whose seats, plan and card can still be changed.
 OPEN = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value, LicenseStatus.SUSPENDED.value)
-
-
-def day(moment: datetime) -> str:
-    """'4 January 2027' (dates are shown in UTC, the billing clock's zone)."""
-    return f"{moment.day} {moment:%B %Y}"
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -124,16 +120,6 @@ def _price(session: Session, lic: License, *, quantity: int | None = None, unit_
                  discount=coupons.discount_of(coupon) if coupon else None)
 
 
-def _discount_ends(session: Session, lic: License) -> str:
-    price = _price(session, lic)
-    if not price.discount_is_temporary:
-        return ""
-    ends_at, _ = period_bounds(lic.created_at, price.discount_months)
-    if price.discount_months <= lic.periods_billed - 1:
-        return f"Discount ended on {day(ends_at)}"
-    return f"Discount ends on {day(ends_at)}"
-
-
 def license_detail(session: Session, *, actor: Actor, license_id: int) -> LicenseDetail:
     lic = _license(session, actor, license_id)
     plan = session.get(Plan, lic.plan_id)
@@ -164,10 +150,11 @@ def license_detail(session: Session, *, actor: Actor, license_id: int) -> Licens
     return LicenseDetail(
         id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name, plan_id=plan.id,
         status=lic.status, status_label=STATUS_LABELS.get(lic.status, lic.status), quantity=lic.quantity,
-        assigned=lic.seats_assigned, available=lic.quantity - lic.seats_assigned, currency=lic.currency,
+        assigned=lic.seats_assigned, available=seats_left(lic), currency=lic.currency,
         unit_price=format_money(lic.unit_amount, lic.currency),
         monthly_now=format_money(price.amount_for_month(current), lic.currency),
-        discount=coupons.describe(coupon) if coupon else "", discount_ends=_discount_ends(session, lic),
+        discount=coupons.describe(coupon) if coupon else "",
+        discount_ends=discount_ends(price, anchor=lic.created_at, periods_billed=lic.periods_billed),
         period=f"{day(lic.period_start)} – {day(lic.period_end)}",
         renews_on="" if canceled or lic.cancel_at_period_end else day(lic.period_end),
         next_amount="" if canceled or lic.cancel_at_period_end else format_money(renewal.amount, lic.currency),

@@ -10,7 +10,8 @@ from sqlmodel import Session, select
 from cf_portal import clock
 from cf_portal.models import Coupon, License, LicenseStatus, Plan, Product
 from cf_portal.services.coupons import discount_of
-from cf_portal.services.pricing import format_money, quote
+from cf_portal.services.periods import day, period_bounds
+from cf_portal.services.pricing import Quote, format_money, quote
 from cf_portal.services.seats import seats_left
 
 
@@ -28,6 +29,18 @@ class LicenseRow(BaseModel):
     monthly_cost_display: str
     currency: str
     status: str
+    discount_ends: str  # "Discount ends on 4 March 2027", "Discount ended on …" or "" (none, or forever)
+
+
+def discount_ends(price: Quote, *, anchor: datetime, periods_billed: int) -> str:
+    """When a coupon that lasts some months stops taking money off, in words: it is counted in billing periods
+    from the license's first (`anchor`), the one the Licenses table and the Manage page both show."""
+    if not price.discount_is_temporary:
+        return ""
+    ends_at, _ = period_bounds(anchor, price.discount_months)
+    if price.discount_months <= periods_billed - 1:
+        return f"Discount ended on {day(ends_at)}"
+    return f"Discount ends on {day(ends_at)}"
 
 
 def _months_between(start: datetime, end: datetime) -> int:
@@ -66,6 +79,7 @@ def list_licenses(session: Session, *, account_id: int, now: datetime | None = N
                 monthly_cost_display=format_money(monthly, lic.currency),
                 currency=lic.currency,
                 status=lic.status,
+                discount_ends=discount_ends(price, anchor=lic.created_at, periods_billed=lic.periods_billed),
             )
         )
     return result

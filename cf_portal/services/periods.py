@@ -12,6 +12,11 @@ from datetime import datetime
 from dateutil.relativedelta import relativedelta
 
 
+def day(moment: datetime) -> str:
+    """'4 January 2027' (dates are shown in UTC, the billing clock's zone)."""
+    return f"{moment.day} {moment:%B %Y}"
+
+
 def period_bounds(anchor: datetime, index: int) -> tuple[datetime, datetime]:
     if index < 0:
         raise ValueError("periods are counted from 0")

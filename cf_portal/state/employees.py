@@ -84,6 +84,7 @@ class EmployeesState(PortalState):
     search: str = ""
     department: str = ""
     product_id: str = ""
+    license_filter: str = ""  # ?license=<id>: holders of that license's seats (not kept across visits)
     without_license: bool = False
     show_inactive: bool = False
     sort: str = "name"
@@ -129,6 +130,7 @@ class EmployeesState(PortalState):
     def _query(self) -> GridQuery:
         return GridQuery(search=self.search, department=self.department,
                          product_id=int(self.product_id) if is_id(self.product_id) else None,
+                         license_id=int(self.license_filter) if is_id(self.license_filter) else None,
                          without_license=self.without_license, show_inactive=self.show_inactive,
                          sort=self.sort if self.sort in SORT_COLUMNS else "name",
                          descending=self.descending, page=self.page, page_size=PAGE_SIZE)
@@ -165,6 +167,8 @@ class EmployeesState(PortalState):
     async def load(self):
         await self._forget_visit()
         actor = self._require()  # after the reset, which leaves the member's flags (PortalState's) alone
+        wanted = self.router.url.query_parameters.get("license", "")
+        self.license_filter = wanted if is_id(wanted) else ""
         yield  # the loading rows now, not the last visit's rows while the query runs
         await self._refresh_in_thread(actor, with_options=True)
 
@@ -184,6 +188,17 @@ class EmployeesState(PortalState):
     async def set_product_filter(self, value: str):
         actor = self._require()
         self.product_id, self.page = client_text(value, MAX_ID_DIGITS), 1
+        await self._refresh_in_thread(actor)
+
+    @rx.var
+    def license_filter_name(self) -> str:
+        """The license the grid is filtered to, by name ("" when none, or not one the account can assign)."""
+        return next((lic.reference_name for lic in self.licenses if str(lic.id) == self.license_filter), "")
+
+    @rx.event
+    async def clear_license_filter(self):
+        actor = self._require()
+        self.license_filter, self.page = "", 1
         await self._refresh_in_thread(actor)
 
     @rx.event

@@ -14,7 +14,8 @@ from cf_portal.state.portal import PortalState
 class LicensesState(PortalState):
     licenses: list[LicenseRow] = []
     loaded: bool = False
-    past_due_count: int = 0  # licenses whose renewal payment failed (the provider's webhook says so)
+    past_due_count: int = 0  # licenses whose renewal payment failed (retried on days 1, 3 and 5)
+    suspended_count: int = 0  # licenses whose renewal failed for good: their seats grant nothing until paid
     # Set by Add License after a purchase, to confirm it at the top of the list.
     created_license_id: int = 0
 
@@ -56,4 +57,5 @@ class LicensesState(PortalState):
         self.history_open, self.history_title, self.history = False, "", []
         self.licenses = self._read(lambda session, actor: list_licenses(session, account_id=actor.account_id))
         self.past_due_count = sum(1 for row in self.licenses if row.status == "past_due")
+        self.suspended_count = sum(1 for row in self.licenses if row.status == "suspended")
         self.loaded = True

@@ -73,6 +73,14 @@ def connect_with_cookie(root: rx.State, token: str) -> None:
     root.rx_router_headers = HeaderData.from_router_data({"headers": headers})
 
 
+def at_url(root: rx.State, path: str) -> None:
+    """What the state sees of the page it was opened on (`path` with its query), the websocket kept as it was."""
+    from reflex.istate.data import RouterData, URLData
+
+    router = RouterData.from_router_data({"pathname": path.split("?")[0], "asPath": path})
+    root.rx_router_url, root.rx_router_page = URLData.from_url(router.url), router._page
+
+
 def demo_owner_id() -> int:
     from sqlmodel import select
 

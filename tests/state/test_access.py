@@ -55,9 +55,10 @@ from cf_portal.state.billing import BillingState, CardChangeOutcome, default_car
 from cf_portal.state.cards import save_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, AssignState, EmployeesState, ImportState, MoveState, PersonFormState
 from cf_portal.state.licenses import LicensesState
+from cf_portal.state.manage_license import AddLicensesState, ChangePlanState, ManageLicenseState, RemoveLicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
-from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
+from tests.state.conftest import at_url, demo_owner_id, new_root_state, sign_in_as, substate
 from tests.support.events import run_event, run_now, run_on_a_loop
 
 BILLING_ADMIN = "billing@acme-security.example"
@@ -372,6 +373,22 @@ def test_a_foreign_invoice_is_not_found(root_state: rx.State, foreign: Tenant) -
         shown = toast(state.open_invoice(foreign.invoice_id))
     assert shown == ("error", "That invoice was not found.")
     assert (state.invoice, state.invoice_open) == (None, False)
+
+
+def test_a_foreign_license_or_card_is_not_found_on_manage_license(root_state: rx.State, world: World,
+                                                                  foreign: Tenant) -> None:
+    at_url(root_state, f"/licenses/manage?id={foreign.license_id}")
+    page = loaded(root_state, ManageLicenseState)
+    assert (page.detail, page.missing) == (None, "That license was not found.")
+    with nothing_changes():
+        assert told(page.ask_cancel) == "That license was not found."
+    at_url(root_state, f"/licenses/manage?id={world.demo.license_id}")
+    page = loaded(root_state, ManageLicenseState)
+    page.set_card_choice(str(foreign.card_id))
+    with nothing_changes():
+        run_now(page, "change_card")
+    assert page.card_error == "Add a payment method, or choose one of your saved payment methods."
+    assert page.detail.card_id != foreign.card_id
 
 
 def test_buying_with_a_foreign_card_charges_nobody(root_state: rx.State, foreign: Tenant) -> None:
@@ -881,6 +898,31 @@ def test_bad_ids_in_the_billing_page_are_not_found(root_state: rx.State, world: 
     assert (state.invoice_open, state.remove_open, state.changing) == (False, False, False)
 
 
+def test_bad_ids_in_manage_license_are_not_found(root_state: rx.State, world: World) -> None:
+    """The license's id comes from the URL; the card's and the plan's from the page's select and radios."""
+    def page_at(license_id: object) -> ManageLicenseState:
+        at_url(root_state, f"/licenses/manage?id={license_id}")
+        return loaded(root_state, ManageLicenseState)
+
+    refuses_bad_ids(lambda bad: page_at(bad).missing, "That license was not found.")
+    page = page_at(world.demo.license_id)
+    assert page.detail is not None
+
+    def card(bad: object) -> str:
+        page.set_card_choice(bad)
+        run_now(page, "change_card")
+        return page.card_error
+
+    def plan(bad: object) -> str:
+        change = substate(root_state, ChangePlanState)
+        change.open()
+        change.set_plan(bad)
+        return change.plan_error
+
+    refuses_bad_ids(card, "That payment method was not found.")
+    refuses_bad_ids(plan, "That plan was not found.")
+
+
 def test_bad_ids_in_the_members_page_are_not_found(root_state: rx.State, world: World) -> None:
     state = loaded(root_state, MembersState)
 
@@ -971,6 +1013,11 @@ SIGNED_OUT_CALLS = [
     (EmployeesState, "open_details", ("employee:1",)), (EmployeesState, "go_to_page", (2,)),
     (LicensesState, "open_history", (1, "a")), (BillingState, "open_invoice", (1,)),
     (MembersState, "ask_remove", (1, "a")), (MembersState, "set_invite_email", ("a",)),
+    (ManageLicenseState, "load", ()), (ManageLicenseState, "ask_cancel", ()), (ManageLicenseState, "cancel", ()),
+    (ManageLicenseState, "set_card_choice", ("1",)), (ManageLicenseState, "change_card", ()),
+    (AddLicensesState, "open", ()), (AddLicensesState, "set_add", ("2",)), (AddLicensesState, "confirm", ()),
+    (RemoveLicensesState, "set_quantity", ("2",)), (RemoveLicensesState, "save", ()),
+    (ChangePlanState, "set_plan", ("1",)), (ChangePlanState, "confirm", ()),
 ]
 
 

@@ -44,3 +44,26 @@ def test_the_browser_never_receives_password_hashes_or_session_digests(root_stat
         hashes = [h for h in session.exec(select(User.password_hash)).all() if h]
     assert "licenses" in delta
     assert not any(secret in delta for secret in [*digests, *hashes]) and "$argon2" not in delta
+
+
+def test_the_table_says_when_a_discount_ends_and_counts_licenses_in_trouble(root_state: rx.State) -> None:
+    from datetime import UTC, datetime
+
+    from cf_portal.models import Coupon
+
+    bought = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    with db.session_scope() as session:
+        demo = session.exec(select(Account).where(Account.name == DEMO_ACCOUNT_NAME)).one()
+        plan = make_plan(session, unit_amount=1900)
+        spring, welcome = (session.exec(select(Coupon).where(Coupon.code == code)).one()
+                           for code in ("SPRING15", "WELCOME20"))
+        make_license(session, demo, plan, reference_name="Spring", coupon_id=spring.id, created_at=bought)
+        make_license(session, demo, plan, reference_name="Welcome", coupon_id=welcome.id, created_at=bought)
+        make_license(session, demo, plan, reference_name="Late", status="past_due", created_at=bought)
+        make_license(session, demo, plan, reference_name="Stopped", status="suspended", created_at=bought)
+
+    state = substate(root_state, LicensesState)
+    state.load()
+    ends = {row.reference_name: row.discount_ends for row in state.licenses}
+    assert ends == {"Spring": "Discount ends on 4 March 2027", "Welcome": "", "Late": "", "Stopped": ""}
+    assert (state.past_due_count, state.suspended_count) == (1, 1)

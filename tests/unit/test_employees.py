@@ -61,6 +61,21 @@ def test_filters(grid) -> None:  # noqa: ANN001
     assert names(department="Sales", without_license=True) == []
 
 
+def test_the_holders_of_one_license(grid) -> None:  # noqa: ANN001
+    """Manage license links to Employees with ?license=<id>: only the holders of that license's open seats."""
+    from sqlmodel import select
+
+    from cf_portal.models import SeatAssignment
+
+    names, _, ids, _, engine = grid
+    with session_scope(engine, write=False) as session:
+        license_b = session.exec(select(SeatAssignment.license_id)
+                                 .where(SeatAssignment.employee_id == ids["Bo Chen"])).one()
+    assert names(license_id=license_b) == ["Bo Chen"]
+    assert names(license_id=license_b, department="Ops") == []
+    assert names(license_id=999_999) == []
+
+
 def test_search_treats_wildcards_as_text(grid) -> None:  # noqa: ANN001
     names, *_ = grid
     assert names(search="100%") == ["Cy 100% Real"]
