@@ -47,7 +47,7 @@ from cf_portal.services.checkout import check_quantity
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.licenses import discount_ends
 from cf_portal.services.payment_methods import usable_payment_method
-from cf_portal.services.periods import day, days_left
+from cf_portal.services.periods import day, days_left, period_bounds
 from cf_portal.services.pricing import ChangeQuote, Quote, format_money, quote, quote_change
 from cf_portal.services.roles import Permission
 from cf_portal.services.seats import SeatEvent, seat_history, seats_left

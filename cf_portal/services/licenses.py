@@ -7,7 +7,6 @@ from datetime import datetime
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from cf_portal import clock
 from cf_portal.models import Coupon, License, LicenseStatus, Plan, Product
 from cf_portal.services.coupons import discount_of
 from cf_portal.services.periods import day, period_bounds
@@ -43,12 +42,7 @@ def discount_ends(price: Quote, *, anchor: datetime, periods_billed: int) -> str
     return f"Discount ends on {day(ends_at)}"
 
 
-def _months_between(start: datetime, end: datetime) -> int:
-    return max(0, (end.year - start.year) * 12 + end.month - start.month - (end.day < start.day))
-
-
-def list_licenses(session: Session, *, account_id: int, now: datetime | None = None) -> list[LicenseRow]:
-    now = now or clock.now()
+def list_licenses(session: Session, *, account_id: int) -> list[LicenseRow]:
     rows = session.exec(
         select(License, Plan, Product, Coupon)
         .join(Plan, Plan.id == License.plan_id)
@@ -65,7 +59,8 @@ def list_licenses(session: Session, *, account_id: int, now: datetime | None = N
             currency=lic.currency,
             discount=discount_of(coupon) if coupon else None,
         )
-        monthly = price.amount_for_month(_months_between(lic.created_at, now) + 1)
+        # What this billing period costs (the coupon counted by periods), as the Manage page's "Monthly now".
+        monthly = price.amount_for_month(lic.periods_billed - 1)
         result.append(
             LicenseRow(
                 id=lic.id,
