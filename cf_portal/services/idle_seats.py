@@ -94,6 +94,7 @@ class IdleLicense(BaseModel):
     action: Action
     action_label: str  # "Reduce to 4 at renewal" / "Free these seats" / ""
     reduce_to: int  # N of "Reduce to N at renewal"; 0 for the other actions
+    reduce_saves_display: str  # what that reduction takes off each month from the renewal, or ""
     note: str  # why there is no action, or ""
 
 
@@ -195,7 +196,8 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
         unassigned_cost, gone_cost, unused_cost = _costs(lic, coupon, renewing, (unassigned, len(gone), len(unused)))
         action, reduce_to, note = _suggest(deactivated=len(gone), unassigned=unassigned, assigned=lic.seats_assigned,
                                            renewing=renewing)
-        money = lambda amount, currency=lic.currency: format_money(amount, currency)  # noqa: E731 (per license)
+        money = lambda amount: format_money(amount, lic.currency)  # noqa: E731
+        saves = _month_price(lic, coupon, renewing) - _month_price(lic, coupon, reduce_to) if reduce_to else 0
         licenses.append(IdleLicense(
             license_id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name,
             currency=lic.currency, quantity=lic.quantity, renewing_quantity=renewing, assigned=lic.seats_assigned,
@@ -205,7 +207,7 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
             unused_cost_display=money(unused_cost), idle=idle, idle_cost=unassigned_cost + gone_cost + unused_cost,
             idle_cost_display=money(unassigned_cost + gone_cost + unused_cost),
             scheduled=f"{lic.quantity} → {lic.next_quantity} on {day(lic.period_end)}" if lic.next_quantity else "",
-            action=action, reduce_to=reduce_to, note=note,
+            action=action, reduce_to=reduce_to, reduce_saves_display=money(saves) if reduce_to else "", note=note,
             action_label={"free": "Free these seats", "reduce": f"Reduce to {reduce_to} at renewal"}.get(action, ""),
         ))
     licenses.sort(key=lambda row: (-row.idle_cost, row.reference_name.lower(), row.license_id))

@@ -79,6 +79,7 @@ def test_unassigned_seats_cost_their_price_and_suggest_reducing_to_the_seats_hel
     assert (row.unassigned, row.unassigned_cost, row.unassigned_cost_display) == (7, 8400, "$84.00")
     assert (row.deactivated, row.deactivated_cost, row.idle, row.idle_cost) == ([], 0, 7, 8400)
     assert (row.action, row.reduce_to, row.action_label) == ("reduce", 3, "Reduce to 3 at renewal")
+    assert row.reduce_saves_display == "$84.00"
     assert report.summary == "$84.00 a month on 7 idle seats"
     assert (report.idle, report.renewing_licenses, report.use_reported) == (7, 1, False)
 
@@ -158,7 +159,8 @@ def test_a_license_nobody_holds_keeps_one_seat(session: Session) -> None:
     one = make_license(session, acme.account, acme.plan, quantity=1, reference_name="One")
     report = idle_seats(session, account_id=acme.account.id)
     by_id = {row.license_id: row for row in report.licenses}
-    assert (by_id[three.id].action, by_id[three.id].reduce_to) == ("reduce", 1)
+    assert (by_id[three.id].action, by_id[three.id].reduce_to, by_id[three.id].reduce_saves_display) == (
+        "reduce", 1, "$24.00")  # the last seat stays
     assert (by_id[one.id].action, by_id[one.id].action_label) == ("none", "")
     assert by_id[one.id].note == "Cancel the license to stop paying for its last seat."
     assert [row.license_id for row in report.licenses] == [three.id, one.id]  # the dearest first
