@@ -7,7 +7,7 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal.components.dialogs import confirm_dialog
-from cf_portal.services.idle_seats import UNUSED_AFTER_DAYS, IdleLicense
+from cf_portal.services.idle_seats import IdleLicense
 from cf_portal.state.idle_seats import IdleSeatsState as S
 
 HEADING_ID = "idle-seats-heading"
@@ -31,12 +31,9 @@ def idle_license(row: IdleLicense) -> rx.Component:
                 rx.el.ul(
                     rx.cond(row.unassigned > 0, _line(row.unassigned.to_string(), " unassigned · ",
                                                       row.unassigned_cost_display, " a month")),
-                    rx.cond(row.deactivated_names != "", _line(
-                        row.deactivated.length().to_string(), " held by deactivated people (", row.deactivated_names,
-                        ") · ", row.deactivated_cost_display, " a month")),
-                    rx.cond(row.unused.length() > 0, _line(
-                        row.unused.length().to_string(), f" not used for {UNUSED_AFTER_DAYS} days · ",
-                        row.unused_cost_display, " a month")),
+                    rx.cond(row.deactivated_text != "", _line(row.deactivated_text, " · ",
+                                                              row.deactivated_cost_display, " a month")),
+                    rx.cond(row.unused_text != "", _line(row.unused_text, " · ", row.unused_cost_display, " a month")),
                     rx.cond(row.scheduled != "", _line("Already scheduled: ", row.scheduled)),
                     rx.cond(row.note != "", _line(row.note)),
                     class_name="idle-seats-lines",
@@ -57,9 +54,7 @@ def reduce_dialog() -> rx.Component:
     row = S.confirm_license
     return confirm_dialog(
         rx.cond(row, "Reduce " + row.reference_name + " at renewal?", "Reduce at renewal"),
-        rx.cond(row, "From the next renewal it is billed for " + row.reduce_to.to_string() + " licenses instead of "
-                + row.renewing_quantity.to_string() + ": " + row.reduce_saves_display + " a month less. Until then "
-                "every seat keeps working, and nothing is refunded.", ""),
+        rx.cond(row, row.confirm_text, ""),
         action="Reduce at renewal", on_confirm=S.reduce, open=S.confirm_kind == "reduce",
         on_open_change=S.set_confirm_open, closes_on_confirm=False, busy=S.working, max_width="480px",
     )
@@ -69,8 +64,7 @@ def free_dialog() -> rx.Component:
     row = S.confirm_license
     return confirm_dialog(
         rx.cond(row, "Free the seats of deactivated people on " + row.reference_name + "?", "Free these seats"),
-        rx.cond(row, row.deactivated_names + " (deactivated) lose their seats. The seats can be assigned again at "
-                "once, or reduced at renewal.", ""),
+        rx.cond(row, row.confirm_text, ""),
         action="Free seats", on_confirm=S.free, open=S.confirm_kind == "free", on_open_change=S.set_confirm_open,
         closes_on_confirm=False, busy=S.working, max_width="480px",
     )

@@ -81,10 +81,11 @@ class IdleLicense(BaseModel):
     unassigned_cost: int
     unassigned_cost_display: str
     deactivated: list[IdleHolder]
-    deactivated_names: str  # "Ann Lee, Bob Ray"
+    deactivated_text: str  # "2 held by deactivated people (Ann Lee, Bob Ray)" or ""
     deactivated_cost: int
     deactivated_cost_display: str
     unused: list[IdleHolder]  # issue 13: active holders who have not used their seat; [] until use is reported
+    unused_text: str  # "2 not used for 30 days (Ann Lee, Bob Ray)" or ""
     unused_cost: int
     unused_cost_display: str
     idle: int
@@ -96,6 +97,7 @@ class IdleLicense(BaseModel):
     reduce_to: int  # N of "Reduce to N at renewal"; 0 for the other actions
     reduce_saves_display: str  # what that reduction takes off each month from the renewal, or ""
     note: str  # why there is no action, or ""
+    confirm_text: str  # what the action does, for its confirmation; "" without an action
 
 
 class IdleSeats(BaseModel):
@@ -125,6 +127,28 @@ def _costs(lic: License, coupon: Coupon | None, paid: int, groups: Iterable[int]
         costs.append(_month_price(lic, coupon, left) - _month_price(lic, coupon, left - count))
         left -= count
     return costs
+
+
+def _names(holders: list[IdleHolder]) -> str:
+    return ", ".join(h.name for h in holders)
+
+
+def _deactivated_text(holders: list[IdleHolder]) -> str:
+    if not holders:
+        return ""
+    who = "a deactivated person" if len(holders) == 1 else "deactivated people"
+    return f"{len(holders)} held by {who} ({_names(holders)})"
+
+
+def _confirm_text(action: Action, *, reduce_to: int, renewing: int, saves: str, deactivated: list[IdleHolder]) -> str:
+    if action == "reduce":
+        return (f"From the next renewal it is billed for {_plural(reduce_to, 'license')} instead of {renewing}: "
+                f"{saves} a month less. Until then every seat keeps working, and nothing is refunded.")
+    if action == "free":
+        lose = "loses their seat" if len(deactivated) == 1 else "lose their seats"
+        return (f"{_names(deactivated)} (deactivated) {lose}. The seats can be assigned again at once, or reduced "
+                "at renewal.")
+    return ""
 
 
 def _suggest(*, deactivated: int, unassigned: int, assigned: int, renewing: int) -> tuple[Action, int, str]:
@@ -202,12 +226,15 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
             license_id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name,
             currency=lic.currency, quantity=lic.quantity, renewing_quantity=renewing, assigned=lic.seats_assigned,
             unassigned=unassigned, unassigned_cost=unassigned_cost, unassigned_cost_display=money(unassigned_cost),
-            deactivated=gone, deactivated_names=", ".join(h.name for h in gone), deactivated_cost=gone_cost,
+            deactivated=gone, deactivated_text=_deactivated_text(gone), deactivated_cost=gone_cost,
             deactivated_cost_display=money(gone_cost), unused=unused, unused_cost=unused_cost,
+            unused_text=f"{len(unused)} not used for {UNUSED_AFTER_DAYS} days ({_names(unused)})" if unused else "",
             unused_cost_display=money(unused_cost), idle=idle, idle_cost=unassigned_cost + gone_cost + unused_cost,
             idle_cost_display=money(unassigned_cost + gone_cost + unused_cost),
             scheduled=f"{lic.quantity} → {lic.next_quantity} on {day(lic.period_end)}" if lic.next_quantity else "",
             action=action, reduce_to=reduce_to, reduce_saves_display=money(saves) if reduce_to else "", note=note,
+            confirm_text=_confirm_text(action, reduce_to=reduce_to, renewing=renewing, saves=money(saves),
+                                       deactivated=gone),
             action_label={"free": "Free these seats", "reduce": f"Reduce to {reduce_to} at renewal"}.get(action, ""),
         ))
     licenses.sort(key=lambda row: (-row.idle_cost, row.reference_name.lower(), row.license_id))

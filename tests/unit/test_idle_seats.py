@@ -80,6 +80,8 @@ def test_unassigned_seats_cost_their_price_and_suggest_reducing_to_the_seats_hel
     assert (row.deactivated, row.deactivated_cost, row.idle, row.idle_cost) == ([], 0, 7, 8400)
     assert (row.action, row.reduce_to, row.action_label) == ("reduce", 3, "Reduce to 3 at renewal")
     assert row.reduce_saves_display == "$84.00"
+    assert row.confirm_text.startswith("From the next renewal it is billed for 3 licenses instead of 10: $84.00 a month "
+                                       "less.")
     assert report.summary == "$84.00 a month on 7 idle seats"
     assert (report.idle, report.renewing_licenses, report.use_reported) == (7, 1, False)
 
@@ -119,7 +121,8 @@ def test_seats_of_deactivated_people_are_idle_and_freed_before_any_reduction(ses
 
     row = only(idle_seats(session, account_id=acme.account.id))
     assert (row.unassigned, row.unassigned_cost, row.deactivated_cost) == (2, 2400, 2400)
-    assert row.deactivated_names == "Ada Gone, Zoe Gone"
+    assert row.deactivated_text == "2 held by deactivated people (Ada Gone, Zoe Gone)"
+    assert row.confirm_text.startswith("Ada Gone, Zoe Gone (deactivated) lose their seats.")
     assert sorted(h.assignment_id for h in row.deactivated) == sorted(gone)
     assert (row.idle, row.idle_cost_display) == (4, "$48.00")
     # A decrease below the 4 seats assigned would be refused: their seats go first.
@@ -247,6 +250,7 @@ def test_seats_unused_for_30_days_count_once_use_is_reported(session: Session) -
     report = idle_seats(session, account_id=acme.account.id, use=use, now=NOW)
     row = only(report)
     assert sorted(h.name for h in row.unused) == ["Idle", "Never"]
+    assert row.unused_text == "2 not used for 30 days (Idle, Never)"
     assert (row.unused_cost, row.idle, report.use_reported) == (2400, 2, True)
     assert row.action == "none"  # shown, not acted on
     assert sorted(use.asked) == sorted([*ids, new])
