@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -162,34 +162,78 @@ def _suggest(*, deactivated: int, unassigned: int, assigned: int, renewing: int)
     return "none", 0, ""
 
 
-def _open_seats(session: Session, account_id: int, license_ids: list[int]) -> list[tuple[int, int, str, bool]]:
-    """(license id, assignment id, holder's name, holder active) of every open seat of these licenses."""
+class _Seat(NamedTuple):
+    license_id: int
+    assignment_id: int
+    name: str
+    active: bool
+    assigned_at: datetime
+
+
+def _open_seats(session: Session, account_id: int, license_ids: list[int]) -> list[_Seat]:
+    """Every open seat of these licenses held by an employee of the account."""
     if not license_ids:
         return []
     rows = session.execute(
-        select(SeatAssignment.license_id, SeatAssignment.id, Employee.name, Employee.active)
+        select(SeatAssignment.license_id, SeatAssignment.id, Employee.name, Employee.active, SeatAssignment.assigned_at)
         .join(Employee, sa.and_(Employee.id == SeatAssignment.employee_id, Employee.account_id == account_id))
         .where(SeatAssignment.account_id == account_id, SeatAssignment.license_id.in_(license_ids),
                SeatAssignment.unassigned_at.is_(None))
         .order_by(Employee.name, SeatAssignment.id)
     ).all()
-    return [(license_id, assignment_id, name, bool(active)) for license_id, assignment_id, name, active in rows]
+    return [_Seat(*row) for row in rows]
 
 
-def _unused(session: Session, account_id: int, use: SeatUse | None, active_seats: list[tuple[int, str]],
-            assigned_at: dict[int, datetime], now: datetime) -> set[int]:
-    """The seats (of active holders) not used for UNUSED_AFTER_DAYS days; a seat given more recently is not."""
-    if use is None or not active_seats:
+def _unused(session: Session, account_id: int, use: SeatUse | None, seats_held: list[_Seat], now: datetime) -> set[int]:
+    """The seats of active holders not used for UNUSED_AFTER_DAYS days (a seat given more recently is not)."""
+    active = {seat.assignment_id: seat.assigned_at for seat in seats_held if seat.active}
+    if use is None or not active:
         return set()
     since = now - timedelta(days=UNUSED_AFTER_DAYS)
-    last = use.last_used(session, account_id=account_id, assignment_ids=[i for i, _ in active_seats])
-    return {i for i, _ in active_seats if assigned_at[i] <= since and (last.get(i) is None or last[i] <= since)}
+    last = use.last_used(session, account_id=account_id, assignment_ids=sorted(active))
+    return {i for i, assigned_at in active.items() if assigned_at <= since and last.get(i, assigned_at) <= since}
+
+
+def _idle_license(lic: License, plan: Plan, product: Product, coupon: Coupon | None, seats_held: list[_Seat],
+                  unused_ids: set[int]) -> IdleLicense | None:
+    """The license's idle seats and what to do about them; None when it has none."""
+    renewing = lic.next_quantity or lic.quantity
+    gone = [IdleHolder(assignment_id=s.assignment_id, name=s.name) for s in seats_held if not s.active]
+    unused = [IdleHolder(assignment_id=s.assignment_id, name=s.name) for s in seats_held
+              if s.assignment_id in unused_ids]
+    unassigned = renewing - lic.seats_assigned
+    idle = unassigned + len(gone) + len(unused)
+    if idle == 0:
+        return None
+    unassigned_cost, gone_cost, unused_cost = _costs(lic, coupon, renewing, (unassigned, len(gone), len(unused)))
+    idle_cost = unassigned_cost + gone_cost + unused_cost
+    action, reduce_to, note = _suggest(deactivated=len(gone), unassigned=unassigned, assigned=lic.seats_assigned,
+                                       renewing=renewing)
+    saves = _month_price(lic, coupon, renewing) - _month_price(lic, coupon, reduce_to) if reduce_to else 0
+
+    def money(amount: int) -> str:
+        return format_money(amount, lic.currency)
+
+    return IdleLicense(
+        license_id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name,
+        currency=lic.currency, quantity=lic.quantity, renewing_quantity=renewing, assigned=lic.seats_assigned,
+        unassigned=unassigned, unassigned_cost=unassigned_cost, unassigned_cost_display=money(unassigned_cost),
+        deactivated=gone, deactivated_text=_deactivated_text(gone), deactivated_cost=gone_cost,
+        deactivated_cost_display=money(gone_cost),
+        unused=unused, unused_cost=unused_cost, unused_cost_display=money(unused_cost),
+        unused_text=f"{len(unused)} not used for {UNUSED_AFTER_DAYS} days ({_names(unused)})" if unused else "",
+        idle=idle, idle_cost=idle_cost, idle_cost_display=money(idle_cost),
+        scheduled=f"{lic.quantity} → {lic.next_quantity} on {day(lic.period_end)}" if lic.next_quantity else "",
+        action=action, reduce_to=reduce_to, reduce_saves_display=money(saves) if reduce_to else "", note=note,
+        action_label={"free": "Free these seats", "reduce": f"Reduce to {reduce_to} at renewal"}.get(action, ""),
+        confirm_text=_confirm_text(action, reduce_to=reduce_to, renewing=renewing, saves=money(saves),
+                                   deactivated=gone),
+    )
 
 
 def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
                now: datetime | None = None) -> IdleSeats:
     """The account's idle seats, license by license, with what they cost per month and what to do about them."""
-    now = now or clock.now()
     rows = session.exec(
         select(License, Plan, Product, Coupon)
         .join(Plan, Plan.id == License.plan_id)
@@ -198,45 +242,13 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
         .where(License.account_id == account_id, License.status.in_(RENEWING), License.cancel_at_period_end.is_(False))
         .order_by(License.reference_name, License.id)
     ).all()
-    held: dict[int, list[tuple[int, str, bool]]] = defaultdict(list)
-    for license_id, assignment_id, name, active in _open_seats(session, account_id, [lic.id for lic, *_ in rows]):
-        held[license_id].append((assignment_id, name, active))
-    assigned_at = dict(session.execute(
-        select(SeatAssignment.id, SeatAssignment.assigned_at).where(
-            SeatAssignment.account_id == account_id, SeatAssignment.unassigned_at.is_(None),
-            SeatAssignment.license_id.in_([lic.id for lic, *_ in rows]))).all()) if use is not None else {}
-
-    licenses = []
-    for lic, plan, product, coupon in rows:
-        renewing = lic.next_quantity or lic.quantity
-        gone = [IdleHolder(assignment_id=i, name=name) for i, name, active in held[lic.id] if not active]
-        active_seats = [(i, name) for i, name, active in held[lic.id] if active]
-        unused_ids = _unused(session, account_id, use, active_seats, assigned_at, now)
-        unused = [IdleHolder(assignment_id=i, name=name) for i, name in active_seats if i in unused_ids]
-        unassigned = renewing - lic.seats_assigned
-        idle = unassigned + len(gone) + len(unused)
-        if idle == 0:
-            continue
-        unassigned_cost, gone_cost, unused_cost = _costs(lic, coupon, renewing, (unassigned, len(gone), len(unused)))
-        action, reduce_to, note = _suggest(deactivated=len(gone), unassigned=unassigned, assigned=lic.seats_assigned,
-                                           renewing=renewing)
-        money = lambda amount: format_money(amount, lic.currency)  # noqa: E731
-        saves = _month_price(lic, coupon, renewing) - _month_price(lic, coupon, reduce_to) if reduce_to else 0
-        licenses.append(IdleLicense(
-            license_id=lic.id, reference_name=lic.reference_name, product=product.name, plan=plan.name,
-            currency=lic.currency, quantity=lic.quantity, renewing_quantity=renewing, assigned=lic.seats_assigned,
-            unassigned=unassigned, unassigned_cost=unassigned_cost, unassigned_cost_display=money(unassigned_cost),
-            deactivated=gone, deactivated_text=_deactivated_text(gone), deactivated_cost=gone_cost,
-            deactivated_cost_display=money(gone_cost), unused=unused, unused_cost=unused_cost,
-            unused_text=f"{len(unused)} not used for {UNUSED_AFTER_DAYS} days ({_names(unused)})" if unused else "",
-            unused_cost_display=money(unused_cost), idle=idle, idle_cost=unassigned_cost + gone_cost + unused_cost,
-            idle_cost_display=money(unassigned_cost + gone_cost + unused_cost),
-            scheduled=f"{lic.quantity} → {lic.next_quantity} on {day(lic.period_end)}" if lic.next_quantity else "",
-            action=action, reduce_to=reduce_to, reduce_saves_display=money(saves) if reduce_to else "", note=note,
-            confirm_text=_confirm_text(action, reduce_to=reduce_to, renewing=renewing, saves=money(saves),
-                                       deactivated=gone),
-            action_label={"free": "Free these seats", "reduce": f"Reduce to {reduce_to} at renewal"}.get(action, ""),
-        ))
+    seats_held = _open_seats(session, account_id, [lic.id for lic, *_ in rows])
+    unused_ids = _unused(session, account_id, use, seats_held, now or clock.now())
+    by_license: dict[int, list[_Seat]] = defaultdict(list)
+    for seat in seats_held:
+        by_license[seat.license_id].append(seat)
+    licenses = [row for lic, plan, product, coupon in rows
+                if (row := _idle_license(lic, plan, product, coupon, by_license[lic.id], unused_ids)) is not None]
     licenses.sort(key=lambda row: (-row.idle_cost, row.reference_name.lower(), row.license_id))
     return IdleSeats(licenses=licenses, renewing_licenses=len(rows), idle=sum(row.idle for row in licenses),
                      summary=_summary(licenses), use_reported=use is not None)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from cf_portal import db
-from cf_portal.models import Account, Employee, License, PaymentMethod, Plan, Role, SeatAssignment, User
+from cf_portal.models import Employee, License, PaymentMethod, Plan, Role, SeatAssignment, User
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import seats
 from cf_portal.services.actors import Actor, actor_for_user
@@ -21,6 +21,7 @@ from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seats import Holder
 from cf_portal.state.idle_seats import IdleSeatsState
+from tests.factories import make_account
 from tests.state.conftest import demo_owner_id, new_root_state, sign_in_as, substate
 from tests.state.test_access import nothing_changes, toast
 from tests.support.events import run_now
@@ -96,12 +97,7 @@ class Two:
 def two(root_state: rx.State) -> Two:
     with db.session_scope() as session:
         demo = actor_for_user(session, demo_owner_id())
-        globex = Account(name="Globex Corporation")
-        session.add(globex)
-        session.flush()
-        owner = User(account_id=globex.id, name="Gina Globex", email="owner@globex.example", role=Role.OWNER.value)
-        session.add(owner)
-        session.flush()
+        globex, owner = make_account(session, "Globex Corporation")
         # The same people (and emails) as the demo account, as a demo copy has.
         for person in session.exec(select(Employee).where(Employee.account_id == demo.account_id).limit(6)).all():
             session.add(Employee(account_id=globex.id, name=person.name, email=person.email))
