@@ -105,7 +105,7 @@ class IdleSeatsState(PortalState):
         actor, row = begun
         reduced = await run(reduce_outcome, actor, row.license_id, row.reduce_to)
         async with self:
-            events = self._finish(reduced, f"Reduced at renewal: {row.reference_name}, {{}}.")
+            events = self._finish(reduced.error, f"Reduced at renewal: {row.reference_name}, {reduced.result}.")
         for event in events:
             yield event
 
@@ -119,8 +119,7 @@ class IdleSeatsState(PortalState):
             session, actor=actor, license_id=row.license_id, assignment_ids=[h.assignment_id for h in row.deactivated]),
             Permission.MANAGE_SEATS), failed=FREE_FAILED, log_as="freeing the seats of deactivated people failed")
         count = freed.result or 0
-        return self._finish(Outcome(result=f"{count} seat{'s' if count != 1 else ''}", error=freed.error),
-                            f"{row.reference_name}: {{}} freed. They can be assigned again, or reduced at renewal.")
+        return self._finish(freed.error, f"{row.reference_name}: {count} seat{'s' if count != 1 else ''} freed.")
 
     def _begin(self, kind: str) -> tuple[Actor, IdleLicense] | None:
         """The member and the license of the open confirmation, marked busy; None when none is open (or its action
@@ -138,10 +137,10 @@ class IdleSeatsState(PortalState):
         self.working, self._working_since = True, time.time()  # last: nothing above may leave it stuck busy
         return actor, row
 
-    def _finish(self, done: Outcome[str], success: str) -> list[rx.event.EventSpec]:
-        """Close the confirmation, show the panel (and the licenses) as they are now, and say what happened."""
+    def _finish(self, error: DomainError | None, success: str) -> list[rx.event.EventSpec]:
+        """Close the confirmation, show the panel (and the licenses) as they are now, and say what happened: the
+        refusal, or `success`."""
         self.working, self.confirm_kind, self.confirm_license = False, "", None
         self._refresh()
-        told = rx.toast.error(done.message) if done.error else rx.toast.success(success.format(done.result))
-        return [LicensesState.load, told]
+        return [LicensesState.load, rx.toast.error(error.message) if error else rx.toast.success(success)]
 
