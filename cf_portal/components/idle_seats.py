@@ -8,9 +8,8 @@ import reflex as rx
 
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.services.idle_seats import IdleLicense
+from cf_portal.state.idle_seats import ACTION_ID, HEADING_ID
 from cf_portal.state.idle_seats import IdleSeatsState as S
-
-HEADING_ID = "idle-seats-heading"
 
 
 def _line(*children: rx.Component | str | rx.Var) -> rx.Component:
@@ -19,7 +18,8 @@ def _line(*children: rx.Component | str | rx.Var) -> rx.Component:
 
 def _action(row: IdleLicense, kind: str, allowed: rx.Var, who: str) -> rx.Component:
     button = rx.button(row.action_label, size="2", variant="soft", on_click=S.ask(row.license_id),
-                       disabled=S.working, aria_label=row.action_label + " (" + row.reference_name + ")")
+                       disabled=S.working, aria_label=row.action_label + " (" + row.reference_name + ")",
+                       id=ACTION_ID.format("") + row.license_id.to_string())
     return rx.cond(row.action == kind, rx.cond(allowed, button, rx.text(who, size="2", color_scheme="gray")))
 
 
@@ -77,7 +77,7 @@ def idle_seats_panel() -> rx.Component:
         rx.el.section(
             rx.card(
                 rx.vstack(
-                    rx.heading("Idle seats", as_="h2", size="4", id=HEADING_ID),
+                    rx.heading("Idle seats", as_="h2", size="4", id=HEADING_ID, tab_index=-1),
                     rx.cond(
                         S.has_idle_seats,
                         rx.fragment(

@@ -29,6 +29,17 @@ REDUCE_FAILED = "Something went wrong on our side. Nothing was changed; reload t
 FREE_FAILED = "Something went wrong on our side. No seat was freed; reload the page and try again."
 # What each action needs, and who may do it.
 NEEDS = {"reduce": Permission.CHANGE_LICENSES, "free": Permission.MANAGE_SEATS}
+# The ids of the panel's heading and of each license's action button (components/idle_seats.py).
+HEADING_ID = "idle-seats-heading"
+ACTION_ID = "idle-action-{}"
+
+
+def focus_back(license_id: int) -> rx.event.EventSpec:
+    """Radix gives the focus back to a dialog's own trigger only, and these confirmations open from the panel's
+    buttons: once one has closed (Radix then focuses the page, after a tick), the keyboard's focus goes back to the
+    license's button, or to the panel's heading when the button is gone."""
+    return rx.call_script(f"setTimeout(() => (document.getElementById({ACTION_ID.format(license_id)!r})"
+                          f" || document.getElementById({HEADING_ID!r}))?.focus(), 50)")
 
 
 def reduce_outcome(actor: Actor, license_id: int, quantity: int) -> Outcome[str]:
@@ -93,8 +104,11 @@ class IdleSeatsState(PortalState):
     @rx.event
     def set_confirm_open(self, is_open: bool):
         self._require()
-        if not is_open and not self.working:  # the dialog stays while its action runs
+        row = self.confirm_license
+        if not is_open and not self.working and row is not None:  # the dialog stays while its action runs
             self.confirm_kind, self.confirm_license = "", None
+            return focus_back(row.license_id)
+        return None
 
     @rx.event(background=True)
     async def reduce(self):
@@ -105,7 +119,7 @@ class IdleSeatsState(PortalState):
         actor, row = begun
         reduced = await run(reduce_outcome, actor, row.license_id, row.reduce_to)
         async with self:
-            events = self._finish(reduced.error, f"Reduced at renewal: {row.reference_name}, {reduced.result}.")
+            events = self._finish(row, reduced.error, f"Reduced at renewal: {row.reference_name}, {reduced.result}.")
         for event in events:
             yield event
 
@@ -119,7 +133,7 @@ class IdleSeatsState(PortalState):
             session, actor=actor, license_id=row.license_id, assignment_ids=[h.assignment_id for h in row.deactivated]),
             Permission.MANAGE_SEATS), failed=FREE_FAILED, log_as="freeing the seats of deactivated people failed")
         count = freed.result or 0
-        return self._finish(freed.error, f"{row.reference_name}: {count} seat{'s' if count != 1 else ''} freed.")
+        return self._finish(row, freed.error, f"{row.reference_name}: {count} seat{'s' if count != 1 else ''} freed.")
 
     def _begin(self, kind: str) -> tuple[Actor, IdleLicense] | None:
         """The member and the license of the open confirmation, marked busy; None when none is open (or its action
@@ -137,10 +151,11 @@ class IdleSeatsState(PortalState):
         self.working, self._working_since = True, time.time()  # last: nothing above may leave it stuck busy
         return actor, row
 
-    def _finish(self, error: DomainError | None, success: str) -> list[rx.event.EventSpec]:
+    def _finish(self, row: IdleLicense, error: DomainError | None, success: str) -> list[rx.event.EventSpec]:
         """Close the confirmation, show the panel (and the licenses) as they are now, and say what happened: the
         refusal, or `success`."""
         self.working, self.confirm_kind, self.confirm_license = False, "", None
         self._refresh()
-        return [LicensesState.load, rx.toast.error(error.message) if error else rx.toast.success(success)]
+        told = rx.toast.error(error.message) if error else rx.toast.success(success)
+        return [LicensesState.load, focus_back(row.license_id), told]
 

@@ -80,9 +80,16 @@ def test_idle_seats_are_reduced_at_renewal_and_freed(fresh_demo: PortalServer, a
     results = Axe().run(page)
     assert results.violations_count == 0, results.generate_report()
 
-    # Reduce Pilot to the one seat held, at the renewal.
-    panel.get_by_role("button", name="Reduce to 1 at renewal (Pilot)").click()
+    # Reduce Pilot to the one seat held, at the renewal: by keyboard, Escape first (nothing happens), then Enter.
+    reduce = panel.get_by_role("button", name="Reduce to 1 at renewal (Pilot)")
+    reduce.focus()
+    page.keyboard.press("Enter")
     confirm = page.get_by_role("alertdialog", name="Reduce Pilot at renewal?")
+    expect(confirm).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(reduce).to_be_focused()
+    page.keyboard.press("Enter")
     expect(confirm).to_contain_text("billed for 1 license instead of 4: $36.00 a month less")
     wait_for_animations(page)
     results = Axe().run(page)  # the confirmation
@@ -92,6 +99,7 @@ def test_idle_seats_are_reduced_at_renewal_and_freed(fresh_demo: PortalServer, a
     expect(confirm).to_be_hidden()
     expect(panel.get_by_role("button", name="Reduce to 1 at renewal (Pilot)")).to_have_count(0)
     expect(panel).to_contain_text("$24.00 a month on 2 idle seats")
+    expect(panel.get_by_role("heading", name="Idle seats")).to_be_focused()  # its button is gone
 
     # Free the seat the deactivated person still holds: then Support desk can be reduced too.
     panel.get_by_role("button", name="Free these seats (Support desk)").click()
@@ -101,7 +109,7 @@ def test_idle_seats_are_reduced_at_renewal_and_freed(fresh_demo: PortalServer, a
     expect(page.get_by_text("Support desk: 1 seat freed.")).to_be_visible()
     expect(confirm).to_be_hidden()
     expect(support).to_contain_text("2 unassigned · $24.00 a month")
-    expect(panel.get_by_role("button", name="Reduce to 1 at renewal (Support desk)")).to_be_visible()
+    expect(panel.get_by_role("button", name="Reduce to 1 at renewal (Support desk)")).to_be_focused()
     assert open_seat_holders(portal, "Support desk") == 1
     # The licenses table agrees.
     expect(page.get_by_role("row").filter(has_text="Support desk")).to_contain_text("1 of 3 assigned")
