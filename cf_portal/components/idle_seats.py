@@ -8,7 +8,7 @@ import reflex as rx
 
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.services.idle_seats import IdleLicense
-from cf_portal.state.idle_seats import ACTION_ID, HEADING_ID
+from cf_portal.state.idle_seats import ACTION_ID_PREFIX, HEADING_ID
 from cf_portal.state.idle_seats import IdleSeatsState as S
 
 
@@ -19,7 +19,7 @@ def _line(*children: rx.Component | str | rx.Var) -> rx.Component:
 def _action(row: IdleLicense, kind: str, allowed: rx.Var, who: str) -> rx.Component:
     button = rx.button(row.action_label, size="2", variant="soft", on_click=S.ask(row.license_id),
                        disabled=S.working, aria_label=row.action_label + " (" + row.reference_name + ")",
-                       id=ACTION_ID.format("") + row.license_id.to_string())
+                       id=ACTION_ID_PREFIX + row.license_id.to_string())
     return rx.cond(row.action == kind, rx.cond(allowed, button, rx.text(who, size="2", color_scheme="gray")))
 
 

@@ -31,14 +31,15 @@ FREE_FAILED = "Something went wrong on our side. No seat was freed; reload the p
 NEEDS = {"reduce": Permission.CHANGE_LICENSES, "free": Permission.MANAGE_SEATS}
 # The ids of the panel's heading and of each license's action button (components/idle_seats.py).
 HEADING_ID = "idle-seats-heading"
-ACTION_ID = "idle-action-{}"
+ACTION_ID_PREFIX = "idle-action-"
 
 
 def focus_back(license_id: int) -> rx.event.EventSpec:
     """Radix gives the focus back to a dialog's own trigger only, and these confirmations open from the panel's
     buttons: once one has closed (Radix then focuses the page, after a tick), the keyboard's focus goes back to the
     license's button, or to the panel's heading when the button is gone."""
-    return rx.call_script(f"setTimeout(() => (document.getElementById({ACTION_ID.format(license_id)!r})"
+    button = f"{ACTION_ID_PREFIX}{license_id}"
+    return rx.call_script(f"setTimeout(() => (document.getElementById({button!r})"
                           f" || document.getElementById({HEADING_ID!r}))?.focus(), 50)")
 
 
