@@ -24,6 +24,7 @@ from cf_portal.state.add_license import AddLicenseState
 from cf_portal.state.auth import AuthState
 from cf_portal.state.billing import BillingState
 from cf_portal.state.employees import EmployeesState
+from cf_portal.state.idle_seats import IdleSeatsState
 from cf_portal.state.licenses import LicensesState
 from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
@@ -66,7 +67,8 @@ app.add_page(invitation_page, route=routes.INVITATION, on_load=AuthState.load_in
 
 # Every other page: its load handler resolves the member from the session (else → sign in).
 app.add_page(lambda: rx.fragment(), route="/", on_load=rx.redirect(routes.LICENSES), title="ChatFortress")
-app.add_page(licenses_page, route=routes.LICENSES, on_load=LicensesState.load, title="Licenses · ChatFortress")
+app.add_page(licenses_page, route=routes.LICENSES, on_load=[LicensesState.load, IdleSeatsState.load],
+             title="Licenses · ChatFortress")
 app.add_page(add_license_page, route=routes.ADD_LICENSE, on_load=AddLicenseState.load,
              title="Add License · ChatFortress")
 app.add_page(manage_license_page, route=routes.MANAGE_LICENSE, on_load=ManageLicenseState.load,

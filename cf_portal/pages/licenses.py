@@ -7,6 +7,7 @@ import reflex as rx
 from cf_portal import routes
 from cf_portal.components.common import empty_state, loading_rows, status_badge
 from cf_portal.components.history import history_list
+from cf_portal.components.idle_seats import idle_seats_panel
 from cf_portal.components.shell import page_shell
 from cf_portal.components.tables import responsive_table
 from cf_portal.services.licenses import LicenseRow
@@ -191,6 +192,7 @@ def licenses_page() -> rx.Component:
             ),
             loading_rows(),
         ),
+        idle_seats_panel(),
         history_dialog(),
         title="Licenses",
     )
