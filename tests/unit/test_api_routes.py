@@ -265,3 +265,32 @@ def test_the_key_reaches_no_log_even_when_a_request_fails(client: TestClient, se
     logged = "\n".join(formatter.format(record) for record in caplog.records if record.name.startswith("cf_portal"))
     assert "an API request failed" in logged and "the database went away" in logged and "refused" in logged
     assert acme.key not in logged and acme.key[9:] not in logged and "ada@acme.example" not in logged
+
+
+def test_the_token_bucket_allows_the_burst_then_the_rate() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(rate=50, burst=100, clock=lambda: now[0])
+    assert [buckets.take("k") for _ in range(100)] == [0.0] * 100
+    assert buckets.take("k") == pytest.approx(0.02)  # one token comes back every 1/50 s
+    now[0] += 0.02
+    assert buckets.take("k") == 0.0 and buckets.take("k") > 0
+    now[0] += 10  # idle: full again, never more than the burst
+    assert [buckets.take("k") for _ in range(101)].count(0.0) == 100
+
+
+def test_idle_buckets_are_forgotten_but_a_busy_one_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cf_portal.services import rate_limit
+
+    monkeypatch.setattr(rate_limit, "MAX_BUCKETS", 10)
+    now = [0.0]
+    buckets = TokenBuckets(rate=1, burst=2, clock=lambda: now[0])
+    buckets.take("busy")
+    buckets.take("busy")
+    for i in range(10):
+        now[0] += 0.01
+        buckets.take(f"idle-{i}")
+    now[0] += 5  # the idle ones are full again; "busy" too
+    buckets.take("busy")
+    buckets.take("busy")
+    buckets.take("busy-again")  # past MAX_BUCKETS: full buckets go
+    assert len(buckets._buckets) <= 3 and buckets.take("busy") > 0
