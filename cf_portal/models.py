@@ -511,13 +511,8 @@ class SeatAssignment(SQLModel, table=True):
             sqlite_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
             postgresql_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
         ),
-        # The entitlements API: a holder's open seats, and an account's open seats in keyset order.
-        sa.Index("ix_seat_assignment_open_by_employee", "employee_id", "license_id",
-                 sqlite_where=sa.text("unassigned_at IS NULL AND employee_id IS NOT NULL"),
-                 postgresql_where=sa.text("unassigned_at IS NULL AND employee_id IS NOT NULL")),
-        sa.Index("ix_seat_assignment_open_by_child", "child_account_id", "license_id",
-                 sqlite_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
-                 postgresql_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL")),
+        # The entitlements API pages an account's open seats in id order (keyset). A holder's seats are found by
+        # the foreign keys' indexes (employee) and `uq_seat_assignment_open_child` (child accounts).
         sa.Index("ix_seat_assignment_open_by_account", "account_id", "id",
                  sqlite_where=sa.text("unassigned_at IS NULL"), postgresql_where=sa.text("unassigned_at IS NULL")),
     )

@@ -17,8 +17,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OPEN = "unassigned_at IS NULL"
-OPEN_EMPLOYEE = "unassigned_at IS NULL AND employee_id IS NOT NULL"
-OPEN_CHILD = "unassigned_at IS NULL AND child_account_id IS NOT NULL"
 
 
 def upgrade() -> None:
@@ -48,10 +46,6 @@ def upgrade() -> None:
     op.create_index(op.f('ix_api_key_account_id'), 'api_key', ['account_id'], unique=False)
     with op.batch_alter_table('seat_assignment', schema=None) as batch_op:
         batch_op.add_column(sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True))
-    op.create_index('ix_seat_assignment_open_by_employee', 'seat_assignment', ['employee_id', 'license_id'],
-                    sqlite_where=sa.text(OPEN_EMPLOYEE), postgresql_where=sa.text(OPEN_EMPLOYEE))
-    op.create_index('ix_seat_assignment_open_by_child', 'seat_assignment', ['child_account_id', 'license_id'],
-                    sqlite_where=sa.text(OPEN_CHILD), postgresql_where=sa.text(OPEN_CHILD))
     op.create_index('ix_seat_assignment_open_by_account', 'seat_assignment', ['account_id', 'id'],
                     sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
     op.create_index('ix_child_account_account_id_contact_email', 'child_account', ['account_id', 'contact_email'])
@@ -61,8 +55,6 @@ def downgrade() -> None:
     # Written by hand.
     op.drop_index('ix_child_account_account_id_contact_email', table_name='child_account')
     op.drop_index('ix_seat_assignment_open_by_account', table_name='seat_assignment')
-    op.drop_index('ix_seat_assignment_open_by_child', table_name='seat_assignment')
-    op.drop_index('ix_seat_assignment_open_by_employee', table_name='seat_assignment')
     with op.batch_alter_table('seat_assignment', schema=None) as batch_op:
         batch_op.drop_column('last_used_at')
     op.drop_index(op.f('ix_api_key_account_id'), table_name='api_key')

@@ -142,17 +142,20 @@ def revoke(session: Session, *, actor: Actor, key_id: int, now: datetime | None 
         audit.record(session, actor, "api_key.revoked", "api_key", row.id, f"{row.name} ({row.prefix}…)", at=now)
 
 
+# Built once (every API request runs it): bound parameters, so SQLAlchemy's compiled cache is hit each time.
+_BY_DIGEST = (sa.select(ApiKey.id, ApiKey.account_id, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at,
+                        ApiKey.revoked_at, Account.demo_expires_at)
+              .join(Account, Account.id == ApiKey.account_id)
+              .where(ApiKey.secret_hash == sa.bindparam("digest", type_=sa.String)))
+
+
 def authenticate(session: Session, presented: str, *, scope: str, now: datetime) -> ApiCaller:
     """The caller a presented key stands for; InvalidApiKey for no key, an unknown, revoked or expired one,
     MissingScope for a key that may not do `scope`."""
     if not presented.startswith("cfk_") or len(presented) > MAX_PRESENTED_LENGTH:
         raise InvalidApiKey("Send an API key of this portal: Authorization: Bearer cfk_…")
     digest = key_digest(presented)
-    row = session.exec(
-        select(ApiKey.id, ApiKey.account_id, ApiKey.secret_hash, ApiKey.scopes, ApiKey.last_used_at,
-               ApiKey.revoked_at, Account.demo_expires_at)
-        .join(Account, Account.id == ApiKey.account_id).where(ApiKey.secret_hash == digest)
-    ).first()
+    row = session.execute(_BY_DIGEST, {"digest": digest}).first()
     # The look-up is by digest, so its timing tells nothing about the key; compare_digest keeps the final
     # comparison constant-time whatever the database's index did.
     if row is None or not hmac.compare_digest(row.secret_hash, digest):

@@ -12,8 +12,9 @@ past due), an employee before a child account, then the seat held longest.
 employees, child accounts), so no key learns anything of another account, whatever it sends.
 
 **Few queries**: a check of 1 or 1,000 emails is the product's look-up and one statement (employees and child
-accounts in a UNION), served by the partial indexes of open seats by holder (`ix_seat_assignment_open_by_*`)
-and the (account, email) indexes. Holders are paged by keyset on the seat's id (`ix_seat_assignment_open_by_account`).
+accounts in a UNION): the holder by its (account, email) index, then its seats by the seat table's indexes
+(`_seats_of` says why the seat's own account is not in its WHERE clause). Holders are paged by keyset on the seat's
+id (`ix_seat_assignment_open_by_account`).
 
 **Last use**: `record_use` stamps `seat_assignment.last_used_at` for the seats a check answered with, at most once
 an hour per seat, by a conditional UPDATE (`WHERE last_used_at IS NULL OR last_used_at < now - 1 hour`), and only
@@ -31,6 +32,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, PrivateAttr
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, select
 
 from cf_portal.models import ChildAccount, Employee, License, LicenseStatus, Plan, Product, SeatAssignment
@@ -111,7 +113,7 @@ class InvalidCursor(DomainError):
 
 
 def product_id(session: Session, code: str) -> int:
-    found = session.exec(select(Product.id).where(Product.code == code)).first()
+    found = session.execute(_PRODUCT_ID, {"code": code}).scalar()
     if found is None:
         raise UnknownProduct(code, list(session.exec(select(Product.code).order_by(Product.sort_order, Product.code))))
     return found
@@ -129,9 +131,23 @@ def lookup_email(text: str) -> str | None:
         return None
 
 
-def _seats_of(account_id: int, product: int, emails: list[str]) -> sa.CompoundSelect:
-    """Every open seat of the product held by one of `emails` (pending licenses left out): one UNION of employees'
-    and child accounts' seats, each part scoped by the account on every table."""
+def _seats_of(*, email_array: bool) -> sa.CompoundSelect:
+    """Every open seat of the product held by one of the emails (pending licenses left out): one UNION of
+    employees' and child accounts' seats. Built once, with bound parameters (`account_id`, `product_id`, `emails`):
+    building it for each check cost more than running it. On PostgreSQL the emails go as one array
+    (`= ANY(:emails)`): a thousand placeholders cost psycopg more to parse than the query takes to run.
+
+    The holder and the license are both matched to the account, so every row returned (the holder's name, the
+    license, its plan) is the account's own. The seat's own `account_id` (always the same, `seats.assign` checks
+    both) is left out of the WHERE clause on purpose: with it SQLite's planner may walk all the account's open
+    seats instead of looking the holder up by email first."""
+    account_id, product = sa.bindparam("account_id", type_=sa.Integer), sa.bindparam("product_id", type_=sa.Integer)
+
+    def among(email: sa.ColumnElement) -> sa.ColumnElement[bool]:
+        if email_array:
+            return email == sa.any_(sa.bindparam("emails", type_=postgresql.ARRAY(sa.String)))
+        return email.in_(sa.bindparam("emails", expanding=True, type_=sa.String))
+
     def part(kind: str, holder: type, email: sa.ColumnElement, name: sa.ColumnElement,
              holder_column: sa.ColumnElement, *conditions: sa.ColumnElement[bool]) -> sa.Select:
         return (
@@ -142,53 +158,60 @@ def _seats_of(account_id: int, product: int, emails: list[str]) -> sa.CompoundSe
             .join(SeatAssignment, sa.and_(holder_column == holder.id, SeatAssignment.unassigned_at.is_(None)))
             .join(License, License.id == SeatAssignment.license_id)
             .join(Plan, Plan.id == License.plan_id)
-            .where(holder.account_id == account_id, SeatAssignment.account_id == account_id,
-                   License.account_id == account_id, License.status != LicenseStatus.PENDING.value,
-                   Plan.product_id == product, *conditions)
+            .where(holder.account_id == account_id, among(email), License.account_id == account_id,
+                   License.status != LicenseStatus.PENDING.value, Plan.product_id == product, *conditions)
         )
 
     return sa.union_all(
         part("employee", Employee, Employee.email, Employee.name, SeatAssignment.employee_id,
-             Employee.email.in_(emails), Employee.active.is_(True)),
+             Employee.active.is_(True)),
         part("child_account", ChildAccount, ChildAccount.contact_email, ChildAccount.name,
-             SeatAssignment.child_account_id, ChildAccount.contact_email.in_(emails)),
+             SeatAssignment.child_account_id),
     )
+
+
+_SEATS_OF = {"postgresql": _seats_of(email_array=True), "sqlite": _seats_of(email_array=False)}
+_PRODUCT_ID = sa.select(Product.id).where(Product.code == sa.bindparam("code", type_=sa.String))
 
 
 def _rank(row: sa.Row) -> tuple:
     return (_STATUS_RANK.get(row.status, 9), row.kind != "employee", row.assigned_at, row.seat_id)
 
 
-def _answer(code: str, row: sa.Row | None) -> Entitlement:
+def _seats_by_email(session: Session, account_id: int, code: str, emails: set[str]) -> dict[str, sa.Row]:
+    """The seat each looked-up email is answered with (`_rank`); emails that hold no seat are missing."""
+    product = product_id(session, code)
+    if not emails:
+        return {}
+    statement = _SEATS_OF[session.get_bind().dialect.name]
+    best: dict[str, sa.Row] = {}
+    for row in session.execute(statement, {"account_id": account_id, "product_id": product,
+                                           "emails": sorted(emails)}).all():
+        if row.email not in best or _rank(row) < _rank(best[row.email]):
+            best[row.email] = row
+    return best
+
+
+def _answer(model: type[Entitlement], code: str, row: sa.Row | None, **extra: str) -> Entitlement:
+    """The answer a seat's row gives (None: not entitled, no holder). Built without validation: every value
+    comes from the database's typed columns, and a batch builds a thousand of them."""
     if row is None:
-        return Entitlement(entitled=False, product=code)
+        return model.model_construct(entitled=False, product=code, holder=None, license=None, since=None, **extra)
     entitled = row.status in ENTITLING
-    answer = Entitlement(entitled=entitled, product=code, holder=HolderRef(kind=row.kind, name=row.name),
-                         license=LicenseRef(reference=row.reference_name, plan=row.plan, status=row.status),
-                         since=row.assigned_at if entitled else None)
+    answer = model.model_construct(
+        entitled=entitled, product=code, holder=HolderRef.model_construct(kind=row.kind, name=row.name),
+        license=LicenseRef.model_construct(reference=row.reference_name, plan=row.plan, status=row.status),
+        since=row.assigned_at if entitled else None, **extra)
     if entitled:
         answer._seat = SeatUse(row.seat_id, row.last_used_at)
     return answer
 
 
-def _answers(session: Session, account_id: int, code: str, emails: list[str]) -> dict[str, Entitlement]:
-    """Each looked-up email's answer (emails nobody holds a seat with are missing)."""
-    product = product_id(session, code)
-    wanted = sorted({email for email in emails if email})
-    if not wanted:
-        return {}
-    best: dict[str, sa.Row] = {}
-    for row in session.execute(_seats_of(account_id, product, wanted)).all():
-        if row.email not in best or _rank(row) < _rank(best[row.email]):
-            best[row.email] = row
-    return {email: _answer(code, row) for email, row in best.items()}
-
-
 def check(session: Session, *, account_id: int, product_code: str, email: str) -> Entitlement:
     """May `email` use the product, within the account? See the module docstring for what counts."""
     looked_up = lookup_email(email)
-    answers = _answers(session, account_id, product_code, [looked_up] if looked_up else [])
-    return answers.get(looked_up) or Entitlement(entitled=False, product=product_code)
+    seats = _seats_by_email(session, account_id, product_code, {looked_up} if looked_up else set())
+    return _answer(Entitlement, product_code, seats.get(looked_up))
 
 
 def check_many(session: Session, *, account_id: int, product_code: str, emails: list[str]) -> BatchAnswer:
@@ -196,16 +219,10 @@ def check_many(session: Session, *, account_id: int, product_code: str, emails: 
     if len(emails) > MAX_BATCH:
         raise DomainError(f"Send at most {MAX_BATCH:,} emails at once (this has {len(emails):,}).", field="emails")
     looked_up = [lookup_email(email) for email in emails]
-    answers = _answers(session, account_id, product_code, [e for e in looked_up if e])
-    results = []
-    for given, email in zip(emails, looked_up, strict=True):
-        answer = answers.get(email) if email else None
-        result = EmailEntitlement(email=given, **(answer or Entitlement(entitled=False, product=product_code))
-                                  .model_dump())
-        if answer is not None:
-            result._seat = answer._seat
-        results.append(result)
-    return BatchAnswer(product=product_code, results=results)
+    seats = _seats_by_email(session, account_id, product_code, {email for email in looked_up if email})
+    return BatchAnswer.model_construct(product=product_code, results=[
+        _answer(EmailEntitlement, product_code, seats.get(email) if email else None, email=given)
+        for given, email in zip(emails, looked_up, strict=True)])
 
 
 def uses_to_record(answers: list[Entitlement], now: datetime) -> list[int]:
