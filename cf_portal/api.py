@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
+import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlmodel import Session
@@ -190,9 +191,14 @@ def _serve(key: str, work: Work) -> BaseModel:
         payload, answers = work(session, caller)
     seats = entitlements.uses_to_record(answers, now)
     if seats or caller.use_to_record(now):
-        with session_scope() as session:
-            entitlements.record_use(session, account_id=caller.account_id, seat_ids=seats, now=now)
-            api_keys.record_use(session, caller=caller, now=now)
+        try:
+            with session_scope() as session:
+                entitlements.record_use(session, account_id=caller.account_id, seat_ids=seats, now=now)
+                api_keys.record_use(session, caller=caller, now=now)
+        except sa.exc.SQLAlchemyError as exc:
+            # The answer stands; the stamp is tried again by the next check (it is stale still).
+            log.warning("the last use of API key %s and %s seats was not recorded: %s", caller.key_id, len(seats),
+                        type(exc).__name__)
     return payload
 
 

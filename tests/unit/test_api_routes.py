@@ -294,3 +294,17 @@ def test_idle_buckets_are_forgotten_but_a_busy_one_is_kept(monkeypatch: pytest.M
     buckets.take("busy")
     buckets.take("busy-again")  # past MAX_BUCKETS: full buckets go
     assert len(buckets._buckets) <= 3 and buckets.take("busy") > 0
+
+
+def test_the_answer_stands_when_its_use_cannot_be_recorded(client: TestClient, acme: Tenant,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    import sqlalchemy as sa
+
+    def locked(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise sa.exc.OperationalError("UPDATE seat_assignment ...", None, Exception("database is locked"))
+
+    monkeypatch.setattr(api.entitlements, "record_use", locked)
+    response = client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}, headers=acme.auth)
+    assert response.status_code == 200 and response.json()["entitled"] is True
+    assert any("was not recorded: OperationalError" in record.getMessage() for record in caplog.records)
