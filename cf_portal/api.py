@@ -139,7 +139,6 @@ async def end_session(request: Request) -> RedirectResponse:
 
 API_RATE = TokenBuckets(rate=50, burst=100)  # per key and per worker process: see services/rate_limit.py
 ENTITLEMENTS_CHECK = f"{routes.API_V1}/entitlements/check"
-PRODUCT_HOLDERS = routes.API_V1 + "/products/{code}/holders"
 OPENAPI = f"{routes.API_V1}/openapi.json"
 NO_STORE = {"cache-control": "no-store"}
 
@@ -228,44 +227,52 @@ async def _answer(request: Request, work: Work) -> Response:
         return error_response(500, "Something went wrong on our side; try again.", code="server_error")
 
 
-def _checked(answer: entitlements.Entitlement) -> tuple[BaseModel, list[entitlements.Entitlement]]:
-    return answer, [answer]
-
-
-async def check_entitlement(request: Request) -> Response:
-    """GET ?product=&email=: one answer. POST {"product", "emails"}: up to 1,000 answers in one query."""
-    if request.method == "GET":
-        product, email = request.query_params.get("product", ""), request.query_params.get("email", "")
-        if not product or not email:
-            return error_response(400, "Name the product and the email: ?product=phishing&email=name@company.com",
-                                  code="invalid_request")
-        return await _answer(request, lambda session, caller: _checked(entitlements.check(
-            session, account_id=caller.account_id, product_code=product, email=email)))
+def _batch(body: bytes) -> BatchCheck:
     try:
-        batch = BatchCheck.model_validate_json(await request.body())
+        return BatchCheck.model_validate_json(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return error_response(400, f'Send JSON like {{"product": "phishing", "emails": ["name@company.com"]}}: '
-                              f"{where}: {first['msg']}", code="invalid_request")
+        raise DomainError(f'Send JSON like {{"product": "phishing", "emails": ["name@company.com"]}}: {where}: '
+                          f"{first['msg']}") from None
 
-    def work(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+
+async def check_entitlement(request: Request) -> Response:
+    """GET ?product=&email=: one answer. POST {"product", "emails"}: up to 1,000 answers in one query. The
+    parameters are judged after the key (401 before 400)."""
+    if request.method == "GET":
+        product, email = request.query_params.get("product", ""), request.query_params.get("email", "")
+
+        def check_one(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+            if not product or not email:
+                raise DomainError("Name the product and the email: ?product=phishing&email=name@company.com")
+            answer = entitlements.check(session, account_id=caller.account_id, product_code=product, email=email)
+            return answer, [answer]
+
+        return await _answer(request, check_one)
+    body = await request.body()
+
+    def check_batch(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+        batch = _batch(body)
         answer = entitlements.check_many(session, account_id=caller.account_id, product_code=batch.product,
                                          emails=batch.emails)
         return answer, list(answer.results)
 
-    return await _answer(request, work)
+    return await _answer(request, check_batch)
 
 
 async def product_holders(request: Request) -> Response:
     """Everyone entitled to the product, a page at a time (keyset: pass `next_cursor` back as `cursor`)."""
-    limit_text = request.query_params.get("limit", str(entitlements.DEFAULT_PAGE))
-    if not limit_text.isdigit():
-        return error_response(400, f"limit is a number of holders, 1 to {entitlements.MAX_PAGE:,}.",
-                              code="invalid_request")
-    code, cursor, limit = request.path_params["code"], request.query_params.get("cursor"), int(limit_text)
-    return await _answer(request, lambda session, caller: (entitlements.holders(
-        session, account_id=caller.account_id, product_code=code, cursor=cursor, limit=limit), []))
+    code, cursor = request.path_params["code"], request.query_params.get("cursor")
+    limit = request.query_params.get("limit", str(entitlements.DEFAULT_PAGE))
+
+    def page(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+        if not limit.isdigit():
+            raise DomainError(f"limit is a number of holders, 1 to {entitlements.MAX_PAGE:,}.")
+        return entitlements.holders(session, account_id=caller.account_id, product_code=code, cursor=cursor,
+                                    limit=int(limit)), []
+
+    return await _answer(request, page)
 
 
 async def openapi_document(request: Request) -> Response:

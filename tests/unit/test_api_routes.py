@@ -308,3 +308,10 @@ def test_the_answer_stands_when_its_use_cannot_be_recorded(client: TestClient, a
     response = client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}, headers=acme.auth)
     assert response.status_code == 200 and response.json()["entitled"] is True
     assert any("was not recorded: OperationalError" in record.getMessage() for record in caplog.records)
+
+
+def test_the_key_is_judged_before_the_parameters(client: TestClient, acme: Tenant) -> None:
+    for headers in ({}, {"Authorization": "Bearer cfk_live_wrong"}):
+        assert client.post(CHECK, content="not json", headers=headers).status_code == 401
+        assert client.get(CHECK, headers=headers).status_code == 401
+        assert client.get("/api/v1/products/nope/holders", params={"limit": "x"}, headers=headers).status_code == 401
