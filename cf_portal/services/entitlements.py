@@ -6,10 +6,11 @@ child account whose contact email it is. A suspended or canceled license answers
 license, so the product can say why); a pending one is never mentioned; a deactivated employee, an unknown or
 malformed email answer `entitled: false` with no holder, never an error. An unknown product code is `UnknownProduct`.
 When one email holds several seats of the product the answer names one: an entitling license first (active before
-past due), an employee before a child account, then the seat held longest.
+past due), an employee before a child account, then the seat given first.
 
-**Scoped by account**: every query names the caller's account on every table it reads (seats, licenses,
-employees, child accounts), so no key learns anything of another account, whatever it sends.
+**Scoped by account**: every query is bound to the caller's account: the holder (employee or child account) and
+the license are matched to it, and so are the seats when holders are paged. No key learns anything of another
+account, whatever it sends: another account's emails are unknown emails here, its product codes the same catalog.
 
 **Few queries**: a check of 1 or 1,000 emails is the product's look-up and one statement (employees and child
 accounts in a UNION): the holder by its (account, email) index, then its seats by the seat table's indexes
