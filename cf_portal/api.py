@@ -1,23 +1,35 @@
-"""HTTP routes beside the Reflex app (mounted with `api_transformer`): the session cookie's routes and the
-payment provider's webhook."""
+"""HTTP routes beside the Reflex app (mounted with `api_transformer`): the session cookie's routes, the
+payment provider's webhook, and the entitlements API under /api/v1 (its own section below)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 
+import sqlalchemy as sa
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.json_schema import models_json_schema
+from sqlmodel import Session
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
 
 from cf_portal import clock, routes
 from cf_portal.db import session_scope
 from cf_portal.middleware import cleared_cookie_headers, session_cookie_header, session_token
 from cf_portal.payments.provider import PaymentEvent
 from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
-from cf_portal.services import auth
+from cf_portal.services import api_keys, auth, entitlements
+from cf_portal.services.api_keys import ApiCaller
+from cf_portal.services.errors import DomainError
 from cf_portal.services.provider_events import handle_event
+from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -115,8 +127,251 @@ async def end_session(request: Request) -> RedirectResponse:
     return response
 
 
+# --- The entitlements API (/api/v1) --------------------------------------------------------------------------
+#
+# Every answer is JSON; every error is {"error": {"message": ..., "code": ...}}. A request names its key with
+# `Authorization: Bearer cfk_…` (no session cookie: PortalMiddleware lets this header through, adds its security
+# headers, which do no harm to JSON, and caps the body at 1 MB, enough for 1,000 emails). The key is looked up
+# again on every request (a revoked key is refused at once by every worker), then counted against its rate
+# (`API_RATE`), then the work runs as a read in a worker thread; the seats' and the key's last use are written
+# afterwards, in a short transaction of their own and only when stale (`services.entitlements.record_use`).
+# Nothing here logs a key or an email: refusals are logged by reason, keys by id.
+
+API_RATE = TokenBuckets(rate=50, burst=100)  # per key and per worker process: see services/rate_limit.py
+ENTITLEMENTS_CHECK = f"{routes.API_V1}/entitlements/check"
+OPENAPI = f"{routes.API_V1}/openapi.json"
+NO_STORE = {"cache-control": "no-store"}
+
+
+class RateLimited(Exception):  # noqa: N818
+    def __init__(self, wait_seconds: float) -> None:
+        super().__init__("rate limited")
+        self.retry_after = max(1, math.ceil(wait_seconds))
+
+
+class ApiErrorBody(BaseModel):
+    message: str
+    code: str
+
+
+class ApiError(BaseModel):
+    error: ApiErrorBody
+
+
+class BatchCheck(BaseModel):
+    product: str = Field(max_length=40, description="A product code of the catalog: awareness, phishing, darkweb")
+    emails: list[str] = Field(max_length=entitlements.MAX_BATCH, description="Up to 1,000 emails, answered in order")
+
+
+def error_response(status: int, message: str, *, code: str, headers: Mapping[str, str] | None = None) -> Response:
+    body = ApiError(error=ApiErrorBody(message=message, code=code)).model_dump_json()
+    return Response(body, status_code=status, media_type="application/json", headers={**NO_STORE, **(headers or {})})
+
+
+def _json(payload: BaseModel) -> Response:
+    return Response(payload.model_dump_json(), media_type="application/json", headers=NO_STORE)
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
+Work = Callable[[Session, ApiCaller], tuple[BaseModel, list[entitlements.Entitlement]]]
+
+
+def _serve(key: str, work: Work) -> BaseModel:
+    """In a worker thread: authenticate, count against the rate, do the (read-only) work, then record the uses."""
+    now = clock.now()
+    with session_scope(write=False) as session:
+        caller = api_keys.authenticate(session, key, scope=api_keys.ENTITLEMENTS_READ, now=now)
+        if wait := API_RATE.take(caller.key_id):
+            raise RateLimited(wait)
+        payload, answers = work(session, caller)
+    seats = entitlements.uses_to_record(answers, now)
+    if seats or caller.use_to_record(now):
+        try:
+            with session_scope() as session:
+                entitlements.record_use(session, account_id=caller.account_id, seat_ids=seats, now=now)
+                api_keys.record_use(session, caller=caller, now=now)
+        except sa.exc.SQLAlchemyError as exc:
+            # The answer stands; the stamp is tried again by the next check (it is stale still).
+            log.warning("the last use of API key %s and %s seats was not recorded: %s", caller.key_id, len(seats),
+                        type(exc).__name__)
+    return payload
+
+
+async def _answer(request: Request, work: Work) -> Response:
+    key = _bearer(request)
+    if not key:
+        return error_response(401, "Send an API key: Authorization: Bearer cfk_…", code="unauthorized",
+                              headers={"www-authenticate": 'Bearer realm="cf_portal"'})
+    try:
+        return _json(await asyncio.to_thread(_serve, key, work))
+    except api_keys.InvalidApiKey as exc:
+        log.info("an API request was refused: %s", exc.message)
+        return error_response(401, exc.message, code="unauthorized",
+                              headers={"www-authenticate": 'Bearer realm="cf_portal", error="invalid_token"'})
+    except api_keys.MissingScope as exc:
+        return error_response(403, exc.message, code="forbidden")
+    except RateLimited as exc:
+        return error_response(429, f"Too many requests for this API key: at most {API_RATE.rate:g} a second "
+                              f"(bursts of {API_RATE.burst}). Retry after {exc.retry_after} s.", code="rate_limited",
+                              headers={"retry-after": str(exc.retry_after)})
+    except entitlements.UnknownProduct as exc:
+        return error_response(404, exc.message, code="unknown_product")
+    except DomainError as exc:
+        return error_response(400, exc.message, code="invalid_request")
+    except Exception:
+        log.exception("an API request failed")
+        return error_response(500, "Something went wrong on our side; try again.", code="server_error")
+
+
+def _batch(body: bytes) -> BatchCheck:
+    try:
+        return BatchCheck.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise DomainError(f'Send JSON like {{"product": "phishing", "emails": ["name@company.com"]}}: {where}: '
+                          f"{first['msg']}") from None
+
+
+async def check_entitlement(request: Request) -> Response:
+    """GET ?product=&email=: one answer. POST {"product", "emails"}: up to 1,000 answers in one query. The
+    parameters are judged after the key (401 before 400)."""
+    if request.method == "GET":
+        product, email = request.query_params.get("product", ""), request.query_params.get("email", "")
+
+        def check_one(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+            if not product or not email:
+                raise DomainError("Name the product and the email: ?product=phishing&email=name@company.com")
+            answer = entitlements.check(session, account_id=caller.account_id, product_code=product, email=email)
+            return answer, [answer]
+
+        return await _answer(request, check_one)
+    body = await request.body()
+
+    def check_batch(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+        batch = _batch(body)
+        answer = entitlements.check_many(session, account_id=caller.account_id, product_code=batch.product,
+                                         emails=batch.emails)
+        return answer, list(answer.results)
+
+    return await _answer(request, check_batch)
+
+
+async def product_holders(request: Request) -> Response:
+    """Everyone entitled to the product, a page at a time (keyset: pass `next_cursor` back as `cursor`)."""
+    code, cursor = request.path_params["code"], request.query_params.get("cursor")
+    limit = request.query_params.get("limit", str(entitlements.DEFAULT_PAGE))
+
+    def page(session: Session, caller: ApiCaller) -> tuple[BaseModel, list[entitlements.Entitlement]]:
+        if not limit.isdigit():
+            raise DomainError(f"limit is a number of holders, 1 to {entitlements.MAX_PAGE:,}.")
+        return entitlements.holders(session, account_id=caller.account_id, product_code=code, cursor=cursor,
+                                    limit=int(limit)), []
+
+    return await _answer(request, page)
+
+
+async def openapi_document(request: Request) -> Response:
+    return Response(json.dumps(openapi()), media_type="application/json")
+
+
+@lru_cache
+def openapi() -> dict:
+    """The OpenAPI 3.1 description of these routes; its schemas are the Pydantic models' own."""
+    ref = "#/components/schemas/{model}"
+    _, schemas = models_json_schema(
+        [(model, "serialization") for model in (entitlements.Entitlement, entitlements.BatchAnswer,
+                                                entitlements.HoldersPage, ApiError)]
+        + [(BatchCheck, "validation")], ref_template=ref)
+
+    def body(model: type[BaseModel]) -> dict:
+        return {"content": {"application/json": {"schema": {"$ref": ref.format(model=model.__name__)}}}}
+
+    def errors(*statuses: int) -> dict:
+        said = {400: "The request is malformed (a parameter is missing or wrong)",
+                401: "No API key, or one that is unknown or revoked",
+                403: "The API key may not do this (scope)",
+                404: "No product has this code",
+                413: "The body is larger than 1 MB",
+                429: "Past the key's rate; wait the seconds in Retry-After"}
+        answers = {str(s): {"description": said[s], **body(ApiError)} for s in statuses}
+        answers["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                     "description": "Seconds to wait before the next request"}}
+        return answers
+
+    product = {"name": "product", "required": True, "schema": {"type": "string"}, "example": "phishing",
+               "description": "A product code of the catalog: awareness, phishing, darkweb"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "ChatFortress entitlements API", "version": "1",
+                 "description": "Who may use which ChatFortress product, answered per person. Every request "
+                                "names an API key of one account (Settings → API keys) and is answered from that "
+                                f"account only. Rate: {API_RATE.rate:g} requests a second per key, bursts of "
+                                f"{API_RATE.burst}, per server process; past it, 429 with Retry-After."},
+        "servers": [{"url": routes.API_V1}],
+        "components": {"schemas": schemas["$defs"],
+                       "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer",
+                                                      "description": "cfk_live_… (cfk_demo_… in demo mode)"}}},
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/entitlements/check": {
+                "get": {"summary": "May this email use this product?", "operationId": "checkEntitlement",
+                        "parameters": [{**product, "in": "query"},
+                                       {"name": "email", "in": "query", "required": True,
+                                        "schema": {"type": "string", "format": "email"}}],
+                        "responses": {"200": {"description": "The answer (entitled false for an unknown email)",
+                                              **body(entitlements.Entitlement)}, **errors(400, 401, 403, 404, 429)}},
+                "post": {"summary": "The same for up to 1,000 emails of one product",
+                         "operationId": "checkEntitlements", "requestBody": {"required": True, **body(BatchCheck)},
+                         "responses": {"200": {"description": "One answer per email, in the order sent",
+                                               **body(entitlements.BatchAnswer)},
+                                       **errors(400, 401, 403, 404, 413, 429)}},
+            },
+            "/products/{code}/holders": {
+                "get": {"summary": "Everyone entitled to a product, a page at a time", "operationId": "listHolders",
+                        "parameters": [{**product, "name": "code", "in": "path"},
+                                       {"name": "cursor", "in": "query", "required": False,
+                                        "schema": {"type": "string"},
+                                        "description": "next_cursor of the previous page; none for the first"},
+                                       {"name": "limit", "in": "query", "required": False,
+                                        "schema": {"type": "integer", "minimum": 1,
+                                                   "maximum": entitlements.MAX_PAGE,
+                                                   "default": entitlements.DEFAULT_PAGE}}],
+                        "responses": {"200": {"description": "A page of holders",
+                                              **body(entitlements.HoldersPage)}, **errors(400, 401, 403, 404, 429)}},
+            },
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+        },
+    }
+
+
+entitlements_routes = [
+    Route("/entitlements/check", check_entitlement, methods=["GET", "POST"]),
+    Route("/products/{code}/holders", product_holders, methods=["GET"]),
+    Route("/openapi.json", openapi_document, methods=["GET"]),
+]
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """No such route, or not with this method: JSON like every other answer under /api/v1; Starlette's plain
+    text elsewhere."""
+    if request.url.path.startswith(routes.API_V1 + "/"):
+        message = "There is no such API route." if exc.status_code == 404 else str(exc.detail)
+        return error_response(exc.status_code, message, code="not_found" if exc.status_code == 404 else "bad_route",
+                              headers=exc.headers)
+    if exc.status_code in {204, 304}:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+
+
 api = Starlette(routes=[
     Route(routes.BEGIN_SESSION, begin_session, methods=["POST"]),
     Route(routes.END_SESSION, end_session, methods=["POST"]),
     Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"]),
-])
+    Mount(routes.API_V1, routes=entitlements_routes),
+], exception_handlers={HTTPException: http_error})

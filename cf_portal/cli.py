@@ -1,4 +1,4 @@
-"""Command line of cf_portal: `python -m cf_portal.cli migrate|seed|check`."""
+"""Command line of cf_portal: `python -m cf_portal.cli migrate|seed|...|create-api-key` (`--help` lists them)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts and expired demo "
                    "accounts, whose subscriptions are cancelled first (run daily)")
+    key = sub.add_parser("create-api-key", help="make an API key for an owner's account and print it (only the "
+                         "key, on stdout; it is not shown again)")
+    key.add_argument("--account-email", required=True, help="the sign-in email of an owner of the account")
+    key.add_argument("--name", required=True, help="what will use the key, like 'Phishing Simulator'")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -144,6 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         for line in copies.kept:
             print(line, file=sys.stderr)
         return 1 if copies.kept else 0
+    elif args.command == "create-api-key":
+        from cf_portal.db import session_scope
+        from cf_portal.services import api_keys
+        from cf_portal.services.errors import DomainError
+
+        try:
+            with session_scope() as session:
+                owner = api_keys.owner_by_email(session, args.account_email)
+                created = api_keys.create(session, actor=owner, name=args.name, demo_mode=get_settings().demo_mode)
+        except DomainError as exc:
+            print(f"no key made: {exc.message}", file=sys.stderr)
+            return 1
+        print(created.secret)
+        print(f"API key {created.key.id} ({created.key.prefix}…) made for account {owner.account_id}: store it now, "
+              "it is not shown again", file=sys.stderr)
     return 0
 
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from cf_portal import clock
+from cf_portal import clock, routes
 from cf_portal.services import auth
 from cf_portal.services.employee_import import MAX_BYTES as MAX_CSV_BYTES
 from cf_portal.services.errors import SignInRequired
@@ -182,8 +182,12 @@ def security_headers() -> list[tuple[bytes, bytes]]:
     return [(name.encode(), value.encode()) for name, value in headers.items()]
 
 
-async def _answer(send: Send, status: int, message: str, *, extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    body = json.dumps({"error": message}).encode()
+async def _answer(send: Send, status: int, message: str, *, path: str = "",
+                  extra: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    # The entitlements API answers every error in one shape (cf_portal/api.py).
+    api = path.startswith(routes.API_V1 + "/")
+    error = {"message": message, "code": {413: "too_large"}.get(status, "error")} if api else message
+    body = json.dumps({"error": error}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close"), *extra]})
@@ -227,13 +231,13 @@ class PortalMiddleware:
         declared = _header(scope, b"content-length")
         if declared and not _header(scope, b"transfer-encoding"):  # with both, the server reads it as chunked
             if not declared.isdigit() or int(declared) > limit:
-                await _answer(send_with_headers, 413, _too_large(limit))
+                await _answer(send_with_headers, 413, _too_large(limit), path=path)
                 return
             await self.app(scope, _at_most(receive, limit), send_with_headers)
             return
         body = await _read_at_most(receive, limit)  # sent without a length (chunked): read up to the limit only
         if body is None:
-            await _answer(send_with_headers, 413, _too_large(limit))
+            await _answer(send_with_headers, 413, _too_large(limit), path=path)
             return
         await self.app(scope, _replay(body), send_with_headers)
 

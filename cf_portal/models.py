@@ -215,6 +215,8 @@ class ChildAccount(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("account_id", "name"),
         sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        # The entitlements API finds a child account by its contact email (`services.entitlements`).
+        sa.Index("ix_child_account_account_id_contact_email", "account_id", "contact_email"),
     )
 
 
@@ -483,6 +485,9 @@ class SeatAssignment(SQLModel, table=True):
     moved_to_id: int | None = fk("seat_assignment.id", nullable=True, index=False)
     # Why the portal itself ended the seat (the license was canceled); NULL when a person freed or moved it.
     ended_reason: str | None = Field(default=None, max_length=40)
+    # When a product last asked about this seat through the entitlements API: written at most once an hour
+    # (a conditional UPDATE, `services.entitlements.record_use`), so checks stay reads.
+    last_used_at: datetime | None = optional_time_field()
 
     __table_args__ = (
         sa.CheckConstraint(
@@ -506,6 +511,10 @@ class SeatAssignment(SQLModel, table=True):
             sqlite_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
             postgresql_where=sa.text("unassigned_at IS NULL AND child_account_id IS NOT NULL"),
         ),
+        # The entitlements API pages an account's open seats in id order (keyset). A holder's seats are found by
+        # the foreign keys' indexes (employee) and `uq_seat_assignment_open_child` (child accounts).
+        sa.Index("ix_seat_assignment_open_by_account", "account_id", "id",
+                 sqlite_where=sa.text("unassigned_at IS NULL"), postgresql_where=sa.text("unassigned_at IS NULL")),
     )
 
 
@@ -563,6 +572,37 @@ class InvoiceLine(SQLModel, table=True):
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
         sa.CheckConstraint("unit_amount >= 0 AND amount >= 0", name="amounts_not_negative"),
+    )
+
+
+class ApiKey(SQLModel, table=True):
+    """A key a product (or an operator's script) presents to the HTTP API (`Authorization: Bearer cfk_live_…`).
+
+    Like sessions, only the SHA-256 digest of the key is stored: the key is shown once, when it is made
+    (`services.api_keys`). `prefix` is its first characters, to tell keys apart in a list. A revoked key is kept
+    (its name stays in the history) and refused at once: every request looks its row up again."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    name: str = Field(max_length=80)
+    prefix: str = Field(max_length=24)
+    secret_hash: str = Field(max_length=64, unique=True)
+    # Space-separated, from `services.api_keys.SCOPES` ("entitlements:read").
+    scopes: str = Field(max_length=200)
+    created_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    created_at: datetime = created_at_field()
+    # Written at most once a minute (a conditional UPDATE), so requests stay reads.
+    last_used_at: datetime | None = optional_time_field()
+    revoked_at: datetime | None = optional_time_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        sa.CheckConstraint("substr(prefix, 1, 4) = 'cfk_'", name="prefix_format"),
+        sa.CheckConstraint("length(secret_hash) = 64", name="secret_hash_sha256"),
+        sa.CheckConstraint("length(trim(scopes)) > 0", name="scopes_not_blank"),
+        sa.CheckConstraint("revoked_at IS NULL OR revoked_at >= created_at", name="revoked_after_creation"),
     )
 
 

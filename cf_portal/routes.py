@@ -15,6 +15,9 @@ ACCOUNT_SETTINGS = "/settings"
 BEGIN_SESSION = "/auth/session"
 END_SESSION = "/auth/signout"
 
+# The entitlements API (cf_portal/api.py): JSON, with an API key (`Authorization: Bearer cfk_…`), no session.
+API_V1 = "/api/v1"
+
 # Pages anyone can open; every other page needs a signed-in member.
 PUBLIC = (SIGN_IN, SIGN_UP, INVITATION)
 

@@ -26,6 +26,7 @@ from sqlmodel import Session, select
 from cf_portal.db import session_scope
 from cf_portal.models import (
     Account,
+    ApiKey,
     AuditEvent,
     AuthSession,
     ChildAccount,
@@ -133,7 +134,7 @@ def _cancel_subscriptions(engine: sa.Engine | None, provider: PaymentProvider, a
 
 
 def _delete_history(session: Session, account_id: int) -> None:
-    """Delete the account's licenses, seats, cards, invoices, invitations, history, employees and child
+    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, employees and child
     accounts; coupons count the account's redemptions no more."""
     license_ids = select(License.id).where(License.account_id == account_id)
     invoice_ids = select(Invoice.id).where(Invoice.account_id == account_id)
@@ -153,6 +154,7 @@ def _delete_history(session: Session, account_id: int) -> None:
     session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account_id))
     session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account_id))
     session.execute(sa.delete(Invitation).where(Invitation.account_id == account_id))
+    session.execute(sa.delete(ApiKey).where(ApiKey.account_id == account_id))
     session.execute(sa.delete(Employee).where(Employee.account_id == account_id))
     session.execute(sa.delete(ChildAccount).where(ChildAccount.account_id == account_id))
 

@@ -15,6 +15,7 @@ class Permission(StrEnum):
     MANAGE_SEATS = "manage_seats"  # employees, child accounts, assign, move and free seats, CSV import
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
     RESET_DEMO = "reset_demo"  # put the demo account back to the seed (demo mode only)
+    MANAGE_API_KEYS = "manage_api_keys"  # create, list and revoke the keys of the entitlements API
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -46,6 +47,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.MANAGE_SEATS: "Only owners and license admins can change employees and seats.",
     Permission.MANAGE_MEMBERS: "Only owners can manage members.",
     Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo.",
+    Permission.MANAGE_API_KEYS: "Only owners can manage API keys.",
 }
 
 

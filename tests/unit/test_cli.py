@@ -99,6 +99,33 @@ def test_purge_expired_deletes_ended_sessions(migrated: str) -> None:
     engine.dispose()
 
 
+def test_create_api_key_prints_only_the_key_which_works(migrated: str) -> None:
+    from cf_portal.services import api_keys
+    from cf_portal.services.seed import DEMO_OWNER_EMAIL
+
+    url = migrated
+    made = run_cli(url, "create-api-key", "--account-email", DEMO_OWNER_EMAIL.upper(), "--name", "Phishing Simulator")
+    key = ok(made).strip()
+    assert key.startswith("cfk_demo_") and len(key) == 52 and ok(made) == key + "\n"  # stdout: the key alone
+    assert key not in made.stderr and "store it now" in made.stderr
+    live = ok(run_cli(url, "create-api-key", "--account-email", DEMO_OWNER_EMAIL, "--name", "LMS",
+                      CF_DEMO_MODE="false", CF_PAYMENT_PROVIDER="sandbox")).strip()
+    assert live.startswith("cfk_live_")
+    engine = make_engine(url)
+    with session_scope(engine, write=False) as session:
+        caller = api_keys.authenticate(session, key, scope=api_keys.ENTITLEMENTS_READ, now=datetime.now(UTC))
+        owner = session.exec(select(User).where(User.email == DEMO_OWNER_EMAIL)).one()
+        assert caller.account_id == owner.account_id
+        viewer = session.exec(select(User).where(User.account_id == owner.account_id, User.role == "viewer")).first()
+    engine.dispose()
+    refused = run_cli(url, "create-api-key", "--account-email", viewer.email, "--name", "Mine")
+    assert refused.returncode == 1 and refused.stdout == "" and "not an owner" in refused.stderr
+    unknown = run_cli(url, "create-api-key", "--account-email", "nobody@nowhere.example", "--name", "Mine")
+    assert unknown.returncode == 1 and unknown.stdout == "" and "was not found" in unknown.stderr
+    blank = run_cli(url, "create-api-key", "--account-email", DEMO_OWNER_EMAIL, "--name", "  ")
+    assert blank.returncode == 1 and blank.stdout == "" and "Name the key" in blank.stderr
+
+
 def test_catalog_commands_outside_demo_mode(migrated: str, tmp_path: Path) -> None:
     url, env = migrated, {"CF_DEMO_MODE": "false", "CF_PAYMENT_PROVIDER": "sandbox"}
     assert "no catalog file is set" in ok(run_cli(url, "seed", **env))
