@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts and expired demo "
                    "accounts, whose subscriptions are cancelled first (run daily)")
+    hooks = sub.add_parser("deliver-webhooks", help="send the webhook events that are due (retries too); safe to run "
+                           "several at once")
+    hooks.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
+    hooks.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -144,6 +148,15 @@ def main(argv: list[str] | None = None) -> int:
         for line in copies.kept:
             print(line, file=sys.stderr)
         return 1 if copies.kept else 0
+    elif args.command == "deliver-webhooks":
+        from cf_portal import clock
+        from cf_portal.services.webhooks import deliver_due, run_forever
+
+        if args.loop:
+            run_forever(interval_s=max(args.interval, 0.5))  # until interrupted (Ctrl-C, SIGTERM)
+            return 0
+        outcome = deliver_due(None, now=clock.now())
+        print("webhooks: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
     return 0
 
 

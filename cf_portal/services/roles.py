@@ -15,6 +15,7 @@ class Permission(StrEnum):
     MANAGE_SEATS = "manage_seats"  # employees, child accounts, assign, move and free seats, CSV import
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
     RESET_DEMO = "reset_demo"  # put the demo account back to the seed (demo mode only)
+    MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their secrets, the delivery log, resend
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -46,6 +47,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.MANAGE_SEATS: "Only owners and license admins can change employees and seats.",
     Permission.MANAGE_MEMBERS: "Only owners can manage members.",
     Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo.",
+    Permission.MANAGE_WEBHOOKS: "Only owners can manage webhooks.",
 }
 
 
