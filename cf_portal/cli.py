@@ -153,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         from cf_portal.services.webhooks import deliver_due, run_forever
 
         if args.loop:
-            run_forever(interval_s=max(args.interval, 0.5))  # until interrupted (Ctrl-C, SIGTERM)
+            try:
+                run_forever(interval_s=max(args.interval, 0.5))
+            except KeyboardInterrupt:
+                pass
             return 0
         outcome = deliver_due(None, now=clock.now())
         print("webhooks: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))

@@ -365,6 +365,36 @@ def test_a_license_suspended_after_its_last_retry_and_one_canceled_are_told(seed
     assert [e["type"] for e in receiver.events()] == ["license.canceled", "license.suspended"]
 
 
+def test_the_payment_providers_news_of_a_suspended_or_ended_subscription_is_told(
+        seeded: Seeded, provider: SandboxProvider, receiver: Receiver) -> None:
+    from cf_portal.payments.stripe_webhook import parse_event
+    from cf_portal.services.provider_events import handle_event
+    from tests.unit.test_provider_events import T0, event
+
+    world = World.__new__(World)
+    world.engine, world.actor = seeded.engine, seeded.actor
+    world.endpoint(receiver, types=["license.suspended", "license.canceled"])
+    license_id = buy(seeded, provider, quantity=3)
+    with session_scope(seeded.engine) as session:
+        subscription_id = session.get(License, license_id).provider_subscription_id
+        person = make_employee(session, session.get(Account, seeded.actor.account_id))
+        seats.assign(session, actor=seeded.actor, license_id=license_id,
+                     holders=[Holder(kind="employee", id=person.id)], now=NOW)
+
+    def apply(kind: str, status: str, at: int) -> str:
+        with session_scope(seeded.engine) as session:
+            sub = {"id": subscription_id, "object": "subscription", "status": status}
+            return handle_event(session, event=parse_event(event(kind, sub, at=at)), now=NOW)
+
+    assert apply("customer.subscription.updated", "unpaid", T0 + 10) == "status suspended"
+    assert apply("customer.subscription.updated", "unpaid", T0 + 20) == "status suspended"  # no news
+    assert apply("customer.subscription.deleted", "canceled", T0 + 30) == "status canceled"
+    apply("customer.subscription.deleted", "canceled", T0 + 30)  # a replay
+    suspended, canceled = payloads(world)
+    assert (suspended["type"], suspended["data"]["reason"]) == ("license.suspended", "payment_provider")
+    assert (canceled["type"], canceled["data"]["seats_freed"]) == ("license.canceled", 1)
+
+
 # --- Endpoints: owners only, safe addresses, the secret shown once --------------------------------------------
 
 
@@ -460,6 +490,33 @@ def test_another_accounts_endpoints_and_events_are_not_found(world: World, recei
         assert webhooks.list_endpoints(session, actor=stranger) == []
         webhooks.delete_endpoint(session, actor=world.actor, endpoint_id=endpoint)
     assert world.outbox() == []
+
+
+def test_outside_demo_mode_webhooks_need_the_servers_signing_key(world: World,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from cf_portal.settings import Settings
+
+    def create() -> webhooks.NewSecret:
+        with session_scope(world.engine) as session:
+            return webhooks.create_endpoint(session, actor=world.actor, url="https://hooks.example.com/x",
+                                            event_types=ALL)
+
+    def secret_now(endpoint_id: int) -> str:
+        with session_scope(world.engine, write=False) as session:
+            return webhooks.endpoint_secret(endpoint_id, session.get(webhooks.WebhookEndpoint, endpoint_id).secret_salt)
+
+    live = {"CF_DEMO_MODE": "false", "CF_PAYMENT_PROVIDER": "sandbox"}
+    monkeypatch.setattr(webhooks, "get_settings", lambda: Settings(**live))
+    with pytest.raises(DomainError, match="CF_WEBHOOK_SIGNING_KEY"):
+        create()
+    monkeypatch.setattr(webhooks, "get_settings", lambda: Settings(**live, CF_WEBHOOK_SIGNING_KEY="k" * 32))
+    created = create()
+    assert secret_now(created.endpoint.id) == created.secret  # worked out again from the key and the salt
+    # Another server key: every endpoint's secret changes.
+    monkeypatch.setattr(webhooks, "get_settings", lambda: Settings(**live, CF_WEBHOOK_SIGNING_KEY="j" * 32))
+    assert secret_now(created.endpoint.id) != created.secret
+    with pytest.raises(ValueError, match="at least 32"):
+        Settings(**live, CF_WEBHOOK_SIGNING_KEY="short")
 
 
 def test_the_command_sends_what_is_due(world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
