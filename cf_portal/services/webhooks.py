@@ -26,6 +26,7 @@ Where each promise lives:
   also allow http and loopback (localhost, 127.0.0.1, ::1), never the other private ranges. What is left: a name
   that resolves differently between the check and the connection (DNS rebinding); an egress firewall closes that.
 - Logs name the event id, its type and the endpoint id: never the secret, the URL or the payload (names, emails).
+  Delivered and failed events are deleted after 30 days (`purge_finished`, run by `cli purge-expired`).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ TOLERANCE_S = 300
 # Demo mode's stand-in for CF_WEBHOOK_SIGNING_KEY: not secret, and refused outside demo mode.
 DEMO_SIGNING_KEY = "cf-portal-demo-webhook-signing-key (demo mode only)"
 URL_MAX = 2000
+# Delivered and failed events are deleted this long after they were made (`purge_finished`, cli purge-expired).
+KEEP_FINISHED = timedelta(days=30)
 LICENSE_EVENTS = {LicenseStatus.SUSPENDED.value: "license.suspended", LicenseStatus.CANCELED.value: "license.canceled"}
 
 # (url, body, headers, timeout in seconds) → the HTTP status code; raises when there is no answer.
@@ -141,6 +144,8 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 def _address_allowed(address: str, *, demo_mode: bool) -> bool:
     ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
+        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return demo_mode
     return ip.is_global and not ip.is_multicast
@@ -178,7 +183,7 @@ def check_url(url: str, *, demo_mode: bool | None = None) -> str:
         literal = None
     if literal is not None and not _address_allowed(host, demo_mode=demo_mode):
         raise DomainError("The address must be a public one, not a private or local network's.", field="url")
-    return url
+    return urllib.parse.urlunsplit(parts)  # the scheme lower-cased
 
 
 class UnsafeDestination(Exception):  # noqa: N818 (an outcome of an attempt, written to the delivery log)
@@ -198,9 +203,11 @@ def _check_destination(url: str, *, demo_mode: bool) -> None:
 
 
 def httpx_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    """The real POST: a short timeout, redirects not followed (each one would need the checks again)."""
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-        return client.post(url, content=body, headers=headers).status_code
+    """The real POST: a short timeout; redirects not followed (each would need the checks again); the answer's
+    body never read (it could be endless); no proxy settings or .netrc credentials taken from the environment."""
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client, \
+            client.stream("POST", url, content=body, headers=headers) as response:
+        return response.status_code
 
 
 # --- Endpoints: what the Settings → Webhooks page uses --------------------------------------------------------
@@ -452,6 +459,15 @@ def license_status_changed(session: Session, lic: License, *, before: str, now: 
     if seats_freed is not None:
         data["seats_freed"] = seats_freed
     enqueue(session, account_id=lic.account_id, type_=type_, now=now, data=data)
+
+
+def purge_finished(session: Session, *, now: datetime, older_than: timedelta = KEEP_FINISHED) -> int:
+    """Delete delivered and failed events (with their attempts) older than `older_than`: their payloads name
+    people, and the log need not keep them for ever. Returns how many."""
+    old = select(WebhookEvent.id).where(WebhookEvent.created_at < now - older_than,
+                                        WebhookEvent.status != WebhookEventStatus.PENDING.value)
+    session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.webhook_event_id.in_(old)))
+    return session.execute(sa.delete(WebhookEvent).where(WebhookEvent.id.in_(old))).rowcount or 0
 
 
 # --- The worker -----------------------------------------------------------------------------------------------

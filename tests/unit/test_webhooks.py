@@ -519,6 +519,18 @@ def test_outside_demo_mode_webhooks_need_the_servers_signing_key(world: World,
         Settings(**live, CF_WEBHOOK_SIGNING_KEY="short")
 
 
+def test_finished_events_are_deleted_after_thirty_days_and_pending_ones_kept(world: World,
+                                                                             receiver: Receiver) -> None:
+    world.endpoint(receiver)
+    world.assign(world.people[0], world.people[1])
+    receiver.script = [200, 500]
+    assert deliver(world) == {"delivered": 1, "retrying": 1}
+    with session_scope(world.engine) as session:
+        assert webhooks.purge_finished(session, now=NOW + 29 * DAY) == 0
+        assert webhooks.purge_finished(session, now=NOW + 31 * DAY) == 1
+    assert [row.status for row in world.outbox()] == ["pending"]
+
+
 def test_the_command_sends_what_is_due(world: World, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     from cf_portal import cli, db
