@@ -15,6 +15,9 @@ ended (`period_end <= now`), in short transactions of its own, so no lock is hel
 
 A provider that renews by itself (Stripe) charges the periods on its own; its webhooks call `period_paid`,
 `renewal_failed` and `end_license` here, so the license goes through the same steps in both modes.
+
+A license that becomes Suspended or Canceled here writes its webhook event (`services.webhooks`) in the same
+transaction; a canceled license's seats end with it (one license.canceled, no seat.unassigned for each).
 """
 
 from __future__ import annotations
