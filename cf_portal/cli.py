@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("sync-catalog", help="create the products, monthly prices and coupons at the payment provider")
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
-    sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts and expired demo "
-                   "accounts, whose subscriptions are cancelled first (run daily)")
+    sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts, webhook events finished "
+                   "30 days ago and expired demo accounts, whose subscriptions are cancelled first (run daily)")
+    hooks = sub.add_parser("deliver-webhooks", help="send the webhook events that are due (retries too); safe to run "
+                           "several at once")
+    hooks.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
+    hooks.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
     key = sub.add_parser("create-api-key", help="make an API key for an owner's account and print it (only the "
                          "key, on stdout; it is not shown again)")
     key.add_argument("--account-email", required=True, help="the sign-in email of an owner of the account")
@@ -138,13 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         from cf_portal.payments import get_provider
         from cf_portal.services.auth import purge_expired
         from cf_portal.services.demo import purge_expired_copies
+        from cf_portal.services.webhooks import KEEP_FINISHED, purge_finished
 
         now = clock.now()
         with session_scope() as session:
             sessions, counts = purge_expired(session, now=now)
+            events = purge_finished(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
         copies = purge_expired_copies(None, get_provider(), now=now)
         print(f"{copies.deleted} expired demo accounts deleted (their subscriptions cancelled first)")
+        print(f"{events} webhook events delivered or failed over {KEEP_FINISHED.days} days ago deleted")
         for line in copies.kept:
             print(line, file=sys.stderr)
         return 1 if copies.kept else 0
@@ -163,6 +170,18 @@ def main(argv: list[str] | None = None) -> int:
         print(created.secret)
         print(f"API key {created.key.id} ({created.key.prefix}…) made for account {owner.account_id}: store it now, "
               "it is not shown again", file=sys.stderr)
+    elif args.command == "deliver-webhooks":
+        from cf_portal import clock
+        from cf_portal.services.webhooks import deliver_due, run_forever
+
+        if args.loop:
+            try:
+                run_forever(interval_s=max(args.interval, 0.5))
+            except KeyboardInterrupt:
+                pass
+            return 0
+        outcome = deliver_due(None, now=clock.now())
+        print("webhooks: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
     return 0
 
 

@@ -636,3 +636,97 @@ class ProviderEvent(SQLModel, table=True):
     received_at: datetime = created_at_field()
 
     __table_args__ = (sa.UniqueConstraint("provider", "event_id"),)
+
+
+# --- Outgoing webhooks -----------------------------------------------------------------------
+
+
+WEBHOOK_EVENT_TYPES = ("seat.assigned", "seat.unassigned", "seat.moved", "license.suspended", "license.canceled")
+WEBHOOK_EVENT_TYPE_VALUES = ", ".join(f"'{kind}'" for kind in WEBHOOK_EVENT_TYPES)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An owner's URL that is told of seat and license changes (`cf_portal.services.webhooks`).
+
+    The signing secret is not stored: it is HMAC(the server's CF_WEBHOOK_SIGNING_KEY, id and `secret_salt`), so a
+    copy of the database alone cannot sign (or forge) a delivery. A new salt rolls the secret."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    url: str = Field(max_length=2000)
+    # The event types it wants, comma-separated, in the order of WEBHOOK_EVENT_TYPES.
+    event_types: str = Field(max_length=200)
+    description: str = Field(default="", max_length=120)
+    secret_salt: str = Field(max_length=64)
+    created_by_user_id: int | None = fk("user.id", nullable=True, index=False)
+    created_at: datetime = created_at_field()
+    # A disabled endpoint is sent nothing (new events are not written for it; its pending ones wait).
+    disabled_at: datetime | None = optional_time_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("url LIKE 'https://%' OR url LIKE 'http://%'", name="url_http"),
+        sa.CheckConstraint("length(event_types) > 0", name="event_types_not_empty"),
+        sa.CheckConstraint("length(secret_salt) >= 32", name="secret_salt_long"),
+    )
+
+
+class WebhookEventStatus(StrEnum):
+    PENDING = "pending"  # to be sent (again) at next_attempt_at
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # every attempt failed; `resend` queues it again
+
+
+WEBHOOK_EVENT_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in WebhookEventStatus)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """The outbox: one event for one endpoint, written in the transaction of the change it tells of, so it
+    exists exactly when the change does. Every endpoint of the account that wants the type gets its own row with
+    the same `event_id`, so each is retried and logged on its own. A claimed row's `next_attempt_at` is the end of
+    the claim (`claim_token` names the worker's claim): a worker that died leaves it to be claimed again then."""
+
+    __tablename__ = "webhook_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    endpoint_id: int = fk("webhook_endpoint.id", ondelete="CASCADE", index=False)
+    # The id receivers see ("evt_…"), the same for every endpoint: they deduplicate by it.
+    event_id: str = Field(max_length=40)
+    type: str = Field(max_length=40)
+    payload: str = Field(sa_type=sa.Text, nullable=False)  # the JSON body, byte for byte as signed and sent
+    created_at: datetime = created_at_field()
+    status: str = Field(default=WebhookEventStatus.PENDING.value, max_length=12)
+    attempts: int = Field(default=0)  # attempts since it was (re)queued
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    claim_token: str | None = Field(default=None, max_length=32)
+    delivered_at: datetime | None = optional_time_field()
+
+    __table_args__ = (
+        sa.UniqueConstraint("endpoint_id", "event_id"),
+        sa.CheckConstraint(f"type IN ({WEBHOOK_EVENT_TYPE_VALUES})", name="type_known"),
+        sa.CheckConstraint(f"status IN ({WEBHOOK_EVENT_STATUS_VALUES})", name="status_valid"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        sa.CheckConstraint("(status = 'delivered') = (delivered_at IS NOT NULL)", name="delivered_when_delivered"),
+        # The worker's query: the pending rows whose time has come, oldest first.
+        sa.Index("ix_webhook_event_due", "next_attempt_at", sqlite_where=sa.text("status = 'pending'"),
+                 postgresql_where=sa.text("status = 'pending'")),
+        # The delivery log of an endpoint, newest first.
+        sa.Index("ix_webhook_event_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One attempt to deliver a webhook event: when, how long, what the endpoint answered (no body kept)."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: int | None = Field(default=None, primary_key=True)
+    webhook_event_id: int = fk("webhook_event.id", ondelete="CASCADE")
+    attempted_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    status_code: int | None = Field(default=None)  # None: no answer (timeout, refused connection)
+    error: str = Field(default="", max_length=200)
+    duration_ms: int = Field(default=0)
+
+    __table_args__ = (sa.CheckConstraint("duration_ms >= 0", name="duration_not_negative"),)

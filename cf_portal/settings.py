@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str | None = Field(default=None, validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET"),
                                               repr=False)
     demo_mode: bool = Field(default=True, validation_alias=AliasChoices("CF_DEMO_MODE"))
+    # The server key each webhook endpoint's signing secret is derived from (services/webhooks.py): with the
+    # database alone no secret can be worked out. Changing it changes every endpoint's secret. Outside demo mode
+    # webhooks need it (at least 32 characters); demo mode has a fixed stand-in.
+    webhook_signing_key: str | None = Field(default=None, min_length=32, repr=False,
+                                            validation_alias=AliasChoices("CF_WEBHOOK_SIGNING_KEY"))
     # How many "Try the demo" visitors may have their own copy of the demo account at once (each lasts a day).
     demo_max_copies: int = Field(default=200, ge=1, le=100_000, validation_alias=AliasChoices("CF_DEMO_MAX_COPIES"))
     # The operator's catalog (JSON or TOML, format in the README), loaded by `cli load-catalog` and, outside

@@ -43,6 +43,9 @@ from cf_portal.models import (
     Role,
     SeatAssignment,
     User,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
 )
 from cf_portal.payments.provider import PaymentError, PaymentProvider
 from cf_portal.services.actors import Actor
@@ -134,8 +137,8 @@ def _cancel_subscriptions(engine: sa.Engine | None, provider: PaymentProvider, a
 
 
 def _delete_history(session: Session, account_id: int) -> None:
-    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, employees and child
-    accounts; coupons count the account's redemptions no more."""
+    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, webhooks, employees and
+    child accounts; coupons count the account's redemptions no more."""
     license_ids = select(License.id).where(License.account_id == account_id)
     invoice_ids = select(Invoice.id).where(Invoice.account_id == account_id)
     redeemed = session.exec(select(CouponRedemption.coupon_id, sa.func.count())
@@ -146,6 +149,10 @@ def _delete_history(session: Session, account_id: int) -> None:
                         .values(times_redeemed=sa.case((Coupon.times_redeemed > count, Coupon.times_redeemed - count),
                                                        else_=0)))
     session.execute(sa.delete(SeatAssignment).where(SeatAssignment.account_id == account_id))
+    webhook_events = select(WebhookEvent.id).where(WebhookEvent.account_id == account_id)
+    session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.webhook_event_id.in_(webhook_events)))
+    session.execute(sa.delete(WebhookEvent).where(WebhookEvent.account_id == account_id))
+    session.execute(sa.delete(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id))
     session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id.in_(license_ids)))
     session.execute(sa.delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)))
     session.execute(sa.delete(Invoice).where(Invoice.account_id == account_id))

@@ -25,7 +25,7 @@ from sqlmodel import Session, select
 
 from cf_portal.models import Invoice, InvoiceLine, License, LicenseStatus, ProviderEvent
 from cf_portal.payments.provider import EventKind, InvoiceData, PaymentEvent
-from cf_portal.services import audit, renewals
+from cf_portal.services import audit, renewals, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_
     if before != status.value:
         session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.status", object_type="license",
                                 object_id=lic.id, detail=f"{before} → {status.value}", at=now))
+        webhooks.license_status_changed(session, lic, before=before, now=now, reason="payment_provider")
     return f"status {status.value}"
 
 

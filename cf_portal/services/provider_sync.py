@@ -18,7 +18,7 @@ from sqlmodel import select
 from cf_portal.db import session_scope
 from cf_portal.models import Account, Coupon, CouponProduct, License, LicenseStatus, Plan, Product
 from cf_portal.payments.provider import ENDED, CatalogCoupon, CatalogPlan, PaymentError, PaymentProvider
-from cf_portal.services import audit
+from cf_portal.services import audit, webhooks
 from cf_portal.services.provider_events import STATUSES
 from cf_portal.services.validation import printable
 
@@ -133,7 +133,9 @@ def _apply(engine: sa.Engine | None, lic: License, *, status: LicenseStatus | No
         row = session.exec(select(License).where(License.id == lic.id).with_for_update()).one()
         if quantity is not None:
             row.quantity = max(quantity, row.seats_assigned)  # seats held stay held (the CHECK agrees)
+        before = row.status
         if status is not None:
             row.status = status.value
         session.add(audit.event(account_id=row.account_id, user_id=None, action="license.reconciled",
                                 object_type="license", object_id=row.id, detail=why, at=now))
+        webhooks.license_status_changed(session, row, before=before, now=now, reason="reconciled_with_provider")

@@ -15,6 +15,9 @@ ended (`period_end <= now`), in short transactions of its own, so no lock is hel
 
 A provider that renews by itself (Stripe) charges the periods on its own; its webhooks call `period_paid`,
 `renewal_failed` and `end_license` here, so the license goes through the same steps in both modes.
+
+A license that becomes Suspended or Canceled here writes its webhook event (`services.webhooks`) in the same
+transaction; a canceled license's seats end with it (one license.canceled, no seat.unassigned for each).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from cf_portal.payments.provider import (
     PaymentProvider,
     ProviderUnavailable,
 )
-from cf_portal.services import audit, coupons
+from cf_portal.services import audit, coupons, webhooks
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.periods import period_bounds
@@ -250,6 +253,7 @@ def renewal_failed(session: Session, *, license_id: int, period_index: int, atte
             or lic.status not in (*RENEWING, LicenseStatus.SUSPENDED.value)):
         return None
     first_failure = lic.past_due_since or now
+    before = lic.status
     failures = attempt + 1
     if failures <= len(RETRY_DAYS) and lic.status != LicenseStatus.SUSPENDED.value:
         status = LicenseStatus.PAST_DUE
@@ -265,12 +269,15 @@ def renewal_failed(session: Session, *, license_id: int, period_index: int, atte
                             object_type="license", object_id=lic.id,
                             detail=f"renewal of period {period_index + 1} refused ({reason}), attempt {failures}{when}",
                             at=now))
+    webhooks.license_status_changed(session, lic, before=before, now=now, reason="renewal_failed")
     return status
 
 
 def end_license(session: Session, *, license_id: int, at: datetime, now: datetime, reason: str) -> bool:
     """End a license for good: Canceled, its open seats freed at `at` (each says why). Once: False when it had
     ended already."""
+    lic = session.get(License, license_id)
+    before = lic.status if lic is not None else ""
     ended = session.execute(
         sa.update(License).where(License.id == license_id, License.status != LicenseStatus.CANCELED.value,
                                  License.status != LicenseStatus.PENDING.value)
@@ -279,7 +286,6 @@ def end_license(session: Session, *, license_id: int, at: datetime, now: datetim
     ).rowcount
     if not ended:
         return False
-    lic = session.get(License, license_id)
     session.refresh(lic)
     freed = session.execute(
         sa.update(SeatAssignment).where(SeatAssignment.license_id == license_id,
@@ -289,4 +295,5 @@ def end_license(session: Session, *, license_id: int, at: datetime, now: datetim
     ).rowcount
     session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.canceled", object_type="license",
                             object_id=lic.id, detail=f"{reason}; {freed} seats freed", at=now))
+    webhooks.license_status_changed(session, lic, before=before, now=now, reason=reason, seats_freed=freed)
     return True

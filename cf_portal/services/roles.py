@@ -16,6 +16,7 @@ class Permission(StrEnum):
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
     RESET_DEMO = "reset_demo"  # put the demo account back to the seed (demo mode only)
     MANAGE_API_KEYS = "manage_api_keys"  # create, list and revoke the keys of the entitlements API
+    MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their secrets, the delivery log, resend
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -48,6 +49,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.MANAGE_MEMBERS: "Only owners can manage members.",
     Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo.",
     Permission.MANAGE_API_KEYS: "Only owners can manage API keys.",
+    Permission.MANAGE_WEBHOOKS: "Only owners can manage webhooks.",
 }
 
 

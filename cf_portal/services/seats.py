@@ -5,7 +5,9 @@ The rules live in the database as well as here:
   of the license row, which also locks it (PostgreSQL row lock; SQLite's write lock), so two admins
   or two workers can never hand out more seats than were bought;
 - a partial unique index forbids two open seats of one license for one holder;
-- rows are never deleted: freeing a seat sets `unassigned_at`, so the history stays.
+- rows are never deleted: freeing a seat sets `unassigned_at`, so the history stays;
+- every assign, free and move writes its webhook events (`services.webhooks`) in its own transaction, so they
+  exist exactly when the change does (freeing all seats of a holder goes through `unassign`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from cf_portal.models import (
     SeatAssignment,
     User,
 )
-from cf_portal.services import audit
+from cf_portal.services import audit, webhooks
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import parse_id
@@ -201,6 +203,7 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
     for row in rows:
         audit.record(session, actor, "seat.assigned", "seat_assignment", row.id,
                      f"{lic.reference_name}: {names[_key_of(row)]}")
+    webhooks.seats_assigned(session, rows, now=now)
     return [row.id for row in rows]
 
 
@@ -235,6 +238,7 @@ def unassign(session: Session, *, actor: Actor, assignment_id: int, now: datetim
     lic = session.get(License, row.license_id)
     audit.record(session, actor, "seat.unassigned", "seat_assignment", row.id,
                  f"{lic.reference_name}: {_holder_name_any(session, row)}")
+    webhooks.seat_unassigned(session, row, now=now)
 
 
 def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now: datetime | None = None) -> int:
@@ -266,6 +270,7 @@ def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now:
     lic = session.get(License, row.license_id)
     audit.record(session, actor, "seat.moved", "seat_assignment", new.id,
                  f"{lic.reference_name}: {_holder_name_any(session, row)} → {new_name}")
+    webhooks.seat_moved(session, row, new, now=now)
     return new.id
 
 
