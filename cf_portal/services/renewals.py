@@ -9,9 +9,12 @@ ended (`period_end <= now`), in short transactions of its own, so no lock is hel
    provider key `renewal-<license>-<period>-<attempt>`: whatever runs twice or at once, one period is charged once;
 3. paid: one conditional UPDATE (`periods_billed` must still be the period charged) starts the new period, so
    only one run writes the invoice (and a unique index allows one renewal invoice per license and period);
-   refused: the license is Past due and retried 1, 3 and 5 days after the first failure; after the last it is
-   Suspended (its seats stay assigned but grant nothing) until a card is fixed and the payment goes through
-   (`pay_now`); the provider unavailable: nothing changes and the next run asks again with the same key.
+   refused: the license is Past due and retried 1, 3 and 5 days after the first failure (days counted in time,
+   `next_attempt_after`, so a person's own attempt or a scheduler that was off moves nothing); a failure on the
+   last day makes it Suspended (its seats stay assigned but grant nothing) until a card is fixed and the payment
+   goes through (`pay_now`); the provider unavailable: nothing changes and the next run asks again with the same
+   key. Each attempt has a key of its own (`renewal_failures` counts them), so a new card is really charged.
+One license that fails in a way no rule foresaw is logged and counted ("errors"); the others are billed.
 
 A provider that renews by itself (Stripe) charges the periods on its own; its webhooks call `period_paid`,
 `renewal_failed` and `end_license` here, so the license goes through the same steps in both modes.
@@ -20,6 +23,7 @@ A provider that renews by itself (Stripe) charges the periods on its own; its we
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 RETRY_DAYS = (1, 3, 5)
 # Statuses that renew.
 RENEWING = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value)
+# A provider's answers that are not the card's: they never make a license past due.
+NOT_REFUSALS = ("idempotency_error",)
 # A license that has not been billed for many periods (the scheduler was off) catches up this many per run.
 MAX_PERIODS_PER_RUN = 24
 
@@ -94,6 +100,11 @@ def next_renewal(session: Session, lic: License) -> Renewal:
     plan = session.get(Plan, lic.next_plan_id or lic.plan_id)
     product = session.get(Product, plan.product_id)
     coupon = session.get(Coupon, lic.coupon_id) if lic.coupon_id else None
+    return _renewal_of(lic, plan, product, coupon)
+
+
+def _renewal_of(lic: License, plan: Plan, product: Product, coupon: Coupon | None) -> Renewal:
+    """The next period of `lic`, priced; `plan` is the one it renews on (the scheduled one, if any)."""
     quantity = lic.next_quantity or lic.quantity
     unit_amount = plan.unit_amount if lic.next_plan_id else lic.unit_amount
     price = quote(unit_amount=unit_amount, quantity=quantity, currency=lic.currency,
@@ -109,6 +120,16 @@ def renewal_key(license_id: int, period_index: int, attempt: int) -> str:
     return f"renewal-{license_id}-{period_index}-{attempt}"
 
 
+def _terms(license_id: int) -> sa.Select:
+    """The license with what its next renewal is priced from: the plan it renews on (the scheduled one, if any),
+    that plan's product and the coupon, in one read."""
+    return (select(License, Plan, Product, Coupon)
+            .join(Plan, Plan.id == sa.func.coalesce(License.next_plan_id, License.plan_id))
+            .join(Product, Product.id == Plan.product_id)
+            .outerjoin(Coupon, Coupon.id == License.coupon_id)
+            .where(License.id == license_id))
+
+
 def _due(now: datetime, account_id: int | None, license_id: int | None) -> sa.Select:
     query = (select(License.id).where(License.status.in_(RENEWING), License.period_end <= now,
                                       sa.or_(License.next_attempt_at.is_(None), License.next_attempt_at <= now))
@@ -120,18 +141,25 @@ def _due(now: datetime, account_id: int | None, license_id: int | None) -> sa.Se
 
 def bill_due(engine: sa.Engine | None, provider: PaymentProvider, *, now: datetime,
              account_id: int | None = None, license_id: int | None = None) -> dict[str, int]:
-    """Renew (or end) every license whose period has ended; returns how many were renewed, ended, refused,
-    suspended, left for the provider, or found unanswered. Safe to run twice or at once."""
-    outcome = {"renewed": 0, "ended": 0, "failed": 0, "suspended": 0, "unavailable": 0, "by_provider": 0}
+    """Renew (or end) every license whose period has ended; returns how many were renewed, ended, refused
+    ("failed": past due), suspended, left for the provider, found unanswered ("unavailable": asked again next run)
+    or went wrong otherwise ("errors": logged, asked again next run). Safe to run twice or at once. One license
+    that fails in a way no rule foresaw does not stop the others."""
+    outcome: Counter[str] = Counter()
     with session_scope(engine, write=False) as session:
         due = list(session.exec(_due(now, account_id, license_id)).all())
-    for license_id in due:
-        for _ in range(MAX_PERIODS_PER_RUN):
-            step = _renew_once(engine, provider, license_id=license_id, now=now)
-            outcome[step] = outcome.get(step, 0) + 1
-            if step != "renewed":
-                break
-    return {key: value for key, value in outcome.items() if value and key != "not_due"}
+    for due_id in due:
+        try:
+            for _ in range(MAX_PERIODS_PER_RUN):  # a license behind by several periods (the scheduler was off)
+                step, more_due = _renew_once(engine, provider, license_id=due_id, now=now)
+                outcome[step] += 1
+                if not more_due:
+                    break
+        except Exception:  # noqa: BLE001 (one license's trouble must not leave the others unbilled)
+            log.exception("renewal of license %s failed; it is tried again at the next run", due_id)
+            outcome["errors"] += 1
+    outcome.pop("not_due", None)
+    return dict(outcome)
 
 
 def pay_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, license_id: int,
@@ -145,39 +173,32 @@ def pay_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor
             raise NotFound("That license")
         if lic.status not in (LicenseStatus.PAST_DUE.value, LicenseStatus.SUSPENDED.value):
             raise DomainError("This license has no payment due.")
-    step = _renew_once(engine, provider, license_id=license_id, now=now, retry_now=True)
-    if step == "renewed":  # later periods that are due too (a license suspended for a while)
+    step, more_due = _renew_once(engine, provider, license_id=license_id, now=now, retry_now=True)
+    if more_due:  # later periods that are due too (a license suspended for a while)
         bill_due(engine, provider, now=now, account_id=actor.account_id, license_id=license_id)
     return step
 
 
 def _renew_once(engine: sa.Engine | None, provider: PaymentProvider, *, license_id: int, now: datetime,
-                retry_now: bool = False) -> str:
+                retry_now: bool = False) -> tuple[str, bool]:
     """One step of one license: end it, or charge its next period. `retry_now`: a person retries a refused
-    renewal (a suspended license too), whenever its next attempt was due."""
+    renewal (a suspended license too), whenever its next attempt was due. Returns the step and whether another
+    period of the license is due already."""
     statuses = (*RENEWING, LicenseStatus.SUSPENDED.value) if retry_now else RENEWING
     with session_scope(engine, write=False) as session:
-        lic = session.get(License, license_id)
-        if lic is None or lic.status not in statuses or lic.period_end > now:
-            return "not_due"
-        if not retry_now and lic.next_attempt_at is not None and lic.next_attempt_at > now:
-            return "not_due"
-        if lic.cancel_at_period_end:
-            renewal = None
-        else:
-            renewal = next_renewal(session, lic)
-    if renewal is None:
-        if lic.provider_subscription_id:
-            try:
-                provider.cancel_subscription(subscription_id=lic.provider_subscription_id)
-            except ProviderUnavailable:
-                return "unavailable"
-        with session_scope(engine) as session:
-            ended = end_license(session, license_id=license_id, at=lic.period_end, now=now,
-                                reason="canceled at the end of its period")
-        return "ended" if ended else "not_due"
+        row = session.exec(_terms(license_id)).first()
+    if row is None:
+        return "not_due", False
+    lic, plan, product, coupon = row
+    if lic.status not in statuses or lic.period_end > now:
+        return "not_due", False
+    if not retry_now and lic.next_attempt_at is not None and lic.next_attempt_at > now:
+        return "not_due", False
+    if lic.cancel_at_period_end:
+        return _end_at_period_end(engine, provider, lic, now=now), False
     if provider.renews_by_itself:
-        return "by_provider"  # its webhooks bring the renewal (`period_paid`, `renewal_failed`)
+        return "by_provider", False  # its webhooks bring the renewal (`period_paid`, `renewal_failed`)
+    renewal = _renewal_of(lic, plan, product, coupon)
     attempt = lic.renewal_failures
     try:
         invoice = provider.charge_renewal(subscription_id=lic.provider_subscription_id or "",
@@ -186,15 +207,38 @@ def _renew_once(engine: sa.Engine | None, provider: PaymentProvider, *, license_
                                           idempotency_key=renewal_key(lic.id, renewal.period_index, attempt))
     except ProviderUnavailable as exc:
         log.warning("renewal of license %s: provider unavailable (%s); asked again next run", lic.id, exc.code)
-        return "unavailable"
+        return "unavailable", False
     except PaymentError as exc:
+        if exc.code in NOT_REFUSALS:
+            # Not the card's answer (this key was sent before with other figures: the terms changed after a
+            # charge whose answer was lost): the license must not be made past due for it.
+            log.error("renewal of license %s: the provider answered %s; left for an operator", lic.id, exc.code)
+            return "errors", False
         with session_scope(engine) as session:
             status = renewal_failed(session, license_id=lic.id, period_index=renewal.period_index,
                                     attempt=attempt, reason=exc.code, now=now)
-        return "suspended" if status == LicenseStatus.SUSPENDED else "failed"
+        return ("suspended" if status == LicenseStatus.SUSPENDED else "failed"), False
     with session_scope(engine) as session:
         period_paid(session, license_id=lic.id, renewal=renewal, invoice=invoice, now=now)
-    return "renewed"
+    return "renewed", renewal.period_end <= now
+
+
+def _end_at_period_end(engine: sa.Engine | None, provider: PaymentProvider, lic: License, *, now: datetime) -> str:
+    """A license cancelled at its period's end: its subscription cancelled at the provider, then the license
+    ended. A subscription the provider does not know is gone already; any other refusal waits for the next run
+    (nothing is ended while the provider may still charge it)."""
+    if lic.provider_subscription_id:
+        try:
+            provider.cancel_subscription(subscription_id=lic.provider_subscription_id)
+        except PaymentError as exc:
+            if exc.code != "resource_missing":
+                log.warning("ending license %s: the provider did not cancel its subscription (%s); asked again "
+                            "next run", lic.id, exc.code)
+                return "unavailable"
+    with session_scope(engine) as session:
+        ended = end_license(session, license_id=lic.id, at=lic.period_end, now=now,
+                            reason="canceled at the end of its period")
+    return "ended" if ended else "not_due"
 
 
 def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice: InvoiceData,
@@ -202,7 +246,7 @@ def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice:
     """Start the period `renewal` charged for, once: the conditional UPDATE lets one caller through, and only that
     one writes the invoice. The changes scheduled for the renewal take effect; a past-due or suspended license is
     active again. False when another run (or webhook) got there first."""
-    started = session.execute(
+    account_id = session.execute(
         sa.update(License)
         .where(License.id == license_id, License.periods_billed == renewal.period_index,
                License.status.in_((*RENEWING, LicenseStatus.SUSPENDED.value)))
@@ -210,44 +254,48 @@ def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice:
                 period_end=renewal.period_end, quantity=renewal.quantity, plan_id=renewal.plan_id,
                 unit_amount=renewal.unit_amount, next_quantity=None, next_plan_id=None,
                 status=LicenseStatus.ACTIVE.value, past_due_since=None, renewal_failures=0, next_attempt_at=None)
-    ).rowcount
-    if not started:
+        .returning(License.account_id)
+    ).scalar()
+    if account_id is None:
         return False
-    lic = session.get(License, license_id)
-    session.refresh(lic)
-    row = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=invoice.provider_id[:64],
+    row = Invoice(account_id=account_id, license_id=license_id, provider_invoice_id=invoice.provider_id[:64],
                   number=invoice.number[:40], status=invoice.status, currency=invoice.currency,
                   subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
                   period_start=renewal.period_start, period_end=renewal.period_end, created_at=now,
                   kind="renewal", period_index=renewal.period_index)
     session.add(row)
     session.flush()
-    for line in invoice.lines:
-        session.add(InvoiceLine(invoice_id=row.id, description=line.description[:200], quantity=line.quantity,
-                                unit_amount=line.unit_amount, amount=line.amount))
-    session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.renewed", object_type="license",
-                            object_id=lic.id, detail=f"period {renewal.period_index + 1}: {invoice.total} "
+    session.add_all([InvoiceLine(invoice_id=row.id, description=line.description[:200], quantity=line.quantity,
+                                 unit_amount=line.unit_amount, amount=line.amount) for line in invoice.lines])
+    session.add(audit.event(account_id=account_id, user_id=None, action="license.renewed", object_type="license",
+                            object_id=license_id, detail=f"period {renewal.period_index + 1}: {invoice.total} "
                             f"{invoice.currency} for {renewal.quantity} licenses", at=now))
     return True
 
 
+def next_attempt_after(first_failure: datetime, now: datetime) -> datetime | None:
+    """The next retry of a renewal that first failed at `first_failure`: the first of the retry days (1, 3 and 5
+    days after it) still to come at `now`; None when none is left (the license is suspended). Counted in time, not
+    in attempts, so a person's own attempt (`pay_now`) or a scheduler that was off does not move the days."""
+    return next((at for days in RETRY_DAYS if (at := first_failure + timedelta(days=days)) > now), None)
+
+
 def renewal_failed(session: Session, *, license_id: int, period_index: int, attempt: int, reason: str,
                    now: datetime) -> LicenseStatus | None:
-    """Record a refused renewal of `period_index` (attempt number `attempt`, counted from 0), once per attempt:
-    Past due with the next try 1, 3 or 5 days after the first failure, or Suspended after the last. Returns the
-    status it set (None: another run recorded this attempt already)."""
+    """Record a refused renewal of `period_index` (attempt number `attempt`, counted from 0, which keys the next
+    attempt), once per attempt: Past due with the next try on day 1, 3 or 5 after the first failure, or Suspended
+    when it failed on the last day. Returns the status it set (None: another run recorded this attempt already)."""
     lic = session.exec(select(License).where(License.id == license_id).with_for_update()).first()
     if (lic is None or lic.periods_billed != period_index or lic.renewal_failures != attempt
             or lic.status not in (*RENEWING, LicenseStatus.SUSPENDED.value)):
         return None
     first_failure = lic.past_due_since or now
-    failures = attempt + 1
-    if failures <= len(RETRY_DAYS) and lic.status != LicenseStatus.SUSPENDED.value:
-        status = LicenseStatus.PAST_DUE
-        next_attempt = first_failure + timedelta(days=RETRY_DAYS[failures - 1])
+    next_attempt = next_attempt_after(first_failure, now)
+    if next_attempt is None or lic.status == LicenseStatus.SUSPENDED.value:
+        status, next_attempt = LicenseStatus.SUSPENDED, None
     else:
-        status = LicenseStatus.SUSPENDED
-        next_attempt = None
+        status = LicenseStatus.PAST_DUE
+    failures = attempt + 1
     lic.status, lic.past_due_since, lic.renewal_failures, lic.next_attempt_at = (
         status.value, first_failure, failures, next_attempt)
     # The event an email is written from (issue 15): the license, what happened, and when it is tried again.
@@ -262,22 +310,22 @@ def renewal_failed(session: Session, *, license_id: int, period_index: int, atte
 def end_license(session: Session, *, license_id: int, at: datetime, now: datetime, reason: str) -> bool:
     """End a license for good: Canceled, its open seats freed at `at` (each says why). Once: False when it had
     ended already."""
-    ended = session.execute(
+    account_id = session.execute(
         sa.update(License).where(License.id == license_id, License.status != LicenseStatus.CANCELED.value,
                                  License.status != LicenseStatus.PENDING.value)
         .values(status=LicenseStatus.CANCELED.value, canceled_at=at, cancel_at_period_end=False, seats_assigned=0,
                 next_quantity=None, next_plan_id=None, next_attempt_at=None)
-    ).rowcount
-    if not ended:
+        .returning(License.account_id)
+    ).scalar()
+    if account_id is None:
         return False
-    lic = session.get(License, license_id)
-    session.refresh(lic)
+    later = (sa.func.max if session.get_bind().dialect.name == "sqlite" else sa.func.greatest)(
+        SeatAssignment.assigned_at, at)  # a seat assigned after the period's end ends when it began
     freed = session.execute(
         sa.update(SeatAssignment).where(SeatAssignment.license_id == license_id,
                                         SeatAssignment.unassigned_at.is_(None))
-        .values(unassigned_at=sa.func.max(SeatAssignment.assigned_at, at) if session.get_bind().dialect.name
-                == "sqlite" else sa.func.greatest(SeatAssignment.assigned_at, at), ended_reason="license_canceled")
+        .values(unassigned_at=later, ended_reason="license_canceled")
     ).rowcount
-    session.add(audit.event(account_id=lic.account_id, user_id=None, action="license.canceled", object_type="license",
-                            object_id=lic.id, detail=f"{reason}; {freed} seats freed", at=now))
+    session.add(audit.event(account_id=account_id, user_id=None, action="license.canceled", object_type="license",
+                            object_id=license_id, detail=f"{reason}; {freed} seats freed", at=now))
     return True
