@@ -162,6 +162,22 @@ def bill_due(engine: sa.Engine | None, provider: PaymentProvider, *, now: dateti
     return dict(outcome)
 
 
+# What each count of `bill_due` means, in the words of a summary.
+OUTCOME_WORDS = {"renewed": "renewed", "ended": "ended (cancelled at the period's end)", "failed": "past due",
+                 "suspended": "suspended", "unavailable": "left for the next run (provider unavailable)",
+                 "by_provider": "renewed by the provider itself", "errors": "failed with an error (logged)"}
+
+
+def summary(outcome: dict[str, int]) -> str:
+    """"2 licenses renewed, 1 past due", or "No license was due." """
+    parts = [f"{count} {what}" for key, what in OUTCOME_WORDS.items() if (count := outcome.get(key))]
+    if not parts:
+        return "No license was due."
+    first = next(key for key in OUTCOME_WORDS if outcome.get(key))
+    parts[0] = parts[0].replace(" ", f" license{'s' if outcome[first] != 1 else ''} ", 1)
+    return ", ".join(parts)
+
+
 def pay_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, license_id: int,
             now: datetime) -> str:
     """Try the overdue renewal of a past-due or suspended license at once (after its card was changed), without
@@ -219,7 +235,9 @@ def _renew_once(engine: sa.Engine | None, provider: PaymentProvider, *, license_
                                     attempt=attempt, reason=exc.code, now=now)
         return ("suspended" if status == LicenseStatus.SUSPENDED else "failed"), False
     with session_scope(engine) as session:
-        period_paid(session, license_id=lic.id, renewal=renewal, invoice=invoice, now=now)
+        started = period_paid(session, license_id=lic.id, renewal=renewal, invoice=invoice, now=now)
+    if not started:  # another run was charged the same (one charge: the same key) and recorded it first
+        return "not_due", False
     return "renewed", renewal.period_end <= now
 
 
