@@ -33,7 +33,7 @@ def _catalog_or_none(path: Path | None):  # noqa: ANN202
     return None if path is None else read_catalog_file(path)
 
 
-def _moment(text: str) -> datetime:
+def iso_time(text: str) -> datetime:
     """An ISO time with its zone (a naive one is read as UTC)."""
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     bill = sub.add_parser("bill-due", help="renew every license whose period has ended (one charge per license and "
                           "period, safe to run twice or at once), end those cancelled at their period's end, retry "
                           "past-due ones (run every hour)")
-    bill.add_argument("--now", type=_moment, help="bill as of this ISO time, e.g. 2027-01-05T00:00:00+00:00 "
+    bill.add_argument("--now", type=iso_time, help="bill as of this ISO time, e.g. 2027-01-05T00:00:00+00:00 "
                       "(default: the clock)")
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
