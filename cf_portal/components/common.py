@@ -32,8 +32,9 @@ def loading_rows(count: int = 3) -> rx.Component:
 
 def status_badge(status: rx.Var) -> rx.Component:
     return rx.badge(
-        rx.match(status, ("active", "Active"), ("past_due", "Past due"), ("canceled", "Canceled"), status),
-        color_scheme=rx.match(status, ("active", "green"), ("past_due", "amber"), "gray"),
+        rx.match(status, ("active", "Active"), ("past_due", "Past due"), ("suspended", "Suspended"),
+                 ("canceled", "Canceled"), status),
+        color_scheme=rx.match(status, ("active", "green"), ("past_due", "amber"), ("suspended", "red"), "gray"),
         variant="soft",
         high_contrast=True,
     )
