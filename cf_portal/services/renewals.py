@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from cf_portal.db import session_scope
+from cf_portal.db import get_engine, session_scope
 from cf_portal.models import (
+    AuditEvent,
     Coupon,
     Invoice,
     InvoiceLine,
@@ -66,6 +68,10 @@ RENEWING = (LicenseStatus.ACTIVE.value, LicenseStatus.PAST_DUE.value)
 NOT_REFUSALS = ("idempotency_error",)
 # A license that has not been billed for many periods (the scheduler was off) catches up this many per run.
 MAX_PERIODS_PER_RUN = 24
+# Due licenses read (and their renewals recorded) this many at a time.
+BATCH = 200
+# Licenses charged at once on PostgreSQL (SQLite takes one writer at a time).
+CHARGING_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -120,14 +126,13 @@ def renewal_key(license_id: int, period_index: int, attempt: int) -> str:
     return f"renewal-{license_id}-{period_index}-{attempt}"
 
 
-def _terms(license_id: int) -> sa.Select:
-    """The license with what its next renewal is priced from: the plan it renews on (the scheduled one, if any),
+def _terms() -> sa.Select:
+    """Licenses with what their next renewal is priced from: the plan each renews on (the scheduled one, if any),
     that plan's product and the coupon, in one read."""
     return (select(License, Plan, Product, Coupon)
             .join(Plan, Plan.id == sa.func.coalesce(License.next_plan_id, License.plan_id))
             .join(Product, Product.id == Plan.product_id)
-            .outerjoin(Coupon, Coupon.id == License.coupon_id)
-            .where(License.id == license_id))
+            .outerjoin(Coupon, Coupon.id == License.coupon_id))
 
 
 def _due(now: datetime, account_id: int | None, license_id: int | None) -> sa.Select:
@@ -139,27 +144,96 @@ def _due(now: datetime, account_id: int | None, license_id: int | None) -> sa.Se
     return query if license_id is None else query.where(License.id == license_id)
 
 
+@dataclass(frozen=True)
+class _Charged:
+    """A period the provider has charged, waiting to be recorded (`period_paid`)."""
+
+    renewal: Renewal
+    invoice: InvoiceData
+
+
 def bill_due(engine: sa.Engine | None, provider: PaymentProvider, *, now: datetime,
              account_id: int | None = None, license_id: int | None = None) -> dict[str, int]:
     """Renew (or end) every license whose period has ended; returns how many were renewed, ended, refused
     ("failed": past due), suspended, left for the provider, found unanswered ("unavailable": asked again next run)
     or went wrong otherwise ("errors": logged, asked again next run). Safe to run twice or at once. One license
-    that fails in a way no rule foresaw does not stop the others."""
+    that fails in a way no rule foresaw does not stop the others.
+
+    For speed, due licenses are read BATCH at a time with their terms (one query); each is charged with its own key
+    (on PostgreSQL by a few workers at once: the provider's calls mostly wait), and the periods paid are recorded
+    in one transaction per batch, each with the same conditional UPDATE as alone (`period_paid`). Nothing about
+    exactly once depends on the batch: if the recording is lost, the next run charges the same keys again (the
+    provider answers with the same invoices) and records them then."""
+    engine = engine or get_engine()
+    workers = CHARGING_WORKERS if engine.dialect.name == "postgresql" else 1  # SQLite has one writer at a time
     outcome: Counter[str] = Counter()
     with session_scope(engine, write=False) as session:
         due = list(session.exec(_due(now, account_id, license_id)).all())
-    for due_id in due:
-        try:
-            for _ in range(MAX_PERIODS_PER_RUN):  # a license behind by several periods (the scheduler was off)
-                step, more_due = _renew_once(engine, provider, license_id=due_id, now=now)
-                outcome[step] += 1
-                if not more_due:
-                    break
-        except Exception:  # noqa: BLE001 (one license's trouble must not leave the others unbilled)
-            log.exception("renewal of license %s failed; it is tried again at the next run", due_id)
-            outcome["errors"] += 1
-    outcome.pop("not_due", None)
-    return dict(outcome)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(due), BATCH):
+            with session_scope(engine, write=False) as session:
+                rows = session.exec(_terms().where(License.id.in_(due[start:start + BATCH]))
+                                    .order_by(License.period_end, License.id)).all()
+            steps = pool.map(lambda row: _charge_step_logged(engine, provider, row, now=now), rows)
+            charged = []
+            for step, paid in steps:
+                if paid is not None:
+                    charged.append(paid)
+                else:
+                    outcome[step] += 1
+            for license_id_behind in _record(engine, charged, now=now, outcome=outcome):
+                _catch_up(engine, provider, license_id=license_id_behind, now=now, outcome=outcome)
+    return {step: count for step, count in outcome.items() if count and step != "not_due"}
+
+
+def _charge_step_logged(engine: sa.Engine, provider: PaymentProvider, row: tuple, *,
+                        now: datetime) -> tuple[str, _Charged | None]:
+    try:
+        return _charge_step(engine, provider, row, now=now)
+    except Exception:  # noqa: BLE001 (one license's trouble must not leave the others unbilled)
+        log.exception("renewal of license %s failed; it is tried again at the next run", row[0].id)
+        return "errors", None
+
+
+def _record(engine: sa.Engine, charged: list[_Charged], *, now: datetime, outcome: Counter[str]) -> list[int]:
+    """Record the periods charged: together in one transaction, or (when that fails) each in its own, so that one
+    that cannot be recorded does not hold back the others. Returns the licenses that are due again already (a
+    license behind by several periods)."""
+    if not charged:
+        return []
+    try:
+        with session_scope(engine) as session:
+            started = _periods_paid(session, charged, now=now)
+    except Exception:  # noqa: BLE001 (sorted out one by one below)
+        log.warning("recording %s renewals together failed; recording them one by one", len(charged),
+                    exc_info=True)
+        started = []
+        for paid in charged:
+            try:
+                with session_scope(engine) as session:
+                    if period_paid(session, license_id=paid.renewal.license_id, renewal=paid.renewal,
+                                   invoice=paid.invoice, now=now):
+                        started.append(paid)
+            except Exception:  # noqa: BLE001 (recorded at the next run, with the provider's same answer)
+                log.exception("renewal of license %s was charged but not recorded; it is recorded at the next "
+                              "run", paid.renewal.license_id)
+                outcome["errors"] += 1
+    outcome["renewed"] += len(started)
+    return [paid.renewal.license_id for paid in started if paid.renewal.period_end <= now]
+
+
+def _catch_up(engine: sa.Engine | None, provider: PaymentProvider, *, license_id: int, now: datetime,
+              outcome: Counter[str]) -> None:
+    """The further periods of a license that missed several (the scheduler was off), one at a time."""
+    try:
+        for _ in range(MAX_PERIODS_PER_RUN - 1):
+            step, more_due = _renew_once(engine, provider, license_id=license_id, now=now)
+            outcome[step] += 1
+            if not more_due:
+                return
+    except Exception:  # noqa: BLE001 (as in bill_due)
+        log.exception("renewal of license %s failed; it is tried again at the next run", license_id)
+        outcome["errors"] += 1
 
 
 # What each count of `bill_due` means, in the words of a summary.
@@ -197,23 +271,37 @@ def pay_now(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor
 
 def _renew_once(engine: sa.Engine | None, provider: PaymentProvider, *, license_id: int, now: datetime,
                 retry_now: bool = False) -> tuple[str, bool]:
-    """One step of one license: end it, or charge its next period. `retry_now`: a person retries a refused
-    renewal (a suspended license too), whenever its next attempt was due. Returns the step and whether another
-    period of the license is due already."""
-    statuses = (*RENEWING, LicenseStatus.SUSPENDED.value) if retry_now else RENEWING
+    """One step of one license on its own: end it, or charge its next period and record it. Returns the step and
+    whether another period of the license is due already."""
     with session_scope(engine, write=False) as session:
-        row = session.exec(_terms(license_id)).first()
+        row = session.exec(_terms().where(License.id == license_id)).first()
     if row is None:
         return "not_due", False
+    step, paid = _charge_step(engine, provider, row, now=now, retry_now=retry_now)
+    if paid is None:
+        return step, False
+    with session_scope(engine) as session:
+        started = period_paid(session, license_id=license_id, renewal=paid.renewal, invoice=paid.invoice, now=now)
+    if not started:  # another run was charged the same (one charge: the same key) and recorded it first
+        return "not_due", False
+    return "renewed", paid.renewal.period_end <= now
+
+
+def _charge_step(engine: sa.Engine | None, provider: PaymentProvider, row: tuple, *, now: datetime,
+                 retry_now: bool = False) -> tuple[str, _Charged | None]:
+    """End the license of `row` (read with `_terms`), or charge its next period: ("charged", what to record), or
+    the step and None. `retry_now`: a person retries a refused renewal (a suspended license too), whenever its next
+    attempt was due."""
     lic, plan, product, coupon = row
+    statuses = (*RENEWING, LicenseStatus.SUSPENDED.value) if retry_now else RENEWING
     if lic.status not in statuses or lic.period_end > now:
-        return "not_due", False
+        return "not_due", None
     if not retry_now and lic.next_attempt_at is not None and lic.next_attempt_at > now:
-        return "not_due", False
+        return "not_due", None
     if lic.cancel_at_period_end:
-        return _end_at_period_end(engine, provider, lic, now=now), False
+        return _end_at_period_end(engine, provider, lic, now=now), None
     if provider.renews_by_itself:
-        return "by_provider", False  # its webhooks bring the renewal (`period_paid`, `renewal_failed`)
+        return "by_provider", None  # its webhooks bring the renewal (`period_paid`, `renewal_failed`)
     renewal = _renewal_of(lic, plan, product, coupon)
     attempt = lic.renewal_failures
     try:
@@ -223,22 +311,18 @@ def _renew_once(engine: sa.Engine | None, provider: PaymentProvider, *, license_
                                           idempotency_key=renewal_key(lic.id, renewal.period_index, attempt))
     except ProviderUnavailable as exc:
         log.warning("renewal of license %s: provider unavailable (%s); asked again next run", lic.id, exc.code)
-        return "unavailable", False
+        return "unavailable", None
     except PaymentError as exc:
         if exc.code in NOT_REFUSALS:
             # Not the card's answer (this key was sent before with other figures: the terms changed after a
             # charge whose answer was lost): the license must not be made past due for it.
             log.error("renewal of license %s: the provider answered %s; left for an operator", lic.id, exc.code)
-            return "errors", False
+            return "errors", None
         with session_scope(engine) as session:
             status = renewal_failed(session, license_id=lic.id, period_index=renewal.period_index,
                                     attempt=attempt, reason=exc.code, now=now)
-        return ("suspended" if status == LicenseStatus.SUSPENDED else "failed"), False
-    with session_scope(engine) as session:
-        started = period_paid(session, license_id=lic.id, renewal=renewal, invoice=invoice, now=now)
-    if not started:  # another run was charged the same (one charge: the same key) and recorded it first
-        return "not_due", False
-    return "renewed", renewal.period_end <= now
+        return ("suspended" if status == LicenseStatus.SUSPENDED else "failed"), None
+    return "charged", _Charged(renewal=renewal, invoice=invoice)
 
 
 def _end_at_period_end(engine: sa.Engine | None, provider: PaymentProvider, lic: License, *, now: datetime) -> str:
@@ -259,36 +343,69 @@ def _end_at_period_end(engine: sa.Engine | None, provider: PaymentProvider, lic:
     return "ended" if ended else "not_due"
 
 
+def _start_period_statement() -> sa.Update:
+    """`period_paid`'s conditional UPDATE, with its values as parameters: built once, as `bill-due` runs it thousands
+    of times in a row and building a statement costs more than running it."""
+    table = License.__table__
+    time = table.c.period_start.type
+    return (sa.update(table)
+            .where(table.c.id == sa.bindparam("p_id"), table.c.periods_billed == sa.bindparam("p_index"),
+                   table.c.status.in_((*RENEWING, LicenseStatus.SUSPENDED.value)))
+            .values(periods_billed=sa.bindparam("p_next"), period_start=sa.bindparam("p_start", type_=time),
+                    period_end=sa.bindparam("p_end", type_=time), quantity=sa.bindparam("p_quantity"),
+                    plan_id=sa.bindparam("p_plan"), unit_amount=sa.bindparam("p_unit_amount"), next_quantity=None,
+                    next_plan_id=None, status=LicenseStatus.ACTIVE.value, past_due_since=None, renewal_failures=0,
+                    next_attempt_at=None)
+            .returning(table.c.account_id))
+
+
+_START_PERIOD = _start_period_statement()
+_INSERT_INVOICES = sa.insert(Invoice.__table__).returning(Invoice.__table__.c.id, sort_by_parameter_order=True)
+_INSERT_LINE = sa.insert(InvoiceLine.__table__)
+_INSERT_EVENT = sa.insert(AuditEvent.__table__)
+
+
 def period_paid(session: Session, *, license_id: int, renewal: Renewal, invoice: InvoiceData,
                 now: datetime) -> bool:
     """Start the period `renewal` charged for, once: the conditional UPDATE lets one caller through, and only that
     one writes the invoice. The changes scheduled for the renewal take effect; a past-due or suspended license is
     active again. False when another run (or webhook) got there first."""
-    account_id = session.execute(
-        sa.update(License)
-        .where(License.id == license_id, License.periods_billed == renewal.period_index,
-               License.status.in_((*RENEWING, LicenseStatus.SUSPENDED.value)))
-        .values(periods_billed=renewal.period_index + 1, period_start=renewal.period_start,
-                period_end=renewal.period_end, quantity=renewal.quantity, plan_id=renewal.plan_id,
-                unit_amount=renewal.unit_amount, next_quantity=None, next_plan_id=None,
-                status=LicenseStatus.ACTIVE.value, past_due_since=None, renewal_failures=0, next_attempt_at=None)
-        .returning(License.account_id)
-    ).scalar()
-    if account_id is None:
-        return False
-    row = Invoice(account_id=account_id, license_id=license_id, provider_invoice_id=invoice.provider_id[:64],
-                  number=invoice.number[:40], status=invoice.status, currency=invoice.currency,
-                  subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
-                  period_start=renewal.period_start, period_end=renewal.period_end, created_at=now,
-                  kind="renewal", period_index=renewal.period_index)
-    session.add(row)
-    session.flush()
-    session.add_all([InvoiceLine(invoice_id=row.id, description=line.description[:200], quantity=line.quantity,
-                                 unit_amount=line.unit_amount, amount=line.amount) for line in invoice.lines])
-    session.add(audit.event(account_id=account_id, user_id=None, action="license.renewed", object_type="license",
-                            object_id=license_id, detail=f"period {renewal.period_index + 1}: {invoice.total} "
-                            f"{invoice.currency} for {renewal.quantity} licenses", at=now))
-    return True
+    return bool(_periods_paid(session, [_Charged(renewal=renewal, invoice=invoice)], now=now))
+
+
+def _periods_paid(session: Session, charged: list[_Charged], *, now: datetime) -> list[_Charged]:
+    """`period_paid` for many licenses in one transaction: the conditional UPDATE for each, then their invoices,
+    lines and history events in one INSERT each. Returns the periods this call started."""
+    connection = session.connection()
+    started: list[tuple[_Charged, int]] = []
+    for paid in charged:
+        renewal = paid.renewal
+        account_id = connection.execute(_START_PERIOD, {
+            "p_id": renewal.license_id, "p_index": renewal.period_index, "p_next": renewal.period_index + 1,
+            "p_start": renewal.period_start, "p_end": renewal.period_end, "p_quantity": renewal.quantity,
+            "p_plan": renewal.plan_id, "p_unit_amount": renewal.unit_amount}).scalar()
+        if account_id is not None:
+            started.append((paid, account_id))
+    if not started:
+        return []
+    invoice_ids = connection.execute(_INSERT_INVOICES, [{
+        "account_id": account_id, "license_id": paid.renewal.license_id,
+        "provider_invoice_id": paid.invoice.provider_id[:64], "number": paid.invoice.number[:40],
+        "status": paid.invoice.status, "currency": paid.invoice.currency, "subtotal": paid.invoice.subtotal,
+        "discount": paid.invoice.discount, "total": paid.invoice.total, "period_start": paid.renewal.period_start,
+        "period_end": paid.renewal.period_end, "created_at": now, "kind": "renewal",
+        "period_index": paid.renewal.period_index} for paid, account_id in started]).scalars().all()
+    lines = [{"invoice_id": invoice_id, "description": line.description[:200], "quantity": line.quantity,
+              "unit_amount": line.unit_amount, "amount": line.amount}
+             for invoice_id, (paid, _) in zip(invoice_ids, started, strict=True) for line in paid.invoice.lines]
+    if lines:
+        connection.execute(_INSERT_LINE, lines)
+    connection.execute(_INSERT_EVENT, [audit.event(
+        account_id=account_id, user_id=None, action="license.renewed", object_type="license",
+        object_id=paid.renewal.license_id, at=now, detail=f"period {paid.renewal.period_index + 1}: "
+        f"{paid.invoice.total} {paid.invoice.currency} for {paid.renewal.quantity} licenses",
+    ).model_dump(exclude={"id"}) for paid, account_id in started])
+    return [paid for paid, _ in started]
 
 
 def next_attempt_after(first_failure: datetime, now: datetime) -> datetime | None:
