@@ -170,11 +170,12 @@ def bill_due(engine: sa.Engine | None, provider: PaymentProvider, *, now: dateti
     with session_scope(engine, write=False) as session:
         due = list(session.exec(_due(now, account_id, license_id)).all())
     with ThreadPoolExecutor(workers) as pool:
+        map_ = pool.map if workers > 1 else map
         for start in range(0, len(due), BATCH):
             with session_scope(engine, write=False) as session:
                 rows = session.exec(_terms().where(License.id.in_(due[start:start + BATCH]))
                                     .order_by(License.period_end, License.id)).all()
-            steps = pool.map(lambda row: _charge_step_logged(engine, provider, row, now=now), rows)
+            steps = map_(lambda row: _charge_step_logged(engine, provider, row, now=now), rows)
             charged = []
             for step, paid in steps:
                 if paid is not None:
