@@ -1,7 +1,8 @@
 """Renewals: every license is charged once per monthly period, and ends when it was cancelled.
 
 `python -m cf_portal.cli bill-due` (every hour, from a scheduler) runs `bill_due`. For each license whose period has
-ended (`period_end <= now`), in short transactions of its own, so no lock is held while the provider works:
+ended (`period_end <= now`), in short transactions, so no lock is held while the provider works (read and recorded
+in batches for speed, see `bill_due`; each license is charged on its own):
 1. a license marked to cancel at the period's end ends: its seats are freed (the history says why), its
    subscription is cancelled, and it shows Canceled (`end_license`);
 2. otherwise the next period is priced with the one pricing function (the changes scheduled for the renewal:
