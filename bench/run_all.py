@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "import_event_loop": (["--rows", "2000", "--no-before"], []),
     "checkout_latency": (["--samples", "5"], []),
     "employees_browser": (["--sizes", "1000", "--samples", "5"], []),
+    "bill_due": (["--licenses", "1000", "--accounts", "10"], []),
 }
 
 # Modules in bench/ that are not benchmarks.

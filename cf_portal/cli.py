@@ -1,9 +1,10 @@
-"""Command line of cf_portal: `python -m cf_portal.cli migrate|seed|...|create-api-key` (`--help` lists them)."""
+"""Command line of cf_portal: `python -m cf_portal.cli <command>` (`--help` lists them)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from alembic.config import Config
@@ -32,6 +33,12 @@ def _catalog_or_none(path: Path | None):  # noqa: ANN202
     return None if path is None else read_catalog_file(path)
 
 
+def iso_time(text: str) -> datetime:
+    """An ISO time with its zone (a naive one is read as UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cf_portal.cli")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     pending.add_argument("--minutes", type=int, default=15, help="only purchases older than this (default 15)")
     sub.add_parser("settings", help="check the configuration and print where the database is")
     sub.add_parser("sync-catalog", help="create the products, monthly prices and coupons at the payment provider")
+    bill = sub.add_parser("bill-due", help="renew every license whose period has ended (one charge per license and "
+                          "period, safe to run twice or at once), end those cancelled at their period's end, retry "
+                          "past-due ones (run every hour)")
+    bill.add_argument("--now", type=iso_time, help="bill as of this ISO time, e.g. 2027-01-05T00:00:00+00:00 "
+                      "(default: the clock)")
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts, webhook events finished "
@@ -126,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
 
         for line in sync_catalog(None, get_provider()):
             print(line)
+    elif args.command == "bill-due":
+        from cf_portal import clock
+        from cf_portal.payments import get_provider
+        from cf_portal.services.renewals import bill_due, summary
+
+        outcome = bill_due(None, get_provider(), now=args.now or clock.now())
+        print(summary(outcome))
+        return 1 if outcome.get("errors") else 0
     elif args.command == "reconcile":
         from cf_portal import clock
         from cf_portal.payments import get_provider

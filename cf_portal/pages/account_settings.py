@@ -1,4 +1,5 @@
-"""Settings: your profile, your password, signing out everywhere, and resetting the demo (demo mode)."""
+"""Settings: your profile, your password, signing out everywhere, and resetting the demo or advancing it a month
+(demo mode)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,11 @@ def demo_card() -> rx.Component:
         rx.card(
             rx.vstack(
                 rx.heading("Demo data", as_="h2", size="4"),
+                rx.text("See what a month does: licenses renew and appear on Billing, a coupon's months run out, and "
+                        "a license billed to the test card 4000 0000 0000 0341 becomes past due, then suspended.",
+                        size="2", color_scheme="gray"),
+                rx.button(rx.icon("calendar-clock", aria_hidden="true"), "Advance one month", variant="soft",
+                          size="3", loading=S.advancing, on_click=S.set_advance_open(True)),
                 rx.text("Put the demo account back to how it started: no licenses, cards or invoices, the seeded "
                         "employees and members.", size="2", color_scheme="gray"),
                 rx.button("Reset demo data", color_scheme="red", variant="soft", size="3",
@@ -94,9 +100,19 @@ def reset_dialog() -> rx.Component:
                           on_open_change=S.set_reset_open)
 
 
+def advance_dialog() -> rx.Component:
+    return confirm_dialog("Advance one month?",
+                          "Every license of the demo account moves a month into the past, and what has fallen due is "
+                          "charged now, as the monthly renewal would. This cannot be undone (Reset demo data starts "
+                          "over).",
+                          action="Advance one month", on_confirm=S.advance_month, open=S.advance_open,
+                          on_open_change=S.set_advance_open)
+
+
 def account_settings_page() -> rx.Component:
     return page_shell(
         rx.vstack(profile_card(), password_card(), sessions_card(), demo_card(), reset_dialog(),
+                  advance_dialog(),
                   spacing="4", width="100%"),
         title="Settings",
     )

@@ -10,6 +10,9 @@ reach another visitor.
   (`auth.actor_for_token` checks), and `cli purge-expired` deletes it with everything it owns.
 - At most `max_copies` copies are live at once (`CF_DEMO_MAX_COPIES`); copies are made one at a time (the
   template's row is locked), so the cap holds under concurrent clicks.
+- "Advance one month" (Settings, `advance_one_month`) shows what a month does to the account: its licenses are
+  moved a calendar month into the past, then renewed (or ended, or refused) by `renewals.bill_due` for this account
+  alone, as the hourly `bill-due` would.
 - Subscriptions are cancelled at the payment provider before their licenses are deleted (by a reset or a
   purge), outside any transaction; if the provider cannot cancel one, nothing of that account is deleted and
   the next run tries again. A demo must never leave a subscription charging every month.
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
@@ -48,13 +52,15 @@ from cf_portal.models import (
     WebhookEvent,
 )
 from cf_portal.payments.provider import PaymentError, PaymentProvider
+from cf_portal.services import renewals
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound
+from cf_portal.services.periods import period_bounds
 from cf_portal.services.roles import Permission
 from cf_portal.services.seed import DEMO_MEMBERS, DEMO_OWNER_EMAIL, demo_account, seed_demo
 
 DEMO_COPY_LIFETIME = timedelta(days=1)
-NOT_A_DEMO = "Only an owner of a demo account can reset it, in demo mode."
+NOT_A_DEMO = "Only an owner of a demo account can reset it or move its clock, in demo mode."
 DEMO_FULL = ("All {count} demo accounts are in use right now. Each one lasts a day: try again later, or ask us "
              "for a guided demo.")
 
@@ -237,6 +243,62 @@ def _reset(engine: sa.Engine | None, provider: PaymentProvider, *, account_id: i
             _restore_members(session, account, {copy_email(email, account.id): role for email, _, role
                                                 in _template_members(session, template)}, now)
             _copy_people(session, template_id=template.id, account_id=account.id, now=now)
+
+
+# --- Advance one month ----------------------------------------------------------------------------------------
+
+
+def _shift_licenses_back(session: Session, account_id: int) -> int:
+    """Move every license of the account one calendar month into the past, with what hangs off it, as if it had
+    been bought and used a month earlier; returns how many were moved.
+
+    The periods are counted from `created_at` (`services.periods`), so that anchor moves a calendar month and the
+    current period is worked out from it again (31 March → 28 February, not 3 March). Everything else of the
+    license moves by the same span of time, so every interval stays as it was and every CHECK constraint holds:
+    a failed renewal's first failure and next attempt, the cancellation, its seats, its invoices and its changes
+    (a pending one too). Purchases still under way (pending) are left alone."""
+    licenses = session.exec(select(License).where(License.account_id == account_id,
+                                                  License.status != LicenseStatus.PENDING.value)
+                            .with_for_update()).all()
+    for lic in licenses:
+        anchor = lic.created_at - relativedelta(months=1)
+        span = lic.created_at - anchor
+        lic.created_at = anchor
+        lic.period_start, lic.period_end = period_bounds(anchor, lic.periods_billed - 1)
+        for name in ("past_due_since", "next_attempt_at", "canceled_at"):
+            if getattr(lic, name) is not None:
+                setattr(lic, name, getattr(lic, name) - span)
+        for seat in session.exec(select(SeatAssignment).where(SeatAssignment.license_id == lic.id)).all():
+            seat.assigned_at -= span
+            if seat.unassigned_at is not None:
+                seat.unassigned_at -= span
+        for invoice in session.exec(select(Invoice).where(Invoice.license_id == lic.id)).all():
+            invoice.created_at -= span
+            invoice.period_start -= span
+            if invoice.period_end is not None:
+                invoice.period_end -= span
+        for change in session.exec(select(LicenseChange).where(LicenseChange.license_id == lic.id)).all():
+            change.created_at -= span
+            if change.finished_at is not None:
+                change.finished_at -= span
+    return len(licenses)
+
+
+def advance_one_month(engine: sa.Engine | None, provider: PaymentProvider, *, actor: Actor, demo_mode: bool,
+                      now: datetime) -> str:
+    """Settings' "Advance one month": the actor's own demo account a month on. Its licenses move a month into the
+    past, then this account's due renewals run (`renewals.bill_due`, the account's licenses only: every visitor has
+    a copy of their own). Returns what happened, for a toast: "A month has passed: 2 licenses renewed, 1 past due."
+    """
+    if provider.renews_by_itself:
+        raise DomainError("The demo's clock cannot be moved with this payment provider: it renews by itself.")
+    with session_scope(engine) as session:
+        check_may_reset(session, actor, demo_mode=demo_mode)
+        moved = _shift_licenses_back(session, actor.account_id)
+    if not moved:
+        return "A month has passed. There are no licenses yet: buy one to see it renew."
+    outcome = renewals.bill_due(engine, provider, now=now, account_id=actor.account_id)
+    return f"A month has passed: {renewals.summary(outcome)}." if outcome else "A month has passed: nothing was due."
 
 
 @dataclass

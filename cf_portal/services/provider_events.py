@@ -143,8 +143,9 @@ def _apply(session: Session, event: PaymentEvent, occurred_at: datetime, now: da
         return _set_status(session, lic, LicenseStatus.ACTIVE, occurred_at, now)
     if event.kind is EventKind.INVOICE_PAYMENT_FAILED and renews and _newer(lic, occurred_at):
         _save_invoice(session, lic, event.invoice, "open")
+        # Counted at the provider's attempt (the retry days are days after the first failure), not at delivery.
         status = renewals.renewal_failed(session, license_id=lic.id, period_index=lic.periods_billed,
-                                         attempt=lic.renewal_failures, reason="payment_failed", now=now)
+                                         attempt=lic.renewal_failures, reason="payment_failed", now=occurred_at)
         lic.provider_updated_at = occurred_at
         return f"status {status.value}" if status else "failure already counted"
     if event.kind is EventKind.INVOICE_PAYMENT_FAILED:

@@ -14,7 +14,7 @@ class Permission(StrEnum):
     MANAGE_PAYMENT_METHODS = "manage_payment_methods"  # add a card, make one the default
     MANAGE_SEATS = "manage_seats"  # employees, child accounts, assign, move and free seats, CSV import
     MANAGE_MEMBERS = "manage_members"  # invite, change roles, remove members
-    RESET_DEMO = "reset_demo"  # put the demo account back to the seed (demo mode only)
+    RESET_DEMO = "reset_demo"  # put the demo account back to the seed, or a month on (demo mode only)
     MANAGE_API_KEYS = "manage_api_keys"  # create, list and revoke the keys of the entitlements API
     MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their secrets, the delivery log, resend
 
@@ -47,7 +47,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.MANAGE_PAYMENT_METHODS: "Only owners and billing admins can change payment methods.",
     Permission.MANAGE_SEATS: "Only owners and license admins can change employees and seats.",
     Permission.MANAGE_MEMBERS: "Only owners can manage members.",
-    Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo.",
+    Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo or move its clock.",
     Permission.MANAGE_API_KEYS: "Only owners can manage API keys.",
     Permission.MANAGE_WEBHOOKS: "Only owners can manage webhooks.",
 }

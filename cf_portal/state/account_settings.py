@@ -1,5 +1,5 @@
 """The Settings page: your profile, changing your password (which signs out every other browser), and, in
-demo mode, resetting one's own demo account."""
+demo mode, resetting one's own demo account or moving it a month on."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ def reset_demo_outcome(actor: Actor) -> Outcome[None]:
                    log_as="resetting a demo account failed")
 
 
+def advance_month_outcome(actor: Actor) -> Outcome[str]:
+    """Move the actor's demo account a month on and bill what fell due (runs in a worker thread: the provider is
+    called)."""
+    return outcome(lambda: demo.advance_one_month(None, provider(), actor=actor, demo_mode=get_settings().demo_mode,
+                                                  now=now()),
+                   failed="The demo could not be moved a month on. Try again in a moment.",
+                   log_as="advancing a demo account a month failed")
+
+
 def attempt_change_password(actor: Actor, session_digest: str, form: dict) -> Attempt:
     return sign_in_attempt(lambda: auth.change_password(
         get_engine(), actor=actor, session_digest=session_digest, current=form.get("current_password", ""),
@@ -44,7 +53,9 @@ class AccountSettingsState(PortalState):
     saving: bool = False
     form_key: int = 0  # a new key empties the password fields after a change
     reset_open: bool = False
-    can_reset_demo: bool = False  # an owner of the demo account, in demo mode
+    advance_open: bool = False
+    advancing: bool = False
+    can_reset_demo: bool = False  # an owner of the demo account, in demo mode (reset it, or advance a month)
 
     @rx.event
     def load(self):
@@ -53,7 +64,7 @@ class AccountSettingsState(PortalState):
             demo.may_reset(session, actor, demo_mode=get_settings().demo_mode)))
         self.email = actor.email
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
-        self.saving, self.reset_open = False, False
+        self.saving, self.reset_open, self.advance_open = False, False, False
         if self.router.url.query_parameters.get(PASSWORD_CHANGED):
             return rx.toast.success("Password changed. Every other browser was signed out.")
 
@@ -102,6 +113,10 @@ class AccountSettingsState(PortalState):
 
     def _begin_reset_demo(self) -> Actor:
         self.reset_open = False
+        return self._demo_owner()
+
+    def _demo_owner(self) -> Actor:
+        """The member of this tab, if they may reset or advance this demo account (else NotAllowed)."""
         def checked(session: Session, actor: Actor) -> Actor:
             demo.check_may_reset(session, actor, demo_mode=get_settings().demo_mode)
             return actor
@@ -111,3 +126,32 @@ class AccountSettingsState(PortalState):
         if done.error is not None:
             return rx.toast.error(done.message)
         return rx.toast.success("The demo data is back to the seed.")
+
+    @rx.event
+    def set_advance_open(self, is_open: bool):
+        self.advance_open = bool(is_open)
+
+    @rx.event(background=True)
+    async def advance_month(self):
+        """The visitor's own demo account a month on: its licenses renew (or fail, or end) as they would after a
+        month; the provider is called in a worker thread."""
+        async with self:
+            if self.advancing:
+                return
+            actor = self._begin_advance_month()
+        done = await run(advance_month_outcome, actor)
+        async with self:
+            shown = self._finish_advance_month(done)
+        yield shown
+
+    def _begin_advance_month(self) -> Actor:
+        self.advance_open = False
+        actor = self._demo_owner()
+        self.advancing = True
+        return actor
+
+    def _finish_advance_month(self, done: Outcome[str]) -> rx.event.EventSpec:
+        self.advancing = False
+        if done.error is not None:
+            return rx.toast.error(done.message)
+        return rx.toast.success(done.result)

@@ -628,6 +628,10 @@ def _reset_demo(root: rx.State, demo: Tenant) -> str:
     return told_by_event(loaded(root, AccountSettingsState), "reset_demo")
 
 
+def _advance_month(root: rx.State, demo: Tenant) -> str:
+    return told_by_event(loaded(root, AccountSettingsState), "advance_month")
+
+
 MUTATIONS = [
     (_open_assign, Permission.MANAGE_SEATS), (_assign, Permission.MANAGE_SEATS),
     (_open_move, Permission.MANAGE_SEATS), (_move, Permission.MANAGE_SEATS),
@@ -642,7 +646,7 @@ MUTATIONS = [
     (_open_invite, Permission.MANAGE_MEMBERS), (_invite, Permission.MANAGE_MEMBERS),
     (_change_role, Permission.MANAGE_MEMBERS), (_remove, Permission.MANAGE_MEMBERS),
     (_revoke, Permission.MANAGE_MEMBERS),
-    (_reset_demo, Permission.RESET_DEMO),
+    (_reset_demo, Permission.RESET_DEMO), (_advance_month, Permission.RESET_DEMO),
 ]
 
 

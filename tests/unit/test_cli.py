@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,13 @@ import pytest
 from sqlmodel import select
 
 from cf_portal.db import make_engine, session_scope
-from cf_portal.models import Account, AuthSession, Plan, User
+from cf_portal.models import Account, AuthSession, Invoice, Plan, User
+from cf_portal.payments.sandbox import SandboxProvider
+from cf_portal.services.actors import actor_for_user
+from cf_portal.services.payment_methods import add_payment_method
+from cf_portal.services.periods import period_bounds
+from cf_portal.services.purchase import PurchaseRequest, create_license
+from cf_portal.services.seed import DEMO_OWNER_EMAIL
 from tests.factories import make_license
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -81,6 +88,32 @@ def test_provider_commands_on_the_sandbox(migrated: str) -> None:
     repaired = run_cli(url, "reconcile", "--repair")
     assert repaired.returncode == 0 and "(repaired)" in repaired.stdout
     assert ok(run_cli(url, "reconcile")).strip() == "every license matches the provider"
+
+
+def test_bill_due_renews_once_whenever_it_runs(migrated: str) -> None:
+    url = migrated
+    assert ok(run_cli(url, "bill-due")).strip() == "No license was due."
+    engine = make_engine(url)
+    with session_scope(engine, write=False) as session:
+        owner = session.exec(select(User.id).where(User.email == DEMO_OWNER_EMAIL)).one()
+        actor = actor_for_user(session, owner)
+        plan_id = session.exec(select(Plan.id).where(Plan.code == "phishing-standard")).one()
+    provider = SandboxProvider(engine)
+    bought_at = datetime.now(UTC)
+    card = add_payment_method(engine, provider, actor=actor, number="4242424242424242", expiry="12/34", cvc="123",
+                              today=bought_at.date())
+    create_license(engine, provider, actor=actor, now=bought_at, request=PurchaseRequest(
+        reference_name="Renewing team", plan_id=plan_id, quantity=2, coupon_code="", payment_method_id=card.id,
+        expected_total=2400, idempotency_key=uuid.uuid4().hex))
+    assert ok(run_cli(url, "bill-due")).strip() == "No license was due."  # its month has not ended
+    next_month = period_bounds(bought_at, 1)[0].isoformat()
+    assert ok(run_cli(url, "bill-due", "--now", next_month)).strip() == "1 license renewed"
+    assert ok(run_cli(url, "bill-due", "--now", next_month)).strip() == "No license was due."
+    with session_scope(engine, write=False) as session:
+        assert session.exec(select(Invoice.total).where(Invoice.kind == "renewal")).all() == [2400]
+    engine.dispose()
+    refused = run_cli(url, "bill-due", "--now", "next tuesday")
+    assert refused.returncode == 2 and "invalid iso_time value" in refused.stderr
 
 
 def test_purge_expired_deletes_ended_sessions(migrated: str) -> None:

@@ -6,7 +6,7 @@ The tests of demo copies at the same moment are only real races on PostgreSQL (o
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -254,3 +254,94 @@ def test_the_purge_expired_command_purges_expired_demo_copies(cli_database: sa.E
     assert rows_of(seeded, expired.account_id) == {}
     assert provider.get_subscription(subscription_id=bought.provider_subscription_id).status == "canceled"
     assert rows_of(seeded, live.account_id)["user"] == len(DEMO_MEMBERS)
+
+
+# --- Advance one month ----------------------------------------------------------------------------------------
+
+
+def advance(seeded: Seeded, provider: SandboxProvider, actor: Actor | None = None, *, at=NOW,  # noqa: ANN001
+            demo_mode: bool = True) -> str:
+    return demo.advance_one_month(seeded.engine, provider, actor=actor or seeded.actor, demo_mode=demo_mode, now=at)
+
+
+def test_advance_one_month_renews_the_licenses_of_this_demo_account_only(seeded: Seeded,
+                                                                        provider: SandboxProvider) -> None:
+    from cf_portal.models import Invoice, SeatAssignment
+    from cf_portal.services import seats
+    from cf_portal.services.seats import Holder
+
+    assert advance(seeded, provider) == "A month has passed. There are no licenses yet: buy one to see it renew."
+    lic = buy(seeded, provider, seeded.actor, coupon="TENOFF")
+    with session_scope(seeded.engine) as session:
+        employee = session.exec(select(Employee.id).where(Employee.account_id == seeded.actor.account_id)).first()
+        seat = seats.assign(session, actor=seeded.actor, license_id=lic.id,
+                            holders=[Holder(kind="employee", id=employee)], now=NOW)[0]
+        first_invoiced = session.exec(select(Invoice.created_at).where(Invoice.license_id == lic.id)).one()
+    visitor, _ = try_demo(seeded)
+    visitors = buy(seeded, provider, visitor)
+    later = NOW + timedelta(hours=1)
+    assert advance(seeded, provider, at=later) == "A month has passed: 1 license renewed."
+    with session_scope(seeded.engine, write=False) as session:
+        moved = session.get(License, lic.id)
+        assigned = session.get(SeatAssignment, seat).assigned_at
+        invoices = session.exec(select(Invoice).where(Invoice.license_id == lic.id).order_by(Invoice.id)).all()
+        assert session.get(License, visitors.id).periods_billed == 1  # another visitor's copy: not moved, not billed
+    month_earlier = datetime(2026, 10, 29, 12, 0, tzinfo=UTC)
+    assert (moved.created_at, moved.periods_billed, moved.period_start, moved.period_end) == (
+        month_earlier, 2, NOW, datetime(2026, 12, 29, 12, 0, tzinfo=UTC))
+    span = NOW - month_earlier
+    assert assigned == NOW - span  # its seat and its first invoice moved with it
+    assert [(i.kind, i.total, i.created_at) for i in invoices] == [("first", 8500, first_invoiced - span),
+                                                                   ("renewal", 9500, later)]  # TENOFF has ended
+    assert advance(seeded, provider, at=later) == "A month has passed: 1 license renewed."
+
+
+def test_advance_one_month_shows_a_renewal_that_fails_then_a_suspension(seeded: Seeded,
+                                                                        provider: SandboxProvider) -> None:
+    from cf_portal.services import license_changes
+
+    lic = buy(seeded, provider, seeded.actor)
+    declining = seeded.add_card(provider, "4000000000000341")
+    license_changes.change_card(seeded.engine, provider, actor=seeded.actor, license_id=lic.id,
+                                payment_method_id=declining.id, now=NOW)
+    assert advance(seeded, provider) == "A month has passed: 1 license past due."
+    assert advance(seeded, provider) == "A month has passed: 1 license suspended."
+    assert advance(seeded, provider) == "A month has passed: nothing was due."
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.get(License, lic.id).status == "suspended"
+
+
+def test_a_month_back_from_the_31st_keeps_the_current_period_whole(seeded: Seeded, provider: SandboxProvider) -> None:
+    """Bought on 31 March: a month earlier is 28 February, and the period is worked out from there again (never
+    one that ends before it starts)."""
+    pm = seeded.add_card(provider)
+    bought = datetime(2027, 3, 31, 9, 0, tzinfo=UTC)
+    result = create_license(seeded.engine, provider, actor=seeded.actor, now=bought,
+                            request=request_for(seeded, pm.id))
+    assert advance(seeded, provider, at=bought + timedelta(days=1)) == "A month has passed: 1 license renewed."
+    with session_scope(seeded.engine, write=False) as session:
+        lic = session.get(License, result.license_id)
+    assert (lic.created_at, lic.period_start, lic.period_end) == (
+        datetime(2027, 2, 28, 9, 0, tzinfo=UTC), datetime(2027, 3, 28, 9, 0, tzinfo=UTC),
+        datetime(2027, 4, 28, 9, 0, tzinfo=UTC))
+
+
+def test_only_an_owner_of_a_demo_account_in_demo_mode_advances_it(seeded: Seeded, provider: SandboxProvider) -> None:
+    from cf_portal.services.actors import actor_for_user
+    from cf_portal.services.roles import REFUSALS, Permission
+
+    lic = buy(seeded, provider, seeded.actor)
+    customer = seeded.other_actor()
+    with pytest.raises(DomainError, match="in demo mode"):
+        advance(seeded, provider, demo_mode=False)
+    with pytest.raises(DomainError, match="in demo mode"):
+        advance(seeded, provider, customer)
+    with session_scope(seeded.engine, write=False) as session:
+        viewer = session.exec(select(User.id).where(User.account_id == seeded.actor.account_id,
+                                                    User.role == Role.VIEWER.value)).first()
+        viewer_actor = actor_for_user(session, viewer)
+    with pytest.raises(DomainError) as refused:
+        advance(seeded, provider, viewer_actor)
+    assert refused.value.message == REFUSALS[Permission.RESET_DEMO]
+    with session_scope(seeded.engine, write=False) as session:
+        assert session.get(License, lic.id).created_at == NOW  # nothing moved

@@ -296,11 +296,12 @@ def test_a_renewal_by_the_provider_starts_the_next_period_with_its_scheduled_cha
 
 def test_renewals_refused_by_the_provider_make_the_license_past_due_then_suspended(seeded: Seeded,
                                                                                    bought: License) -> None:
+    # The provider's attempts: the renewal, then its retries 1, 3 and 5 days after the first failure.
     outcomes = [apply(seeded, event("invoice.payment_failed", cycle_invoice(bought, "in_c002", total=100),
-                                    at=T0 + 10 * i, event_id=f"evt_fail_{i}")) for i in range(1, 5)]
+                                    at=T0 + days * 86_400, event_id=f"evt_fail_{days}")) for days in (0, 1, 3, 5)]
     assert outcomes == ["status past_due"] * 3 + ["status suspended"]
     assert license_now(seeded, bought).status == "suspended"
-    apply(seeded, event("invoice.paid", cycle_invoice(bought, "in_c002", total=100), at=T0 + 60))
+    apply(seeded, event("invoice.paid", cycle_invoice(bought, "in_c002", total=100), at=T0 + 6 * 86_400))
     after = license_now(seeded, bought)
     assert (after.status, after.periods_billed, after.renewal_failures) == ("active", 2, 0)
 
