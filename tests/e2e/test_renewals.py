@@ -84,7 +84,7 @@ def test_advance_one_month_renews_then_a_declining_card_makes_the_license_past_d
     advance_one_month(portal, page, told="A month has passed: 1 license past due.")
     row = license_row(portal, page, "Renewing team")
     expect(row).to_contain_text("Past due")
-    expect(page.get_by_role("alert").filter(has_text="A payment failed")).to_be_visible()
+    expect(page.get_by_role("alert").filter(has_text="A renewal payment failed")).to_be_visible()
 
     advance_one_month(portal, page, told="A month has passed: 1 license suspended.")
     expect(license_row(portal, page, "Renewing team")).to_contain_text("Suspended")
