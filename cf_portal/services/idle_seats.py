@@ -6,9 +6,11 @@ The rules (each license on its own; the panel on the Licenses page shows them):
 - The seats paid for from the next renewal are `next_quantity` when a decrease is scheduled, else `quantity`: seats
   a scheduled decrease already removes are not idle (they are on their way out), and the scheduled change is shown.
 - Idle seats, in this order: **unassigned** (paid from the renewal, held by nobody), **held by deactivated
-  employees** (a deactivated person may still hold a seat, e.g. one given before they left), and, once the products
-  report use (issue 13, `SeatUse`), **unused**: held by an active person whose seat was not used for
-  `UNUSED_AFTER_DAYS` days. Child accounts are always active.
+  employees** (a deactivated person may still hold a seat, e.g. one given before they left), and **unused**: held by
+  an active person whose seat was not used for `UNUSED_AFTER_DAYS` days (nor given in that time). Use is what the
+  products report through the entitlements API (`ProductsReportUse`: each check stamps the seat's `last_used_at`); a
+  product that never checked a seat of the account reports nothing, and its seats are never called unused. Child
+  accounts are always active.
 - What they cost per month: what the license would cost this month without them, taken off what it costs this month
   (`pricing.quote(...).amount_for_month(periods_billed - 1)`: the license's own unit price and its coupon as it
   stands this month; a plan change scheduled for the renewal is not counted). The groups are taken off in the order
@@ -53,12 +55,43 @@ Action = Literal["free", "reduce", "none"]
 
 
 class SeatUse(Protocol):
-    """Where the products' reports of use come from (issue 13). Until then no source exists and no seat is ever
-    called unused: `idle_seats(..., use=None)` leaves `IdleLicense.unused` empty and `use_reported` False."""
+    """Where the products' reports of use come from (`ProductsReportUse`). Without one no seat is ever called
+    unused: `idle_seats(..., use=None)` leaves `IdleLicense.unused` empty and `use_reported` False."""
 
-    def last_used(self, session: Session, *, account_id: int, assignment_ids: list[int]) -> dict[int, datetime]:
-        """When each of these open seats (of `account_id`) was last used; a seat never used is left out."""
+    def last_used(self, session: Session, *, account_id: int,
+                  assignment_ids: list[int]) -> dict[int, datetime | None]:
+        """When each of these open seats (of `account_id`) was last used, None for never; a seat whose use is not
+        reported is left out (and not judged)."""
         ...
+
+
+class ProductsReportUse:
+    """The products' reports of use: `seat_assignment.last_used_at`, stamped by the entitlements API's checks
+    (`entitlements.record_use`). A product reports use for an account once it has checked any of the account's
+    seats of that product (open or ended); the seats of a product that never did are left out."""
+
+    def last_used(self, session: Session, *, account_id: int,
+                  assignment_ids: list[int]) -> dict[int, datetime | None]:
+        if not assignment_ids:
+            return {}
+        reporting = (
+            select(Plan.product_id)
+            .join(License, License.plan_id == Plan.id)
+            .join(SeatAssignment, SeatAssignment.license_id == License.id)
+            .where(SeatAssignment.account_id == account_id, SeatAssignment.last_used_at.is_not(None))
+            .distinct()
+        )
+        rows = session.execute(
+            select(SeatAssignment.id, SeatAssignment.last_used_at)
+            .join(License, sa.and_(License.id == SeatAssignment.license_id, License.account_id == account_id))
+            .join(Plan, Plan.id == License.plan_id)
+            .where(SeatAssignment.account_id == account_id, SeatAssignment.id.in_(assignment_ids),
+                   Plan.product_id.in_(reporting))
+        ).all()
+        return {seat_id: last_used_at for seat_id, last_used_at in rows}
+
+
+PRODUCTS_REPORT_USE = ProductsReportUse()
 
 
 class IdleHolder(BaseModel):
@@ -184,14 +217,18 @@ def _open_seats(session: Session, account_id: int, license_ids: list[int]) -> li
     return [_Seat(*row) for row in rows]
 
 
-def _unused(session: Session, account_id: int, use: SeatUse | None, seats_held: list[_Seat], now: datetime) -> set[int]:
-    """The seats of active holders not used for UNUSED_AFTER_DAYS days (a seat given more recently is not)."""
+def _unused(session: Session, account_id: int, use: SeatUse | None, seats_held: list[_Seat],
+            now: datetime) -> tuple[set[int], bool]:
+    """The seats of active holders not used for UNUSED_AFTER_DAYS days (a seat given more recently is not), and
+    whether any seat's use was reported at all."""
     active = {seat.assignment_id: seat.assigned_at for seat in seats_held if seat.active}
     if use is None or not active:
-        return set()
+        return set(), False
     since = now - timedelta(days=UNUSED_AFTER_DAYS)
     last = use.last_used(session, account_id=account_id, assignment_ids=sorted(active))
-    return {i for i, assigned_at in active.items() if assigned_at <= since and last.get(i, assigned_at) <= since}
+    unused = {i for i, used_at in last.items()
+              if i in active and active[i] <= since and (used_at is None or used_at <= since)}
+    return unused, bool(last)
 
 
 def _idle_license(lic: License, plan: Plan, product: Product, coupon: Coupon | None, seats_held: list[_Seat],
@@ -243,7 +280,7 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
         .order_by(License.reference_name, License.id)
     ).all()
     seats_held = _open_seats(session, account_id, [lic.id for lic, *_ in rows])
-    unused_ids = _unused(session, account_id, use, seats_held, now or clock.now())
+    unused_ids, use_reported = _unused(session, account_id, use, seats_held, now or clock.now())
     by_license: dict[int, list[_Seat]] = defaultdict(list)
     for seat in seats_held:
         by_license[seat.license_id].append(seat)
@@ -251,7 +288,7 @@ def idle_seats(session: Session, *, account_id: int, use: SeatUse | None = None,
                 if (row := _idle_license(lic, plan, product, coupon, by_license[lic.id], unused_ids)) is not None]
     licenses.sort(key=lambda row: (-row.idle_cost, row.reference_name.lower(), row.license_id))
     return IdleSeats(licenses=licenses, renewing_licenses=len(rows), idle=sum(row.idle for row in licenses),
-                     summary=_summary(licenses), use_reported=use is not None)
+                     summary=_summary(licenses), use_reported=use_reported)
 
 
 def _summary(licenses: list[IdleLicense]) -> str:

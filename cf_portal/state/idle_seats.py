@@ -16,7 +16,13 @@ from cf_portal.clock import now
 from cf_portal.services import license_changes
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
-from cf_portal.services.idle_seats import IdleLicense, IdleSeats, free_deactivated_seats, idle_seats
+from cf_portal.services.idle_seats import (
+    PRODUCTS_REPORT_USE,
+    IdleLicense,
+    IdleSeats,
+    free_deactivated_seats,
+    idle_seats,
+)
 from cf_portal.services.ids import parse_id
 from cf_portal.services.roles import Permission
 from cf_portal.state.calls import Outcome, outcome, provider, run
@@ -72,7 +78,7 @@ class IdleSeatsState(PortalState):
 
     def _refresh(self) -> None:
         self.panel, (self.can_reduce, self.can_free) = self._read(lambda session, actor: (
-            idle_seats(session, account_id=actor.account_id),
+            idle_seats(session, account_id=actor.account_id, use=PRODUCTS_REPORT_USE),
             (actor.can(Permission.CHANGE_LICENSES), actor.can(Permission.MANAGE_SEATS))))
         self.loaded = True
 

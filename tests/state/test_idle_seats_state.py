@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import reflex as rx
@@ -17,6 +17,7 @@ from cf_portal.models import Employee, License, PaymentMethod, Plan, Role, SeatA
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import seats
 from cf_portal.services.actors import Actor, actor_for_user
+from cf_portal.services.entitlements import record_use
 from cf_portal.services.errors import NotAllowed
 from cf_portal.services.payment_methods import add_payment_method
 from cf_portal.services.purchase import PurchaseRequest, create_license
@@ -121,6 +122,26 @@ def test_the_panel_shows_the_accounts_idle_seats_and_their_cost(root_state: rx.S
     assert (state.can_reduce, state.can_free) == (True, True)
     delta = json_dumps(root_state.get_delta())  # as Reflex sends it to the browser
     assert "Support" in delta and "Globex team" not in delta
+
+
+def test_seats_the_products_report_unused_for_30_days_are_shown(root_state: rx.State, two: Two) -> None:
+    """The panel takes the entitlement checks' stamps (`last_used_at`): one seat of Sales team checked 40 days ago
+    and the other never, both given 60 days ago, are unused; a seat checked yesterday is not."""
+    long_ago = datetime.now(UTC) - timedelta(days=60)
+    with db.session_scope() as session:
+        session.execute(sa.update(SeatAssignment).values(assigned_at=long_ago).where(
+            SeatAssignment.id.in_(two.unassigned.held + two.deactivated.held)))
+    [stale, never] = two.unassigned.held
+    with db.session_scope() as session:
+        account_id = actor_for_user(session, demo_owner_id()).account_id
+        record_use(session, account_id=account_id, seat_ids=[stale],
+                   now=datetime.now(UTC) - timedelta(days=40))
+        record_use(session, account_id=account_id, seat_ids=two.deactivated.held,
+                   now=datetime.now(UTC) - timedelta(days=1))
+    rows = {row.license_id: row for row in panel(root_state).panel.licenses}
+    assert sorted(h.assignment_id for h in rows[two.unassigned.license_id].unused) == sorted([stale, never])
+    assert rows[two.unassigned.license_id].unused_text.startswith("2 not used for 30 days")
+    assert rows[two.deactivated.license_id].unused == []
 
 
 @pytest.mark.parametrize(("email", "can_reduce", "can_free"), [

@@ -17,8 +17,9 @@ from cf_portal.models import Account, Coupon, Employee, License, Plan, SeatAssig
 from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services import license_changes, seats
 from cf_portal.services.actors import Actor, actor_for_user
+from cf_portal.services.entitlements import record_use
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound
-from cf_portal.services.idle_seats import IdleSeats, _costs, free_deactivated_seats, idle_seats
+from cf_portal.services.idle_seats import PRODUCTS_REPORT_USE, IdleSeats, _costs, free_deactivated_seats, idle_seats
 from cf_portal.services.purchase import PurchaseRequest, create_license
 from cf_portal.services.seats import Holder
 from tests.factories import make_account, make_child_account, make_employee, make_license, make_plan
@@ -220,19 +221,21 @@ def test_the_costs_of_the_groups_add_up_to_the_licenses_price_without_them(unit:
     assert (sum(costs) == whole) if sum(groups) == paid else True
 
 
-# --- the seam for issue 13 (seats not used for 30 days) ------------------------------------------------------
+# --- seats not used for 30 days --------------------------------------------------------------------------------
 
 
 class ReportedUse:
-    """A stand-in for the products' reports of use (issue 13): when each seat was last used."""
+    """A stand-in for the products' reports of use: when each seat was last used (every seat asked is reported,
+    None for never)."""
 
     def __init__(self, last_used: dict[int, datetime]) -> None:
         self.last_used_at = last_used
         self.asked: list[int] = []
 
-    def last_used(self, session: Session, *, account_id: int, assignment_ids: list[int]) -> dict[int, datetime]:
+    def last_used(self, session: Session, *, account_id: int,
+                  assignment_ids: list[int]) -> dict[int, datetime | None]:
         self.asked += assignment_ids
-        return {i: at for i, at in self.last_used_at.items() if i in assignment_ids}
+        return {i: self.last_used_at.get(i) for i in assignment_ids}
 
 
 def test_seats_unused_for_30_days_count_once_use_is_reported(session: Session) -> None:
@@ -254,6 +257,36 @@ def test_seats_unused_for_30_days_count_once_use_is_reported(session: Session) -
     assert (row.unused_cost, row.idle, report.use_reported) == (2400, 2, True)
     assert row.action == "none"  # shown, not acted on
     assert sorted(use.asked) == sorted([*ids, new])
+
+
+def test_the_entitlement_checks_report_use_product_by_product(session: Session) -> None:
+    """A product that checked a seat of the account reports use: its unchecked seats are unused after 30 days. A
+    product that never checked any is not judged, nor is another account's use counted."""
+    acme, globex = company(session), company(session)
+    checked = make_license(session, acme.account, acme.plan, quantity=3, reference_name="Checked")
+    silent = make_license(session, acme.account, make_plan(session), quantity=2, reference_name="Silent")
+    long_ago = NOW - timedelta(days=60)
+
+    def give(who: Company, lic: License, names: list[str]) -> list[int]:
+        return seats.assign(session, actor=who.actor, license_id=lic.id, now=long_ago, holders=[
+            Holder(kind="employee", id=make_employee(session, who.account, name=name).id) for name in names])
+
+    used, stale, never = give(acme, checked, ["Used", "Stale", "Never"])
+    give(acme, silent, ["Quiet", "Calm"])
+    theirs = make_license(session, globex.account, acme.plan, quantity=1)  # the same product, another account
+    [their_seat] = give(globex, theirs, ["Theirs"])
+    record_use(session, account_id=globex.account.id, seat_ids=[their_seat], now=NOW)
+
+    assert idle_seats(session, account_id=acme.account.id, use=PRODUCTS_REPORT_USE, now=NOW).use_reported is False
+
+    record_use(session, account_id=acme.account.id, seat_ids=[used], now=NOW - timedelta(days=1))
+    record_use(session, account_id=acme.account.id, seat_ids=[stale], now=NOW - timedelta(days=40))
+    record_use(session, account_id=acme.account.id, seat_ids=[their_seat, used], now=NOW)  # not theirs to stamp
+    report = idle_seats(session, account_id=acme.account.id, use=PRODUCTS_REPORT_USE, now=NOW)
+    [row] = report.licenses
+    assert (row.reference_name, sorted(h.name for h in row.unused), report.use_reported) == (
+        "Checked", ["Never", "Stale"], True)
+    assert {h.assignment_id for h in row.unused} == {stale, never}
 
 
 # --- freeing the seats of deactivated people ------------------------------------------------------------------
