@@ -10,6 +10,9 @@ SIGN_UP = "/signup"
 INVITATION = "/invitation"
 MEMBERS = "/members"
 ACCOUNT_SETTINGS = "/settings"
+API_KEYS = "/settings/api-keys"  # owners: the keys products call the API with
+API_DOCS = "/settings/api"  # how to call the entitlements API and check webhook signatures
+WEBHOOKS = "/settings/webhooks"  # owners: endpoints told of seat and license changes
 
 # HTTP routes (cf_portal/api.py) that set and clear the HttpOnly session cookie.
 BEGIN_SESSION = "/auth/session"
