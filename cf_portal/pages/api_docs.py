@@ -64,7 +64,7 @@ def api_section() -> rx.Component:
                 "account and is answered from your account only: nobody else's people, licenses or products.",
                 size="2"),
         rx.heading("Authentication", as_="h3", size="3"),
-        rx.text("Owners create keys in ", rx.link("Settings → API keys", href=routes.API_KEYS),
+        rx.text("Owners create keys in ", rx.link("Settings → API keys", href=routes.API_KEYS, underline="always"),
                 ". Send the key in the Authorization header of every request:", size="2"),
         code_block("Authorization: Bearer cfk_live_…", "Authorization header"),
         rx.text("Keys of a demo account begin with cfk_demo_. A revoked key is refused at once.", size="2"),
@@ -116,7 +116,7 @@ def webhooks_section() -> rx.Component:
     return section(
         "Webhooks",
         rx.text("Instead of asking, a product can be told. Owners add endpoints in ",
-                rx.link("Settings → Webhooks", href=routes.WEBHOOKS),
+                rx.link("Settings → Webhooks", href=routes.WEBHOOKS, underline="always"),
                 "; each gets its own signing secret, shown once. The portal then posts a JSON event to the "
                 "endpoint when one of these happens:", size="2"),
         rx.el.ul(rx.foreach(S.guide.event_types, lambda kind: rx.el.li(rx.code(kind))),

@@ -48,7 +48,7 @@ def key_card(key: ApiKeyRow) -> rx.Component:
     return rx.card(
         rx.flex(
             rx.vstack(
-                rx.heading(key.name, as_="h3", size="3", word_break="break-word"),
+                rx.heading(key.name, as_="h2", size="3", word_break="break-word"),
                 rx.data_list.root(
                     item("Key", rx.code(key.prefix, variant="ghost")),
                     item("Created", key.created),

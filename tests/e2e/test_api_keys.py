@@ -113,7 +113,8 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
 
     made.get_by_role("button", name="Done").click()
     expect(made).to_be_hidden()
-    card = page.get_by_role("listitem").filter(has_text="Phishing <script>Simulator</script>")
+    card = page.get_by_role("list", name="API keys").get_by_role("listitem").filter(
+        has_text="Phishing <script>Simulator</script>")
     expect(card).to_contain_text(key[:15] + "…")
     expect(card).to_contain_text("Active")
     assert key not in page.content()  # shown once: gone with its dialog
