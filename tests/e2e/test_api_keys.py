@@ -108,7 +108,10 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     expect(field).to_have_value(re.compile(r"^cfk_demo_[A-Za-z0-9_-]{43}$"))
     expect(field).to_have_attribute("readonly", "")
     key = field.input_value()
-    expect(made.get_by_role("button", name="Copy")).to_be_visible()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=portal.url)
+    made.get_by_role("button", name="Copy").click()
+    expect(toast(page, "API key copied.")).to_be_visible()
+    assert page.evaluate("navigator.clipboard.readText()") == key
     wait_for_animations(page)
     no_axe_violations(page)
     assert demo_keys(portal) == before + 1
@@ -126,6 +129,7 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     expect(card).to_contain_text(key[:15] + "…")
     expect(card).to_contain_text("Active")
     assert key not in page.content()  # shown once: gone with its dialog
+    assert key not in portal.log_path.read_text()
     page.reload()
     wait_until_connected(page)
     expect(card.get_by_text("Never")).to_have_count(0)  # the call above was recorded as its last use
