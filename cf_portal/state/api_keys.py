@@ -73,7 +73,7 @@ class ApiKeysState(PortalState):
         self._require(Permission.MANAGE_API_KEYS)
         self.name_error, self.creating = "", True
         yield  # the button shows it is working
-        name = client_text(form_data.get("name", ""), 200)
+        name = client_text(form_data.get("name", "") if isinstance(form_data, dict) else "", 200)
         try:
             made = self._write(lambda session, actor: api_keys.create(
                 session, actor=actor, name=name, demo_mode=get_settings().demo_mode), Permission.MANAGE_API_KEYS)

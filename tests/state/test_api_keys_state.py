@@ -106,6 +106,8 @@ def test_a_bad_name_is_explained_next_to_the_field(root_state: rx.State) -> None
     assert state.name_error.startswith("Name the key after what will use it")
     assert state.create_open and state.created_name == "" and not state.creating
     assert create(state, "x" * 81) == "" and "80" in state.name_error
+    assert sent_key(run_now(state, "create", ["not", "a", "form"])) == ""  # a crafted event
+    assert state.name_error.startswith("Name the key after what will use it")
     assert keys_in_database() == []
     # Markup is a name like any other: kept as typed (the page shows it as text).
     assert create(state, "<script>alert(1)</script>")
