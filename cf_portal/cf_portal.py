@@ -12,6 +12,8 @@ from cf_portal.logging_setup import configure_logging
 from cf_portal.middleware import MAX_WEBSOCKET_MESSAGE, PortalMiddleware
 from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
+from cf_portal.pages.api_docs import api_docs_page
+from cf_portal.pages.api_keys import api_keys_page
 from cf_portal.pages.auth import invitation_page, sign_in_page, sign_up_page
 from cf_portal.pages.billing import billing_page
 from cf_portal.pages.employees import employees_page
@@ -21,6 +23,8 @@ from cf_portal.pages.members import members_page
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState
+from cf_portal.state.api_docs import ApiDocsState
+from cf_portal.state.api_keys import ApiKeysState
 from cf_portal.state.auth import AuthState
 from cf_portal.state.billing import BillingState
 from cf_portal.state.employees import EmployeesState
@@ -78,3 +82,5 @@ app.add_page(billing_page, route=routes.BILLING, on_load=BillingState.load, titl
 app.add_page(members_page, route=routes.MEMBERS, on_load=MembersState.load, title="Members · ChatFortress")
 app.add_page(account_settings_page, route=routes.ACCOUNT_SETTINGS, on_load=AccountSettingsState.load,
              title="Settings · ChatFortress")
+app.add_page(api_keys_page, route=routes.API_KEYS, on_load=ApiKeysState.load, title="API keys · ChatFortress")
+app.add_page(api_docs_page, route=routes.API_DOCS, on_load=ApiDocsState.load, title="API documentation · ChatFortress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal import routes
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.shell import page_shell
 from cf_portal.pages.auth import text_field
@@ -70,6 +71,31 @@ def sessions_card() -> rx.Component:
     )
 
 
+def integrations_card() -> rx.Component:
+    def link(label: str, href: str, icon: str, what: str) -> rx.Component:
+        return rx.el.li(
+            rx.link(rx.icon(icon, size=16, aria_hidden="true"), label, href=href, display="inline-flex",
+                    align_items="center", gap="6px", weight="medium"),
+            rx.text(what, size="2", color_scheme="gray"),
+        )
+
+    return rx.card(
+        rx.vstack(
+            rx.heading("Integrations", as_="h2", size="4"),
+            rx.text("Let the ChatFortress products ask who may use them, or be told when seats change.", size="2",
+                    color_scheme="gray"),
+            rx.el.ul(
+                link("API keys", routes.API_KEYS, "key-round", "Keys the products call the API with (owners)."),
+                link("Webhooks", routes.WEBHOOKS, "webhook", "Endpoints told of seat and license changes (owners)."),
+                link("API documentation", routes.API_DOCS, "book-open", "Endpoints, product codes, examples."),
+                list_style="none", padding="0", margin="0", display="flex", flex_direction="column", gap="10px",
+            ),
+            spacing="3", align="start",
+        ),
+        width="100%", max_width="520px",
+    )
+
+
 def demo_card() -> rx.Component:
     return rx.cond(
         S.can_reset_demo,
@@ -111,7 +137,7 @@ def advance_dialog() -> rx.Component:
 
 def account_settings_page() -> rx.Component:
     return page_shell(
-        rx.vstack(profile_card(), password_card(), sessions_card(), demo_card(), reset_dialog(),
+        rx.vstack(profile_card(), password_card(), sessions_card(), integrations_card(), demo_card(), reset_dialog(),
                   advance_dialog(),
                   spacing="4", width="100%"),
         title="Settings",

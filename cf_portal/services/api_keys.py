@@ -27,6 +27,7 @@ from cf_portal.models import Account, ApiKey, Role, User
 from cf_portal.services import audit
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.errors import DomainError, NotAllowed, NotFound
+from cf_portal.services.periods import day
 from cf_portal.services.roles import Permission
 from cf_portal.services.validation import check_name
 
@@ -52,6 +53,18 @@ class ApiKeyView(BaseModel):
     created_by: str
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+class ApiKeyRow(BaseModel):
+    """A key as the Settings → API keys page shows it: words, not timestamps."""
+
+    id: int
+    name: str
+    prefix: str  # "cfk_live_x7Qa9B…"
+    created: str  # "5 December 2026 by Ava Thompson"
+    last_used: str  # "5 December 2026", or "Never"
+    status: str  # "Active", or "Revoked on 5 December 2026"
+    revoked: bool
 
 
 class NewApiKey(BaseModel):
@@ -128,8 +141,18 @@ def list_keys(session: Session, *, actor: Actor) -> list[ApiKeyView]:
                   .order_by(ApiKey.created_at.desc(), ApiKey.id.desc()))
 
 
-def revoke(session: Session, *, actor: Actor, key_id: int, now: datetime | None = None) -> None:
-    """Refuse the key from now on, everywhere. Revoking a revoked key changes nothing."""
+def list_rows(session: Session, *, actor: Actor) -> list[ApiKeyRow]:
+    """`list_keys` as the page shows it (dates in UTC, as every date of the portal)."""
+    return [ApiKeyRow(id=key.id, name=key.name, prefix=f"{key.prefix}…",
+                      created=f"{day(key.created_at)} by {key.created_by}" if key.created_by else day(key.created_at),
+                      last_used=day(key.last_used_at) if key.last_used_at else "Never",
+                      status=f"Revoked on {day(key.revoked_at)}" if key.revoked_at else "Active",
+                      revoked=key.revoked_at is not None)
+            for key in list_keys(session, actor=actor)]
+
+
+def revoke(session: Session, *, actor: Actor, key_id: int, now: datetime | None = None) -> str:
+    """Refuse the key from now on, everywhere. Revoking a revoked key changes nothing. Returns the key's name."""
     actor.require(Permission.MANAGE_API_KEYS)
     row = session.get(ApiKey, key_id)
     if row is None or row.account_id != actor.account_id:
@@ -140,6 +163,7 @@ def revoke(session: Session, *, actor: Actor, key_id: int, now: datetime | None 
                               .values(revoked_at=now)).rowcount
     if revoked:
         audit.record(session, actor, "api_key.revoked", "api_key", row.id, f"{row.name} ({row.prefix}…)", at=now)
+    return row.name
 
 
 # Built once (every API request runs it): bound parameters, so SQLAlchemy's compiled cache is hit each time.

@@ -113,6 +113,17 @@ class InvalidCursor(DomainError):
                          field="cursor")
 
 
+class ProductCode(BaseModel):
+    code: str  # "phishing": what the API's `product` parameter takes
+    name: str  # "Phishing Simulator"
+
+
+def product_codes(session: Session) -> list[ProductCode]:
+    """The catalog's products, in the catalog's order: the codes the API answers for."""
+    return [ProductCode(code=code, name=name) for code, name in session.execute(
+        sa.select(Product.code, Product.name).order_by(Product.sort_order, Product.code))]
+
+
 def product_id(session: Session, code: str) -> int:
     found = session.execute(_PRODUCT_ID, {"code": code}).scalar()
     if found is None:

@@ -40,7 +40,7 @@ from cf_portal.models import (
     User,
 )
 from cf_portal.payments.sandbox import SandboxProvider
-from cf_portal.services import employees, members, seats
+from cf_portal.services import api_keys, employees, members, seats
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.employees import MAX_SEARCH_LENGTH, MAX_SELECTED, TOO_MANY_SELECTED
 from cf_portal.services.errors import DomainError, SignInRequired
@@ -51,6 +51,8 @@ from cf_portal.services.roles import REFUSALS, Permission
 from cf_portal.services.seats import Holder
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseCardsState, AddLicenseState, submit_purchase
+from cf_portal.state.api_docs import ApiDocsState
+from cf_portal.state.api_keys import ApiKeysState
 from cf_portal.state.billing import BillingState, CardChangeOutcome, default_card_outcome, remove_card_outcome
 from cf_portal.state.cards import save_card_outcome
 from cf_portal.state.employees import EMPTY_HOLDER, AssignState, EmployeesState, ImportState, MoveState, PersonFormState
@@ -424,6 +426,24 @@ def test_withdrawing_a_foreign_invitation_is_not_found(root_state: rx.State, for
     assert shown == ("error", "That invitation was not found.")
 
 
+def api_key_of(tenant: Tenant, name: str) -> int:
+    """A new API key of the tenant's account, made by its owner."""
+    with db.session_scope() as session:
+        return api_keys.create(session, actor=actor_for_user(session, tenant.owner_id), name=name,
+                               demo_mode=True).key.id
+
+
+def test_revoking_a_foreign_api_key_is_not_found(root_state: rx.State, world: World, foreign: Tenant) -> None:
+    theirs = api_key_of(world.other, "Globex product") if foreign is world.other else MISSING
+    ours = api_key_of(world.demo, "Acme product")
+    state = loaded(root_state, ApiKeysState)
+    with nothing_changes():
+        state.ask_revoke(theirs, "Globex product")  # only remembered: revoke decides
+        shown = toast(state.revoke())
+    assert shown == ("error", "That API key was not found.")
+    assert [key.id for key in state.keys] == [ours]  # the list is this account's only
+
+
 def throttle_failures() -> dict[str, int]:
     with db.session_scope(write=False) as session:
         return {row.key: row.failures for row in session.exec(select(Throttle)) if row.failures}
@@ -624,6 +644,29 @@ def _revoke(root: rx.State, demo: Tenant) -> str:
     return told(lambda: loaded(root, MembersState).revoke(demo.invitation_id))
 
 
+def _open_create_api_key(root: rx.State, demo: Tenant) -> str:
+    return told(loaded(root, ApiKeysState).open_create)
+
+
+def _create_api_key(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, ApiKeysState)
+    try:
+        run_now(state, "create", {"name": "Mine"})
+    except DomainError as exc:
+        return exc.message
+    return state.name_error
+
+
+def _ask_revoke_api_key(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, ApiKeysState).ask_revoke(MISSING, "Phishing Simulator"))
+
+
+def _revoke_api_key(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, ApiKeysState)
+    state.revoke_id = MISSING  # as if the browser had asked
+    return told(state.revoke)
+
+
 def _reset_demo(root: rx.State, demo: Tenant) -> str:
     return told_by_event(loaded(root, AccountSettingsState), "reset_demo")
 
@@ -646,6 +689,8 @@ MUTATIONS = [
     (_open_invite, Permission.MANAGE_MEMBERS), (_invite, Permission.MANAGE_MEMBERS),
     (_change_role, Permission.MANAGE_MEMBERS), (_remove, Permission.MANAGE_MEMBERS),
     (_revoke, Permission.MANAGE_MEMBERS),
+    (_open_create_api_key, Permission.MANAGE_API_KEYS), (_create_api_key, Permission.MANAGE_API_KEYS),
+    (_ask_revoke_api_key, Permission.MANAGE_API_KEYS), (_revoke_api_key, Permission.MANAGE_API_KEYS),
     (_reset_demo, Permission.RESET_DEMO), (_advance_month, Permission.RESET_DEMO),
 ]
 
@@ -939,6 +984,16 @@ def test_bad_ids_in_the_members_page_are_not_found(root_state: rx.State, world: 
     refuses_bad_ids(lambda bad: told(lambda: state.revoke(bad)), "That invitation was not found.")
 
 
+def test_bad_ids_in_the_api_keys_page_are_not_found(root_state: rx.State) -> None:
+    state = loaded(root_state, ApiKeysState)
+
+    def revoke(bad: object) -> str:
+        said = told(lambda: state.ask_revoke(bad, "Some key"))
+        return told(state.revoke) if state.revoke_id else said
+
+    refuses_bad_ids(revoke, "That API key was not found.")
+
+
 def test_bad_ids_in_add_license_are_refused_next_to_their_fields(root_state: rx.State, world: World) -> None:
     state = loaded(root_state, AddLicenseState)
 
@@ -1022,6 +1077,9 @@ SIGNED_OUT_CALLS = [
     (AddLicensesState, "open", ()), (AddLicensesState, "set_add", ("2",)), (AddLicensesState, "confirm", ()),
     (RemoveLicensesState, "set_quantity", ("2",)), (RemoveLicensesState, "save", ()),
     (ChangePlanState, "set_plan", ("1",)), (ChangePlanState, "confirm", ()),
+    (ApiKeysState, "load", ()), (ApiKeysState, "open_create", ()), (ApiKeysState, "set_create_open", (True,)),
+    (ApiKeysState, "create", ({"name": "a"},)), (ApiKeysState, "ask_revoke", (1, "a")),
+    (ApiKeysState, "cancel_revoke", ()), (ApiKeysState, "revoke", ()), (ApiDocsState, "load", ()),
 ]
 
 
