@@ -29,6 +29,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
+from cf_portal.webhook_worker import webhook_worker
 
 
 def handle_backend_exception(exception: Exception) -> list[EventSpec]:
@@ -58,6 +59,9 @@ app = rx.App(
     # session cookie's digest, security headers and body limits (cf_portal/middleware.py).
     api_transformer=[api, PortalMiddleware],
 )
+
+# The outgoing webhooks are delivered by the app itself unless CF_WEBHOOK_WORKER=off (cf_portal/webhook_worker.py).
+app.register_lifespan_task(webhook_worker)
 
 # Open to anyone.
 app.add_page(sign_in_page, route=routes.SIGN_IN, on_load=AuthState.load, title="Sign in · ChatFortress")
