@@ -18,6 +18,7 @@ from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.manage_license import manage_license_page
 from cf_portal.pages.members import members_page
+from cf_portal.pages.webhooks import webhooks_page
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState
@@ -29,6 +30,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
+from cf_portal.state.webhooks import WebhooksState
 from cf_portal.webhook_worker import webhook_worker
 
 
@@ -82,3 +84,4 @@ app.add_page(billing_page, route=routes.BILLING, on_load=BillingState.load, titl
 app.add_page(members_page, route=routes.MEMBERS, on_load=MembersState.load, title="Members · ChatFortress")
 app.add_page(account_settings_page, route=routes.ACCOUNT_SETTINGS, on_load=AccountSettingsState.load,
              title="Settings · ChatFortress")
+app.add_page(webhooks_page, route=routes.WEBHOOKS, on_load=WebhooksState.load, title="Webhooks · ChatFortress")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal import routes
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.shell import page_shell
 from cf_portal.pages.auth import text_field
@@ -92,6 +93,18 @@ def demo_card() -> rx.Component:
     )
 
 
+def products_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("For your products", as_="h2", size="4"),
+            rx.text("Owners tell your products when seats and licenses change.", size="2", color_scheme="gray"),
+            rx.link("Webhooks", href=routes.WEBHOOKS),
+            spacing="3", align="start",
+        ),
+        width="100%", max_width="520px",
+    )
+
+
 def reset_dialog() -> rx.Component:
     return confirm_dialog("Reset the demo data?",
                           "Every license, card, invoice and change made in the demo account is deleted. Members who "
@@ -111,7 +124,7 @@ def advance_dialog() -> rx.Component:
 
 def account_settings_page() -> rx.Component:
     return page_shell(
-        rx.vstack(profile_card(), password_card(), sessions_card(), demo_card(), reset_dialog(),
+        rx.vstack(profile_card(), password_card(), sessions_card(), products_card(), demo_card(), reset_dialog(),
                   advance_dialog(),
                   spacing="4", width="100%"),
         title="Settings",
