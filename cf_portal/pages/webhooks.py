@@ -212,7 +212,8 @@ def attempts_dialog() -> rx.Component:
     return rx.dialog.root(
         rx.dialog.content(
             rx.dialog.title("Attempts"),
-            rx.dialog.description(rx.text("Every attempt to deliver ", rx.code(S.attempts_event), ", oldest first."),
+            rx.dialog.description(rx.text("Every attempt to deliver ", rx.code(S.attempts_event), ", oldest first.",
+                                          as_="span"),
                                   size="2"),
             rx.cond(
                 S.attempts.length() > 0,
@@ -277,7 +278,7 @@ def add_dialog() -> rx.Component:
             rx.dialog.title("Add endpoint"),
             rx.dialog.description(
                 rx.cond(made,
-                        rx.text("Endpoint added: ", rx.text.strong(A.created_url, word_break="break-all"), "."),
+                        rx.text("Endpoint added: ", rx.text.strong(A.created_url, word_break="break-all"), ".", as_="span"),
                         "Each event is posted as JSON, signed with the endpoint's own secret."),
                 size="2", margin_bottom="12px",
             ),
@@ -296,10 +297,10 @@ def roll_dialog() -> rx.Component:
             rx.alert_dialog.title(rx.cond(R.rolled, "New signing secret", "Roll the signing secret?")),
             rx.alert_dialog.description(
                 rx.cond(R.rolled,
-                        rx.text("For ", rx.text.strong(R.roll_url, word_break="break-all"), "."),
+                        rx.text("For ", rx.text.strong(R.roll_url, word_break="break-all"), ".", as_="span"),
                         rx.text("A new secret signs every delivery to ", rx.text.strong(R.roll_url,
                                                                                         word_break="break-all"),
-                                " from now on; the old one stops working at once.")),
+                                " from now on; the old one stops working at once.", as_="span")),
                 size="2", margin_bottom="12px",
             ),
             rx.hstack(
@@ -317,7 +318,7 @@ def roll_dialog() -> rx.Component:
 def delete_dialog() -> rx.Component:
     return confirm_dialog("Delete this endpoint?",
                           rx.text(rx.text.strong(S.delete_url, word_break="break-all"), " is told of nothing more, "
-                                  "and its delivery log is deleted with it."),
+                                  "and its delivery log is deleted with it.", as_="span"),
                           action="Delete", on_confirm=S.delete, open=S.delete_id > 0, on_cancel=S.cancel_delete)
 
 
