@@ -241,12 +241,9 @@ def attempts_dialog() -> rx.Component:
 
 
 def event_checkbox(kind: str) -> rx.Component:
-    return rx.el.label(
-        rx.checkbox(checked=AddEndpointState.events.contains(kind),
-                    on_change=lambda checked: AddEndpointState.set_event(kind, checked)),
-        rx.text(kind, size="2", font_family="monospace"),
-        display="flex", align_items="center", gap="8px", min_height="32px", cursor="pointer",
-    )
+    return rx.checkbox(kind, checked=AddEndpointState.events.contains(kind),
+                       on_change=lambda checked: AddEndpointState.set_event(kind, checked), size="2",
+                       min_height="32px", align="center")
 
 
 def add_dialog() -> rx.Component:
