@@ -28,19 +28,19 @@ def when(moment: rx.Var) -> rx.Component:
 
 def secret_once(input_id: str, shown: rx.Var, done: rx.Component) -> rx.Component:
     """The signing secret in a read-only input, with Copy. The input is mounted (hidden) while its dialog is open,
-    so the handler's `rx.set_value` always finds it; the secret is in no state var."""
+    so the handler's `rx.set_value` always finds it; the secret is in no state var. (Reflex's call_script text
+    takes no braces.)"""
+    field = f"document.getElementById('{input_id}')"
     return rx.vstack(
         labelled("Signing secret",
                  rx.input(id=input_id, read_only=True, size="3", font_family="monospace",
-                          on_focus=rx.call_script(f"document.getElementById('{input_id}').select()")),
+                          on_focus=rx.call_script(f"{field}.select()")),
                  field_id=input_id),
         rx.text("Copy it now and keep it with your receiver: it will not be shown again. Check each delivery's "
                 "CF-Signature header with it.", size="2"),
         rx.hstack(
             rx.button(rx.icon("copy", size=16, aria_hidden="true"), "Copy", size="3", variant="soft", type="button",
-                      on_click=[rx.call_script(f"(() => {{ const el = document.getElementById('{input_id}');"
-                                               " navigator.clipboard.writeText(el.value).catch(() => el.select());"
-                                               " }})()"),
+                      on_click=[rx.call_script(f"navigator.clipboard.writeText({field}.value).catch(() => {field}.select())"),
                                 rx.toast.success("Secret copied.")]),
             done,
             justify="end", spacing="3", width="100%",

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from cf_portal import settings, webhook_worker
 from cf_portal.models import WebhookEventStatus
 from cf_portal.services import webhooks
-from tests.unit.test_webhooks import Receiver, World, receiver, world  # noqa: F401  (fixtures)
+from tests.support.webhook_receiver import Receiver
+from tests.unit.test_webhooks import World, receiver, world  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
