@@ -247,3 +247,25 @@ def test_a_member_who_is_not_an_owner_is_told_and_refused(root_state: rx.State) 
     assert dialog.create() is None and dialog.url_error == refusal
     with db.session_scope(write=False) as session:
         assert [e.enabled for e in webhooks.list_endpoints(session, actor=owner._actor(session))] == [True]
+
+
+def test_a_failed_attempt_shows_as_retrying_with_its_answer(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    add(root_state)
+    queue_events(account_of(state), 1)
+    assert webhooks.deliver_due(None, http_post=lambda *args: 503) == {"retrying": 1}
+    state.show_log(state.endpoints[0].id)
+    [entry] = state.log
+    assert (entry.status, entry.attempts, entry.last_status_code) == ("pending", 1, 503)
+    assert entry.last_error == "answered HTTP 503" and entry.next_attempt_at is not None
+
+
+def test_coming_back_to_the_page_closes_what_was_open(root_state: rx.State) -> None:
+    state = loaded(root_state)
+    dialog, _ = add(root_state)
+    roll = substate(root_state, RollSecretState)
+    roll.ask_roll(state.endpoints[0].id, URL)
+    state.show_log(state.endpoints[0].id)
+    run_now(state, "load")
+    assert (dialog.is_open, roll.roll_id, state.log_endpoint_id) == (False, 0, 0)
+    assert len(state.endpoints) == 1
