@@ -20,6 +20,7 @@ from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.manage_license import manage_license_page
 from cf_portal.pages.members import members_page
+from cf_portal.pages.webhooks import webhooks_page
 from cf_portal.services.errors import DomainError, SignInRequired
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.add_license import AddLicenseState
@@ -33,6 +34,8 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
+from cf_portal.state.webhooks import WebhooksState
+from cf_portal.webhook_worker import webhook_worker
 
 
 def handle_backend_exception(exception: Exception) -> list[EventSpec]:
@@ -63,6 +66,9 @@ app = rx.App(
     api_transformer=[api, PortalMiddleware],
 )
 
+# The outgoing webhooks are delivered by the app itself unless CF_WEBHOOK_WORKER=off (cf_portal/webhook_worker.py).
+app.register_lifespan_task(webhook_worker)
+
 # Open to anyone.
 app.add_page(sign_in_page, route=routes.SIGN_IN, on_load=AuthState.load, title="Sign in · ChatFortress")
 app.add_page(sign_up_page, route=routes.SIGN_UP, on_load=AuthState.load, title="Create account · ChatFortress")
@@ -84,3 +90,4 @@ app.add_page(account_settings_page, route=routes.ACCOUNT_SETTINGS, on_load=Accou
              title="Settings · ChatFortress")
 app.add_page(api_keys_page, route=routes.API_KEYS, on_load=ApiKeysState.load, title="API keys · ChatFortress")
 app.add_page(api_docs_page, route=routes.API_DOCS, on_load=ApiDocsState.load, title="API documentation · ChatFortress")
+app.add_page(webhooks_page, route=routes.WEBHOOKS, on_load=WebhooksState.load, title="Webhooks · ChatFortress")

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # webhooks need it (at least 32 characters); demo mode has a fixed stand-in.
     webhook_signing_key: str | None = Field(default=None, min_length=32, repr=False,
                                             validation_alias=AliasChoices("CF_WEBHOOK_SIGNING_KEY"))
+    # Who delivers the outgoing webhooks: "app" (default) runs the worker inside the app (cf_portal/webhook_worker.py),
+    # so one process is enough; "off" for deployments that run `cli deliver-webhooks --loop` as a process of its own.
+    webhook_worker: Literal["app", "off"] = Field(default="app", validation_alias=AliasChoices("CF_WEBHOOK_WORKER"))
     # How many "Try the demo" visitors may have their own copy of the demo account at once (each lasts a day).
     demo_max_copies: int = Field(default=200, ge=1, le=100_000, validation_alias=AliasChoices("CF_DEMO_MAX_COPIES"))
     # The operator's catalog (JSON or TOML, format in the README), loaded by `cli load-catalog` and, outside

@@ -38,9 +38,10 @@ from cf_portal.models import (
     SeatAssignment,
     Throttle,
     User,
+    WebhookEvent,
 )
 from cf_portal.payments.sandbox import SandboxProvider
-from cf_portal.services import api_keys, employees, members, seats
+from cf_portal.services import api_keys, employees, members, seats, webhooks
 from cf_portal.services.actors import Actor, actor_for_user
 from cf_portal.services.employees import MAX_SEARCH_LENGTH, MAX_SELECTED, TOO_MANY_SELECTED
 from cf_portal.services.errors import DomainError, SignInRequired
@@ -60,6 +61,7 @@ from cf_portal.state.licenses import LicensesState
 from cf_portal.state.manage_license import AddLicensesState, ChangePlanState, ManageLicenseState, RemoveLicensesState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import PortalState
+from cf_portal.state.webhooks import AddEndpointState, RollSecretState, WebhooksState
 from tests.state.conftest import at_url, demo_owner_id, new_root_state, sign_in_as, substate
 from tests.support.events import run_event, run_now, run_on_a_loop
 
@@ -151,6 +153,9 @@ def _furnish(actor: Actor, tag: str, member_id: int) -> Tenant:
         reference_name=f"{tag.title()} team", plan_id=plan_id, quantity=3, payment_method_id=default_card.id,
         expected_total=3 * unit_amount, idempotency_key=uuid.uuid4().hex))
     with db.session_scope() as session:
+        # A webhook endpoint first, so the seat below queues an event for it (webhook_ids finds both).
+        webhooks.create_endpoint(session, actor=actor, url=f"https://hooks.{tag}.example/cf",
+                                 event_types=["seat.assigned"])
         [seat_id] = seats.assign(session, actor=actor, license_id=bought.license_id,
                                  holders=[Holder(kind="employee", id=holder_id)])
         members.invite(session, actor=actor, email=f"newcomer@{tag}.example", role=Role.VIEWER.value,
@@ -444,6 +449,52 @@ def test_revoking_a_foreign_api_key_is_not_found(root_state: rx.State, world: Wo
     assert [key.id for key in state.keys] == [ours]  # the list is this account's only
 
 
+def webhook_ids(tenant: Tenant) -> tuple[int, int]:
+    """(endpoint id, event id) of the tenant's webhook endpoint and of the event its held seat queued."""
+    if tenant == NOBODY:
+        return MISSING, MISSING
+    with db.session_scope(write=False) as session:
+        return tuple(session.exec(select(WebhookEvent.endpoint_id, WebhookEvent.id)
+                                  .where(WebhookEvent.account_id == tenant.account_id)).one())
+
+
+def test_a_foreign_webhook_endpoint_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    endpoint_id, _ = webhook_ids(foreign)
+    state = loaded(root_state, WebhooksState)
+    roll = substate(root_state, RollSecretState)
+
+    def delete() -> rx.event.EventSpec | None:
+        state.ask_delete(endpoint_id, "https://hooks.globex.example/cf")
+        return state.delete()
+
+    def roll_secret() -> rx.event.EventSpec | None:
+        roll.ask_roll(endpoint_id, "https://hooks.globex.example/cf")
+        return roll.roll()
+
+    with nothing_changes():
+        said = [told(lambda: state.show_log(endpoint_id)), told(lambda: state.set_enabled(endpoint_id, False)),
+                told(lambda: state.set_enabled(endpoint_id, True)), told(delete), told(roll_secret)]
+    assert said == ["That webhook endpoint was not found."] * 5
+    assert (state.log_endpoint_id, state.log, roll.rolled) == (0, [], False)
+    assert [e.id for e in state.endpoints] == [webhook_ids(loaded_tenant(root_state))[0]]
+
+
+def loaded_tenant(root: rx.State) -> Tenant:
+    """The signed-in member's account, as a Tenant that `webhook_ids` can look up."""
+    with db.session_scope(write=False) as session:
+        account_id = substate(root, WebhooksState)._actor(session).account_id
+    return Tenant(**{**{f.name: MISSING for f in fields(Tenant)}, "account_id": account_id})
+
+
+def test_a_foreign_webhook_event_is_not_found(root_state: rx.State, foreign: Tenant) -> None:
+    _, event_id = webhook_ids(foreign)
+    state = loaded(root_state, WebhooksState)
+    with nothing_changes():
+        said = [told(lambda: state.resend(event_id)), told(lambda: state.show_attempts(event_id, "evt_x"))]
+    assert said == ["That webhook event was not found."] * 2
+    assert (state.attempts_event, state.attempts) == ("", [])
+
+
 def throttle_failures() -> dict[str, int]:
     with db.session_scope(write=False) as session:
         return {row.key: row.failures for row in session.exec(select(Throttle)) if row.failures}
@@ -675,6 +726,48 @@ def _advance_month(root: rx.State, demo: Tenant) -> str:
     return told_by_event(loaded(root, AccountSettingsState), "advance_month")
 
 
+def _open_add_endpoint(root: rx.State, demo: Tenant) -> str:
+    loaded(root, WebhooksState)
+    return told(substate(root, AddEndpointState).open_add)
+
+
+def _add_endpoint(root: rx.State, demo: Tenant) -> str:
+    loaded(root, WebhooksState)
+    dialog = substate(root, AddEndpointState)
+    dialog.set_url("https://hooks.acme.example/other")
+    assert dialog.create() is None and dialog.created_url == ""
+    return dialog.url_error
+
+
+def _show_webhook_log(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, WebhooksState).show_log(webhook_ids(demo)[0]))
+
+
+def _pause_endpoint(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, WebhooksState).set_enabled(webhook_ids(demo)[0], False))
+
+
+def _roll_secret(root: rx.State, demo: Tenant) -> str:
+    loaded(root, WebhooksState)
+    roll = substate(root, RollSecretState)
+    roll.roll_id = webhook_ids(demo)[0]  # whatever the browser's state says
+    return told(roll.roll)
+
+
+def _delete_endpoint(root: rx.State, demo: Tenant) -> str:
+    state = loaded(root, WebhooksState)
+    state.delete_id = webhook_ids(demo)[0]
+    return told(state.delete)
+
+
+def _resend_webhook(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, WebhooksState).resend(webhook_ids(demo)[1]))
+
+
+def _show_webhook_attempts(root: rx.State, demo: Tenant) -> str:
+    return told(lambda: loaded(root, WebhooksState).show_attempts(webhook_ids(demo)[1], "evt"))
+
+
 MUTATIONS = [
     (_open_assign, Permission.MANAGE_SEATS), (_assign, Permission.MANAGE_SEATS),
     (_open_move, Permission.MANAGE_SEATS), (_move, Permission.MANAGE_SEATS),
@@ -692,6 +785,10 @@ MUTATIONS = [
     (_open_create_api_key, Permission.MANAGE_API_KEYS), (_create_api_key, Permission.MANAGE_API_KEYS),
     (_ask_revoke_api_key, Permission.MANAGE_API_KEYS), (_revoke_api_key, Permission.MANAGE_API_KEYS),
     (_reset_demo, Permission.RESET_DEMO), (_advance_month, Permission.RESET_DEMO),
+    (_open_add_endpoint, Permission.MANAGE_WEBHOOKS), (_add_endpoint, Permission.MANAGE_WEBHOOKS),
+    (_show_webhook_log, Permission.MANAGE_WEBHOOKS), (_pause_endpoint, Permission.MANAGE_WEBHOOKS),
+    (_roll_secret, Permission.MANAGE_WEBHOOKS), (_delete_endpoint, Permission.MANAGE_WEBHOOKS),
+    (_resend_webhook, Permission.MANAGE_WEBHOOKS), (_show_webhook_attempts, Permission.MANAGE_WEBHOOKS),
 ]
 
 
@@ -872,6 +969,17 @@ def refuses_bad_ids(attempt: Callable[[object], str], expected: str) -> None:
     with nothing_changes():
         said = {repr(bad)[:40]: attempt(bad) for bad in BAD_IDS}
     assert said == {repr(bad)[:40]: expected for bad in BAD_IDS}
+
+
+def test_bad_ids_in_the_webhooks_page_are_not_found(root_state: rx.State, world: World) -> None:
+    state = loaded(root_state, WebhooksState)
+    endpoint, event = "That webhook endpoint was not found.", "That webhook event was not found."
+    refuses_bad_ids(lambda bad: told(lambda: state.show_log(bad)), endpoint)
+    refuses_bad_ids(lambda bad: told(lambda: state.set_enabled(bad, False)), endpoint)
+    refuses_bad_ids(lambda bad: told(lambda: state.ask_delete(bad, "x")), endpoint)
+    refuses_bad_ids(lambda bad: told(lambda: substate(root_state, RollSecretState).ask_roll(bad, "x")), endpoint)
+    refuses_bad_ids(lambda bad: told(lambda: state.resend(bad)), event)
+    refuses_bad_ids(lambda bad: told(lambda: state.show_attempts(bad, "x")), event)
 
 
 def test_bad_ids_in_the_licenses_page_are_not_found(root_state: rx.State) -> None:

@@ -7,11 +7,9 @@ there too."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -27,63 +25,12 @@ from cf_portal.services.errors import DomainError, NotAllowed, NotFound
 from cf_portal.services.seats import Holder, NotEnoughSeats
 from tests.factories import make_account, make_child_account, make_employee, make_license, make_plan
 from tests.support.concurrency import run_at_once
+from tests.support.webhook_receiver import Receiver
 from tests.unit.conftest import NOW, Seeded
 from tests.unit.test_license_changes import buy
 
 DAY = timedelta(days=1)
 ALL = list(webhooks.EVENT_TYPES)
-
-
-class Receiver:
-    """A real HTTP server on 127.0.0.1 that checks each delivery's signature with the secret of its path
-    ("/hooks/<endpoint id>") and answers with the next scripted status (or sleeps past the worker's timeout)."""
-
-    def __init__(self) -> None:
-        self.secrets: dict[str, str] = {}
-        self.script: list[int | str] = []  # status codes, or "sleep"; then 200
-        self.received: list[dict] = []  # verified deliveries: path, event, headers
-        self.refused = 0  # deliveries whose signature did not verify
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    answer = receiver.script.pop(0) if receiver.script else 200
-                    secret = receiver.secrets.get(self.path, "")
-                if answer == "sleep":
-                    time.sleep(1.5)
-                    answer = 200
-                if not webhooks.verify_signature(secret, self.headers.get("CF-Signature", ""), body):
-                    with receiver.lock:
-                        receiver.refused += 1
-                    answer = 400
-                elif answer == 200:
-                    with receiver.lock:
-                        receiver.received.append({"path": self.path, "event": json.loads(body),
-                                                  "headers": dict(self.headers)})
-                self.send_response(answer)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, endpoint_key: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/hooks/{endpoint_key}"
-
-    def events(self, path: str | None = None) -> list[dict]:
-        return [r["event"] for r in self.received if path is None or r["path"] == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
