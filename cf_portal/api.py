@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
@@ -16,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -275,6 +277,12 @@ async def product_holders(request: Request) -> Response:
     return await _answer(request, page)
 
 
+async def health(request: Request) -> Response:
+    """A trivial answer (no key, no database): for load balancers, and the benchmark's yardstick of what the
+    server itself costs a JSON route (bench/entitlements_api.py)."""
+    return Response(b'{"ok":true}', media_type="application/json", headers=NO_STORE)
+
+
 async def openapi_document(request: Request) -> Response:
     return Response(json.dumps(openapi()), media_type="application/json")
 
@@ -344,6 +352,8 @@ def openapi() -> dict:
                         "responses": {"200": {"description": "A page of holders",
                                               **body(entitlements.HoldersPage)}, **errors(400, 401, 403, 404, 429)}},
             },
+            "/health": {"get": {"summary": "Is the server up? (no key needed)", "operationId": "health",
+                                "security": [], "responses": {"200": {"description": '{"ok": true}'}}}},
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
@@ -351,6 +361,7 @@ def openapi() -> dict:
 
 
 entitlements_routes = [
+    Route("/health", health, methods=["GET"]),
     Route("/entitlements/check", check_entitlement, methods=["GET", "POST"]),
     Route("/products/{code}/holders", product_holders, methods=["GET"]),
     Route("/openapi.json", openapi_document, methods=["GET"]),
@@ -369,7 +380,31 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
-api = Starlette(routes=[
+class ServerTiming:
+    """Adds `Server-Timing: app;dur=<ms>` to every answer under /api/v1 (errors too): the time from the request
+    reaching the portal's routes to its answer's headers, as the server measured it (clients and benchmarks
+    tell it apart from the network's time)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(routes.API_V1 + "/"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={took:.2f}".encode())]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+api = Starlette(middleware=[Middleware(ServerTiming)], routes=[
     Route(routes.BEGIN_SESSION, begin_session, methods=["POST"]),
     Route(routes.END_SESSION, end_session, methods=["POST"]),
     Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"]),

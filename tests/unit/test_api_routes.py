@@ -315,3 +315,23 @@ def test_the_key_is_judged_before_the_parameters(client: TestClient, acme: Tenan
         assert client.post(CHECK, content="not json", headers=headers).status_code == 401
         assert client.get(CHECK, headers=headers).status_code == 401
         assert client.get("/api/v1/products/nope/holders", params={"limit": "x"}, headers=headers).status_code == 401
+
+
+def test_health_answers_without_a_key_or_the_database(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "session_scope", lambda *a, **k: pytest.fail("the health route must not touch the database"))
+    response = client.get(f"{api.routes.API_V1}/health")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_api_answers_say_how_long_the_server_took(client: TestClient, acme: Tenant) -> None:
+    answers = [client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}, headers=acme.auth),
+               client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}),  # 401
+               client.get("/api/v1/nothing/here"),  # 404
+               client.get(f"{api.routes.API_V1}/health")]
+    for response in answers:
+        name, _, duration = response.headers["server-timing"].partition(";dur=")
+        assert name == "app" and float(duration) >= 0, response.headers["server-timing"]
+    outside = client.post(api.STRIPE_WEBHOOK_PATH, content=b"{}")
+    assert "server-timing" not in outside.headers
