@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 
 from cf_portal import clock, routes
-from cf_portal.db import session_scope
+from cf_portal.db import read_scope, session_scope
 from cf_portal.middleware import cleared_cookie_headers, session_cookie_header, session_token
 from cf_portal.payments.provider import PaymentEvent
 from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
@@ -135,7 +135,7 @@ async def end_session(request: Request) -> RedirectResponse:
 # `Authorization: Bearer cfk_…` (no session cookie: PortalMiddleware lets this header through, adds its security
 # headers, which do no harm to JSON, and caps the body at 1 MB, enough for 1,000 emails). The key is looked up
 # again on every request (a revoked key is refused at once by every worker), then counted against its rate
-# (`API_RATE`), then the work runs as a read in a worker thread; the seats' and the key's last use are written
+# (`API_RATE`), then the work runs as a read in a worker thread (`db.read_scope`: autocommit on PostgreSQL); the seats' and the key's last use are written
 # afterwards, in a short transaction of their own and only when stale (`services.entitlements.record_use`).
 # Nothing here logs a key or an email: refusals are logged by reason, keys by id.
 
@@ -185,7 +185,7 @@ Work = Callable[[Session, ApiCaller], tuple[BaseModel, list[entitlements.Entitle
 def _serve(key: str, work: Work) -> BaseModel:
     """In a worker thread: authenticate, count against the rate, do the (read-only) work, then record the uses."""
     now = clock.now()
-    with session_scope(write=False) as session:
+    with read_scope() as session:
         caller = api_keys.authenticate(session, key, scope=api_keys.ENTITLEMENTS_READ, now=now)
         if wait := API_RATE.take(caller.key_id):
             raise RateLimited(wait)

@@ -230,19 +230,29 @@ def _seats_by_email(session: Session, account_id: int, code: str, emails: set[st
     return best
 
 
+def _built(model: type[BaseModel], fields: dict, private: dict | None = None) -> BaseModel:
+    """`model.model_construct(**fields)` for `fields` naming every field of `model`, without its per-call work
+    (defaults looked up, private attributes' defaults deep-copied): half of a 1,000-email batch's time. Nothing
+    to validate: the values are the database's typed columns. (What `model_construct` sets, pydantic 2.)"""
+    built = model.__new__(model)
+    object.__setattr__(built, "__dict__", fields)
+    object.__setattr__(built, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(built, "__pydantic_extra__", None)
+    object.__setattr__(built, "__pydantic_private__", private)
+    return built
+
+
 def _answer(model: type[Entitlement], code: str, row: sa.Row | None, **extra: str) -> Entitlement:
-    """The answer a seat's row gives (None: not entitled, no holder). Built without validation: every value
-    comes from the database's typed columns, and a batch builds a thousand of them."""
+    """The answer a seat's row gives (None: not entitled, no holder)."""
     if row is None:
-        return model.model_construct(entitled=False, product=code, holder=None, license=None, since=None, **extra)
+        return _built(model, {"entitled": False, "product": code, "holder": None, "license": None, "since": None,
+                              **extra}, {"_seat": None})
     entitled = row.status in ENTITLING
-    answer = model.model_construct(
-        entitled=entitled, product=code, holder=HolderRef.model_construct(kind=row.kind, name=row.name),
-        license=LicenseRef.model_construct(reference=row.reference_name, plan=row.plan, status=row.status),
-        since=row.assigned_at if entitled else None, **extra)
-    if entitled:
-        answer._seat = SeatUse(row.seat_id, row.last_used_at)
-    return answer
+    return _built(model, {
+        "entitled": entitled, "product": code, "holder": _built(HolderRef, {"kind": row.kind, "name": row.name}),
+        "license": _built(LicenseRef, {"reference": row.reference_name, "plan": row.plan, "status": row.status}),
+        "since": row.assigned_at if entitled else None, **extra,
+    }, {"_seat": SeatUse(row.seat_id, row.last_used_at) if entitled else None})
 
 
 def check(session: Session, *, account_id: int, product_code: str, email: str) -> Entitlement:

@@ -343,3 +343,19 @@ def test_answers_that_do_not_entitle_record_no_use(acme: Company, plan: Plan) ->
     acme.give(lic, ada)
     set_status(acme.engine, lic, "suspended")
     assert entitlements.uses_to_record([acme.ask(plan, "ada@acme.example")], NOW) == []
+
+
+def test_answers_built_without_validation_are_the_models_own(acme: Company, plan: Plan) -> None:
+    acme.give(acme.license(plan), acme.person("ada@acme.example", "Ada Lovelace"))
+    code = product(acme.engine, plan)
+    with session_scope(acme.engine, write=False) as session:
+        batch = entitlements.check_many(session, account_id=acme.account_id, product_code=code,
+                                        emails=["ada@acme.example", "nobody@acme.example"])
+    for answer in batch.results:
+        again = entitlements.EmailEntitlement.model_validate(answer.model_dump())
+        assert again.model_dump_json() == answer.model_dump_json()
+        assert again.model_fields_set == answer.model_fields_set and answer.model_extra is None
+    ada, nobody = batch.results
+    assert ada._seat is not None and ada._seat.last_used_at is None and nobody._seat is None
+    assert isinstance(ada.holder, entitlements.HolderRef) and ada.holder.name == "Ada Lovelace"
+    assert ada.model_copy(update={"email": "x"}).email == "x"
