@@ -12,8 +12,10 @@ more CPU than the server on a 2-core machine). Per size it measures, in the same
   server-side ratio is shown too; it cannot be near 2, the trivial route's own work taking some 0.03 ms);
 - **checks/s**: checks from `--concurrency` connections at once (target ≥ 1,000), with their p95;
 - **batch**: `POST` of 1,000 emails, one at a time (target p95 ≤ 100 ms);
-- **first use**: single checks of seats never checked before, each of which stamps its seat's last use (a
-  write); the other phases check seats stamped within the hour, as steady traffic does (reads only).
+- **first use**: single checks of seats never checked before, each of which stamps its seat's last use; the
+  other phases check seats stamped within the hour, as steady traffic does. A key's last use is stamped at most
+  once a minute: the keys start stamped 5 minutes ago, so the first check of each key in each minute writes it
+  (with 10,000 keys, most checks). The stamps are written after the answer is sent; the table counts them.
 
 Each check picks a random account (its own API key: the per-key rate of the API is never reached), one of its
 people or an unknown address, and a product. The dataset is built once per size and database in
@@ -288,6 +290,21 @@ def refresh_stamps(url: str, now: datetime) -> None:
     engine.dispose()
 
 
+def stamps_since(url: str, started: datetime) -> tuple[int, int]:
+    """How many keys and seats had their last use written since `started` (the writes the run caused)."""
+    import sqlalchemy as sa
+
+    from cf_portal.db import make_engine
+    from cf_portal.models import ApiKey, SeatAssignment
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        counts = tuple(conn.execute(sa.select(sa.func.count()).where(column >= started)).scalar_one()
+                       for column in (ApiKey.last_used_at, SeatAssignment.last_used_at))
+    engine.dispose()
+    return counts
+
+
 # --- The server ----------------------------------------------------------------------------------------------
 
 
@@ -453,8 +470,11 @@ def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurr
     figures: dict = {}
     failed: list[Sample] = []
 
+    figures["requests"] = 0
+
     def run(requests: list[tuple[str, bytes]], conc: int) -> tuple[list[Sample], float]:
         samples, took = pool.submit(drive, base, requests, conc).result()
+        figures["requests"] += len(samples)
         failed.extend(s for s in samples if s.status != 200)
         return samples, took
 
@@ -486,9 +506,11 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cf-bench-api-")))
         url = stack.enter_context(working_copy(kind, dataset, tmp))
-        refresh_stamps(url, datetime.now(UTC))
+        started = datetime.now(UTC)
+        refresh_stamps(url, started)
         base, log_path = stack.enter_context(backend(tmp, url))
         f = measure(pool, base, size, plan, concurrency)
+        keys, seats = stamps_since(url, started)
         errors = [line for line in log_path.read_text().splitlines()
                   if any(marker in line for marker in SERVER_ERROR_MARKERS)]
         if errors:
@@ -502,13 +524,14 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
             f"/ {f['check_server_p95'] / f['health_server_p95']:.0f} | "
             f"{f['checks_per_s']:,.0f} ({f['loaded_p95']:.1f} / {f['loaded_server_p95']:.1f}) | "
             f"{f['batch_p95']:.1f} / {f['batch_server_p95']:.1f} | {f['first_use_p95']:.2f} / "
-            f"{f['first_use_server_p95']:.2f} | {seeding} | {load:.1f} | {'yes' if met else 'no'} |")
+            f"{f['first_use_server_p95']:.2f} | {f['requests']:,} ({keys:,} / {seats:,}) | {seeding} | {load:.1f} | "
+            f"{'yes' if met else 'no'} |")
 
 
 HEADER = ("| seats | single p50 / p95 ms (client) | single p50 / p95 ms (server) | trivial p95 ms (client / server) | "
           "p95 ÷ trivial p95 (client / server) | checks/s (p95 client / server ms) | batch of 1,000 p95 ms (client / server) | "
-          "first use p95 ms (client / server) | seeding | load | targets met |\n"
-          "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "first use p95 ms (client / server) | requests (stamps written: keys / seats) | seeding | load | "
+          "targets met |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlmodel import Session
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -135,8 +136,9 @@ async def end_session(request: Request) -> RedirectResponse:
 # `Authorization: Bearer cfk_…` (no session cookie: PortalMiddleware lets this header through, adds its security
 # headers, which do no harm to JSON, and caps the body at 1 MB, enough for 1,000 emails). The key is looked up
 # again on every request (a revoked key is refused at once by every worker), then counted against its rate
-# (`API_RATE`), then the work runs as a read in a worker thread (`db.read_scope`: autocommit on PostgreSQL); the seats' and the key's last use are written
-# afterwards, in a short transaction of their own and only when stale (`services.entitlements.record_use`).
+# (`API_RATE`), then the work runs as a read in a worker thread (`db.read_scope`: autocommit on PostgreSQL); the seats' and the
+# key's last use are written after the answer is sent (a background task), in a short transaction of their own
+# and only when stale (`services.entitlements.record_use`).
 # Nothing here logs a key or an email: refusals are logged by reason, keys by id.
 
 API_RATE = TokenBuckets(rate=50, burst=100)  # per key and per worker process: see services/rate_limit.py
@@ -182,8 +184,10 @@ def _bearer(request: Request) -> str:
 Work = Callable[[Session, ApiCaller], tuple[BaseModel, list[entitlements.Entitlement]]]
 
 
-def _serve(key: str, work: Work) -> BaseModel:
-    """In a worker thread: authenticate, count against the rate, do the (read-only) work, then record the uses."""
+def _serve(key: str, work: Work) -> tuple[BaseModel, Callable[[], None] | None]:
+    """In a worker thread: authenticate, count against the rate, do the (read-only) work. Returns the answer and,
+    when a stamp of last use is stale, what records it (run once the answer is sent: the caller never waits for
+    a write)."""
     now = clock.now()
     with read_scope() as session:
         caller = api_keys.authenticate(session, key, scope=api_keys.ENTITLEMENTS_READ, now=now)
@@ -191,7 +195,10 @@ def _serve(key: str, work: Work) -> BaseModel:
             raise RateLimited(wait)
         payload, answers = work(session, caller)
     seats = entitlements.uses_to_record(answers, now)
-    if seats or caller.use_to_record(now):
+    if not seats and not caller.use_to_record(now):
+        return payload, None
+
+    def record_uses() -> None:
         try:
             with session_scope() as session:
                 entitlements.record_use(session, account_id=caller.account_id, seat_ids=seats, now=now)
@@ -200,7 +207,8 @@ def _serve(key: str, work: Work) -> BaseModel:
             # The answer stands; the stamp is tried again by the next check (it is stale still).
             log.warning("the last use of API key %s and %s seats was not recorded: %s", caller.key_id, len(seats),
                         type(exc).__name__)
-    return payload
+
+    return payload, record_uses
 
 
 async def _answer(request: Request, work: Work) -> Response:
@@ -209,7 +217,11 @@ async def _answer(request: Request, work: Work) -> Response:
         return error_response(401, "Send an API key: Authorization: Bearer cfk_…", code="unauthorized",
                               headers={"www-authenticate": 'Bearer realm="cf_portal"'})
     try:
-        return _json(await asyncio.to_thread(_serve, key, work))
+        payload, record_uses = await asyncio.to_thread(_serve, key, work)
+        response = _json(payload)
+        if record_uses is not None:
+            response.background = BackgroundTask(record_uses)  # in a worker thread, after the answer is sent
+        return response
     except api_keys.InvalidApiKey as exc:
         log.info("an API request was refused: %s", exc.message)
         return error_response(401, exc.message, code="unauthorized",
