@@ -10,7 +10,8 @@ more CPU than the server on a 2-core machine). Per size it measures, in the same
   the portal's routes to its answer), and the ratio of the check's p95 to the trivial route's (target: ≤ 10 ms
   server-side, and ≤ 2× the trivial route as clients see them: whole requests through the same server. The
   server-side ratio is shown too; it cannot be near 2, the trivial route's own work taking some 0.03 ms);
-- **checks/s**: checks from `--concurrency` connections at once (target ≥ 1,000), with their p95;
+- **checks/s**: checks from `--concurrency` connections at once (target ≥ 1,000), with their p95; and the
+  trivial route's requests/s the same way (what the server and this machine can do at best);
 - **batch**: `POST` of 1,000 emails, one at a time (target p95 ≤ 100 ms);
 - **first use**: single checks of seats never checked before, each of which stamps its seat's last use; the
   other phases check seats stamped within the hour, as steady traffic does. A key's last use is stamped at most
@@ -490,6 +491,8 @@ def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurr
     samples, took = run([traffic.check() for _ in range(plan.throughput)], concurrency)
     figures.update(checks_per_s=len(samples) / took, loaded_p95=_ms(samples, .95),
                    loaded_server_p95=_ms(samples, .95, server=True))
+    samples, took = run([traffic.health() for _ in range(plan.throughput // 2)], concurrency)
+    figures.update(trivial_per_s=len(samples) / took)
     samples, _ = run([traffic.batch() for _ in range(plan.batches)], 1)
     figures.update(batch_p95=_ms(samples, .95), batch_server_p95=_ms(samples, .95, server=True))
     samples, _ = run([traffic.check(never_used=True) for _ in range(plan.first_use)], 1)
@@ -523,15 +526,17 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
             f"{f['check_server_p95']:.2f} | {f['health_p95']:.2f} / {f['health_server_p95']:.2f} | {ratio:.1f} "
             f"/ {f['check_server_p95'] / f['health_server_p95']:.0f} | "
             f"{f['checks_per_s']:,.0f} ({f['loaded_p95']:.1f} / {f['loaded_server_p95']:.1f}) | "
+            f"{f['trivial_per_s']:,.0f} | "
             f"{f['batch_p95']:.1f} / {f['batch_server_p95']:.1f} | {f['first_use_p95']:.2f} / "
             f"{f['first_use_server_p95']:.2f} | {f['requests']:,} ({keys:,} / {seats:,}) | {seeding} | {load:.1f} | "
             f"{'yes' if met else 'no'} |")
 
 
 HEADER = ("| seats | single p50 / p95 ms (client) | single p50 / p95 ms (server) | trivial p95 ms (client / server) | "
-          "p95 ÷ trivial p95 (client / server) | checks/s (p95 client / server ms) | batch of 1,000 p95 ms (client / server) | "
+          "p95 ÷ trivial p95 (client / server) | checks/s (p95 client / server ms) | trivial requests/s | "
+          "batch of 1,000 p95 ms (client / server) | "
           "first use p95 ms (client / server) | requests (stamps written: keys / seats) | seeding | load | "
-          "targets met |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+          "targets met |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 
 
 def main(argv: list[str] | None = None) -> int:
