@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "checkout_latency": (["--samples", "5"], []),
     "employees_browser": (["--sizes", "1000", "--samples", "5"], []),
     "bill_due": (["--licenses", "1000", "--accounts", "10"], []),
+    "entitlements_api": (["--sizes", "10000"], []),
 }
 
 # Modules in bench/ that are not benchmarks.

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 
@@ -15,13 +16,15 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 from sqlmodel import Session
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 
 from cf_portal import clock, routes
-from cf_portal.db import session_scope
+from cf_portal.db import read_scope, session_scope
 from cf_portal.middleware import cleared_cookie_headers, session_cookie_header, session_token
 from cf_portal.payments.provider import PaymentEvent
 from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
@@ -133,8 +136,9 @@ async def end_session(request: Request) -> RedirectResponse:
 # `Authorization: Bearer cfk_…` (no session cookie: PortalMiddleware lets this header through, adds its security
 # headers, which do no harm to JSON, and caps the body at 1 MB, enough for 1,000 emails). The key is looked up
 # again on every request (a revoked key is refused at once by every worker), then counted against its rate
-# (`API_RATE`), then the work runs as a read in a worker thread; the seats' and the key's last use are written
-# afterwards, in a short transaction of their own and only when stale (`services.entitlements.record_use`).
+# (`API_RATE`), then the work runs as a read in a worker thread (`db.read_scope`: autocommit on PostgreSQL); the seats' and the
+# key's last use are written after the answer is sent (a background task), in a short transaction of their own
+# and only when stale (`services.entitlements.record_use`).
 # Nothing here logs a key or an email: refusals are logged by reason, keys by id.
 
 API_RATE = TokenBuckets(rate=50, burst=100)  # per key and per worker process: see services/rate_limit.py
@@ -180,16 +184,21 @@ def _bearer(request: Request) -> str:
 Work = Callable[[Session, ApiCaller], tuple[BaseModel, list[entitlements.Entitlement]]]
 
 
-def _serve(key: str, work: Work) -> BaseModel:
-    """In a worker thread: authenticate, count against the rate, do the (read-only) work, then record the uses."""
+def _serve(key: str, work: Work) -> tuple[BaseModel, Callable[[], None] | None]:
+    """In a worker thread: authenticate, count against the rate, do the (read-only) work. Returns the answer and,
+    when a stamp of last use is stale, what records it (run once the answer is sent: the caller never waits for
+    a write)."""
     now = clock.now()
-    with session_scope(write=False) as session:
+    with read_scope() as session:
         caller = api_keys.authenticate(session, key, scope=api_keys.ENTITLEMENTS_READ, now=now)
         if wait := API_RATE.take(caller.key_id):
             raise RateLimited(wait)
         payload, answers = work(session, caller)
     seats = entitlements.uses_to_record(answers, now)
-    if seats or caller.use_to_record(now):
+    if not seats and not caller.use_to_record(now):
+        return payload, None
+
+    def record_uses() -> None:
         try:
             with session_scope() as session:
                 entitlements.record_use(session, account_id=caller.account_id, seat_ids=seats, now=now)
@@ -198,7 +207,8 @@ def _serve(key: str, work: Work) -> BaseModel:
             # The answer stands; the stamp is tried again by the next check (it is stale still).
             log.warning("the last use of API key %s and %s seats was not recorded: %s", caller.key_id, len(seats),
                         type(exc).__name__)
-    return payload
+
+    return payload, record_uses
 
 
 async def _answer(request: Request, work: Work) -> Response:
@@ -207,7 +217,11 @@ async def _answer(request: Request, work: Work) -> Response:
         return error_response(401, "Send an API key: Authorization: Bearer cfk_…", code="unauthorized",
                               headers={"www-authenticate": 'Bearer realm="cf_portal"'})
     try:
-        return _json(await asyncio.to_thread(_serve, key, work))
+        payload, record_uses = await asyncio.to_thread(_serve, key, work)
+        response = _json(payload)
+        if record_uses is not None:
+            response.background = BackgroundTask(record_uses)  # in a worker thread, after the answer is sent
+        return response
     except api_keys.InvalidApiKey as exc:
         log.info("an API request was refused: %s", exc.message)
         return error_response(401, exc.message, code="unauthorized",
@@ -273,6 +287,12 @@ async def product_holders(request: Request) -> Response:
                                     limit=int(limit)), []
 
     return await _answer(request, page)
+
+
+async def health(request: Request) -> Response:
+    """A trivial answer (no key, no database): for load balancers, and the benchmark's yardstick of what the
+    server itself costs a JSON route (bench/entitlements_api.py)."""
+    return Response(b'{"ok":true}', media_type="application/json", headers=NO_STORE)
 
 
 async def openapi_document(request: Request) -> Response:
@@ -344,6 +364,8 @@ def openapi() -> dict:
                         "responses": {"200": {"description": "A page of holders",
                                               **body(entitlements.HoldersPage)}, **errors(400, 401, 403, 404, 429)}},
             },
+            "/health": {"get": {"summary": "Is the server up? (no key needed)", "operationId": "health",
+                                "security": [], "responses": {"200": {"description": '{"ok": true}'}}}},
             "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
@@ -351,6 +373,7 @@ def openapi() -> dict:
 
 
 entitlements_routes = [
+    Route("/health", health, methods=["GET"]),
     Route("/entitlements/check", check_entitlement, methods=["GET", "POST"]),
     Route("/products/{code}/holders", product_holders, methods=["GET"]),
     Route("/openapi.json", openapi_document, methods=["GET"]),
@@ -369,7 +392,31 @@ async def http_error(request: Request, exc: HTTPException) -> Response:
     return PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
 
 
-api = Starlette(routes=[
+class ServerTiming:
+    """Adds `Server-Timing: app;dur=<ms>` to every answer under /api/v1 (errors too): the time from the request
+    reaching the portal's routes to its answer's headers, as the server measured it (clients and benchmarks
+    tell it apart from the network's time)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(routes.API_V1 + "/"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                took = (time.perf_counter() - started) * 1000
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", f"app;dur={took:.2f}".encode())]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
+
+
+api = Starlette(middleware=[Middleware(ServerTiming)], routes=[
     Route(routes.BEGIN_SESSION, begin_session, methods=["POST"]),
     Route(routes.END_SESSION, end_session, methods=["POST"]),
     Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"]),

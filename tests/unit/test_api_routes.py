@@ -3,6 +3,7 @@ errors in one JSON shape, the rate limit, isolation between accounts, last use, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -315,3 +316,45 @@ def test_the_key_is_judged_before_the_parameters(client: TestClient, acme: Tenan
         assert client.post(CHECK, content="not json", headers=headers).status_code == 401
         assert client.get(CHECK, headers=headers).status_code == 401
         assert client.get("/api/v1/products/nope/holders", params={"limit": "x"}, headers=headers).status_code == 401
+
+
+def test_health_answers_without_a_key_or_the_database(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "session_scope", lambda *a, **k: pytest.fail("the health route must not touch the database"))
+    response = client.get(f"{api.routes.API_V1}/health")
+    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_api_answers_say_how_long_the_server_took(client: TestClient, acme: Tenant) -> None:
+    answers = [client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}, headers=acme.auth),
+               client.get(CHECK, params={"product": "phishing", "email": "ada@acme.example"}),  # 401
+               client.get("/api/v1/nothing/here"),  # 404
+               client.get(f"{api.routes.API_V1}/health")]
+    for response in answers:
+        name, _, duration = response.headers["server-timing"].partition(";dur=")
+        assert name == "app" and float(duration) >= 0, response.headers["server-timing"]
+    outside = client.post(api.STRIPE_WEBHOOK_PATH, content=b"{}")
+    assert "server-timing" not in outside.headers
+
+
+def test_the_last_use_is_written_after_the_answer_is_sent(client: TestClient, acme: Tenant,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    record_use = api.entitlements.record_use
+    monkeypatch.setattr(api.entitlements, "record_use", lambda *a, **k: events.append("recorded") or record_use(*a, **k))
+    query = b"product=phishing&email=ada%40acme.example"
+    scope = {"type": "http", "method": "GET", "path": CHECK, "raw_path": CHECK.encode(), "query_string": query,
+             "headers": [(b"authorization", f"Bearer {acme.key}".encode()), (b"host", b"testserver")],
+             "http_version": "1.1", "scheme": "http", "server": ("testserver", 80), "client": ("127.0.0.1", 1),
+             "root_path": "", "app": api.api}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            events.append("sent")
+
+    asyncio.run(api.api(scope, receive, send))
+    assert events == ["sent", "recorded"]

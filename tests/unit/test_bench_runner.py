@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from bench import run_all
 
 
@@ -9,3 +12,14 @@ def test_run_all_runs_every_benchmark_in_the_folder() -> None:
     found = {path.stem for path in run_all.BENCH.glob("*.py")} - run_all.HELPERS
     assert set(run_all.BENCHMARKS) == found
     assert all((run_all.BENCH / f"{name}.py").is_file() for name in run_all.BENCHMARKS)
+
+
+def test_the_entitlements_api_benchmark_runs_in_its_quick_mode() -> None:
+    """Its server, dataset and load generator still work together (seconds; the figures are not judged here)."""
+    done = subprocess.run([sys.executable, str(run_all.BENCH / "entitlements_api.py"), "--quick"],
+                          cwd=run_all.BENCH.parent, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 1,000 |")]
+    assert len(rows) == 1, done.stdout
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert len(cells) == 13 and cells[-1] in {"yes", "no"}, cells
