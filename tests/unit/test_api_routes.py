@@ -3,7 +3,6 @@ errors in one JSON shape, the rate limit, isolation between accounts, last use, 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from cf_portal.services.actors import Actor
 from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.services.seats import Holder
 from tests.factories import make_license
+from tests.support.events import run_on_a_loop
 from tests.unit.conftest import Seeded
 
 CHECK = api.ENTITLEMENTS_CHECK
@@ -356,5 +356,5 @@ def test_the_last_use_is_written_after_the_answer_is_sent(client: TestClient, ac
         if message["type"] == "http.response.body" and not message.get("more_body"):
             events.append("sent")
 
-    asyncio.run(api.api(scope, receive, send))
+    run_on_a_loop(api.api(scope, receive, send))
     assert events == ["sent", "recorded"]

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from cf_portal import settings, webhook_worker
 from cf_portal.models import WebhookEventStatus
 from cf_portal.services import webhooks
+from tests.support.events import run_on_a_loop
 from tests.support.webhook_receiver import Receiver
 from tests.unit.test_webhooks import World, receiver, world  # noqa: F401  (fixtures)
 
@@ -60,7 +61,7 @@ def test_the_app_worker_delivers_signed_events_and_stops_when_asked(
         world.assign(world.people[2])
         await asyncio.sleep(0.3)
 
-    asyncio.run(asyncio.wait_for(scenario(), 20))
+    run_on_a_loop(asyncio.wait_for(scenario(), 20))
     assert receiver.refused == 0  # every signature verified with the endpoint's secret
     assert [e["type"] for e in receiver.events(f"/hooks/{endpoint_id}")] == ["seat.assigned", "seat.assigned"]
     assert [row.status for row in world.outbox()] == [WebhookEventStatus.DELIVERED.value] * 2 + [
@@ -88,7 +89,7 @@ def test_a_failed_pass_is_logged_and_the_next_one_delivers(world: World, receive
         await asyncio.wait_for(task, 5)
 
     with caplog.at_level(logging.ERROR, logger="cf_portal.webhook_worker"):
-        asyncio.run(scenario())
+        run_on_a_loop(scenario())
     assert "webhook delivery pass failed" in caplog.text
     assert calls[0] == {"max_batches": 1}  # one batch a pass: shutdown never waits for more than one
 
@@ -113,7 +114,7 @@ def test_a_full_batch_is_followed_by_another_pass_at_once(world: World, receiver
         await asyncio.wait_for(task, 5)
         return took
 
-    assert asyncio.run(scenario()) < 10  # not 30 s: the second pass did not wait for the interval
+    assert run_on_a_loop(scenario()) < 10  # not 30 s: the second pass did not wait for the interval
 
 
 def test_off_runs_no_worker(world: World, receiver: Receiver, worker_setting: pytest.MonkeyPatch) -> None:  # noqa: F811
@@ -126,7 +127,7 @@ def test_off_runs_no_worker(world: World, receiver: Receiver, worker_setting: py
             assert [t for t in asyncio.all_tasks() if t.get_name() == "webhook worker"] == []
             await asyncio.sleep(0.3)
 
-    asyncio.run(scenario())
+    run_on_a_loop(scenario())
     assert receiver.received == []
 
 
