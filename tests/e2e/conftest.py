@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 from sqlmodel import select as sa_select
 
@@ -183,3 +184,12 @@ def wait_for_animations(page: Page) -> None:
     page.evaluate("() => Promise.all(document.getAnimations()"
                   ".filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)"
                   ".map((a) => a.finished.catch(() => null)))")
+
+
+def assert_accessible(page: Page) -> None:
+    """No axe violation on what people read: the page asks for reduced motion first (a toast fading out, which
+    Sonner then no longer animates, would otherwise be measured half-transparent), and animations end."""
+    page.emulate_media(reduced_motion="reduce")
+    wait_for_animations(page)
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()

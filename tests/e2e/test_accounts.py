@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Locator, Page, WebSocket, expect
 from reflex.utils.format import format_event_handler
 from sqlmodel import select
@@ -35,6 +34,7 @@ from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
     PortalServer,
+    assert_accessible,
     assert_no_horizontal_scroll,
     saved_visa,
     url_of,
@@ -697,5 +697,4 @@ def test_sign_in_and_sign_up_have_no_accessibility_violations(portal: PortalServ
     if path == "/signin":
         expect(page.get_by_role("button", name="Try the demo")).to_be_visible()
     assert_no_horizontal_scroll(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)

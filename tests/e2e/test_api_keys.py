@@ -8,7 +8,6 @@ import re
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 from sqlmodel import select
 
@@ -19,8 +18,8 @@ from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
     PortalServer,
+    assert_accessible,
     assert_no_horizontal_scroll,
-    wait_for_animations,
     wait_until_connected,
 )
 from tests.e2e.test_employees import buy
@@ -31,17 +30,12 @@ pytestmark = pytest.mark.e2e
 VIEWER_EMAIL = "auditor@acme-security.example"
 
 
-def no_axe_violations(page: Page) -> None:
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
-
-
 def fits_a_phone(page: Page, shown: Locator) -> None:
     """At 390 px: `shown` still visible, no sideways scrolling, no axe violation."""
     page.set_viewport_size(PHONE)
     expect(shown).to_be_visible()
     assert_no_horizontal_scroll(page)
-    no_axe_violations(page)
+    assert_accessible(page)
 
 
 def toast(page: Page, text: str) -> Locator:
@@ -85,7 +79,7 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     expect(page.get_by_text("50 requests a second per key, in bursts of up to 100")).to_be_visible()
     if before == 0:
         expect(page.get_by_role("heading", name="No API keys yet")).to_be_visible()
-    no_axe_violations(page)
+    assert_accessible(page)
 
     # A name is needed; what was typed stays, and markup is only text.
     page.get_by_role("button", name="Create API key").click()
@@ -96,8 +90,7 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     expect(dialog.get_by_role("alert")).to_contain_text("Name the key after what will use it")
     expect(name).to_have_value("   ")
     expect(name).to_have_attribute("aria-invalid", "true")
-    wait_for_animations(page)
-    no_axe_violations(page)
+    assert_accessible(page)
 
     # A double click makes one key, shown once in a read-only field.
     name.fill("Phishing <script>Simulator</script>")
@@ -112,8 +105,7 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     made.get_by_role("button", name="Copy").click()
     expect(toast(page, "API key copied.")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == key
-    wait_for_animations(page)
-    no_axe_violations(page)
+    assert_accessible(page)
     assert demo_keys(portal) == before + 1
 
     # A product calls the running API with it.
@@ -138,16 +130,14 @@ def test_an_owner_creates_a_key_the_api_takes_then_revokes_it(fresh_demo: Portal
     card.get_by_role("button", name="Revoke Phishing <script>Simulator</script>").click()
     confirm = page.get_by_role("alertdialog", name="Revoke Phishing <script>Simulator</script>?")
     expect(confirm).to_contain_text("refused from now on")
-    wait_for_animations(page)
-    no_axe_violations(page)
+    assert_accessible(page)
     confirm.get_by_role("button", name="Revoke key").click()
     expect(toast(page, "was revoked: the API refuses it from now on.")).to_be_visible()
     expect(card).to_contain_text(re.compile(r"Revoked on \d+ \w+ \d{4}"))
     expect(card.get_by_role("button")).to_have_count(0)
     refused = check(portal, key, ava)
     assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
-    wait_for_animations(page)
-    no_axe_violations(page)
+    assert_accessible(page)
 
     fits_a_phone(page, card)
 
@@ -173,7 +163,7 @@ def test_the_documentation_shows_this_portals_examples(portal: PortalServer, app
     for kind in ("seat.assigned", "seat.unassigned", "seat.moved", "license.suspended", "license.canceled"):
         expect(page.get_by_text(kind, exact=True)).to_be_visible()
     expect(page.get_by_text("Retry-After", exact=False).first).to_be_visible()
-    no_axe_violations(page)
+    assert_accessible(page)
 
     fits_a_phone(page, curl)
 
@@ -188,4 +178,4 @@ def test_a_viewer_is_told_only_owners_manage_keys(portal: PortalServer, anon_pag
     expect(page.get_by_role("button", name="Create API key")).to_have_count(0)
     expect(page.get_by_role("link", name=re.compile("API documentation"))).to_be_visible()
     assert_no_horizontal_scroll(page)
-    no_axe_violations(page)
+    assert_accessible(page)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -19,8 +18,8 @@ from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
     PortalServer,
+    assert_accessible,
     assert_no_horizontal_scroll,
-    wait_for_animations,
     wait_until_connected,
 )
 from tests.e2e.test_add_license import add_card, db_count
@@ -58,16 +57,13 @@ def test_a_card_is_removed_after_a_confirmation_that_names_it(fresh_demo: Portal
     dialog = page.get_by_role("alertdialog", name="Remove Mastercard ending in 4444?")
     expect(dialog).to_contain_text("Our payment provider will no longer be able to charge it. No license is billed "
                                    "to it.")
-    wait_for_animations(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)
     if viewport is PHONE:
         assert_no_horizontal_scroll(page)
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
-    results = Axe().run(page)  # the cards with their buttons
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)  # the cards with their buttons
 
     # Remove card takes it off the page, with a toast; the default card stays.
     remove.click()
@@ -92,5 +88,4 @@ def test_a_card_is_added_on_billing_with_the_add_license_dialog(fresh_demo: Port
     add_card(page, number="5555 5555 5555 4444", expiry="11 / 33")
     expect(page.get_by_text("Mastercard ending in 4444 added.")).to_be_visible()
     expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)

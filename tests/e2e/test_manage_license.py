@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 from sqlmodel import select
 
@@ -26,6 +25,7 @@ from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
     PortalServer,
+    assert_accessible,
     assert_no_horizontal_scroll,
     saved_visa,
     url_of,
@@ -107,9 +107,7 @@ def test_add_licenses_shows_the_amount_then_charges_it(fresh_demo: PortalServer,
         expected = preview_add(session, actor=owner(portal), license_id=license_id, add=2, now=datetime.now(UTC))
     engine.dispose()
     expect(dialog.get_by_role("status")).to_contain_text(expected.summary)
-    wait_for_animations(page)
-    results = Axe().run(page)  # the dialog with its preview
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)  # the dialog with its preview
 
     dialog.get_by_role("button", name="Confirm and pay").click()
     expect(page.get_by_text(f"2 licenses added. {expected.due_now_display} charged now.")).to_be_visible()
@@ -162,9 +160,7 @@ def test_cancel_then_resume(fresh_demo: PortalServer, app_page: Page) -> None:
     page.get_by_role("button", name="Cancel license").click()
     confirm = page.get_by_role("alertdialog", name="Cancel Ending team?")
     expect(confirm).to_contain_text("Seats keep working until")
-    wait_for_animations(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)
     confirm.get_by_role("button", name="Cancel license").click()
     expect(page.get_by_text(re.compile(r"The license ends on \d+ \w+ \d{4}\."))).to_be_visible()
     expect(confirm).to_be_hidden()
@@ -196,8 +192,7 @@ def test_manage_license_has_no_accessibility_violations(fresh_demo: PortalServer
     expect(page.get_by_text("Visa •••• 4242")).to_be_visible()
     if viewport is PHONE:
         assert_no_horizontal_scroll(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)
 
     page.get_by_role("button", name="Change plan").click()
     dialog = page.get_by_role("dialog", name="Change plan")
@@ -206,8 +201,7 @@ def test_manage_license_has_no_accessibility_violations(fresh_demo: PortalServer
     wait_for_animations(page)
     if viewport is PHONE:
         assert_no_horizontal_scroll(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
+    assert_accessible(page)
     dialog.get_by_role("button", name="Cancel").click()
     expect(dialog).to_be_hidden()
     page.get_by_role("link", name="All licenses").click()

@@ -11,16 +11,15 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
     PortalServer,
+    assert_accessible,
     assert_no_horizontal_scroll,
     url_of,
-    wait_for_animations,
     wait_until_connected,
 )
 from tests.e2e.test_employees import buy
@@ -37,12 +36,6 @@ def receiver() -> Iterator[Receiver]:
     server.close()
 
 
-def axe_clean(page: Page) -> None:
-    wait_for_animations(page)
-    results = Axe().run(page)
-    assert results.violations_count == 0, results.generate_report()
-
-
 def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_demo: PortalServer, app_page: Page,
                                                                       receiver: Receiver) -> None:
     portal, page = fresh_demo, app_page
@@ -53,7 +46,7 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
     wait_until_connected(page)
     expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
     expect(page.get_by_role("heading", name="No endpoints yet")).to_be_visible()
-    axe_clean(page)
+    assert_accessible(page)
 
     # Add the endpoint: a wrong address first (the message next to the field, what was typed kept).
     page.get_by_role("button", name="Add endpoint").click()
@@ -65,7 +58,7 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
     dialog.get_by_role("button", name="Add endpoint").click()
     expect(dialog.get_by_role("alert")).to_contain_text("Enter the full address of your endpoint")
     expect(url_field).to_have_value("ftp://example.com/hooks")
-    axe_clean(page)
+    assert_accessible(page)
     url_field.fill(url)
     dialog.get_by_label("Description (optional)").fill("Provisioning")
     dialog.get_by_role("button", name="Add endpoint").dblclick()  # a double click adds one endpoint
@@ -86,7 +79,7 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
         time.sleep(0.1)
     assert copied == secret
     receiver.secrets["/hooks/e2e"] = secret
-    axe_clean(page)
+    assert_accessible(page)
     dialog.get_by_role("button", name="Done").click()
     expect(dialog).to_be_hidden()
     endpoints = page.get_by_role("list", name="Endpoints")
@@ -111,7 +104,7 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
     expect(entry).to_contain_text("Delivered")
     expect(entry).to_contain_text("Attempts: 1")
     expect(entry).to_contain_text("HTTP 200")
-    axe_clean(page)
+    assert_accessible(page)
     entry.get_by_role("button", name=f"Resend {event['id']}").click()
     expect(page.get_by_text("Queued again: it is sent within a few seconds.")).to_be_visible()
     second = receiver.wait_for(2)[1]
@@ -125,7 +118,7 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
     entry.get_by_role("button", name=f"Attempts of {event['id']}").click()
     attempts = page.get_by_role("dialog", name="Attempts")
     expect(attempts.get_by_role("row")).to_have_count(3)  # the header and the two deliveries
-    axe_clean(page)
+    assert_accessible(page)
     attempts.get_by_role("button", name="Close").click()
     expect(attempts).to_be_hidden()
 
@@ -133,20 +126,20 @@ def test_the_app_delivers_signed_events_to_an_endpoint_added_in_the_ui(fresh_dem
     page.set_viewport_size(PHONE)
     expect(entry.get_by_role("button", name=f"Resend {event['id']}")).to_be_visible()
     assert_no_horizontal_scroll(page)
-    axe_clean(page)
+    assert_accessible(page)
     page.set_viewport_size(DESKTOP)
 
     # Roll the secret: the new one is shown once, and signs the next delivery.
     page.get_by_role("button", name=f"Roll the secret of {url}").click()
     roll = page.get_by_role("alertdialog", name="Roll the signing secret?")
     expect(roll).to_contain_text("the old one stops working at once")
-    axe_clean(page)
+    assert_accessible(page)
     roll.get_by_role("button", name="Roll secret").click()
     rolled = page.get_by_role("alertdialog", name="New signing secret").get_by_label("Signing secret")
     expect(rolled).to_have_value(re.compile(r"^whsec_"))
     new_secret = rolled.input_value()
     assert new_secret != secret
-    axe_clean(page)
+    assert_accessible(page)
     page.get_by_role("alertdialog", name="New signing secret").get_by_role("button", name="Done").click()
     receiver.secrets["/hooks/e2e"] = new_secret
     give_seats(portal, "Pilot", ["Noah Kim"])
@@ -173,10 +166,10 @@ def test_a_viewer_is_told_webhooks_are_for_owners(fresh_demo: PortalServer, anon
     page.set_viewport_size(PHONE)
     page.goto(portal.url + "/settings")
     wait_until_connected(page)
-    axe_clean(page)  # its Integrations card
+    assert_accessible(page)  # its Integrations card
     page.get_by_role("link", name="Webhooks").click()
     expect(page).to_have_url(url_of(portal, "/settings/webhooks"))
     expect(page.get_by_text("Only owners can manage webhooks.")).to_be_visible()
     expect(page.get_by_role("button", name="Add endpoint")).to_have_count(0)
     assert_no_horizontal_scroll(page)
-    axe_clean(page)
+    assert_accessible(page)
