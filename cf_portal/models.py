@@ -593,7 +593,7 @@ class ApiKey(SQLModel, table=True):
     scopes: str = Field(max_length=200)
     created_by_user_id: int | None = fk("user.id", nullable=True, index=False)
     created_at: datetime = created_at_field()
-    # Written at most once a minute (a conditional UPDATE), so requests stay reads.
+    # Written at most once an hour (a conditional UPDATE), so requests stay reads.
     last_used_at: datetime | None = optional_time_field()
     revoked_at: datetime | None = optional_time_field()
 

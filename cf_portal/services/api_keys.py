@@ -8,7 +8,7 @@
   of an expired demo copy and a key without the scope asked for are refused. Nothing is cached: a revoked key
   is refused by every worker on its very next request.
 - **Nothing secret is logged**: keys are named by id (and prefix) in logs and audit events; exceptions carry
-  no key. `last_used_at` is written at most once a minute, so requests stay reads.
+  no key. `last_used_at` is written at most once an hour, so requests stay reads.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SECRET_BYTES = 32  # 256 bits
 VISIBLE_CHARACTERS = 6  # of the random part, shown in lists after the mode prefix
 MAX_PRESENTED_LENGTH = 100  # anything longer is no key of ours: refused before any look-up
 MAX_NAME_LENGTH = 80
-USE_RECORDED_EVERY = timedelta(minutes=1)
+USE_RECORDED_EVERY = timedelta(hours=1)  # as a seat's; the Settings page shows the day
 
 
 class ApiKeyView(BaseModel):

@@ -219,7 +219,7 @@ def test_checks_record_the_seats_and_the_keys_last_use(client: TestClient, seede
     client.post(CHECK, json={"product": "phishing", "emails": ["ada@acme.example", "bob@acme.example"]},
                 headers=acme.auth)
     again = stamps()
-    assert again[0] == ada and again[1] is not None and again[2] == key  # within the hour (the minute): unchanged
+    assert again[0] == ada and again[1] is not None and again[2] == key  # within the hour: unchanged
 
 
 def test_the_openapi_document_describes_the_routes(client: TestClient) -> None:
