@@ -274,6 +274,27 @@ def test_two_workers_at_once_deliver_each_event_once(world: World, receiver: Rec
         assert session.exec(select(sa.func.count()).select_from(WebhookDelivery)).one() == 40
 
 
+def test_a_pass_with_nothing_due_takes_no_lock(world: World, receiver: Receiver) -> None:
+    """The app's worker looks every 5 s: with nothing due it only reads (no SQLite write lock, no row lock)."""
+    world.endpoint(receiver)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        statements.append(statement.upper())
+
+    sa.event.listen(world.engine, "before_cursor_execute", seen)
+    try:
+        assert deliver(world) == {}
+        locking = [s for s in statements if "BEGIN IMMEDIATE" in s or "FOR UPDATE" in s or s.startswith("UPDATE")]
+        assert statements and locking == [], locking
+        world.assign(world.people[0])
+        statements.clear()
+        assert deliver(world) == {"delivered": 1}  # something due: claimed under the lock
+        assert any("BEGIN IMMEDIATE" in s or "FOR UPDATE" in s for s in statements)
+    finally:
+        sa.event.remove(world.engine, "before_cursor_execute", seen)
+
+
 # --- Licenses suspended and canceled --------------------------------------------------------------------------
 
 
