@@ -10,13 +10,16 @@ more CPU than the server on a 2-core machine). Per size it measures, in the same
   the portal's routes to its answer), and the ratio of the check's p95 to the trivial route's (target: ≤ 10 ms
   server-side, and ≤ 2× the trivial route as clients see them: whole requests through the same server. The
   server-side ratio is shown too; it cannot be near 2, the trivial route's own work taking some 0.03 ms);
-- **checks/s**: checks from `--concurrency` connections at once (target ≥ 1,000), with their p95; and the
+- **checks/s**: checks from `--concurrency` connections at once (target ≥ 1,000), with their p95 and the
+  server's CPU time per check; and the
   trivial route's requests/s the same way (what the server and this machine can do at best);
 - **batch**: `POST` of 1,000 emails, one at a time (target p95 ≤ 100 ms);
 - **first use**: single checks of seats never checked before, each of which stamps its seat's last use; the
-  other phases check seats stamped within the hour, as steady traffic does. A key's last use is stamped at most
-  once a minute: the keys start stamped 5 minutes ago, so the first check of each key in each minute writes it
-  (with 10,000 keys, most checks). The stamps are written after the answer is sent; the table counts them.
+  other phases check seats and keys stamped within the hour, as steady traffic does (both are stamped at most
+  once an hour). The stamps are written after the answer is sent; the table counts them.
+
+The checks/s column also gives the server's CPU time per check (its processes' user + system time over that
+phase, divided by the checks): a figure that depends less on what else the machine is doing than the rate does.
 
 Each check picks a random account (its own API key: the per-key rate of the API is never reached), one of its
 people or an unknown address, and a product. The dataset is built once per size and database in
@@ -310,7 +313,7 @@ def stamps_since(url: str, started: datetime) -> tuple[int, int]:
 
 
 @contextmanager
-def backend(tmp: Path, url: str) -> Iterator[tuple[str, Path]]:
+def backend(tmp: Path, url: str) -> Iterator[tuple[str, Path, int]]:
     """The app's backend as `reflex run --env prod --backend-only` runs it (granian; one worker without Redis),
     from a copy of the checkout. (`reflex run --backend-only` itself refuses a frontend port, which rxconfig.py
     always sets, so its production function is called directly.)"""
@@ -338,7 +341,7 @@ def backend(tmp: Path, url: str) -> Iterator[tuple[str, Path]]:
                             break
                 except OSError:
                     time.sleep(0.3)
-            yield base, log_path
+            yield base, log_path, proc.pid
         finally:
             stop(proc)
 
@@ -466,7 +469,22 @@ def _ms(samples: list[Sample], q: float, *, server: bool = False) -> float:
     return percentile([s.server_ms if server else s.client_ms for s in samples], q)
 
 
-def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurrency: int) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children (the server's workers) so far."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurrency: int, server_pid: int) -> dict:
     traffic = Traffic(base, size, seed=size)
     figures: dict = {}
     failed: list[Sample] = []
@@ -488,9 +506,11 @@ def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurr
     figures.update(check_p50=_ms(checks, .5), check_p95=_ms(checks, .95), check_server_p50=_ms(checks, .5, server=True),
                    check_server_p95=_ms(checks, .95, server=True), health_p95=_ms(trivial, .95),
                    health_server_p95=_ms(trivial, .95, server=True))
+    cpu_before = cpu_seconds(server_pid)
     samples, took = run([traffic.check() for _ in range(plan.throughput)], concurrency)
     figures.update(checks_per_s=len(samples) / took, loaded_p95=_ms(samples, .95),
-                   loaded_server_p95=_ms(samples, .95, server=True))
+                   loaded_server_p95=_ms(samples, .95, server=True),
+                   cpu_ms_per_check=(cpu_seconds(server_pid) - cpu_before) / len(samples) * 1000)
     samples, took = run([traffic.health() for _ in range(plan.throughput // 2)], concurrency)
     figures.update(trivial_per_s=len(samples) / took)
     samples, _ = run([traffic.batch() for _ in range(plan.batches)], 1)
@@ -511,8 +531,8 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
         url = stack.enter_context(working_copy(kind, dataset, tmp))
         started = datetime.now(UTC)
         refresh_stamps(url, started)
-        base, log_path = stack.enter_context(backend(tmp, url))
-        f = measure(pool, base, size, plan, concurrency)
+        base, log_path, server_pid = stack.enter_context(backend(tmp, url))
+        f = measure(pool, base, size, plan, concurrency, server_pid)
         keys, seats = stamps_since(url, started)
         errors = [line for line in log_path.read_text().splitlines()
                   if any(marker in line for marker in SERVER_ERROR_MARKERS)]
@@ -525,7 +545,8 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
     return (f"| {size:,} | {f['check_p50']:.2f} / {f['check_p95']:.2f} | {f['check_server_p50']:.2f} / "
             f"{f['check_server_p95']:.2f} | {f['health_p95']:.2f} / {f['health_server_p95']:.2f} | {ratio:.1f} "
             f"/ {f['check_server_p95'] / f['health_server_p95']:.0f} | "
-            f"{f['checks_per_s']:,.0f} ({f['loaded_p95']:.1f} / {f['loaded_server_p95']:.1f}) | "
+            f"{f['checks_per_s']:,.0f} ({f['loaded_p95']:.1f} / {f['loaded_server_p95']:.1f}; "
+            f"{f['cpu_ms_per_check']:.2f}) | "
             f"{f['trivial_per_s']:,.0f} | "
             f"{f['batch_p95']:.1f} / {f['batch_server_p95']:.1f} | {f['first_use_p95']:.2f} / "
             f"{f['first_use_server_p95']:.2f} | {f['requests']:,} ({keys:,} / {seats:,}) | {seeding} | {load:.1f} | "
@@ -533,7 +554,7 @@ def run_size(kind: str, size: int, plan: Plan, concurrency: int, cache: Path, po
 
 
 HEADER = ("| seats | single p50 / p95 ms (client) | single p50 / p95 ms (server) | trivial p95 ms (client / server) | "
-          "p95 ÷ trivial p95 (client / server) | checks/s (p95 client / server ms) | trivial requests/s | "
+          "p95 ÷ trivial p95 (client / server) | checks/s (p95 client / server ms; server CPU ms per check) | trivial requests/s | "
           "batch of 1,000 p95 ms (client / server) | "
           "first use p95 ms (client / server) | requests (stamps written: keys / seats) | seeding | load | "
           "targets met |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
