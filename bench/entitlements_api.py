@@ -55,6 +55,8 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -471,8 +473,6 @@ def _ms(samples: list[Sample], q: float, *, server: bool = False) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process and its children (the server's workers) so far."""
-    import psutil
-
     total = 0.0
     root = psutil.Process(pid)
     for process in [root, *root.children(recursive=True)]:
