@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 run: setup db
 	@echo "==> Building the frontend and starting cf_portal on http://localhost:$(PORT)/"
-	@CF_PORT=$(PORT) reflex run --env prod --frontend-port $(PORT) --backend-port $(PORT) \
+	@CF_PORT=$(PORT) python -m cf_portal.serve --port $(PORT) \
 	  || { echo "cf_portal failed to start (see the output above)" >&2; exit 1; }
 
 test: setup-test

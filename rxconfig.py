@@ -5,6 +5,9 @@ import reflex as rx
 from cf_portal.settings import get_settings
 
 settings = get_settings()
+# Behind a reverse proxy the browser reaches the backend at the public address (CF_PUBLIC_URL); unset, Reflex's
+# default (this machine, on the port the portal serves) stands.
+public_address = {"api_url": settings.public_url, "deploy_url": settings.public_url} if settings.public_url else {}
 
 config = rx.Config(
     app_name="cf_portal",
@@ -14,6 +17,7 @@ config = rx.Config(
     backend_port=settings.port,
     trusted_proxy_hops=settings.trusted_proxy_hops,  # the client's address from X-Forwarded-For
     cors_allowed_origins=settings.origins,  # not Reflex's "*": only the portal's own pages
+    **public_address,
     telemetry_enabled=False,
     show_built_with_reflex=False,
     default_color_mode="light",

@@ -1,8 +1,10 @@
 """The Reflex app: pages and routes, and what happens to errors no handler caught."""
 
+import logging
 import os
 
 import reflex as rx
+from redis.exceptions import RedisError
 from reflex.event import EventSpec
 
 from cf_portal import routes
@@ -37,14 +39,33 @@ from cf_portal.state.portal import sign_in_url
 from cf_portal.state.webhooks import WebhooksState
 from cf_portal.webhook_worker import webhook_worker
 
+log = logging.getLogger(__name__)
+
+# Shown when the state store (Redis, with several workers) does not answer: the event was not handled, and
+# the person can simply do it again once it is back (a restart takes seconds).
+STATE_STORE_DOWN = ("The portal cannot reach its session store right now, so this was not done. "
+                    "Please try again in a moment.")
+
+
+def _is_state_store_error(exception: BaseException) -> bool:
+    while exception is not None:
+        if isinstance(exception, RedisError):
+            return True
+        exception = exception.__cause__ or exception.__context__
+    return False
+
 
 def handle_backend_exception(exception: Exception) -> list[EventSpec]:
     """No session (or it ended) → the sign-in page, then back to where the person was. A rule that said no
-    (a role, a stale id) → its message. Anything else → Reflex's handler: logged, and a generic message."""
+    (a role, a stale id) → its message. The state store down → a message saying so, and one log line for the
+    operator (no traceback per click). Anything else → Reflex's handler: logged, and a generic message."""
     if isinstance(exception, SignInRequired):
         return [rx.redirect(sign_in_url(exception.next_path))]
     if isinstance(exception, DomainError):
         return [rx.toast.error(exception.message)]
+    if _is_state_store_error(exception):
+        log.error("an event was not handled: the state store (REFLEX_REDIS_URL) did not answer: %s", exception)
+        return [rx.toast.error(STATE_STORE_DOWN, id="state-store-down")]
     return [rx.app.default_backend_exception_handler(exception)]
 
 

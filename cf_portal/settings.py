@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # The origins (scheme://host[:port], comma-separated) the browser reaches the portal at: only pages from
     # these may open its websocket or call its routes (CORS). Default: this machine on `port`.
     allowed_origins: str = Field(default="", validation_alias=AliasChoices("CF_ALLOWED_ORIGINS"))
+    # The address people reach the portal at (scheme://host[:port]) when a reverse proxy serves it. The browser
+    # opens the websocket there (Reflex would otherwise guess: this machine, or port 443 over HTTPS), and it is
+    # the allowed origin unless CF_ALLOWED_ORIGINS names others.
+    public_url: str = Field(default="", validation_alias=AliasChoices("CF_PUBLIC_URL"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -88,14 +92,22 @@ class Settings(BaseSettings):
             raise ValueError("CF_SECURE_COOKIES=true needs CF_TRUSTED_PROXY_HOPS: the number of reverse proxies "
                              "in front of the portal (1 for one nginx, Caddy or load balancer), or 0 if the "
                              "portal is reached directly")
-        if self.secure_cookies and not self.allowed_origins.strip():
-            raise ValueError("CF_SECURE_COOKIES=true needs CF_ALLOWED_ORIGINS: the address the portal is served "
-                             "at, e.g. https://licenses.example.com")
+        self.public_url = self.public_url.strip().rstrip("/")
+        if self.public_url and not _is_origin(self.public_url):
+            raise ValueError(f"CF_PUBLIC_URL: {self.public_url!r} is not an address like https://licenses.example.com "
+                             "(scheme, host and port only: no path)")
+        if self.secure_cookies and not self.allowed_origins.strip() and not self.public_url:
+            raise ValueError("CF_SECURE_COOKIES=true needs CF_PUBLIC_URL (or CF_ALLOWED_ORIGINS): the address the "
+                             "portal is served at, e.g. https://licenses.example.com")
+        if self.public_url and self.public_url not in self.origins:
+            raise ValueError(f"CF_PUBLIC_URL {self.public_url} is missing from CF_ALLOWED_ORIGINS: the portal's own "
+                             "pages could not open its websocket")
         if not self.secure_cookies and any(o.startswith("https://") for o in self.origins):
-            raise ValueError("CF_ALLOWED_ORIGINS names an https:// address: set CF_SECURE_COOKIES=true too, so the "
-                             "session cookie is sent over HTTPS only and browsers are told to stay on HTTPS (HSTS)")
+            raise ValueError("CF_PUBLIC_URL or CF_ALLOWED_ORIGINS names an https:// address: set "
+                             "CF_SECURE_COOKIES=true too, so the session cookie is sent over HTTPS only and browsers "
+                             "are told to stay on HTTPS (HSTS)")
         for origin in self.origins:
-            if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            if not _is_origin(origin):
                 raise ValueError(f"CF_ALLOWED_ORIGINS: {origin!r} is not an origin like https://licenses.example.com")
         return self
 
@@ -103,6 +115,8 @@ class Settings(BaseSettings):
     def origins(self) -> list[str]:
         if self.allowed_origins.strip():
             return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+        if self.public_url:
+            return [self.public_url]
         return [f"http://localhost:{self.port}", f"http://127.0.0.1:{self.port}"]
 
     @property
@@ -113,6 +127,11 @@ class Settings(BaseSettings):
         """Create the folder of a file-backed SQLite database."""
         if self.is_sqlite and ":memory:" not in self.database_url:
             Path(self.database_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_origin(address: str) -> bool:
+    """scheme://host[:port], nothing after it."""
+    return address.startswith(("http://", "https://")) and address.count("/") == 2 and len(address.split("/")[2]) > 0
 
 
 @lru_cache

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything cf_portal needs on a fresh machine, and skips what is already done.
 #   scripts/bootstrap.sh          runtime: virtualenv, Node 22 and bun
-#   scripts/bootstrap.sh --test   the same plus test-only needs (Debian's chromium, PostgreSQL)
+#   scripts/bootstrap.sh --test   the same plus test-only needs (Debian's chromium, PostgreSQL, Redis, nginx)
 # Every step that fails stops the script with a one-line reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,11 +63,16 @@ if [ ! -f "$tools_stamp" ]; then
   touch "$tools_stamp"
 fi
 
-# 3. Test-only needs: Debian's chromium for end-to-end tests, PostgreSQL for DB=postgres.
+# 3. Test-only needs: Debian's chromium for end-to-end tests, PostgreSQL for DB=postgres, Redis and nginx for
+#    the production topology.
 if [ $want_test = 1 ]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   { command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing+=(postgresql)
+  # The production topology's tests (tests/topology/): Redis, nginx in front, a self-signed certificate.
+  { command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; } || missing+=(redis-server)
+  { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing+=(nginx)
+  command -v openssl >/dev/null || missing+=(openssl)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> apt-get install ${missing[*]}"
     [ "$(id -u)" = 0 ] || fail "installing ${missing[*]} needs root (apt-get); install them and re-run"

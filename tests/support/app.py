@@ -85,7 +85,7 @@ def running_app(tmp: Path, *, database_url: str | None = None, prepare: Callable
     url = f"http://127.0.0.1:{port}"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "reflex", "run", "--env", "prod", "--frontend-port", str(port), "--backend-port", str(port)],
+            [PYTHON, "-m", "cf_portal.serve", "--port", str(port), "--host", "127.0.0.1"],
             cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:

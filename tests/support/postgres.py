@@ -9,8 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -30,9 +31,25 @@ def _pg_bin(name: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class PostgresCluster:
+    """A running throwaway cluster: `url` names its empty `cf_portal` database; `restart()` stops and starts it
+    on the same port and data (every open connection is cut, as when the server is restarted in production)."""
+
+    url: str
+    restart: Callable[[], None]
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
     """Start a PostgreSQL cluster, yield a SQLAlchemy URL of an empty database, stop and delete it."""
+    with postgres_cluster() as cluster:
+        yield cluster.url
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """Start a PostgreSQL cluster, yield it (its URL, a restart), stop and delete it."""
     base = Path(tempfile.mkdtemp(prefix="cf-portal-pg-"))
     data, sock = base / "data", base / "sock"
     sock.mkdir()
@@ -43,19 +60,21 @@ def throwaway_postgres() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
     port = free_port()
     log = base / "server.log"
+    options = (f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
+               f"-c full_page_writes=off -c max_connections=200")
 
     def run(*cmd: str) -> None:
         subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True)
 
+    def restart() -> None:
+        run(_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-m", "fast", "restart",
+            "-o", options)
+
     try:
         run(_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        run(
-            _pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-            "-o", f"-h 127.0.0.1 -p {port} -k {sock} -c fsync=off -c synchronous_commit=off "
-                  f"-c full_page_writes=off -c max_connections=200",
-        )
+        run(_pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start", "-o", options)
         run(_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "CREATE DATABASE cf_portal")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/cf_portal"
+        yield PostgresCluster(f"postgresql+psycopg://postgres@127.0.0.1:{port}/cf_portal", restart)
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"throwaway PostgreSQL failed: {exc.stderr or exc.stdout}") from exc
     finally:

@@ -104,3 +104,27 @@ def test_only_the_portals_own_origins_may_open_its_websocket(monkeypatch: pytest
     monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "1")
     with pytest.raises(ValidationError, match="CF_ALLOWED_ORIGINS"):
         Settings(_env_file=None)
+
+
+def test_the_public_address_behind_a_proxy_is_checked_and_becomes_the_allowed_origin(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CF_ALLOWED_ORIGINS", raising=False)
+    monkeypatch.setenv("CF_SECURE_COOKIES", "true")
+    monkeypatch.setenv("CF_TRUSTED_PROXY_HOPS", "1")
+    monkeypatch.setenv("CF_PUBLIC_URL", "https://licenses.example.com:8443/")
+    settings = Settings(_env_file=None)
+    assert settings.public_url == "https://licenses.example.com:8443"
+    assert settings.origins == ["https://licenses.example.com:8443"]
+    for wrong in ("licenses.example.com", "https://licenses.example.com/portal", "https://"):
+        monkeypatch.setenv("CF_PUBLIC_URL", wrong)
+        with pytest.raises(ValidationError, match="CF_PUBLIC_URL"):
+            Settings(_env_file=None)
+    monkeypatch.setenv("CF_PUBLIC_URL", "https://licenses.example.com")
+    monkeypatch.setenv("CF_ALLOWED_ORIGINS", "https://portal.example.com")
+    with pytest.raises(ValidationError, match="missing from CF_ALLOWED_ORIGINS"):
+        Settings(_env_file=None)
+    monkeypatch.delenv("CF_ALLOWED_ORIGINS")
+    monkeypatch.delenv("CF_SECURE_COOKIES")
+    monkeypatch.delenv("CF_TRUSTED_PROXY_HOPS")
+    with pytest.raises(ValidationError, match="CF_SECURE_COOKIES=true"):  # an https:// address needs it
+        Settings(_env_file=None)
