@@ -9,7 +9,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 from alembic import context
 from cf_portal.db import all_metadata, get_engine, make_engine
-from cf_portal.models import UTCDateTime
+from cf_portal.models import UTCDateTime, in_models_schema
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -34,6 +34,7 @@ def configure(connection: sa.Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=render_item,
+        include_name=in_models_schema,
     )
 
 

@@ -6,10 +6,11 @@ measures, with timestamps taken inside the page (performance.now() and a Mutatio
   page shows its loading rows first, so rows left from the last visit do not count), and a full page load in
   a new tab (from navigation start; a new tab is a new browser state, so there is no earlier visit);
 - search: from the last keystroke in Search to the new result count on screen (the field is debounced
-  by 250 ms, so the target is 250 + 150 ms at p95). Every search term matches someone (the count of those
+  by 250 ms; issue 14's target is 250 + 100 ms at p95). Every search term matches someone (the count of those
   that matched nobody is printed).
 
-    .venv/bin/python bench/employees_browser.py                       # 10,000 and 100,000 employees
+    .venv/bin/python bench/employees_browser.py                       # 10,000 and 100,000 employees, SQLite
+    DB=postgres .venv/bin/python bench/employees_browser.py           # the same on a throwaway PostgreSQL
     .venv/bin/python bench/employees_browser.py --sizes 10000 --samples 30
 """
 
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,8 +47,9 @@ new MutationObserver(() => {
       && document.querySelector('button[aria-label^="Details of"]')) {
     window.__bench.firstRow = performance.now();
   }
-  // The result count under the grid ("1–25 of 10,027"), or the empty state when nothing matches.
-  const range = [...document.querySelectorAll('main p')].find(p => /^[\\d,]+–[\\d,]+ of [\\d,]+$/.test(p.textContent));
+  // The result count under the grid ("1–25 of 10,027", "1–25 of 10,000+ people"), or the empty state.
+  const range = [...document.querySelectorAll('main p')].find(
+    p => /^[\\d,]+–[\\d,]+ of [\\d,]+(\\+ people)?$/.test(p.textContent));
   const empty = [...document.querySelectorAll('main h2')].some(h => h.textContent === 'Nobody matches');
   const shown = range ? range.textContent : (empty ? 'nobody' : null);
   if (shown !== null && shown !== window.__bench.lastCount) {
@@ -120,18 +123,27 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
-    print(f"## Employees page in Chromium (SQLite, {os.cpu_count()} cores, {args.samples} samples each)\n")
+    kind = os.environ.get("DB", "sqlite")
+    print(f"## Employees page in Chromium ({kind}, {os.cpu_count()} cores, {args.samples} samples each)\n")
+    print(f"Load average before the run: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}\n")
     print("| employees | measure | p50 ms | p95 ms | target |\n| ---: | --- | ---: | ---: | --- |")
-    targets = {"navigation": "first rows ≤ 1000 ms", "page load": "first rows ≤ 1000 ms",
-               "search": f"≤ {SEARCH_DEBOUNCE_MS} + 150 ms"}
+    targets = {"navigation": "first rows ≤ 500 ms", "page load": "first rows ≤ 500 ms",
+               "search": f"≤ {SEARCH_DEBOUNCE_MS} + 100 ms"}
     for n in args.sizes:
-        with tempfile.TemporaryDirectory(prefix="bench-employees-") as tmp:
+        with ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-employees-"))
+            database_url = None
+            if kind == "postgres":
+                from tests.support.postgres import throwaway_postgres
+
+                database_url = stack.enter_context(throwaway_postgres())
+
             def load_employees(db_url: str, n: int = n) -> None:
                 engine = make_engine(db_url)
                 seed(engine, n, into_demo_account=True)
                 engine.dispose()
 
-            with running_app(Path(tmp), prepare=load_employees) as (url, *_):
+            with running_app(Path(tmp), database_url=database_url, prepare=load_employees) as (url, *_):
                 results, nobody = measure(url, args.samples)
             for name, values in results.items():
                 print(f"| {n:,} | {name} | {statistics.median(values):.0f} | {percentile(values, 0.95):.0f} | "

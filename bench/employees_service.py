@@ -2,7 +2,7 @@
 
 Seeds its own database: one account with N employees, 4 licenses and 2 seats per employee
 (20,000 assignments for 10,000 employees), then times the grid query (first page, search, filters,
-last page), assign and move, each over many samples.
+the next page and a page halfway through by keyset), assign and move, each over many samples.
 
     .venv/bin/python bench/employees_service.py                 # 10,000 and 100,000 employees, SQLite
     DB=postgres .venv/bin/python bench/employees_service.py     # the same on a throwaway PostgreSQL
@@ -124,11 +124,25 @@ def run(url: str, n: int, samples: int) -> list[tuple[str, float, float]]:
     terms = ["patel", "person4711", "zoe", "bench.example", "nobody-matches"]
     results.append(("grid: search by name or email",
                     *timed(samples, lambda i: grid(GridQuery(search=terms[i % len(terms)]))(i))))
+    for term in terms:
+        results.append((f"grid: search '{term}'", *timed(max(5, samples // 4), grid(GridQuery(search=term)))))
+    short = ["ze", "7", "qx"]  # under a trigram: no index (qx matches nobody: every row is read)
+    results.append(("grid: search of 1-2 characters",
+                    *timed(samples, lambda i: grid(GridQuery(search=short[i % len(short)]))(i))))
     results.append(("grid: department filter, sorted by email desc",
                     *timed(samples, grid(GridQuery(department="Sales", sort="email", descending=True)))))
     results.append(("grid: holders of one product", *timed(samples, grid(GridQuery(product_id=1)))))
     results.append(("grid: has no license", *timed(samples, grid(GridQuery(without_license=True)))))
-    results.append(("grid: last page", *timed(samples, grid(GridQuery(page=10**9)))))
+    with session_scope(engine, write=False) as session:
+        first = employees.search_holders(session, account_id=account_id, query=GridQuery())
+        middle = session.execute(sa.select(sa.func.lower(Employee.name), Employee.id)
+                                 .where(Employee.account_id == account_id)
+                                 .order_by(sa.func.lower(Employee.name), Employee.id).offset(n // 2).limit(1)).one()
+    results.append(("grid: next page (keyset)", *timed(samples, grid(GridQuery(after=first.last)))))
+    halfway = employees.Cursor(key=middle[0], kind="employee", id=middle[1])
+    results.append(("grid: a page halfway through (keyset)", *timed(samples, grid(GridQuery(after=halfway)))))
+    results.append(("grid: Previous from halfway (keyset)", *timed(samples, grid(GridQuery(before=halfway)))))
+    results.append(("grid: by name, descending", *timed(samples, grid(GridQuery(descending=True)))))
 
     # Room on one license for the samples; fresh holders for assign, then other fresh ones for move.
     target_license = licenses[0]
@@ -161,6 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     kind = os.environ.get("DB", "sqlite")
     print(f"## Employees services ({kind}, {os.cpu_count()} cores, {args.samples} samples each)\n")
+    print("Load average before the run: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + "\n")
     print("| employees | operation | p50 ms | p95 ms |\n| ---: | --- | ---: | ---: |")
     for n in args.sizes:
         with ExitStack() as stack:
@@ -177,6 +192,8 @@ def main() -> None:
             migrate(url)
             for name, p50, p95 in run(url, n, args.samples):
                 print(f"| {n:,} | {name} | {p50:.1f} | {p95:.1f} |", flush=True)
+            print(f"| {n:,} | (load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + ") | | |",
+                  flush=True)
 
 
 if __name__ == "__main__":

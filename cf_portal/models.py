@@ -198,7 +198,49 @@ class Employee(SQLModel, table=True):
         sa.UniqueConstraint("account_id", "email"),
         sa.CheckConstraint("email = lower(email)", name="email_lowercase"),
         sa.CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+        # The Employees grid's sort orders (services/employees.py: keyset paging reads one page along these);
+        # by email, the unique constraint above serves.
+        sa.Index("ix_employee_account_id_name_order", "account_id", sa.text("lower(name)"), "id"),
+        sa.Index("ix_employee_account_id_department_order", "account_id", sa.text("lower(department)"), "id"),
     )
+
+
+# The Employees grid's search index (services/search_index.py), which the models cannot declare: on PostgreSQL
+# pg_trgm GIN indexes, on SQLite an FTS5 trigram table over employee's name and email kept in sync by triggers.
+# Created with the employee table (create_all) and by migration 0010; a migration that rebuilds `employee` on
+# SQLite (batch mode) drops the triggers and must create them again. `SEARCH_OBJECTS` are left out of the
+# models-versus-migrations comparison (`in_models_schema`).
+SEARCH_OBJECTS = ("employee_search", "ix_employee_name_trgm", "ix_employee_email_trgm")
+SQLITE_SEARCH_DDL = (
+    "CREATE VIRTUAL TABLE employee_search USING fts5(name, email, content='employee', content_rowid='id', "
+    "tokenize='trigram')",
+    "CREATE TRIGGER employee_search_insert AFTER INSERT ON employee BEGIN "
+    "INSERT INTO employee_search(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+    "CREATE TRIGGER employee_search_delete AFTER DELETE ON employee BEGIN "
+    "INSERT INTO employee_search(employee_search, rowid, name, email) VALUES ('delete', old.id, old.name, old.email);"
+    " END",
+    "CREATE TRIGGER employee_search_update AFTER UPDATE OF name, email ON employee BEGIN "
+    "INSERT INTO employee_search(employee_search, rowid, name, email) VALUES ('delete', old.id, old.name, old.email);"
+    " INSERT INTO employee_search(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+)
+POSTGRESQL_SEARCH_DDL = (
+    "CREATE INDEX ix_employee_name_trgm ON employee USING gin (name gin_trgm_ops)",
+    "CREATE INDEX ix_employee_email_trgm ON employee USING gin (email gin_trgm_ops)",
+)
+
+sa.event.listen(Employee.__table__, "before_create",
+                sa.DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
+for _statement in SQLITE_SEARCH_DDL:
+    sa.event.listen(Employee.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="sqlite"))
+for _statement in POSTGRESQL_SEARCH_DDL:
+    sa.event.listen(Employee.__table__, "after_create", sa.DDL(_statement).execute_if(dialect="postgresql"))
+sa.event.listen(Employee.__table__, "before_drop",
+                sa.DDL("DROP TABLE IF EXISTS employee_search").execute_if(dialect="sqlite"))
+
+
+def in_models_schema(name: str | None, type_: str, parent_names: dict) -> bool:  # noqa: ARG001
+    """Alembic's `include_name`: everything but the search index, which the models cannot declare."""
+    return not (name or "").startswith(SEARCH_OBJECTS)
 
 
 class ChildAccount(SQLModel, table=True):

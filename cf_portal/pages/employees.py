@@ -142,10 +142,10 @@ def pager() -> rx.Component:
         rx.text(S.range_text, size="2", color_scheme="gray", aria_live="polite"),
         rx.hstack(
             rx.button(rx.icon("chevron-left", aria_hidden="true"), "Previous", variant="soft", size="3",
-                      disabled=S.page <= 1, on_click=S.go_to_page(S.page - 1)),
-            rx.text(f"Page {S.page} of {S.page_count}", size="2"),
+                      disabled=S.page <= 1, on_click=S.previous_page),
+            rx.text(S.page_text, size="2"),
             rx.button("Next", rx.icon("chevron-right", aria_hidden="true"), variant="soft", size="3",
-                      disabled=S.page >= S.page_count, on_click=S.go_to_page(S.page + 1)),
+                      disabled=~S.has_next, on_click=S.next_page),
             spacing="2", align="center",
         ),
         justify="between", align="center", width="100%", wrap="wrap", spacing="3",

@@ -1,7 +1,14 @@
-"""Employees and child accounts: the grid (search, filter, sort, page, all in the database) and changes."""
+"""Employees and child accounts: the grid (search, filter, sort, page, all in the database) and changes.
+
+The grid stays quick at 100,000 employees of one account: each kind of holder is a union branch scoped to the
+account and read along an index of the sort order (models: `ix_employee_account_id_*_order`, and the unique
+(account_id, email)); a page is the rows past a holder's place in that order (keyset paging), never an OFFSET;
+the count stops past COUNT_CAP; search goes through a trigram index (`search_index`).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
@@ -9,7 +16,7 @@ from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from cf_portal.models import ChildAccount, Employee, License, Plan, Product, SeatAssignment
-from cf_portal.services import audit, seats
+from cf_portal.services import audit, search_index, seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -19,6 +26,7 @@ from cf_portal.services.validation import check_department, check_person_name, n
 CHILD_DEPARTMENT = "Child account"
 SortKey = Literal["name", "email", "department"]
 PAGE_SIZES = (10, 25, 50, 100)
+COUNT_CAP = 10_000  # past this many matches the grid says "10,000+": an exact count would read every one
 # Rows a member may select (on any page) to assign at once: the browser sends the list back with Assign, so it
 # is bounded, as is the search text.
 MAX_SELECTED = 500
@@ -44,18 +52,29 @@ class HolderRow(BaseModel):
     seats: list[HeldSeat]
 
 
+class Cursor(BaseModel):
+    """A holder's place in the grid's order: its sort value (as the database computes it), kind and id."""
+
+    key: str
+    kind: str
+    id: int
+
+
 class HolderPage(BaseModel):
     rows: list[HolderRow]
-    total: int
-    page: int
+    total: int  # exact up to COUNT_CAP; past it, COUNT_CAP + 1 and `total_capped`
+    total_capped: bool = False
     page_size: int
-
-    @property
-    def page_count(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+    at_start: bool  # no holder comes before this page
+    has_next: bool
+    first: Cursor | None = None  # the first and last rows' places, to page from
+    last: Cursor | None = None
 
 
 class GridQuery(BaseModel):
+    """One page of the grid: the first page, or the page from (`at`, included), after or before a holder's place
+    (keyset paging: the database reads one page along an index, however far in)."""
+
     search: str = ""
     department: str = ""  # "" = all; CHILD_DEPARTMENT = child accounts only
     product_id: int | None = None
@@ -64,7 +83,9 @@ class GridQuery(BaseModel):
     show_inactive: bool = False
     sort: SortKey = "name"
     descending: bool = False
-    page: int = 1
+    at: Cursor | None = None
+    after: Cursor | None = None
+    before: Cursor | None = None
     page_size: int = 25
 
 
@@ -92,50 +113,124 @@ def _seat_filter(holder_id: sa.ColumnElement, seat_holder_id: sa.ColumnElement,
     return conditions
 
 
-def _holders(account_id: int, query: GridQuery) -> sa.Subquery:
-    """Employees and child accounts as one relation, so the database can filter, sort and page both."""
-    employee_filters = [Employee.account_id == account_id, *_seat_filter(Employee.id, SeatAssignment.employee_id, query)]
-    if not query.show_inactive:
-        employee_filters.append(Employee.active.is_(True))
-    employees = sa.select(
-        sa.literal("employee").label("kind"), Employee.id.label("id"), Employee.name.label("name"),
-        Employee.email.label("email"), Employee.department.label("department"), Employee.active.label("active"),
-    ).where(*employee_filters)
-    children = sa.select(
-        sa.literal("child").label("kind"), ChildAccount.id.label("id"), ChildAccount.name.label("name"),
-        ChildAccount.contact_email.label("email"), sa.literal(CHILD_DEPARTMENT).label("department"),
-        sa.true().label("active"),
-    ).where(ChildAccount.account_id == account_id, *_seat_filter(ChildAccount.id, SeatAssignment.child_account_id, query))
-    return sa.union_all(employees, children).subquery("holder")
+@dataclass(frozen=True)
+class _Branch:
+    """The holders of one kind, filtered: a union branch with its sort value."""
+
+    kind: str
+    columns: tuple[sa.ColumnElement, ...]
+    sort_key: sa.ColumnElement
+    id: sa.ColumnElement
+    conditions: tuple[sa.ColumnElement[bool], ...]
+
+
+def _branches(account_id: int, query: GridQuery, dialect: str) -> list[_Branch]:
+    """Employees and child accounts, each branch scoped to the account and filtered on its own indexed columns."""
+    text = query.search.strip()
+    branches = []
+    if query.department != CHILD_DEPARTMENT:
+        conditions = [Employee.account_id == account_id, *_seat_filter(Employee.id, SeatAssignment.employee_id, query)]
+        if not query.show_inactive:
+            conditions.append(Employee.active.is_(True))
+        if query.department:
+            conditions.append(Employee.department == query.department)
+        if text:
+            conditions.append(search_index.employee_matches(text, dialect))
+        sort_key = {"name": sa.func.lower(Employee.name), "email": Employee.email,
+                    "department": sa.func.lower(Employee.department)}[query.sort]
+        branches.append(_Branch("employee", (
+            Employee.name.label("name"), Employee.email.label("email"), Employee.department.label("department"),
+            Employee.active.label("active")), sort_key, Employee.id, tuple(conditions)))
+    if query.department in ("", CHILD_DEPARTMENT):
+        conditions = [ChildAccount.account_id == account_id,
+                      *_seat_filter(ChildAccount.id, SeatAssignment.child_account_id, query)]
+        if text:
+            conditions.append(search_index.child_matches(text, dialect))
+        sort_key = {"name": sa.func.lower(ChildAccount.name), "email": ChildAccount.contact_email,
+                    "department": sa.literal(CHILD_DEPARTMENT.lower())}[query.sort]
+        branches.append(_Branch("child", (
+            ChildAccount.name.label("name"), ChildAccount.contact_email.label("email"),
+            sa.literal(CHILD_DEPARTMENT).label("department"), sa.true().label("active")),
+            sort_key, ChildAccount.id, tuple(conditions)))
+    return branches
+
+
+def _past(branch: _Branch, cursor: Cursor, *, forward: bool, inclusive: bool) -> sa.ColumnElement[bool]:
+    """The branch's rows past `cursor` in the (sort value, kind, id) order, `forward` or backward. The kind is a
+    constant within a branch, so this is a range on the branch's (sort value, id) index."""
+    if branch.kind == cursor.kind:
+        ours, theirs = sa.tuple_(branch.sort_key, branch.id), sa.tuple_(sa.literal(cursor.key), sa.literal(cursor.id))
+        if forward:
+            return ours >= theirs if inclusive else ours > theirs
+        return ours <= theirs if inclusive else ours < theirs
+    ties_are_past = (branch.kind > cursor.kind) == forward  # this kind's ties are past the cursor
+    if forward:
+        return branch.sort_key >= cursor.key if ties_are_past else branch.sort_key > cursor.key
+    return branch.sort_key <= cursor.key if ties_are_past else branch.sort_key < cursor.key
+
+
+def _page(session: Session, branches: list[_Branch], cursor: Cursor | None, *, forward: bool, inclusive: bool,
+          limit: int) -> list[sa.Row]:
+    """Up to `limit` rows from `cursor` on, in the grid's order (`forward`) or against it."""
+    parts = []
+    for branch in branches:
+        conditions = list(branch.conditions)
+        if cursor is not None:
+            conditions.append(_past(branch, cursor, forward=forward, inclusive=inclusive))
+        order = [branch.sort_key.asc(), branch.id.asc()] if forward else [branch.sort_key.desc(), branch.id.desc()]
+        parts.append(sa.select(sa.select(
+            sa.literal(branch.kind).label("kind"), branch.id.label("id"), *branch.columns,
+            branch.sort_key.label("sort_key"),
+        ).where(*conditions).order_by(*order).limit(limit).subquery()))
+    union = sa.union_all(*parts).subquery("holder")
+    order = [union.c.sort_key, union.c.kind, union.c.id]
+    return list(session.execute(sa.select(union).order_by(*(c.asc() if forward else c.desc() for c in order))
+                                .limit(limit)))
 
 
 def search_holders(session: Session, *, account_id: int, query: GridQuery) -> HolderPage:
-    h = _holders(account_id, query)
-    conditions = []
-    text = query.search.strip().lower()
-    if text:
-        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        conditions.append(sa.or_(sa.func.lower(h.c.name).like(pattern, escape="\\"),
-                                 h.c.email.like(pattern, escape="\\")))
-    if query.department:
-        conditions.append(h.c.department == query.department)
-    total = session.execute(sa.select(sa.func.count()).select_from(h).where(*conditions)).scalar_one()
+    """One page of the account's holders, and how many match (exact up to COUNT_CAP)."""
+    dialect = session.get_bind().dialect.name
+    branches = _branches(account_id, query, dialect)
     page_size = query.page_size if query.page_size in PAGE_SIZES else 25
-    last_page = max(1, -(-total // page_size))
-    page = min(max(1, query.page), last_page)
-    sort_column = {"name": sa.func.lower(h.c.name), "email": h.c.email,
-                   "department": sa.func.lower(h.c.department)}[query.sort]
-    order = [sort_column.desc() if query.descending else sort_column.asc(), h.c.kind, h.c.id]
-    rows = session.execute(
-        sa.select(h).where(*conditions).order_by(*order).limit(page_size).offset((page - 1) * page_size)
-    ).all()
+    ascending = not query.descending
+
+    def read(cursor: Cursor | None, *, forward: bool, inclusive: bool) -> list[sa.Row]:
+        return _page(session, branches, cursor, forward=forward, inclusive=inclusive, limit=page_size + 1)
+
+    at_start = False
+    if query.before is not None:
+        earlier = read(query.before, forward=not ascending, inclusive=False)
+        if len(earlier) > page_size:
+            rows, has_next = list(reversed(earlier[:page_size])), True
+        else:  # the first page (or what is left of it)
+            at_start = True
+    if query.before is None or at_start:
+        cursor = query.after or query.at
+        at_start = cursor is None
+        found = read(cursor, forward=ascending, inclusive=query.after is None)
+        rows, has_next = found[:page_size], len(found) > page_size
+    total = _capped_count(session, branches)
     held = _open_seats(session, account_id, [(r.kind, r.id) for r in rows])
     return HolderPage(
         rows=[HolderRow(key=f"{r.kind}:{r.id}", kind=r.kind, id=r.id, name=r.name, email=r.email,
                         department=r.department, active=bool(r.active), seats=held.get(f"{r.kind}:{r.id}", []))
               for r in rows],
-        total=total, page=page, page_size=page_size,
+        total=min(total, COUNT_CAP + 1), total_capped=total > COUNT_CAP, page_size=page_size, at_start=at_start,
+        has_next=has_next, first=_cursor(rows[0]) if rows else None, last=_cursor(rows[-1]) if rows else None,
     )
+
+
+def _cursor(row: sa.Row) -> Cursor:
+    return Cursor(key=row.sort_key, kind=row.kind, id=row.id)
+
+
+def _capped_count(session: Session, branches: list[_Branch]) -> int:
+    """How many holders match, counting no further than COUNT_CAP + 1 (an exact count reads every match)."""
+    matches = sa.union_all(*(sa.select(sa.select(branch.id).where(*branch.conditions).limit(COUNT_CAP + 1)
+                                       .subquery()) for branch in branches)).subquery()
+    return session.execute(sa.select(sa.func.count()).select_from(
+        sa.select(matches).limit(COUNT_CAP + 1).subquery())).scalar_one()
 
 
 def _open_seats(session: Session, account_id: int, refs: list[tuple[str, int]]) -> dict[str, list[HeldSeat]]:

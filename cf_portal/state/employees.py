@@ -14,9 +14,10 @@ Every tab served by this worker shares one event loop, so nothing slow runs on i
 export (seconds for 20,000 rows) run in the worker process (`work.in_process`); import and export are background
 events (the member and their role are checked under the tab's lock, the work runs without it, the outcome is
 shown under it again). The preview is an upload handler, which Reflex cannot run in the background: it awaits
-the worker instead, so only its own tab waits. The grid's queries read every holder of the account (15-50 ms
-at 10,000 employees, 100-330 ms at 100,000): opening the page, searching, filtering, sorting and paging await
-them in a thread; this tab's events stay in order, the other tabs' go on.
+the worker instead, so only its own tab waits. The grid reads one page along an index (keyset paging: Next and
+Previous ask for the rows after the page's last row or before its first, never an offset), counts at most
+`employees.COUNT_CAP` + 1 matches, and searches through a trigram index; opening the page, searching, filtering,
+sorting and paging still await their queries in a thread; this tab's events stay in order, the other tabs' go on.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from cf_portal.db import session_scope
 from cf_portal.services import employee_import, employees, seats
 from cf_portal.services.actors import Actor
 from cf_portal.services.employee_import import ImportOutcome, ImportPreview
-from cf_portal.services.employees import CHILD_DEPARTMENT, MAX_SEARCH_LENGTH, GridQuery, HolderPage, HolderRow
+from cf_portal.services.employees import (
+    CHILD_DEPARTMENT,
+    MAX_SEARCH_LENGTH,
+    Cursor,
+    GridQuery,
+    HolderPage,
+    HolderRow,
+)
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import MAX_ID_DIGITS, client_text, is_id, parse_id
 from cf_portal.services.roles import Permission
@@ -79,8 +87,12 @@ class EmployeesState(PortalState):
     # The grid: only the visible page is ever in the browser.
     rows: list[HolderRow] = []
     total: int = 0
-    page: int = 1
-    page_count: int = 1
+    page: int = 1  # counted as the member pages (keyset paging: the database is asked for a place, not a number)
+    has_next: bool = False
+    total_capped: bool = False  # past employees.COUNT_CAP matches, `total` is COUNT_CAP + 1: "10,000+"
+    # Where the page on screen starts (None: the first page) and ends, to page from (never sent to the browser).
+    _page_start: Cursor | None = None
+    _page_end: Cursor | None = None
     search: str = ""
     department: str = ""
     product_id: str = ""
@@ -111,10 +123,19 @@ class EmployeesState(PortalState):
 
     @rx.var
     def range_text(self) -> str:
-        if self.total == 0:
+        if not self.rows:
             return "No results"
         first = (self.page - 1) * PAGE_SIZE + 1
-        return f"{first:,}–{min(self.total, first + len(self.rows) - 1):,} of {self.total:,}"
+        last = first + len(self.rows) - 1
+        if self.total_capped:
+            return f"{first:,}–{last:,} of {self.total - 1:,}+ people"  # total is the cap + 1
+        return f"{first:,}–{last:,} of {max(self.total, last):,}"
+
+    @rx.var
+    def page_text(self) -> str:
+        if self.total_capped:
+            return f"Page {self.page:,}"
+        return f"Page {self.page:,} of {max(self.page, -(-self.total // PAGE_SIZE)):,}"
 
     @rx.var
     def page_keys(self) -> list[str]:
@@ -127,17 +148,20 @@ class EmployeesState(PortalState):
 
     # --- the grid -----------------------------------------------------------------------------------
 
-    def _query(self) -> GridQuery:
-        return GridQuery(search=self.search, department=self.department,
+    def _query(self, **paging: Cursor | None) -> GridQuery:
+        """The grid's filters and sort, and where to read from (GridQuery's `at`, `after` or `before`)."""
+        return GridQuery(**paging, search=self.search, department=self.department,
                          product_id=int(self.product_id) if is_id(self.product_id) else None,
                          license_id=int(self.license_filter) if is_id(self.license_filter) else None,
                          without_license=self.without_license, show_inactive=self.show_inactive,
                          sort=self.sort if self.sort in SORT_COLUMNS else "name",
-                         descending=self.descending, page=self.page, page_size=PAGE_SIZE)
+                         descending=self.descending, page_size=PAGE_SIZE)
 
-    def _show(self, view: GridView) -> None:
+    def _show(self, view: GridView, page_number: int = 1) -> None:
         page = view.page
-        self.rows, self.total, self.page, self.page_count = page.rows, page.total, page.page, page.page_count
+        self.rows, self.total, self.total_capped, self.has_next = page.rows, page.total, page.total_capped, page.has_next
+        self.page = 1 if page.at_start else max(2, page_number)
+        self._page_start, self._page_end = (None if page.at_start else page.first), page.last
         self.licenses = view.licenses
         if view.departments is not None and view.products is not None:
             self.department_options = view.departments
@@ -145,11 +169,15 @@ class EmployeesState(PortalState):
         self.loaded = True
 
     def _refresh(self, *, with_options: bool = False) -> None:
-        """The grid again after a change this tab made (on the loop: one page, like the change itself)."""
-        self._show(grid_view(self._require().account_id, self._query(), with_options=with_options))
+        """The page on screen again after a change this tab made (on the loop: one page, like the change itself)."""
+        self._show(grid_view(self._require().account_id, self._query(at=self._page_start), with_options=with_options),
+                   self.page)
 
-    async def _refresh_in_thread(self, actor: Actor, *, with_options: bool = False) -> None:
-        self._show(await run(functools.partial(grid_view, actor.account_id, self._query(), with_options=with_options)))
+    async def _show_page(self, actor: Actor, *, page_number: int = 1, with_options: bool = False,
+                         **paging: Cursor | None) -> None:
+        """Page `page_number`, read from `paging` (none: the first page), in a thread."""
+        self._show(await run(functools.partial(grid_view, actor.account_id, self._query(**paging),
+                                               with_options=with_options)), page_number)
 
     async def _forget_visit(self) -> None:
         """Everything but the filters and the sort order, as on a first visit (see the module docstring); an
@@ -170,25 +198,25 @@ class EmployeesState(PortalState):
         wanted = self.router.url.query_parameters.get("license", "")
         self.license_filter = wanted if is_id(wanted) else ""
         yield  # the loading rows now, not the last visit's rows while the query runs
-        await self._refresh_in_thread(actor, with_options=True)
+        await self._show_page(actor, with_options=True)
 
     @rx.event
     async def set_search(self, value: str):
         actor = self._require()
-        self.search, self.page = client_text(value, MAX_SEARCH_LENGTH), 1
-        await self._refresh_in_thread(actor)
+        self.search = client_text(value, MAX_SEARCH_LENGTH)
+        await self._show_page(actor)
 
     @rx.event
     async def set_department(self, value: str):
         actor = self._require()
-        self.department, self.page = client_text(value, MAX_DEPARTMENT_LENGTH), 1
-        await self._refresh_in_thread(actor)
+        self.department = client_text(value, MAX_DEPARTMENT_LENGTH)
+        await self._show_page(actor)
 
     @rx.event
     async def set_product_filter(self, value: str):
         actor = self._require()
-        self.product_id, self.page = client_text(value, MAX_ID_DIGITS), 1
-        await self._refresh_in_thread(actor)
+        self.product_id = client_text(value, MAX_ID_DIGITS)
+        await self._show_page(actor)
 
     @rx.var
     def license_filter_name(self) -> str:
@@ -198,20 +226,20 @@ class EmployeesState(PortalState):
     @rx.event
     async def clear_license_filter(self):
         actor = self._require()
-        self.license_filter, self.page = "", 1
-        await self._refresh_in_thread(actor)
+        self.license_filter = ""
+        await self._show_page(actor)
 
     @rx.event
     async def set_without_license(self, value: bool):
         actor = self._require()
-        self.without_license, self.page = bool(value), 1
-        await self._refresh_in_thread(actor)
+        self.without_license = bool(value)
+        await self._show_page(actor)
 
     @rx.event
     async def set_show_inactive(self, value: bool):
         actor = self._require()
-        self.show_inactive, self.page = bool(value), 1
-        await self._refresh_in_thread(actor)
+        self.show_inactive = bool(value)
+        await self._show_page(actor)
 
     @rx.event
     async def sort_by(self, column: str):
@@ -219,14 +247,20 @@ class EmployeesState(PortalState):
         if column not in SORT_COLUMNS:
             return
         self.descending = not self.descending if self.sort == column else False
-        self.sort, self.page = column, 1
-        await self._refresh_in_thread(actor)
+        self.sort = column
+        await self._show_page(actor)
 
     @rx.event
-    async def go_to_page(self, page: int):
+    async def next_page(self):
         actor = self._require()
-        self.page = min(int(page), self.page_count) if is_id(page) else 1
-        await self._refresh_in_thread(actor)
+        if self.has_next:
+            await self._show_page(actor, page_number=self.page + 1, after=self._page_end)
+
+    @rx.event
+    async def previous_page(self):
+        actor = self._require()
+        if self._page_start is not None:
+            await self._show_page(actor, page_number=self.page - 1, before=self._page_start)
 
     @rx.event
     def toggle_selected(self, key: str, checked: bool):

@@ -213,7 +213,12 @@ def test_grid_on_a_phone(fresh_demo: PortalServer, app_page: Page) -> None:
     assert_no_horizontal_scroll(page)
     page.get_by_role("button", name="Next").click()
     expect(page.get_by_text("26–27 of 27")).to_be_visible()
+    expect(page.get_by_text("Page 2 of 2")).to_be_visible()
+    expect(page.get_by_role("button", name="Next")).to_be_disabled()
     assert_no_horizontal_scroll(page)
+    page.get_by_role("button", name="Previous").click()
+    expect(page.get_by_text("1–25 of 27")).to_be_visible()
+    expect(page.get_by_role("button", name="Previous")).to_be_disabled()
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])

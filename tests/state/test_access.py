@@ -1177,7 +1177,7 @@ SIGNED_OUT_CALLS = [
     (EmployeesState, "clear_selection", ()), (AssignState, "open_for", (["employee:1"],)),
     (EmployeesState, "set_search", ("a",)), (PersonFormState, "set_name", ("a",)),
     (AssignState, "set_license", ("1",)), (MoveState, "set_to", ("employee:1",)),
-    (EmployeesState, "open_details", ("employee:1",)), (EmployeesState, "go_to_page", (2,)),
+    (EmployeesState, "open_details", ("employee:1",)), (EmployeesState, "next_page", ()),
     (LicensesState, "open_history", (1, "a")), (BillingState, "open_invoice", (1,)),
     (MembersState, "ask_remove", (1, "a")), (MembersState, "set_invite_email", ("a",)),
     (ManageLicenseState, "load", ()), (ManageLicenseState, "ask_cancel", ()), (ManageLicenseState, "cancel", ()),

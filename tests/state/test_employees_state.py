@@ -39,16 +39,34 @@ def buy(state: EmployeesState, quantity: int) -> int:
 
 def test_the_browser_holds_one_page_and_deltas_stay_small(root_state: rx.State) -> None:
     state = loaded(root_state)
-    assert (state.total, len(state.rows), state.page_count) == (27, 25, 2)
+    assert (state.total, len(state.rows), state.has_next, state.page_text) == (27, 25, True, "Page 1 of 2")
+    first_page = [row.key for row in state.rows]
     root_state.get_delta()
     root_state._clean()
-    run_now(state, "go_to_page", 2)
+    run_now(state, "next_page")
     delta = root_state.get_delta()
     text = json.dumps(delta, default=str)
     assert [row.name for row in state.rows] == sorted([r.name for r in state.rows], key=str.lower)
-    assert len(state.rows) == 2 and state.range_text == "26–27 of 27"
+    assert len(state.rows) == 2 and state.range_text == "26–27 of 27" and state.page_text == "Page 2 of 2"
+    assert not state.has_next and not set(first_page) & {row.key for row in state.rows}
     assert len(text) < 4000, f"paging sent {len(text)} bytes"
     assert "department_options" not in text  # unchanged vars are not re-sent
+    assert "sort_key" not in text and "page_start" not in text  # where the page starts stays on the server
+    run_now(state, "next_page")  # the last page: nothing happens
+    assert state.page == 2
+    run_now(state, "previous_page")
+    assert [row.key for row in state.rows] == first_page and state.page_text == "Page 1 of 2"
+    assert state.range_text == "1–25 of 27"
+
+
+def test_past_the_count_cap_the_grid_says_so(root_state: rx.State, monkeypatch) -> None:  # noqa: ANN001
+    from cf_portal.services import employees
+
+    monkeypatch.setattr(employees, "COUNT_CAP", 20)
+    state = loaded(root_state)
+    assert (state.range_text, state.page_text, state.has_next) == ("1–25 of 20+ people", "Page 1", True)
+    run_now(state, "next_page")
+    assert (state.range_text, state.page_text, state.has_next) == ("26–27 of 20+ people", "Page 2", False)
 
 
 def test_search_filter_and_sort_happen_in_the_database(root_state: rx.State) -> None:

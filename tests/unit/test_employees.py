@@ -84,11 +84,87 @@ def test_search_treats_wildcards_as_text(grid) -> None:  # noqa: ANN001
     assert names(search="BO.CHEN@") == ["Bo Chen"]
 
 
-def test_paging_is_clamped(grid) -> None:  # noqa: ANN001
-    _, actor, _, _, engine = grid
+@pytest.fixture
+def crowd(engine: sa.Engine):  # noqa: ANN201
+    """An account of 23 employees and 3 child accounts whose sort values tie (same name in another case, same
+    department), so the pages must break ties by kind and id; and another account with the same names."""
+    from cf_portal.models import ChildAccount
+
+    with session_scope(engine) as session:
+        account, _ = make_account(session)
+        other, _ = make_account(session)
+        for i in range(23):
+            name = ("Sam Lee", "sam lee", "Ann Ray", "Zed")[i % 4]
+            make_employee(session, account, name=name, email=f"p{i:02}@x.example", department=("Ops", "ops", "")[i % 3])
+            make_employee(session, other, name=name, email=f"p{i:02}@x.example")
+        for name in ("Sam Lee", "Ann Ray", "Child"):
+            session.add(ChildAccount(account_id=account.id, name=name, contact_email=f"{name[:3].lower()}@x.example"))
+        account_id = account.id
+    return engine, account_id
+
+
+def _read(engine: sa.Engine, account_id: int, **query) -> employees.HolderPage:  # noqa: ANN003
     with session_scope(engine, write=False) as session:
-        page = employees.search_holders(session, account_id=actor.account_id, query=GridQuery(page=99, page_size=10))
-    assert (page.page, page.total, page.page_count, len(page.rows)) == (1, 5, 1, 5)
+        return employees.search_holders(session, account_id=account_id, query=GridQuery(**{"page_size": 10, **query}))
+
+
+@pytest.mark.parametrize("sort", ["name", "email", "department"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_next_and_previous_walk_the_same_pages_as_one_long_list(crowd, sort: str, descending: bool) -> None:  # noqa: ANN001
+    engine, account_id = crowd
+    order = dict(sort=sort, descending=descending)
+    everyone = [r.key for r in _read(engine, account_id, **order, page_size=100).rows]
+    assert len(everyone) == 26 and len(set(everyone)) == 26
+    pages = [_read(engine, account_id, **order)]
+    while pages[-1].has_next:
+        pages.append(_read(engine, account_id, **order, after=pages[-1].last))
+    assert [len(p.rows) for p in pages] == [10, 10, 6]
+    assert [r.key for p in pages for r in p.rows] == everyone
+    assert [p.at_start for p in pages] == [True, False, False] and pages[0].total == 26
+    back = _read(engine, account_id, **order, before=pages[2].first)
+    assert [r.key for r in back.rows] == [r.key for r in pages[1].rows] and back.has_next and not back.at_start
+    back = _read(engine, account_id, **order, before=back.first)
+    assert [r.key for r in back.rows] == [r.key for r in pages[0].rows] and back.at_start
+    again = _read(engine, account_id, **order, at=pages[1].first)  # the same page, after a change
+    assert [r.key for r in again.rows] == [r.key for r in pages[1].rows]
+
+
+def test_previous_with_fewer_rows_before_than_a_page_gives_the_first_page(crowd) -> None:  # noqa: ANN001
+    engine, account_id = crowd
+    first = _read(engine, account_id)
+    fifth = first.rows[4]
+    page = _read(engine, account_id, before=employees.Cursor(key=fifth.name.lower(), kind=fifth.kind, id=fifth.id))
+    assert page.at_start and [r.key for r in page.rows] == [r.key for r in first.rows]
+
+
+def test_the_count_is_exact_up_to_the_cap(crowd, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    engine, account_id = crowd
+    assert (_read(engine, account_id).total, _read(engine, account_id).total_capped) == (26, False)
+    monkeypatch.setattr(employees, "COUNT_CAP", 26)
+    assert (_read(engine, account_id).total, _read(engine, account_id).total_capped) == (26, False)
+    monkeypatch.setattr(employees, "COUNT_CAP", 25)
+    page = _read(engine, account_id)
+    assert (page.total, page.total_capped, len(page.rows), page.has_next) == (26, True, 10, True)
+
+
+def test_search_through_the_index_follows_every_change(crowd) -> None:  # noqa: ANN001
+    from cf_portal.models import Employee
+
+    engine, account_id = crowd
+
+    def found(text: str) -> list[str]:
+        return [r.email for r in _read(engine, account_id, search=text, show_inactive=True, page_size=100).rows]
+
+    assert len(found("sam lee")) == 6 + 6 + 1 and found("SAM L") == found("sam lee")  # either case, and the child
+    with session_scope(engine) as session:
+        employee = session.exec(sa.select(Employee).where(Employee.account_id == account_id,
+                                                          Employee.email == "p00@x.example")).scalar_one()
+        employee.name, employee.email = "Quentin Blake", "quentin@x.example"
+    assert found("quentin") == ["quentin@x.example"] and found("lake") == ["quentin@x.example"]
+    assert "p00@x.example" not in found("x.example") and "quentin@x.example" in found("x.example")
+    with session_scope(engine) as session:
+        session.execute(sa.delete(Employee).where(Employee.email == "quentin@x.example"))
+    assert found("quentin") == [] and found("qu") == []
 
 
 def test_deactivating_frees_seats_and_history_stays(grid) -> None:  # noqa: ANN001
