@@ -54,4 +54,10 @@ def test_the_vite_config_is_changed_at_each_compile() -> None:
     tasks = []
     PortalThemePlugin().pre_compile(add_save_task=None, add_modify_task=lambda *args: tasks.append(args),
                                     radix_themes_plugin=None, unevaluated_pages=[])
-    assert tasks == [("vite.config.js", frontend.with_vendor_chunk)]
+    assert tasks == [("vite.config.js", frontend.with_vendor_chunk), ("app/root.jsx", frontend.without_radix_loader)]
+
+
+def test_the_app_root_loads_no_whole_radix_library() -> None:
+    root = ('  const loaders = {\n    "@radix-ui/themes": () => import("@radix-ui/themes"),\n'
+            '    "other": () => import("other"),\n  };\n')
+    assert frontend.without_radix_loader(root) == '  const loaders = {\n    "other": () => import("other"),\n  };\n'
