@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "employees_browser": (["--sizes", "1000", "--samples", "5"], []),
     "bill_due": (["--licenses", "1000", "--accounts", "10"], []),
     "entitlements_api": (["--sizes", "10000"], []),
+    "first_load": (["--quick"], []),
 }
 
 # Modules in bench/ that are not benchmarks.

@@ -9,6 +9,10 @@
 - **Security headers** on every HTTP response: a Content-Security-Policy (scripts from the portal, the hashes
   of the build's own inline scripts and Stripe.js; frames from Stripe only; `frame-ancestors 'none'`),
   X-Frame-Options, X-Content-Type-Options, Referrer-Policy, and HSTS when the portal is served over HTTPS.
+- **Caching and pages**: the build's hashed files (`/assets/…`, precompressed at build, see rxconfig.py) are
+  cached for a year as `immutable`; pages (HTML) are `no-cache` (checked with the server at each visit, so a
+  new build shows at once). A page asked for without its trailing slash (`/signin`) is served in place rather
+  than redirected to `/signin/` (a redirect costs a phone a round trip before anything paints).
 - **Bodies**: an upload (`/_upload`, the CSV import) needs a signed-in member before a byte of it is read and
   may be at most the CSV limit plus the form's overhead; any other request body at most `MAX_BODY`. A larger
   body is answered 413 from its declared length, or as soon as a body sent without one passes the limit.
@@ -46,6 +50,9 @@ MAX_WEBSOCKET_MESSAGE = 256 * 1024  # an event: a form, a search; files come thr
 STRIPE_SCRIPT = "https://js.stripe.com"
 STRIPE_FRAMES = ("https://js.stripe.com", "https://hooks.stripe.com")
 STRIPE_API = ("https://api.stripe.com",)
+HASHED_ASSETS = "/assets/"  # Vite's output: every name carries its content hash
+IMMUTABLE = b"public, max-age=31536000, immutable"
+REVALIDATE = b"no-cache"
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -168,6 +175,34 @@ def content_security_policy(inline_hashes: Iterable[str] = ()) -> str:
     return "; ".join(f"{name} {' '.join(values)}" for name, values in directives.items())
 
 
+def cache_control(path: str, status: int, content_type: bytes) -> bytes | None:
+    """The Cache-Control of a response the app left without one: hashed build files for a year, pages always
+    revalidated, anything else as it was."""
+    if path.startswith(HASHED_ASSETS) and status in (200, 304):
+        return IMMUTABLE
+    if content_type.startswith(b"text/html"):
+        return REVALIDATE
+    return None
+
+
+@lru_cache(maxsize=512)
+def _page_folder(build_dir: str, path: str) -> bool:
+    """Whether the build has the page `path` as a folder with an index.html (`/signin` → signin/index.html)."""
+    relative = path.strip("/")
+    if not relative or ".." in relative.split("/") or "." in relative.rsplit("/", 1)[-1]:
+        return False
+    return (Path(build_dir) / relative / "index.html").is_file()
+
+
+def without_slash_redirect(scope: Scope) -> Scope:
+    """A GET of a built page without its trailing slash, as the same page with it: the static files would
+    answer a redirect first."""
+    path = scope.get("path", "")
+    if scope.get("method") not in ("GET", "HEAD") or path.endswith("/") or not _page_folder(_build_dir(), path):
+        return scope
+    return {**scope, "path": path + "/", "raw_path": (path + "/").encode()}
+
+
 def security_headers() -> list[tuple[bytes, bytes]]:
     headers = {
         "content-security-policy": content_security_policy(_inline_script_hashes(_build_dir())),
@@ -214,12 +249,16 @@ class PortalMiddleware:
             await self.app(scope, receive, send)
             return
         headers = security_headers()
+        scope = without_slash_redirect(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name.lower() for name, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *(h for h in headers if h[0] not in names)]}
+                sent = {name.lower(): value for name, value in message.get("headers", [])}
+                extra = [h for h in headers if h[0] not in sent]
+                if b"cache-control" not in sent and (
+                        cache := cache_control(path, message["status"], sent.get(b"content-type", b""))):
+                    extra.append((b"cache-control", cache))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
         limit = MAX_UPLOAD_BODY if path.startswith(UPLOAD_PATH) else MAX_BODY

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything cf_portal needs on a fresh machine, and skips what is already done.
 #   scripts/bootstrap.sh          runtime: virtualenv, Node 22 and bun
-#   scripts/bootstrap.sh --test   the same plus test-only needs (Debian's chromium, PostgreSQL, Redis, nginx)
+#   scripts/bootstrap.sh --test   the same plus test-only needs (Debian's chromium, PostgreSQL, Redis, nginx,
+#                                 Lighthouse)
 # Every step that fails stops the script with a one-line reason.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ mkdir -p "$LOG_DIR"
 
 NODE_VERSION=22.23.3
 BUN_VERSION=1.4.5
+LIGHTHOUSE_VERSION=12.2.3  # 13.x needs a newer lock format than this npm writes
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
@@ -80,4 +82,16 @@ if [ $want_test = 1 ]; then
     run apt-install "apt-get could not install ${missing[*]}" \
       env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
   fi
+fi
+
+# 4. Test-only: Lighthouse for bench/first_load.py (and its test), from the npm registry into the ignored .cache/.
+lighthouse_stamp=".cache/lighthouse/.lighthouse-$LIGHTHOUSE_VERSION"
+if [ $want_test = 1 ] && [ ! -f "$lighthouse_stamp" ]; then
+  echo "==> Lighthouse $LIGHTHOUSE_VERSION from the npm registry (.cache/lighthouse/)"
+  mkdir -p .cache/lighthouse
+  run lighthouse "npm could not install lighthouse@$LIGHTHOUSE_VERSION (is the npm registry reachable?)" \
+    npm install --prefix .cache/lighthouse --ignore-scripts --no-audit --no-fund --no-save \
+      "lighthouse@$LIGHTHOUSE_VERSION"
+  [ -f .cache/lighthouse/node_modules/lighthouse/cli/index.js ] || fail "the installed Lighthouse has no cli/index.js"
+  touch "$lighthouse_stamp"
 fi

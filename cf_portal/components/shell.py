@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex_components_core.el.elements.inline import A as PlainAnchor  # rx.el.a is a router link
 
 from cf_portal import routes
 from cf_portal.state.auth import AuthState
@@ -118,7 +119,9 @@ def mobile_bar() -> rx.Component:
 def page_shell(*children: rx.Component, title: str) -> rx.Component:
     """A page in the shell, with one h1 and a main landmark for screen readers."""
     return rx.box(
-        rx.el.a("Skip to content", href="#main", class_name="skip-link"),
+        # A plain <a href="#main">: a router link would write the page's route ("/licenses/new/#main"), which is
+        # not the page's own address when it is opened without the trailing slash.
+        PlainAnchor.create("Skip to content", href="#main", class_name="skip-link"),
         rx.flex(
             rx.tablet_and_desktop(sidebar()),
             rx.box(

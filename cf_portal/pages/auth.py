@@ -11,6 +11,7 @@ from cf_portal import routes
 from cf_portal.components.forms import labelled
 from cf_portal.components.shell import brand
 from cf_portal.services.passwords import MIN_LENGTH
+from cf_portal.settings import get_settings
 from cf_portal.state.auth import AuthState as S
 
 
@@ -76,17 +77,20 @@ def sign_in_page() -> rx.Component:
             on_submit=S.sign_in, reset_on_submit=False, width="100%",
         ),
         rx.text("New to ChatFortress? ", rx.link("Create an account", href=routes.SIGN_UP, underline="always"), size="2"),
-        rx.cond(
-            S.demo_mode,
-            rx.vstack(
-                rx.separator(size="4"),
-                rx.text("Exploring? The demo account has employees and coupons ready; payments are simulated.",
-                        size="2", color_scheme="gray"),
-                rx.button(rx.icon("play", size=16, aria_hidden="true"), "Try the demo", on_click=S.try_demo,
-                          variant="soft", size="3", width="100%", type="button"),
-                spacing="3", width="100%",
-            ),
-        ),
+        *([demo_block()] if get_settings().demo_mode else []),
+    )
+
+
+def demo_block() -> rx.Component:
+    """Rendered into the page at build (the build reads the settings), so it paints with the page rather than
+    once the websocket has told the page it is a demo."""
+    return rx.vstack(
+        rx.separator(size="4"),
+        rx.text("Exploring? The demo account has employees and coupons ready; payments are simulated.",
+                size="2", color_scheme="gray"),
+        rx.button(rx.icon("play", size=16, aria_hidden="true"), "Try the demo", on_click=S.try_demo,
+                  variant="soft", size="3", width="100%", type="button"),
+        spacing="3", width="100%",
     )
 
 

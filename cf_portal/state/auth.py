@@ -83,7 +83,6 @@ class AuthState(PortalState):
     confirm_error: str = ""
     form_error: str = ""
     busy: bool = False
-    demo_mode: bool = False
     # The invitation page: whom it is for, or why it cannot be used.
     invitation: members.InvitationPreview | None = None
     invitation_error: str = ""
@@ -107,7 +106,6 @@ class AuthState(PortalState):
         """The sign-in and sign-up pages: a member who is signed in already goes on to the page they wanted."""
         self._clear_errors()
         self.busy = False
-        self.demo_mode = get_settings().demo_mode
         if self._signed_in_already():
             return rx.redirect(self._next(), replace=True)
 

@@ -24,7 +24,7 @@ from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import Actor
 from cf_portal.services.payment_methods import CardAlreadySaved, add_payment_method
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
-from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
+from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app, session_token
 
 
 def saved_visa(engine: sa.Engine, actor: Actor) -> int:
@@ -81,20 +81,7 @@ class PortalServer:
 
     def session_token(self, email: str) -> str:
         """A new session of the member `email`, as signing in would make (for tests about other things)."""
-        from datetime import UTC, datetime
-
-        from sqlmodel import select
-
-        from cf_portal.db import session_scope
-        from cf_portal.models import User
-        from cf_portal.services.auth import start_session
-
-        engine = self.engine()
-        with session_scope(engine) as session:
-            user_id = session.exec(select(User.id).where(User.email == email)).one()
-            token = start_session(session, user_id=user_id, remember=False, now=datetime.now(UTC)).token
-        engine.dispose()
-        return token
+        return session_token(self.env["REFLEX_DB_URL"], email)
 
     def sign_in(self, page: Page, email: str = DEMO_OWNER_EMAIL) -> None:
         """Give the browser a session cookie of `email` (the sign-in page has tests of its own)."""

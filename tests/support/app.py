@@ -95,6 +95,26 @@ def running_app(tmp: Path, *, database_url: str | None = None, prepare: Callable
             stop(proc)
 
 
+def session_token(database_url: str, email: str) -> str:
+    """A new session of the member `email`, as signing in would make (for tests and benchmarks about other
+    things)."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import select
+
+    from cf_portal.db import make_engine, session_scope
+    from cf_portal.models import User
+    from cf_portal.services.auth import start_session
+
+    engine = make_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            user_id = session.exec(select(User.id).where(User.email == email)).one()
+            return start_session(session, user_id=user_id, remember=False, now=datetime.now(UTC)).token
+    finally:
+        engine.dispose()
+
+
 def stop(proc: subprocess.Popen) -> None:
     """End the app's process group (reflex, granian and their workers): politely, then by force."""
     try:

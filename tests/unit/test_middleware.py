@@ -208,3 +208,80 @@ def test_every_websocket_gets_the_digest_and_a_forged_digest_is_dropped_everywhe
     run_on_a_loop(PortalMiddleware(inner)({"type": "websocket", "path": "/prefix/_event/",
                                            "headers": [forged, (b"cookie", b"cf_session=abc")]}, None, None))
     assert seen[-1][SESSION_DIGEST_HEADER.encode()] == f"CF-Session-Digest {auth.token_digest('abc')}".encode()
+
+
+
+@pytest.fixture
+def built_frontend(tmp_path, monkeypatch: pytest.MonkeyPatch) -> TestClient:  # noqa: ANN001
+    """A production build's folder as Reflex leaves it (pages as folders, hashed assets with precompressed
+    copies beside them), served by Reflex's own static files app inside the middleware, beside an API route."""
+    import gzip
+
+    from reflex.utils.precompressed_staticfiles import PrecompressedStaticFiles
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    (tmp_path / "signin").mkdir()
+    (tmp_path / "signin" / "index.html").write_bytes(SIGN_IN_PAGE)
+    (tmp_path / "signin" / "index.html.gz").write_bytes(gzip.compress(SIGN_IN_PAGE))
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app-Ab12Cd34.js").write_bytes(SCRIPT)
+    (tmp_path / "assets" / "app-Ab12Cd34.js.gz").write_bytes(gzip.compress(SCRIPT))
+    (tmp_path / "assets" / "app-Ab12Cd34.js.br").write_bytes(b"brotli bytes")
+    (tmp_path / "404.html").write_bytes(b"<html>not here</html>")
+    monkeypatch.setattr(middleware, "_build_dir", lambda: str(tmp_path))
+    monkeypatch.setattr(middleware, "_inline_script_hashes", lambda _dir: ())
+
+    async def health(request) -> JSONResponse:  # noqa: ANN001
+        return JSONResponse({"ok": True}, headers={"cache-control": "no-store"})
+
+    app = Starlette(routes=[Route("/api/v1/health", health), Mount("/", app=PrecompressedStaticFiles(
+        directory=tmp_path, html=True, encodings=["brotli", "gzip"]))])
+    return TestClient(PortalMiddleware(app), follow_redirects=False)
+
+
+SIGN_IN_PAGE = b"<!DOCTYPE html><html><body><h1>Sign in</h1></body></html>"
+SCRIPT = b"console.log('portal');" * 50
+
+
+def test_a_page_without_its_trailing_slash_is_served_in_place_not_redirected(built_frontend: TestClient) -> None:
+    for path in ("/signin", "/signin/", "/signin?next=/licenses"):
+        page = built_frontend.get(path, headers={"accept-encoding": "gzip"})
+        assert page.status_code == 200, (path, page.status_code, page.headers.get("location"))
+        assert page.content == SIGN_IN_PAGE and page.headers["content-encoding"] == "gzip"
+        assert page.headers["cache-control"] == "no-cache"  # a new build shows at the next visit
+    assert built_frontend.post("/signin").status_code == 405  # only GET and HEAD are served in place
+    missing = built_frontend.get("/nowhere")
+    assert missing.status_code == 404 and missing.headers["cache-control"] == "no-cache"
+
+
+def test_hashed_assets_come_precompressed_and_immutable(built_frontend: TestClient) -> None:
+    path = "/assets/app-Ab12Cd34.js"
+    brotli = built_frontend.get(path, headers={"accept-encoding": "gzip, deflate, br, zstd"})
+    assert brotli.headers["content-encoding"] == "br" and brotli.headers["vary"] == "Accept-Encoding"
+    assert brotli.headers["cache-control"] == "public, max-age=31536000, immutable"
+    gzipped = built_frontend.get(path, headers={"accept-encoding": "gzip"})
+    assert gzipped.headers["content-encoding"] == "gzip" and gzipped.content == SCRIPT
+    plain = built_frontend.get(path, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == SCRIPT
+    assert plain.headers["cache-control"] == "public, max-age=31536000, immutable"
+    again = built_frontend.get(path, headers={"accept-encoding": "gzip", "if-none-match": gzipped.headers["etag"]})
+    assert again.status_code == 304 and again.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_a_response_that_says_its_own_caching_keeps_it(built_frontend: TestClient) -> None:
+    health = built_frontend.get("/api/v1/health")
+    assert health.json() == {"ok": True} and health.headers["cache-control"] == "no-store"
+    assert "content-security-policy" in health.headers
+
+
+def test_only_a_built_page_folder_is_served_in_place(tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "signin").mkdir()
+    (tmp_path / "signin" / "index.html").write_text("<html></html>")
+    (tmp_path / "assets").mkdir()
+    assert middleware._page_folder(str(tmp_path), "/signin")
+    assert not middleware._page_folder(str(tmp_path), "/assets")  # a folder without a page
+    assert not middleware._page_folder(str(tmp_path), "/signin/../signin")
+    assert not middleware._page_folder(str(tmp_path), "/")
+    assert not middleware._page_folder(str(tmp_path), "/signin.html")
