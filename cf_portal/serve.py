@@ -1,7 +1,7 @@
 """The production server: `python -m cf_portal.serve [--workers N] [--port P] [--host H]`.
 
 It is `reflex run --env prod` (the frontend built and served by the backend on one port, through Granian) with
-one difference: a backend worker that dies (killed, out of memory, a crash in native code) is started again,
+two differences: a backend worker that dies (killed, out of memory, a crash in native code) is started again,
 and the other workers keep serving meanwhile. Reflex's own command stops the whole app when any worker exits
 ("Unexpected exit from worker-1", then "Reflex app stopped").
 
@@ -9,6 +9,8 @@ Reflex builds its Granian server inside `reflex.utils.exec.run_granian_backend_p
 Granian's `respawn_failed_workers`; it looks the server class up in `granian.server` when it starts, so the class
 is swapped there for one that turns the option on. Granian still gives up (and the app exits, for systemd or
 the container runtime to restart it) when a worker dies again within seconds of being respawned: a crash loop.
+
+The other difference: the start-up check of the database's schema is the project's (`check_schema_at_start`).
 
 Several workers share the visitors' state through Redis (REFLEX_REDIS_URL): without it each worker would hold
 its own and a tab would lose its state whenever the next event reached another worker, so more than one worker
@@ -18,6 +20,7 @@ without Redis is refused.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Sequence
 
@@ -42,6 +45,28 @@ def enable_worker_respawn() -> None:
             super().__init__(*args, **kwargs)
 
     granian.server.Server = RespawningServer
+
+
+def check_schema_at_start() -> None:
+    """Reflex's start-up check of the database (`prerequisites.check_schema_up_to_date`), with the project's
+    comparison: Reflex's own compares the models with the database without alembic/env.py's filter, so it
+    always reported the search index the models cannot declare ("Detected database schema changes", an error
+    at every start, and so one nobody would notice when it was true)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from cf_portal.cli import alembic_config
+    from cf_portal.db import get_engine, schema_differences
+
+    log = logging.getLogger("cf_portal.serve")
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with get_engine().connect() as connection:
+        if set(MigrationContext.configure(connection).get_current_heads()) != heads:
+            log.error("The database is not at the newest migration: run `python -m cf_portal.cli migrate`.")
+            return
+        if differences := schema_differences(connection):
+            log.error("The models and the database's schema differ (%s changes): write a migration "
+                      "(README, Schema changes).", len(differences))
 
 
 def _workers(value: str) -> int:
@@ -80,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     enable_worker_respawn()
 
     from reflex.reflex import cli
+    from reflex.utils import prerequisites
+
+    prerequisites.check_schema_up_to_date = check_schema_at_start
 
     port = str(args.port)
     cli.main(args=["run", "--env", "prod", "--frontend-port", port, "--backend-port", port,

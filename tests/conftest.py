@@ -21,6 +21,16 @@ def pytest_report_header() -> str:
     return f"cf_portal database: {DB_KIND}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `only_on("sqlite")` or `only_on("postgres")` run in that pass of `make test` only: slow ones
+    where the database makes no difference (or where only one can serve). The other pass deselects them (counted
+    as deselected, not skipped)."""
+    other = [item for item in items if (mark := item.get_closest_marker("only_on")) and mark.args[0] != DB_KIND]
+    if other:
+        config.hook.pytest_deselected(items=other)
+        items[:] = [item for item in items if item not in other]
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     if DB_KIND != "postgres":

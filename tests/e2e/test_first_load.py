@@ -16,11 +16,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import DB_KIND
 from tests.e2e.conftest import PortalServer, url_of
 
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(DB_KIND != "sqlite", reason="run once, in the SQLite pass (no database involved)")]
+pytestmark = [pytest.mark.e2e, pytest.mark.only_on("sqlite")]  # once: no database involved
 
 ROOT = Path(__file__).resolve().parents[2]
 IMMUTABLE = "public, max-age=31536000, immutable"

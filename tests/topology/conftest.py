@@ -3,7 +3,7 @@ Granian workers (`python -m cf_portal.serve`) and nginx in front with HTTPS (dep
 nginx by headless Chromium.
 
 It runs in the PostgreSQL pass of `make test` only (`DB=postgres`): several workers need a server database, and
-one run is enough. On the SQLite pass the module is not collected at all (it would be the same test again).
+one run is enough. On the SQLite pass its tests are deselected (`only_on`, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -26,13 +26,10 @@ import sqlalchemy as sa
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from tests.conftest import DB_KIND
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
 from tests.support.nginx import insecure_context, running_nginx
 from tests.support.postgres import PostgresCluster, free_port, postgres_cluster
 from tests.support.redis_server import RedisServer, throwaway_redis
-
-collect_ignore_glob = [] if DB_KIND == "postgres" else ["test_*.py"]
 
 WORKERS = 2
 

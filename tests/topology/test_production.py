@@ -10,11 +10,14 @@ import signal
 import urllib.error
 import urllib.request
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from cf_portal.cf_portal import STATE_STORE_DOWN
 from tests.support.nginx import insecure_context
 from tests.topology.conftest import Topology, wait_for, wait_until_connected
+
+pytestmark = pytest.mark.only_on("postgres")  # several workers need a server database; one pass is enough
 
 CARD = "4242 4242 4242 4242"
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
 
+import pytest
+import sqlalchemy as sa
+
+from alembic import command
 from cf_portal import serve
+from cf_portal.cli import alembic_config
 from cf_portal.settings import get_settings
 
 
@@ -33,3 +38,41 @@ def test_the_granian_server_reflex_starts_respawns_its_workers(monkeypatch: pyte
     serve.enable_worker_respawn()  # twice changes nothing
     server = granian.server.Server(target="cf_portal.cf_portal:app", respawn_failed_workers=False)
     assert server.respawn_failed_workers is True
+
+
+def _check_schema_of(url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> list[str]:
+    from cf_portal.db import get_engine
+
+    monkeypatch.setenv("REFLEX_DB_URL", url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        with caplog.at_level(logging.ERROR, logger="cf_portal.serve"):
+            serve.check_schema_at_start()
+        get_engine().dispose()
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+    return [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_the_start_up_check_is_quiet_on_a_migrated_database_with_its_search_index(
+        empty_database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # Reflex's own check reported the search index (which the models cannot declare) at every start.
+    command.upgrade(alembic_config(empty_database_url), "head")
+    assert _check_schema_of(empty_database_url, monkeypatch, caplog) == []
+
+
+def test_the_start_up_check_reports_a_database_behind_or_unlike_the_models(
+        empty_database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    command.upgrade(alembic_config(empty_database_url), "head")
+    command.downgrade(alembic_config(empty_database_url), "-1")
+    assert any("not at the newest migration" in m for m in _check_schema_of(empty_database_url, monkeypatch, caplog))
+    caplog.clear()
+    command.upgrade(alembic_config(empty_database_url), "head")
+    engine = sa.create_engine(empty_database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE audit_event RENAME TO audit_event_renamed"))
+    engine.dispose()
+    assert any("models and the database's schema differ" in m
+               for m in _check_schema_of(empty_database_url, monkeypatch, caplog))
