@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "employees_browser": (["--sizes", "1000", "--samples", "5"], []),
     "bill_due": (["--licenses", "1000", "--accounts", "10"], []),
     "entitlements_api": (["--sizes", "10000"], []),
+    "ws_load": (["--tabs", "25", "--seconds", "20"], []),
 }
 
 # Modules in bench/ that are not benchmarks.

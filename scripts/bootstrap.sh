@@ -68,6 +68,7 @@ if [ $want_test = 1 ]; then
   missing=()
   command -v chromium >/dev/null || missing+=(chromium)
   { command -v pg_ctl >/dev/null || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; } || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> apt-get install ${missing[*]}"
     [ "$(id -u)" = 0 ] || fail "installing ${missing[*]} needs root (apt-get); install them and re-run"
