@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "bill_due": (["--licenses", "1000", "--accounts", "10"], []),
     "entitlements_api": (["--sizes", "10000"], []),
     "first_load": (["--quick"], []),
+    "ws_load": (["--tabs", "25", "--seconds", "20"], []),
 }
 
 # Modules in bench/ that are not benchmarks.
