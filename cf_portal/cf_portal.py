@@ -38,6 +38,7 @@ from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
 from cf_portal.state.webhooks import WebhooksState
 from cf_portal.webhook_worker import webhook_worker
+from cf_portal.worker_presence import install_presence_token_manager
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ app = rx.App(
 
 # The outgoing webhooks are delivered by the app itself unless CF_WEBHOOK_WORKER=off (cf_portal/webhook_worker.py).
 app.register_lifespan_task(webhook_worker)
+# With several workers, a tab whose worker died keeps its session when it reconnects (cf_portal/worker_presence.py).
+app.register_lifespan_task(install_presence_token_manager)
 
 # Open to anyone.
 app.add_page(sign_in_page, route=routes.SIGN_IN, on_load=AuthState.load, title="Sign in · ChatFortress")

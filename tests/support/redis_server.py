@@ -19,8 +19,9 @@ NOTIFY_KEYSPACE_EVENTS = "K$sgxe"
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, notify_keyspace_events: str = NOTIFY_KEYSPACE_EVENTS) -> None:
         self.folder = folder
+        self.notify_keyspace_events = notify_keyspace_events  # "" to start without them, as Redis does by default
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._proc: subprocess.Popen | None = None
@@ -31,7 +32,8 @@ class RedisServer:
         # configuration saves too); nothing is written while it runs.
         self._proc = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
-             "--save", "3600 1", "--appendonly", "no", "--notify-keyspace-events", NOTIFY_KEYSPACE_EVENTS,
+             "--save", "3600 1", "--appendonly", "no",
+             *(["--notify-keyspace-events", self.notify_keyspace_events] if self.notify_keyspace_events else []),
              "--logfile", str(self.folder / "redis.log"), "--daemonize", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20

@@ -105,10 +105,10 @@ def test_a_worker_killed_mid_session_is_respawned_and_the_tab_goes_on(topology: 
     # Typed while the tab reconnects (to the other worker): queued by the tab, handled once it is back.
     tab.get_by_label("Coupon code").fill("WELCOME20")
     expect(tab.get_by_text("20% off, forever")).to_be_visible(timeout=30_000)
-    # Known gap (Reflex 0.10.1): the dead worker's socket record stays in Redis, so the reconnecting tab is taken
-    # for a duplicate tab and gets a new token, i.e. a fresh form; what was typed before the kill is not kept
-    # yet. The tab works on, and nothing is bought twice.
-    fill_license(tab, "Respawn team", 3, "$21.60")
+    # What was typed before the kill is still there: the tab kept its token (and so its state in Redis).
+    expect(tab.get_by_label("License name")).to_have_value("Respawn team")
+    expect(tab.get_by_label("Number of licenses")).to_have_value("3")
+    expect(total(tab)).to_have_text("$21.60")
     create(topology, tab, "Respawn team")
     assert topology.purchases_named("Respawn team") == (1, 1, 1)  # one license, one charge
 
