@@ -2,7 +2,8 @@
  * what the portal never shows: the dark theme, the colour scales no page uses, and the rules of components no
  * page imports. Radix's whole stylesheet is about 800 KB; the first paint waits for it.
  *
- * What counts as used is read from the compiled app itself (.web/app, .web/utils, .web/components):
+ * What counts as used is read from the compiled app itself (.web/app, .web/app_components, .web/utils,
+ * .web/components):
  * - a component: a name imported from "@radix-ui/themes"; its module and the modules it imports name the
  *   `rt-Xxx` classes it renders, and only rules whose component classes are all among those are kept;
  * - a colour: the theme's accent and gray (`keepColors`) and any Radix colour written as a string ("red") or a
@@ -49,7 +50,7 @@ export function componentClasses(names, themesDir) {
 export function appUsage(webDir) {
   const names = new Set();
   let text = "";
-  for (const folder of ["app", "utils", "components"]) {
+  for (const folder of ["app", "app_components", "utils", "components"]) {
     for (const file of sourceFiles(join(webDir, folder))) {
       const code = readFileSync(file, "utf8");
       text += code;
