@@ -55,12 +55,10 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import SERVER_ERROR_MARKERS, percentile  # noqa: E402
+from bench.harness import SERVER_ERROR_MARKERS, cpu_seconds, percentile  # noqa: E402
 from tests.support.app import copy_checkout, stop  # noqa: E402
 from tests.support.postgres import _pg_bin, free_port  # noqa: E402
 
@@ -471,19 +469,6 @@ def _ms(samples: list[Sample], q: float, *, server: bool = False) -> float:
     return percentile([s.server_ms if server else s.client_ms for s in samples], q)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children (the server's workers) so far."""
-    total = 0.0
-    root = psutil.Process(pid)
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurrency: int, server_pid: int) -> dict:
     traffic = Traffic(base, size, seed=size)
     figures: dict = {}
@@ -506,11 +491,11 @@ def measure(pool: ProcessPoolExecutor, base: str, size: int, plan: Plan, concurr
     figures.update(check_p50=_ms(checks, .5), check_p95=_ms(checks, .95), check_server_p50=_ms(checks, .5, server=True),
                    check_server_p95=_ms(checks, .95, server=True), health_p95=_ms(trivial, .95),
                    health_server_p95=_ms(trivial, .95, server=True))
-    cpu_before = cpu_seconds(server_pid)
+    cpu_before = cpu_seconds([server_pid])
     samples, took = run([traffic.check() for _ in range(plan.throughput)], concurrency)
     figures.update(checks_per_s=len(samples) / took, loaded_p95=_ms(samples, .95),
                    loaded_server_p95=_ms(samples, .95, server=True),
-                   cpu_ms_per_check=(cpu_seconds(server_pid) - cpu_before) / len(samples) * 1000)
+                   cpu_ms_per_check=(cpu_seconds([server_pid]) - cpu_before) / len(samples) * 1000)
     samples, took = run([traffic.health() for _ in range(plan.throughput // 2)], concurrency)
     figures.update(trivial_per_s=len(samples) / took)
     samples, _ = run([traffic.batch() for _ in range(plan.batches)], 1)

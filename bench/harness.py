@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app  # noqa: E402
@@ -26,3 +28,25 @@ def percentile(values: list[float], q: float) -> float:
 
 
 __all__ = ["CHROMIUM_ARGS", "SERVER_ERROR_MARKERS", "percentile", "running_app", "try_the_demo"]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their children so far."""
+    total = 0.0
+    seen: set[int] = set()
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        for process in processes:
+            if process.pid in seen:
+                continue
+            seen.add(process.pid)
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+    return total

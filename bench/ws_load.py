@@ -72,7 +72,7 @@ import socketio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import SERVER_ERROR_MARKERS, percentile, running_app  # noqa: E402
+from bench.harness import SERVER_ERROR_MARKERS, cpu_seconds, percentile, running_app  # noqa: E402
 from tests.support.postgres import free_port, throwaway_postgres  # noqa: E402
 
 NAMESPACE = "/_event"
@@ -168,28 +168,6 @@ def redis_info(port: int) -> dict[str, str] | None:
         return None
     pairs = (line.split(":", 1) for line in data.decode().splitlines() if ":" in line)
     return {k: v for k, v in pairs}
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes and their children so far."""
-    total = 0.0
-    seen: set[int] = set()
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            processes = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            continue
-        for process in processes:
-            if process.pid in seen:
-                continue
-            seen.add(process.pid)
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-    return total
 
 
 def app_pids(app_dir: Path) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from cf_portal.db import all_metadata, make_engine
+from tests.support.app import CHROMIUM_ARGS
 from tests.support.postgres import throwaway_postgres
 
 DB_KIND = os.environ.get("DB", "sqlite").lower()
@@ -67,3 +69,12 @@ def engine(empty_database_url: str) -> Iterator[sa.Engine]:
 def session(engine: sa.Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict:
+    """pytest-playwright launches Debian's chromium (the tests' browser: nothing is downloaded)."""
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.fail("Debian's chromium is not installed; `make test` installs it")
+    return {"executable_path": chromium, "args": CHROMIUM_ARGS}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from cf_portal.payments.sandbox import SandboxProvider
 from cf_portal.services.actors import Actor
 from cf_portal.services.payment_methods import CardAlreadySaved, add_payment_method
 from cf_portal.services.seed import DEMO_OWNER_EMAIL
-from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app, session_token
+from tests.support.app import SERVER_ERROR_MARKERS, running_app, session_token
 
 
 def saved_visa(engine: sa.Engine, actor: Actor) -> int:
@@ -41,14 +40,6 @@ def saved_visa(engine: sa.Engine, actor: Actor) -> int:
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict:
-    chromium = shutil.which("chromium")
-    if not chromium:
-        pytest.fail("Debian's chromium is not installed; `make test` installs it")
-    return {"executable_path": chromium, "args": CHROMIUM_ARGS}
 
 
 def _new_postgres_database(postgres_url: str) -> str:

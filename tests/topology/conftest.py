@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app
+from tests.support.app import SERVER_ERROR_MARKERS, running_app
 from tests.support.nginx import insecure_context, running_nginx
 from tests.support.postgres import PostgresCluster, free_port, postgres_cluster
 from tests.support.redis_server import RedisServer, throwaway_redis
@@ -179,14 +179,6 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
                 assert len(topo.worker_pids()) == WORKERS, "the app did not start two workers"
                 topo.new_log()
                 yield topo
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args() -> dict:
-    chromium = shutil.which("chromium")
-    if not chromium:
-        pytest.fail("Debian's chromium is not installed; `make test` installs it")
-    return {"executable_path": chromium, "args": CHROMIUM_ARGS}
 
 
 @pytest.fixture(scope="session")
