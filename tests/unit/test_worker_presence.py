@@ -19,6 +19,7 @@ from reflex.app import App, EventNamespace
 from reflex.utils.token_manager import RedisTokenManager, SocketRecord
 
 from cf_portal.worker_presence import PresenceTokenManager, install_presence_token_manager
+from tests.support.events import run_on_a_loop
 from tests.support.redis_server import RedisServer, throwaway_redis
 
 
@@ -82,7 +83,7 @@ def test_a_tab_whose_worker_died_keeps_its_token_and_a_duplicate_tab_does_not(re
             await worker_b.close()
             await worker_a.close()
 
-    asyncio.run(scenario())
+    run_on_a_loop(scenario())
 
 
 def test_only_reflexs_redis_token_manager_is_replaced() -> None:
@@ -131,7 +132,7 @@ def test_keyspace_notifications_are_turned_on_again_after_redis_restarts(tmp_pat
             await manager.close()
 
     try:
-        asyncio.run(scenario())
+        run_on_a_loop(scenario())
     finally:
         client.close()
         server.stop()
