@@ -56,17 +56,23 @@ def check_schema_at_start() -> None:
     from alembic.script import ScriptDirectory
 
     from cf_portal.cli import alembic_config
-    from cf_portal.db import get_engine, schema_differences
+    from cf_portal.db import make_engine, schema_differences
 
     log = logging.getLogger("cf_portal.serve")
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
-    with get_engine().connect() as connection:
-        if set(MigrationContext.configure(connection).get_current_heads()) != heads:
-            log.error("The database is not at the newest migration: run `python -m cf_portal.cli migrate`.")
-            return
-        if differences := schema_differences(connection):
-            log.error("The models and the database's schema differ (%s changes): write a migration "
-                      "(README, Schema changes).", len(differences))
+    # An engine of its own, disposed of: this runs in the process that forks the workers, and a pooled
+    # connection left here would be shared by every worker (on PostgreSQL: "prepared statement already exists").
+    engine = make_engine(get_settings().database_url)
+    try:
+        with engine.connect() as connection:
+            if set(MigrationContext.configure(connection).get_current_heads()) != heads:
+                log.error("The database is not at the newest migration: run `python -m cf_portal.cli migrate`.")
+                return
+            if differences := schema_differences(connection):
+                log.error("The models and the database's schema differ (%s changes): write a migration "
+                          "(README, Schema changes).", len(differences))
+    finally:
+        engine.dispose()
 
 
 def _workers(value: str) -> int:
