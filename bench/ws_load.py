@@ -51,16 +51,14 @@ import asyncio
 import json
 import os
 import random
-import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -73,7 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import SERVER_ERROR_MARKERS, cpu_seconds, percentile, running_app  # noqa: E402
-from tests.support.postgres import free_port, throwaway_postgres  # noqa: E402
+from tests.support.postgres import throwaway_postgres  # noqa: E402
+from tests.support.redis_server import throwaway_redis  # noqa: E402
 
 NAMESPACE = "/_event"
 ADD_LICENSE, EMPLOYEES = "/licenses/new", "/employees"
@@ -122,32 +121,6 @@ def hydrated(update: dict) -> bool:
 
 
 # --- Servers ------------------------------------------------------------------------------------------------
-
-@contextmanager
-def throwaway_redis(folder: Path) -> Iterator[tuple[str, int]]:
-    """Debian's redis-server on a free loopback port, nothing saved; yields (URL, pid)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (scripts/bootstrap.sh --test installs Debian's)")
-    port = free_port()
-    log = (folder / "redis.log").open("w")
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(folder)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20
-        while redis_info(port) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{(folder / 'redis.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}", proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
 
 def redis_info(port: int) -> dict[str, str] | None:
     """Redis's INFO stats as a dict (None when it does not answer): a raw RESP exchange, no client needed."""
@@ -579,10 +552,10 @@ def run_setup(setup: str, plan: Plan) -> tuple[list[str], bool]:
         extra_env, database_url, redis_port, others = {}, None, None, []
         if setup == "postgres":
             database_url = stack.enter_context(throwaway_postgres())
-            redis_url, redis_pid = stack.enter_context(throwaway_redis(tmp))
-            redis_port = int(redis_url.rsplit(":", 1)[1])
-            others = [redis_pid, *postgres_pids(database_url)]
-            extra_env = {"REFLEX_REDIS_URL": redis_url, "GRANIAN_WORKERS": "2"}
+            redis = stack.enter_context(throwaway_redis(tmp / "redis"))
+            redis_port = redis.port
+            others = [redis.pid, *postgres_pids(database_url)]
+            extra_env = {"REFLEX_REDIS_URL": redis.url, "GRANIAN_WORKERS": "2"}
         base, app_dir, log_path, env = stack.enter_context(
             running_app(tmp, database_url=database_url, prepare=prepare(plan.tabs), extra_env=extra_env))
         url = env["REFLEX_DB_URL"]

@@ -54,6 +54,10 @@ class RedisServer:
             self._proc.wait(timeout=5)
         self._proc = None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def answers(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
