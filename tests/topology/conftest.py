@@ -230,6 +230,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
             second = AppProcess(port=free_port(), workers=WORKERS[1], logs=[tmp / "app2.log"])
             second.proc = serve(app_dir, {**env, "GRANIAN_WORKERS": str(WORKERS[1])}, second.port,
                                 second.logs[0], "--no-build")
+            assert "Production Build" not in second.logs[0].read_text(), "the second process built the frontend"
             apps = [first, second]
             try:
                 with running_nginx(tmp / "nginx", app_addresses=[f"127.0.0.1:{app.port}" for app in apps],
