@@ -1,6 +1,7 @@
 """Reflex configuration; every value comes from cf_portal.settings (see the README's Configuration)."""
 
 import reflex as rx
+from reflex.environment import environment
 
 from cf_portal.frontend import PortalThemePlugin
 from cf_portal.settings import get_settings
@@ -9,12 +10,15 @@ settings = get_settings()
 # Behind a reverse proxy the browser reaches the backend at the public address (CF_PUBLIC_URL); unset, Reflex's
 # default (this machine, on the port the portal serves) stands.
 public_address = {"api_url": settings.public_url, "deploy_url": settings.public_url} if settings.public_url else {}
+# A backend-only process (`python -m cf_portal.serve --no-build`, serving a build made by another) has no frontend
+# port: Reflex refuses to start backend-only when the config names one.
+frontend_port = None if environment.REFLEX_BACKEND_ONLY.get() else settings.port
 
 config = rx.Config(
     app_name="cf_portal",
     db_url=settings.database_url,
     redis_url=settings.redis_url,
-    frontend_port=settings.port,
+    frontend_port=frontend_port,
     backend_port=settings.port,
     trusted_proxy_hops=settings.trusted_proxy_hops,  # the client's address from X-Forwarded-For
     cors_allowed_origins=settings.origins,  # not Reflex's "*": only the portal's own pages

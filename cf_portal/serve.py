@@ -1,4 +1,4 @@
-"""The production server: `python -m cf_portal.serve [--workers N] [--port P] [--host H]`.
+"""The production server: `python -m cf_portal.serve [--workers N] [--port P] [--host H] [--no-build]`.
 
 It is `reflex run --env prod` (the frontend built and served by the backend on one port, through Granian) with
 two differences: a backend worker that dies (killed, out of memory, a crash in native code) is started again,
@@ -15,6 +15,11 @@ The other difference: the start-up check of the database's schema is the project
 Several workers share the visitors' state through Redis (REFLEX_REDIS_URL): without it each worker would hold
 its own and a tab would lose its state whenever the next event reached another worker, so more than one worker
 without Redis is refused.
+
+Several app processes (behind nginx, deploy/nginx/) share PostgreSQL and Redis like the workers of one process
+do. On one machine they run from one checkout: one process builds the frontend (the plain command), the others
+start with `--no-build` and serve that build (Reflex's backend-only mode with the built frontend mounted, as the
+full command mounts it), so no second build rewrites .web/build while the first process serves from it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from cf_portal.settings import get_settings
 
@@ -75,6 +81,29 @@ def check_schema_at_start() -> None:
         engine.dispose()
 
 
+def built_frontend() -> Path:
+    """The folder of the built frontend that the backend serves (`.web/build/client`)."""
+    from reflex.constants import Dirs
+    from reflex.utils import prerequisites
+
+    return prerequisites.get_web_dir() / Dirs.STATIC
+
+
+def serve_built_frontend() -> None:
+    """Make Reflex's backend-only production server mount the frontend built by an earlier start."""
+    from reflex.utils import exec as reflex_exec
+
+    run_backend_prod = reflex_exec.run_backend_prod
+    if getattr(run_backend_prod, "cf_portal_mounts_frontend", False):
+        return
+
+    def run_backend_prod_with_frontend(host: str, port: int, loglevel: object, *_: object) -> None:
+        run_backend_prod(host, port, loglevel, mount_frontend_compiled_app=True)
+
+    run_backend_prod_with_frontend.cf_portal_mounts_frontend = True  # type: ignore[attr-defined]
+    reflex_exec.run_backend_prod = run_backend_prod_with_frontend
+
+
 def _workers(value: str) -> int:
     try:
         workers = int(value)
@@ -97,7 +126,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="the port of the frontend and the backend (default: CF_PORT, 3000)")
     parser.add_argument("--host", default="0.0.0.0",
                         help="the address to listen on (default 0.0.0.0; 127.0.0.1 behind a proxy on this machine)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="serve the frontend an earlier start built in this checkout instead of building it "
+                             "(a second app process on this machine, beside the one that builds)")
     args = parser.parse_args(argv)
+    if args.no_build and not (built_frontend() / "index.html").is_file():
+        parser.error(f"--no-build: there is no built frontend in {built_frontend()}; start one process without "
+                     "--no-build first (it builds), then the others")
+    if args.no_build and not settings.redis_url:
+        parser.error("--no-build serves beside another app process, and app processes share the visitors' state "
+                     "only through REFLEX_REDIS_URL: set it")
     if args.workers > 1 and not settings.redis_url:
         parser.error(f"{args.workers} workers need REFLEX_REDIS_URL (Redis holds the visitors' state for all of "
                      "them); set it, or run one worker")
@@ -107,6 +145,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ[WORKERS_VARIABLE] = str(args.workers)
+    if args.no_build:
+        os.environ["REFLEX_BACKEND_ONLY"] = "true"  # read by rxconfig.py as well as by Reflex's command
     os.environ["REFLEX_USE_GRANIAN"] = "true"  # Reflex would pick gunicorn + uvicorn if both were installed
     enable_worker_respawn()
 
@@ -116,8 +156,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     prerequisites.check_schema_up_to_date = check_schema_at_start
 
     port = str(args.port)
-    cli.main(args=["run", "--env", "prod", "--frontend-port", port, "--backend-port", port,
-                   "--backend-host", args.host], prog_name="reflex")
+    if args.no_build:
+        serve_built_frontend()
+        command = ["run", "--env", "prod", "--backend-only", "--backend-port", port, "--backend-host", args.host]
+    else:
+        command = ["run", "--env", "prod", "--frontend-port", port, "--backend-port", port,
+                   "--backend-host", args.host]
+    cli.main(args=command, prog_name="reflex")
 
 
 if __name__ == "__main__":

@@ -82,17 +82,29 @@ def running_app(tmp: Path, *, database_url: str | None = None, prepare: Callable
     if prepare is not None:
         prepare(env["REFLEX_DB_URL"])
     log_path = tmp / "app.log"
-    url = f"http://127.0.0.1:{port}"
+    proc = serve(app_dir, env, port, log_path)
+    try:
+        yield f"http://127.0.0.1:{port}", app_dir, log_path, env
+    finally:
+        stop(proc)
+
+
+def serve(app_dir: Path, env: dict[str, str], port: int, log_path: Path, *options: str) -> subprocess.Popen:
+    """`python -m cf_portal.serve` run from `app_dir` on 127.0.0.1:`port` in a process group of its own, its
+    output in `log_path` (a new file); returns once it serves. `options`: `--no-build` for a second process
+    serving the build of the first (tests/topology/)."""
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [PYTHON, "-m", "cf_portal.serve", "--port", str(port), "--host", "127.0.0.1"],
-            cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [PYTHON, "-m", "cf_portal.serve", "--port", str(port), "--host", "127.0.0.1", *options],
+            cwd=app_dir, env={**env, "CF_PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        try:
-            wait_until_up(proc, url, log_path)
-            yield url, app_dir, log_path, env
-        finally:
-            stop(proc)
+    try:
+        wait_until_up(proc, f"http://127.0.0.1:{port}", log_path)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
 
 
 def session_token(database_url: str, email: str) -> str:

@@ -40,15 +40,17 @@ def render_site(values: dict[str, str]) -> str:
 
 
 @contextmanager
-def running_nginx(folder: Path, *, app_address: str, https_port: int, http_port: int,
+def running_nginx(folder: Path, *, app_addresses: list[str], https_port: int, http_port: int,
                   public_url: str) -> Iterator[Path]:
-    """nginx on 127.0.0.1 (HTTPS on `https_port`, the redirect on `http_port`) proxying to `app_address`.
-    Yields the folder of its logs; stopped on the way out."""
+    """nginx on 127.0.0.1 (HTTPS on `https_port`, the redirect on `http_port`) balancing between the app
+    processes at `app_addresses`. Yields the folder of its logs (access.log: the request, its status and the app
+    address nginx sent it to, `upstream_of`); stopped on the way out."""
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = self_signed_certificate(folder)
+    servers = " ".join(f"server {address};" for address in app_addresses)
     site = render_site({"CF_SERVER_NAME": "127.0.0.1", "CF_PUBLIC_URL": public_url,
                         "CF_LISTEN_PORT": f"127.0.0.1:{https_port}", "CF_HTTP_PORT": f"127.0.0.1:{http_port}",
-                        "CF_APP_ADDRESS": app_address, "CF_TLS_CERT": str(cert), "CF_TLS_KEY": str(key)})
+                        "CF_APP_SERVERS": servers, "CF_TLS_CERT": str(cert), "CF_TLS_KEY": str(key)})
     (folder / "cf-portal.conf").write_text(site)
     temp = {name: folder / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
     (folder / "nginx.conf").write_text(f"""
@@ -58,7 +60,8 @@ pid {folder / "nginx.pid"};
 error_log {folder / "error.log"} warn;
 events {{ worker_connections 512; }}
 http {{
-    access_log {folder / "access.log"};
+    log_format cf_upstream '$request_uri $status $upstream_addr';
+    access_log {folder / "access.log"} cf_upstream;
     client_body_temp_path {temp["client_body"]};
     proxy_temp_path {temp["proxy"]};
     fastcgi_temp_path {temp["fastcgi"]};

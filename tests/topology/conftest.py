@@ -1,6 +1,10 @@
-"""The production topology, started for real: a PostgreSQL cluster, Redis, the production build with two
-Granian workers (`python -m cf_portal.serve`) and nginx in front with HTTPS (deploy/nginx/), driven through
-nginx by headless Chromium.
+"""The production topology, started for real: a PostgreSQL cluster, Redis, two app processes (`python -m
+cf_portal.serve`, the first with two Granian workers and the second, serving the first one's build, with one) and
+nginx in front with HTTPS balancing between them (deploy/nginx/), driven through nginx by headless Chromium.
+
+2 + 1 workers: the first process keeps the deployment the README describes (two workers, so a killed worker has
+a live sibling in its own process), the second adds a process to fail over to for the price of one more worker
+starting (this machine has 2 cores shared with other work; a fourth worker would only cost start-up time).
 
 It runs in the PostgreSQL pass of `make test` only (`DB=postgres`): several workers need a server database, and
 one run is enough. On the SQLite pass its tests are deselected (`only_on`, tests/conftest.py).
@@ -11,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -26,36 +31,61 @@ import sqlalchemy as sa
 from playwright.sync_api import Page
 from sqlmodel import select
 
-from tests.support.app import SERVER_ERROR_MARKERS, running_app
+from tests.support.app import SERVER_ERROR_MARKERS, running_app, serve, stop
 from tests.support.nginx import insecure_context, running_nginx
 from tests.support.postgres import PostgresCluster, free_port, postgres_cluster
 from tests.support.redis_server import RedisServer, throwaway_redis
 
-WORKERS = 2
+WORKERS = (2, 1)  # of the first app process (it builds the frontend) and of the second (--no-build)
+
+
+@dataclass
+class AppProcess:
+    """One `python -m cf_portal.serve` on 127.0.0.1:`port` with its own workers."""
+    port: int
+    workers: int
+    logs: list[Path]  # one a start, the newest last
+    proc: subprocess.Popen | None = None  # None while running_app's own process is the one serving
 
 
 @dataclass
 class Topology:
     url: str  # the public address: nginx, HTTPS
     http_url: str  # nginx's plain-HTTP port, which only redirects
-    app_port: int
+    apps: list[AppProcess]
     app_dir: Path
-    log_path: Path
     env: dict[str, str]
     redis: RedisServer
     postgres: PostgresCluster
-    _checked_to: int = field(default=0)
+    nginx_dir: Path
+    _checked_to: dict[Path, int] = field(default_factory=dict)
 
-    # --- the app's log -------------------------------------------------------------------------------------
+    # --- the apps' logs ------------------------------------------------------------------------------------
     def new_log(self) -> str:
-        """What the app logged since the last call."""
-        text = self.log_path.read_text(errors="replace")
-        fresh, self._checked_to = text[self._checked_to:], len(text)
-        return fresh
+        """What the app processes logged since the last call."""
+        fresh = []
+        for log_path in (path for app in self.apps for path in app.logs):
+            text = log_path.read_text(errors="replace")
+            fresh.append(text[self._checked_to.get(log_path, 0):])
+            self._checked_to[log_path] = len(text)
+        return "".join(fresh)
 
     def new_server_errors(self, *, expected: tuple[str, ...] = ()) -> list[str]:
         return [line for line in self.new_log().splitlines()
                 if any(m in line for m in SERVER_ERROR_MARKERS) and not any(e in line for e in expected)]
+
+    def answered_by(self, offset: int) -> list[tuple[str, int]]:
+        """(request, the app port that answered it) of each request nginx logged from byte `offset` of its access
+        log on (nginx logs a request once it is done: a websocket when it closes)."""
+        answered = []
+        for line in (self.nginx_dir / "access.log").read_text(errors="replace")[offset:].splitlines():
+            request, _status, *tried = re.split(r"[ ,]+", line.strip())
+            if tried and tried[-1].startswith("127.0.0.1:"):  # the last server tried is the one that answered
+                answered.append((request, int(tried[-1].rsplit(":", 1)[1])))
+        return answered
+
+    def access_log_size(self) -> int:
+        return (self.nginx_dir / "access.log").stat().st_size
 
     # --- the database ----------------------------------------------------------------------------------------
     def value(self, sql: str, **params: object) -> int:
@@ -96,47 +126,71 @@ class Topology:
                                    "sameSite": "Strict", "httpOnly": True}])
 
     # --- the processes -------------------------------------------------------------------------------------
-    def supervisor(self) -> psutil.Process:
-        """Granian's main process: the one this test run started, running from the app's copy."""
+    def supervisor(self, app: AppProcess) -> psutil.Process:
+        """Granian's main process of `app`: the one this test run started with `--port <its port>`."""
         for child in psutil.Process().children():
             try:
-                if Path(child.cwd()) == self.app_dir:
+                command = child.cmdline()
+                if (child.status() != psutil.STATUS_ZOMBIE and Path(child.cwd()) == self.app_dir
+                        and command[command.index("--port") + 1] == str(app.port)):
                     return child
-            except psutil.Error:
+            except (psutil.Error, ValueError, IndexError):
                 continue
-        raise AssertionError("the app's main process is gone")
+        raise AssertionError(f"the app process on port {app.port} is gone")
 
-    def worker_pids(self) -> set[int]:
-        """The live backend workers (forked from the supervisor, so they share its command line)."""
-        supervisor = self.supervisor()
-        command = supervisor.cmdline()
+    def worker_pids(self, app: AppProcess | None = None) -> set[int]:
+        """The live backend workers of `app` (of every app process if None): forked from its supervisor, so
+        they share its command line."""
         pids = set()
-        for child in supervisor.children():
-            try:
-                if child.cmdline() == command and child.status() != psutil.STATUS_ZOMBIE:
-                    pids.add(child.pid)
-            except psutil.Error:
-                continue
-        return pids
-
-    def websocket_worker(self, timeout_s: float = 15) -> int:
-        """The worker holding the tab's websocket: nginx closes every other connection to the app after its
-        request, so it is the one worker with an open connection on the app's port."""
-        deadline = time.monotonic() + timeout_s
-        holders: list[int] = []
-        while time.monotonic() < deadline:
-            holders = []
-            for pid in self.worker_pids():
+        for one in [app] if app else self.apps:
+            supervisor = self.supervisor(one)
+            command = supervisor.cmdline()
+            for child in supervisor.children():
                 try:
-                    connections = psutil.Process(pid).net_connections(kind="tcp")
+                    if child.cmdline() == command and child.status() != psutil.STATUS_ZOMBIE:
+                        pids.add(child.pid)
                 except psutil.Error:
                     continue
-                if any(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == self.app_port for c in connections):
-                    holders.append(pid)
+        return pids
+
+    def websocket_holders(self, app: AppProcess) -> set[int]:
+        """The workers of `app` with an open connection on its port: nginx closes every other connection to the
+        app after its request, so these hold the tabs' websockets."""
+        holders = set()
+        for pid in self.worker_pids(app):
+            try:
+                connections = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            if any(c.status == psutil.CONN_ESTABLISHED and c.laddr.port == app.port for c in connections):
+                holders.add(pid)
+        return holders
+
+    def websocket_worker(self, timeout_s: float = 15) -> tuple[AppProcess, int]:
+        """The app process and the worker holding the one open tab's websocket."""
+        deadline = time.monotonic() + timeout_s
+        holders: list[tuple[AppProcess, int]] = []
+        while time.monotonic() < deadline:
+            holders = [(app, pid) for app in self.apps for pid in self.websocket_holders(app)]
             if len(holders) == 1:
                 return holders[0]
             time.sleep(0.2)
         raise AssertionError(f"expected one worker with the tab's websocket, found {holders}")
+
+    def stop_app(self, app: AppProcess, sig: signal.Signals) -> None:
+        """Send `sig` to the whole process group of `app` (its supervisor and workers) and wait until none is
+        left (a SIGTERM that does not end it within 30 s is a failure)."""
+        supervisor = self.supervisor(app)
+        group = [supervisor, *supervisor.children(recursive=True)]
+        os.killpg(supervisor.pid, sig)
+        _, alive = psutil.wait_procs(group, timeout=30)
+        assert alive == [], f"{sig.name} left {alive} of the app process on port {app.port} running"
+
+    def start_app(self, app: AppProcess) -> None:
+        """Start `app` again, serving the build it was serving (`--no-build`), with a log file of its own."""
+        app.logs.append(app.logs[0].with_name(f"{app.logs[0].stem}-{len(app.logs) + 1}.log"))
+        app.proc = serve(self.app_dir, {**self.env, "GRANIAN_WORKERS": str(app.workers)}, app.port, app.logs[-1],
+                         "--no-build")
 
     def answers_through_nginx(self) -> bool:
         try:
@@ -156,7 +210,8 @@ def _prerequisites() -> None:
 
 @pytest.fixture(scope="package")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    """PostgreSQL, Redis, the app (built once, two workers) and nginx, for every test of this folder."""
+    """PostgreSQL, Redis, two app processes (the frontend built once, 2 + 1 workers) and nginx in front of both,
+    for every test of this folder."""
     _prerequisites()
     tmp = tmp_path_factory.mktemp("topology")
     https_port, http_port = free_port(), free_port()
@@ -164,21 +219,32 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     with postgres_cluster() as postgres, throwaway_redis(tmp / "redis") as redis:
         settings = {
             "REFLEX_REDIS_URL": redis.url,
-            "GRANIAN_WORKERS": str(WORKERS),
+            "GRANIAN_WORKERS": str(WORKERS[0]),
             "CF_PUBLIC_URL": public_url,
             "CF_SECURE_COOKIES": "true",
             "CF_TRUSTED_PROXY_HOPS": "1",
             "CF_WEBHOOK_WORKER": "off",  # delivered by a process of its own, as deploy/ sets it up
         }
         with running_app(tmp, database_url=postgres.url, extra_env=settings) as (app_url, app_dir, log_path, env):
-            app_port = int(app_url.rsplit(":", 1)[1])
-            with running_nginx(tmp / "nginx", app_address=f"127.0.0.1:{app_port}", https_port=https_port,
-                               http_port=http_port, public_url=public_url):
-                topo = Topology(url=public_url, http_url=f"http://127.0.0.1:{http_port}", app_port=app_port,
-                                app_dir=app_dir, log_path=log_path, env=env, redis=redis, postgres=postgres)
-                assert len(topo.worker_pids()) == WORKERS, "the app did not start two workers"
-                topo.new_log()
-                yield topo
+            first = AppProcess(port=int(app_url.rsplit(":", 1)[1]), workers=WORKERS[0], logs=[log_path])
+            second = AppProcess(port=free_port(), workers=WORKERS[1], logs=[tmp / "app2.log"])
+            second.proc = serve(app_dir, {**env, "GRANIAN_WORKERS": str(WORKERS[1])}, second.port,
+                                second.logs[0], "--no-build")
+            assert "Production Build" not in second.logs[0].read_text(), "the second process built the frontend"
+            apps = [first, second]
+            try:
+                with running_nginx(tmp / "nginx", app_addresses=[f"127.0.0.1:{app.port}" for app in apps],
+                                   https_port=https_port, http_port=http_port, public_url=public_url) as nginx_dir:
+                    topo = Topology(url=public_url, http_url=f"http://127.0.0.1:{http_port}", apps=apps,
+                                    app_dir=app_dir, env=env, redis=redis, postgres=postgres, nginx_dir=nginx_dir)
+                    for app in apps:
+                        assert len(topo.worker_pids(app)) == app.workers, f"port {app.port}: not {app.workers} workers"
+                    topo.new_log()
+                    yield topo
+            finally:
+                for app in apps:
+                    if app.proc is not None:
+                        stop(app.proc)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -76,3 +77,49 @@ def test_the_start_up_check_reports_a_database_behind_or_unlike_the_models(
     engine.dispose()
     assert any("models and the database's schema differ" in m
                for m in _check_schema_of(empty_database_url, monkeypatch, caplog))
+
+
+def test_a_process_without_a_build_needs_one_made_before_and_redis(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    monkeypatch.setattr(serve, "built_frontend", lambda: tmp_path)
+    monkeypatch.setenv("REFLEX_REDIS_URL", "redis://127.0.0.1:6379/0")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit):
+            serve.parse_args(["--no-build"])  # nothing built here yet
+        (tmp_path / "index.html").write_text("<html></html>")
+        assert serve.parse_args(["--no-build"]).no_build is True
+        assert serve.parse_args([]).no_build is False
+        monkeypatch.delenv("REFLEX_REDIS_URL")
+        get_settings.cache_clear()
+        with pytest.raises(SystemExit):
+            serve.parse_args(["--no-build"])  # beside another process, the tabs' state must be shared
+    finally:
+        get_settings.cache_clear()
+
+
+def test_without_a_build_the_backend_serves_the_built_frontend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reflex.utils import exec as reflex_exec
+
+    calls: list[tuple[tuple, dict]] = []
+    monkeypatch.setattr(reflex_exec, "run_backend_prod", lambda *args, **kwargs: calls.append((args, kwargs)))
+    serve.serve_built_frontend()
+    serve.serve_built_frontend()  # twice changes nothing
+    reflex_exec.run_backend_prod("127.0.0.1", 3001, "info", False)  # as Reflex's backend-only mode calls it
+    assert calls == [(("127.0.0.1", 3001, "info"), {"mount_frontend_compiled_app": True})]
+    assert serve.built_frontend().parts[-3:] == (".web", "build", "client")
+
+
+def test_the_config_names_no_frontend_port_in_a_backend_only_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reflex refuses to run backend-only when the config has a frontend port (`--no-build` is backend-only)."""
+    import importlib
+
+    import rxconfig
+
+    try:
+        monkeypatch.setenv("REFLEX_BACKEND_ONLY", "true")
+        assert importlib.reload(rxconfig).config.frontend_port is None
+        monkeypatch.delenv("REFLEX_BACKEND_ONLY")
+        assert importlib.reload(rxconfig).config.frontend_port == get_settings().port
+    finally:
+        importlib.reload(rxconfig)
