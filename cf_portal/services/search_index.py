@@ -3,7 +3,9 @@
 Both databases answer exactly as a plain scan would (`lower(name) LIKE '%text%' OR email LIKE '%text%'`, the
 text taken literally, wildcards included); the index only finds the candidates quickly:
 - PostgreSQL: pg_trgm GIN indexes on employee.name and employee.email, which `ILIKE` / `LIKE '%…%'` use as
-  they are (the planner still prefers the sort order's index when nearly everyone matches).
+  they are (the planner still prefers the sort order's index when nearly everyone matches). They are built with
+  `fastupdate = off` (migration 0011): with GIN's pending list, rows added since the last VACUUM were read one
+  by one at every search, and the planner, costing that list, scanned the whole account instead.
 - SQLite: the FTS5 table `employee_search` (trigram tokenizer, case-insensitive) narrows the rows by a MATCH of
   the text as one phrase; the LIKE then decides, so FTS5's broader case folding changes nothing.
 A trigram needs 3 characters: shorter text has no index to use, and is the plain LIKE over the account's rows
