@@ -48,6 +48,19 @@ def employee_matches(text: str, dialect: str) -> sa.ColumnElement[bool]:
     return matches
 
 
+def sorted_after_search(sort_key: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The grid's sort value, for a search that matches at most the count's cap (known before the page is read).
+
+    PostgreSQL: the same value as an expression no index has (`|| ''`), so the page is the matches found through
+    the trigram indexes, sorted. Along the sort order's index instead, with LIMIT, the planner expects the matches
+    spread evenly, but people named alike sort together: "zoe" read 92% of 100,000 names (the Zoes sort last)
+    to find its first 25, 100 ms, against 6 ms. Past the cap the matches are dense and the sort order's index is
+    right. SQLite (its FTS5 candidates already come first): unchanged."""
+    if dialect == "postgresql":
+        return sort_key.op("||")(sa.literal_column("''"))
+    return sort_key
+
+
 def child_matches(text: str, dialect: str) -> sa.ColumnElement[bool]:
     """Child accounts whose name or contact email has `text`."""
     pattern = like_pattern(text)
