@@ -106,7 +106,9 @@ def timed(samples: int, fn) -> tuple[float, float]:  # noqa: ANN001
 
 def run(url: str, n: int, samples: int) -> list[tuple[str, float, float]]:
     engine = make_engine(url)
+    built = time.perf_counter()
     account_id, user_id, licenses = seed(engine, n)
+    print(f"| {n:,} | (data built in {time.perf_counter() - built:.0f} s) | | |", flush=True)
     with session_scope(engine, write=False) as session:
         actor = actor_for_user(session, user_id)
         extra = [Holder(kind="employee", id=i) for i in session.execute(
