@@ -14,11 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.app import CHROMIUM_ARGS, SERVER_ERROR_MARKERS, running_app  # noqa: E402
 
 
-def try_the_demo(page, url: str) -> None:  # noqa: ANN001
-    """Sign the browser in as the demo owner, as a visitor would: "Try the demo" on the sign-in page."""
+def try_the_demo(page, url: str, *, timeout_ms: float = 30_000) -> None:  # noqa: ANN001
+    """Sign the browser in as the demo owner, as a visitor would: "Try the demo" on the sign-in page (which copies
+    the demo account: give a demo account of 100,000 employees a longer `timeout_ms`)."""
     page.goto(url + "/signin")
     page.get_by_role("button", name="Try the demo").click()
-    page.wait_for_url(url + "/licenses**")
+    page.wait_for_url(url + "/licenses**", timeout=timeout_ms)
 
 
 def percentile(values: list[float], q: float) -> float:

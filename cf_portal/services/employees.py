@@ -8,7 +8,7 @@ the count stops past COUNT_CAP; search goes through a trigram index (`search_ind
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import sqlalchemy as sa
@@ -192,6 +192,12 @@ def search_holders(session: Session, *, account_id: int, query: GridQuery) -> Ho
     """One page of the account's holders, and how many match (exact up to COUNT_CAP)."""
     dialect = session.get_bind().dialect.name
     branches = _branches(account_id, query, dialect)
+    total = _capped_count(session, branches)
+    if total <= COUNT_CAP and len(query.search.strip()) >= search_index.MIN_INDEXED_LENGTH:
+        # Few enough matches to sort them all: read them through the search index, not along the sort order's
+        # index (search_index.sorted_after_search says why).
+        branches = [replace(branch, sort_key=search_index.sorted_after_search(branch.sort_key, dialect))
+                    for branch in branches]
     page_size = query.page_size if query.page_size in PAGE_SIZES else 25
     ascending = not query.descending
 
@@ -210,7 +216,6 @@ def search_holders(session: Session, *, account_id: int, query: GridQuery) -> Ho
         at_start = cursor is None
         found = read(cursor, forward=ascending, inclusive=query.after is None)
         rows, has_next = found[:page_size], len(found) > page_size
-    total = _capped_count(session, branches)
     held = _open_seats(session, account_id, [(r.kind, r.id) for r in rows])
     return HolderPage(
         rows=[HolderRow(key=f"{r.kind}:{r.id}", kind=r.kind, id=r.id, name=r.name, email=r.email,

@@ -129,6 +129,22 @@ def test_next_and_previous_walk_the_same_pages_as_one_long_list(crowd, sort: str
     assert [r.key for r in again.rows] == [r.key for r in pages[1].rows]
 
 
+@pytest.mark.parametrize("cap", [100, 20])  # the page read after the search index (few matches), or along the order
+@pytest.mark.parametrize("sort", ["name", "email"])
+def test_a_search_pages_as_the_same_list_whether_its_matches_are_few_or_many(
+        crowd, monkeypatch: pytest.MonkeyPatch, cap: int, sort: str) -> None:  # noqa: ANN001
+    engine, account_id = crowd
+    everyone = [r.key for r in _read(engine, account_id, sort=sort, page_size=100).rows]
+    monkeypatch.setattr(employees, "COUNT_CAP", cap)
+    order = dict(sort=sort, search="x.example")  # every holder of the account
+    pages = [_read(engine, account_id, **order)]
+    while pages[-1].has_next:
+        pages.append(_read(engine, account_id, **order, after=pages[-1].last))
+    assert [r.key for p in pages for r in p.rows] == everyone and pages[0].total_capped == (cap < 26)
+    back = _read(engine, account_id, **order, before=pages[2].first)
+    assert [r.key for r in back.rows] == [r.key for r in pages[1].rows]
+
+
 def test_previous_with_fewer_rows_before_than_a_page_gives_the_first_page(crowd) -> None:  # noqa: ANN001
     engine, account_id = crowd
     first = _read(engine, account_id)
