@@ -57,6 +57,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -555,11 +556,15 @@ class Profiler:
         for pid in self.workers():
             out = self.folder / f"{self.setup}-{tabs}tabs-{pid}.raw"
             self.running.append((subprocess.Popen(
-                [self.py_spy, "record", "-p", str(pid), "-d", str(max(1, int(seconds) - 1)), "-r", "100", "--gil",
+                [self.py_spy, "record", "-p", str(pid), "-d", str(int(seconds) + 600), "-r", "100", "--gil",
                  "--nonblocking", "-f", "raw", "-o", str(out)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
 
     def finish(self) -> None:
+        """Stopped when the phase ends (its last events included: a tab finishes its round after `--seconds`);
+        py-spy writes its file on SIGINT."""
+        for proc, _ in self.running:
+            proc.send_signal(signal.SIGINT)
         for proc, out in self.running:
             proc.wait(timeout=120)
             if out.exists():
