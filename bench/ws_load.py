@@ -42,6 +42,10 @@ printed too: it shares the machine's cores with the server.
     .venv/bin/python bench/ws_load.py                         # 25, 100, 200 tabs: 1 worker + SQLite
     DB=postgres .venv/bin/python bench/ws_load.py             # the same: 2 workers + PostgreSQL + Redis
     .venv/bin/python bench/ws_load.py --quick                 # 4 tabs for a few seconds: that it works
+    .venv/bin/python bench/ws_load.py --tabs 200 --profile /tmp/prof   # and where the workers' CPU goes
+
+`--profile DIR` samples each app worker with py-spy (`--gil`: only the thread holding the GIL, i.e. Python's
+CPU) over each run's working phase, keeps the raw stacks in DIR and prints the heaviest functions to stderr.
 """
 
 from __future__ import annotations
@@ -51,7 +55,11 @@ import asyncio
 import json
 import os
 import random
+import re
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,11 +130,12 @@ def hydrated(update: dict) -> bool:
 
 # --- Servers ------------------------------------------------------------------------------------------------
 
-def redis_info(port: int) -> dict[str, str] | None:
-    """Redis's INFO stats as a dict (None when it does not answer): a raw RESP exchange, no client needed."""
+def redis_info(port: int, section: str = "stats") -> dict[str, str] | None:
+    """One section of Redis's INFO as a dict (None when it does not answer): a raw RESP exchange, no client
+    needed."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
-            conn.sendall(b"*2\r\n$4\r\nINFO\r\n$5\r\nstats\r\n")
+            conn.sendall(f"*2\r\n$4\r\nINFO\r\n${len(section)}\r\n{section}\r\n".encode())
             data = b""
             while True:
                 chunk = conn.recv(65536)
@@ -141,6 +150,13 @@ def redis_info(port: int) -> dict[str, str] | None:
         return None
     pairs = (line.split(":", 1) for line in data.decode().splitlines() if ":" in line)
     return {k: v for k, v in pairs}
+
+
+def commands_by_name(port: int) -> Counter:
+    """How many times Redis ran each command so far (INFO commandstats: `cmdstat_get:calls=12,...`)."""
+    stats = redis_info(port, "commandstats") or {}
+    return Counter({name.removeprefix("cmdstat_"): int(value.split(",", 1)[0].removeprefix("calls="))
+                    for name, value in stats.items() if name.startswith("cmdstat_")})
 
 
 def app_pids(app_dir: Path) -> list[int]:
@@ -449,7 +465,8 @@ async def sign_in(session: aiohttp.ClientSession, base: str, code: str) -> str:
     raise RuntimeError(f"/auth/session gave no session cookie (HTTP {response.status})")
 
 
-async def drive(base: str, url: str, tabs: int, seconds: float, think_s: float, cpu: Callable[[], dict]) -> dict:
+async def drive(base: str, url: str, tabs: int, seconds: float, think_s: float, cpu: Callable[[], dict],
+                profiler: Profiler | None = None) -> dict:
     names = Names()
     license_id, employees = ids_of_run(url, tabs)
     tally = Tally()
@@ -471,11 +488,15 @@ async def drive(base: str, url: str, tabs: int, seconds: float, think_s: float, 
 
     await asyncio.gather(*(open_tab(i) for i in range(tabs)))
     signed_in_s = time.perf_counter() - started
+    if profiler is not None:
+        profiler.start(tabs, seconds)
     before = cpu()
     phase_started = time.perf_counter()
     await asyncio.gather(*(tab.work(time.monotonic() + seconds) for tab in connected))
     phase_s = time.perf_counter() - phase_started
     after = cpu()
+    if profiler is not None:
+        profiler.finish()
     await asyncio.gather(*(tab.close() for tab in connected), return_exceptions=True)
     counted = count_seats(url, license_id)
     assigned, unassigned = sum(t.assigned for t in connected), sum(t.unassigned for t in connected)
@@ -509,6 +530,69 @@ class Plan:
     tabs: list[int]
     seconds: float
     think_s: float
+    profile: Path | None = None
+
+
+class Profiler:
+    """py-spy on each app worker (the app's processes without children) over a run's working phase."""
+
+    def __init__(self, folder: Path, setup: str, pids: list[int]) -> None:
+        self.folder, self.setup, self.pids = folder, setup, pids
+        self.running: list[tuple[subprocess.Popen, Path]] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        self.py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+    def workers(self) -> list[int]:
+        leaves = []
+        for pid in self.pids:
+            try:
+                if not psutil.Process(pid).children():
+                    leaves.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        return leaves
+
+    def start(self, tabs: int, seconds: float) -> None:
+        for pid in self.workers():
+            out = self.folder / f"{self.setup}-{tabs}tabs-{pid}.raw"
+            self.running.append((subprocess.Popen(
+                [self.py_spy, "record", "-p", str(pid), "-d", str(int(seconds) + 600), "-r", "100", "--gil",
+                 "--nonblocking", "-f", "raw", "-o", str(out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), out))
+
+    def finish(self) -> None:
+        """Stopped when the phase ends (its last events included: a tab finishes its round after `--seconds`);
+        py-spy writes its file on SIGINT."""
+        for proc, _ in self.running:
+            proc.send_signal(signal.SIGINT)
+        for proc, out in self.running:
+            proc.wait(timeout=120)
+            if out.exists():
+                print(f"<!-- profile {out.name}:\n{summarise(out)}\n-->", file=sys.stderr, flush=True)
+        self.running = []
+
+
+def summarise(raw: Path, top: int = 25) -> str:
+    """The portal's functions by share of the samples (inclusive), and the samples' own frames by package."""
+    total, inclusive, packages = 0, Counter(), Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r" \((?:.*/site-packages/|.*/app/)?(.*):\d+\)$", r" (\1)", f) for f in stack.split(";")]
+        for frame in set(frames):
+            if "(cf_portal/" in frame:
+                inclusive[frame] += n
+        leaf = re.search(r"\((.*)\)$", frames[-1])
+        packages[(leaf.group(1) if leaf else frames[-1]).split("/")[0]] += n
+    share = lambda n: f"{n / max(total, 1) * 100:5.1f} %"  # noqa: E731
+    lines = [f"{total} samples (100 per second while a thread holds the GIL)", "own time by package:"]
+    lines += [f"  {share(n)} {name}" for name, n in packages.most_common(8)]
+    lines += ["the portal's functions, with what they call:"]
+    lines += [f"  {share(n)} {name}" for name, n in inclusive.most_common(top)]
+    return "\n".join(lines)
 
 
 HEADER = ("| tabs | events (events/s) | event p50 / p95 ms | price p95 ms | seats p95 ms | page open p50 / p95 ms | "
@@ -561,17 +645,19 @@ def run_setup(setup: str, plan: Plan) -> tuple[list[str], bool]:
         url = env["REFLEX_DB_URL"]
         pids = app_pids(app_dir)
         me = psutil.Process()
+        profiler = Profiler(plan.profile, setup, pids) if plan.profile else None
 
         def cpu() -> dict:
             info = redis_info(redis_port) if redis_port else None
             return dict(app=cpu_seconds(pids), others=cpu_seconds(others) if others else 0.0,
                         redis=int(info["total_commands_processed"]) if info else None,
+                        redis_by_command=commands_by_name(redis_port) if redis_port else Counter(),
                         self=sum(me.cpu_times()[:2]))
 
         checked_to = len(log_path.read_text(errors="replace"))
         for tabs in plan.tabs:
             load = os.getloadavg()[0]
-            result = asyncio.run(drive(base, url, tabs, plan.seconds, plan.think_s, cpu))
+            result = asyncio.run(drive(base, url, tabs, plan.seconds, plan.think_s, cpu, profiler))
             text = log_path.read_text(errors="replace")
             logged = [line for line in text[checked_to:].splitlines()
                       if any(marker in line for marker in SERVER_ERROR_MARKERS)]
@@ -582,6 +668,12 @@ def run_setup(setup: str, plan: Plan) -> tuple[list[str], bool]:
             line = row(tabs, result, load)
             print(line, flush=True)
             rows.append(line)
+            if redis_port:
+                per_command = result["after"]["redis_by_command"] - result["before"]["redis_by_command"]
+                sent = max(result["tally"].events, 1)
+                print(f"<!-- {tabs} tabs, Redis commands per event: " + ", ".join(
+                    f"{name} {calls / sent:.2f}" for name, calls in per_command.most_common(8)) + " -->",
+                      file=sys.stderr, flush=True)
             ok = ok and not result["problems"] and result["connected"] == tabs and not logged
     return rows, ok
 
@@ -595,9 +687,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, help="how long the tabs work, per run (default 60)")
     parser.add_argument("--think", type=float, default=1.0, help="mean think time between a tab's events (s)")
     parser.add_argument("--quick", action="store_true", help="4 tabs for a few seconds: that the benchmark works")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="sample the app's workers with py-spy during each run; raw stacks in DIR, summary on stderr")
     args = parser.parse_args(argv)
     plan = Plan(tabs=args.tabs or ([4] if args.quick else [25, 100, 200]),
-                seconds=args.seconds or (6 if args.quick else 60), think_s=0.2 if args.quick else args.think)
+                seconds=args.seconds or (6 if args.quick else 60), think_s=0.2 if args.quick else args.think,
+                profile=args.profile)
     workers = "2 workers + PostgreSQL + Redis" if args.setup == "postgres" else "1 worker + SQLite"
     print(f"## Many tabs at once ({workers}, {os.cpu_count()} cores, {plan.seconds:.0f} s per run, think time "
           f"{plan.think_s:g} s)\n\n{HEADER}", flush=True)

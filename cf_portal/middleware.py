@@ -25,7 +25,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -117,7 +117,7 @@ def scope_with_session_digest(scope: Scope) -> Scope:
     return {**scope, "headers": headers}
 
 
-def session_digest(headers: dict[str, str]) -> str:
+def session_digest(headers: Mapping[str, str]) -> str:
     """The digest the handshake's headers carry (as Reflex hands them to a state), or ''."""
     value = headers.get(SESSION_DIGEST_HEADER, "")
     return value.removeprefix(SESSION_DIGEST_SCHEME) if value.startswith(SESSION_DIGEST_SCHEME) else ""

@@ -99,24 +99,30 @@ def actor_for_token(session: Session, token: str, *, now: datetime, next_path: s
     return actor_for_digest(session, token_digest(token) if token else "", now=now, next_path=next_path)
 
 
+# The member check runs for every event of every tab (cf_portal/state/portal.py), so it is one statement built
+# once, its values bound at each call, reading six columns: building the query and loading `User` and `Account`
+# as ORM objects took five times as long (0.87 against 0.16 ms, on SQLite; bench/ws_load.py, docs/benchmarks.md).
+_ACTOR_BY_DIGEST = (
+    sa.select(User.id, User.name, User.email, User.role, Account.id, Account.name)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .join(Account, Account.id == User.account_id)
+    .where(AuthSession.token_hash == sa.bindparam("digest"), AuthSession.expires_at > sa.bindparam("now"),
+           User.removed_at.is_(None),
+           sa.or_(Account.demo_expires_at.is_(None), Account.demo_expires_at > sa.bindparam("now")))  # a demo copy ends
+)
+
+
 def actor_for_digest(session: Session, digest: str, *, now: datetime, next_path: str = "") -> Actor:
     """The member whose session token has this SHA-256 `digest` (what the websocket is told; see
     cf_portal/middleware.py); SignInRequired when there is none (any more)."""
     if not digest:
         raise SignInRequired(next_path)
-    row = session.exec(
-        select(User, Account)
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .join(Account, Account.id == User.account_id)
-        .where(AuthSession.token_hash == digest, AuthSession.expires_at > now,
-               User.removed_at.is_(None),
-               sa.or_(Account.demo_expires_at.is_(None), Account.demo_expires_at > now))  # a demo copy ends
-    ).first()
+    row = session.execute(_ACTOR_BY_DIGEST, {"digest": digest, "now": now}).first()
     if row is None:
         raise SignInRequired(next_path)
-    user, account = row
-    return Actor(user_id=user.id, user_name=user.name, email=user.email, role=user.role, account_id=account.id,
-                 account_name=account.name)
+    user_id, user_name, email, role, account_id, account_name = row
+    return Actor(user_id=user_id, user_name=user_name, email=email, role=role, account_id=account_id,
+                 account_name=account_name)
 
 
 def end_session(session: Session, token: str) -> None:

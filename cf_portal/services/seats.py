@@ -320,9 +320,13 @@ def seat_history(session: Session, *, account_id: int, license_id: int | None = 
     successor = sa.orm.aliased(SeatAssignment)
     next_employee = sa.orm.aliased(Employee)
     next_child = sa.orm.aliased(ChildAccount)
+    # Columns, not entities: loading seven ORM objects per row cost more than the query (opening someone's
+    # details, bench/ws_load.py).
     query = (
-        select(SeatAssignment, License, Product, Employee, ChildAccount, assigned_by, unassigned_by,
-               sa.func.coalesce(next_employee.name, next_child.name))
+        sa.select(SeatAssignment.id, SeatAssignment.employee_id, SeatAssignment.child_account_id,
+                  SeatAssignment.assigned_at, SeatAssignment.unassigned_at, License.id, License.reference_name,
+                  Product.name, Employee.name, ChildAccount.name, assigned_by.name, unassigned_by.name,
+                  sa.func.coalesce(next_employee.name, next_child.name))
         .join(License, License.id == SeatAssignment.license_id)
         .join(Plan, Plan.id == License.plan_id)
         .join(Product, Product.id == Plan.product_id)
@@ -341,13 +345,13 @@ def seat_history(session: Session, *, account_id: int, license_id: int | None = 
         query = query.where(SeatAssignment.license_id == license_id)
     if holder is not None:
         query = query.where(holder.seat_column == holder.id)
-    events = []
-    for row, lic, product, employee, child, by, unby, moved_to in session.exec(query).all():
-        events.append(SeatEvent(
-            assignment_id=row.id, license_id=lic.id, license=lic.reference_name, product=product.name,
-            holder=employee.name if employee else child.name, holder_key=_key_of(row),
-            assigned_at=row.assigned_at, assigned_by=by.name if by else "",
-            unassigned_at=row.unassigned_at, unassigned_by=unby.name if unby else "", moved_to=moved_to or "",
-            is_open=row.unassigned_at is None,
-        ))
-    return events
+    return [
+        SeatEvent(
+            assignment_id=seat_id, license_id=lic_id, license=reference_name, product=product,
+            holder=employee if employee_id is not None else child, holder_key=holder_key(employee_id, child_id),
+            assigned_at=assigned_at, assigned_by=by or "", unassigned_at=unassigned_at, unassigned_by=unby or "",
+            moved_to=moved_to or "", is_open=unassigned_at is None,
+        )
+        for (seat_id, employee_id, child_id, assigned_at, unassigned_at, lic_id, reference_name, product, employee,
+             child, by, unby, moved_to) in session.execute(query).all()
+    ]

@@ -83,6 +83,18 @@ def grid_view(account_id: int, query: GridQuery, *, with_options: bool = False) 
         )
 
 
+def details_of(session: Session, actor: Actor, holder: Holder) -> tuple[HolderRow, list[SeatEvent]]:
+    """The details dialog's holder and their seats' history."""
+    return (employees.get_holder(session, account_id=actor.account_id, holder=holder),
+            seats.seat_history(session, account_id=actor.account_id, holder=holder, limit=50))
+
+
+def changed_by(actor: Actor, _result: object) -> Actor:
+    """A change's unit of work returns who made it: the refresh that follows reads as that member, without
+    resolving them again (the member check is the bulk of a small event's work: docs/benchmarks.md)."""
+    return actor
+
+
 class EmployeesState(PortalState):
     # The grid: only the visible page is ever in the browser.
     rows: list[HolderRow] = []
@@ -168,9 +180,10 @@ class EmployeesState(PortalState):
             self.product_options = [[str(i), name] for i, name in view.products]
         self.loaded = True
 
-    def _refresh(self, *, with_options: bool = False) -> None:
-        """The page on screen again after a change this tab made (on the loop: one page, like the change itself)."""
-        self._show(grid_view(self._require().account_id, self._query(at=self._page_start), with_options=with_options),
+    def _refresh(self, actor: Actor, *, with_options: bool = False) -> None:
+        """The page on screen again after a change `actor` (this tab's member, resolved for the change) made (on
+        the loop: one page, like the change itself)."""
+        self._show(grid_view(actor.account_id, self._query(at=self._page_start), with_options=with_options),
                    self.page)
 
     async def _show_page(self, actor: Actor, *, page_number: int = 1, with_options: bool = False,
@@ -286,27 +299,21 @@ class EmployeesState(PortalState):
 
     @rx.event
     def open_details(self, key: str):
-        self._require()
         try:
-            self._load_details(key)
+            # The member is checked first, in the same read (`_read`), before the key is parsed.
+            self.details, self.history = self._read(lambda session, actor: details_of(
+                session, actor, Holder.parse(key)))
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.details_open = True
 
-    def _load_details(self, key: str) -> None:
-        holder = Holder.parse(key)
-        self.details, self.history = self._read(lambda session, actor: (
-            employees.get_holder(session, account_id=actor.account_id, holder=holder),
-            seats.seat_history(session, account_id=actor.account_id, holder=holder, limit=50)))
-
-    def _reload_details(self) -> None:
+    def _after_change(self, actor: Actor, *, with_options: bool = False) -> None:
+        """The grid and the open details again, after a change `actor` (this tab's member, resolved for the
+        change: not once more per read) made."""
+        self._refresh(actor, with_options=with_options)
         if self.details_open and self.details.key:
-            self._load_details(self.details.key)
-
-    def _after_change(self, *, with_options: bool = False) -> None:
-        """The grid and the open details again, after a change this tab made."""
-        self._refresh(with_options=with_options)
-        self._reload_details()
+            with session_scope(write=False) as session:
+                self.details, self.history = details_of(session, actor, Holder.parse(self.details.key))
 
     @rx.event
     def set_details_open(self, is_open: bool):
@@ -328,13 +335,13 @@ class EmployeesState(PortalState):
     @rx.event
     def unassign(self):
         try:
-            self._write(lambda session, actor: seats.unassign(session, actor=actor, assignment_id=self.unassign_seat_id),
-                        Permission.MANAGE_SEATS)
+            actor = self._write(lambda session, actor: changed_by(actor, seats.unassign(
+                session, actor=actor, assignment_id=self.unassign_seat_id)), Permission.MANAGE_SEATS)
         except DomainError as exc:
             self.unassign_seat_id = 0
             return rx.toast.error(exc.message)
         self.unassign_seat_id = 0
-        self._after_change()
+        self._after_change(actor)
         return rx.toast.success("Seat freed.")
 
     @rx.event
@@ -351,16 +358,16 @@ class EmployeesState(PortalState):
     @rx.event
     def set_active(self, active: bool):
         try:
-            def switch(session: Session, actor: Actor) -> int:
+            def switch(session: Session, actor: Actor) -> tuple[Actor, int]:
                 holder = Holder.parse(self.details.key)
                 if holder.kind != "employee":
                     raise DomainError("Only employees can be deactivated.")
-                return employees.set_employee_active(session, actor=actor, employee_id=holder.id, active=active)
-            freed = self._write(switch, Permission.MANAGE_SEATS)
+                return actor, employees.set_employee_active(session, actor=actor, employee_id=holder.id, active=active)
+            actor, freed = self._write(switch, Permission.MANAGE_SEATS)
         except DomainError as exc:
             return rx.toast.error(exc.message)
         self.deactivate_open = False
-        self._after_change()
+        self._after_change(actor)
         if active:
             return rx.toast.success(f"{self.details.name} is active again.")
         return rx.toast.success(f"{self.details.name} deactivated; {freed} seat{'s' if freed != 1 else ''} freed.")
@@ -427,8 +434,8 @@ class AssignState(DialogMixin, EmployeesState):
             return
         try:
             holders = employees.holders_of(self.targets)
-            self._write(lambda session, actor: seats.assign(
-                session, actor=actor, license_id=int(self.license_id), holders=holders), Permission.MANAGE_SEATS)
+            actor = self._write(lambda session, actor: changed_by(actor, seats.assign(
+                session, actor=actor, license_id=int(self.license_id), holders=holders)), Permission.MANAGE_SEATS)
         except NotEnoughSeats as exc:
             self.error, self.buy_more_plan_id = exc.message, exc.plan_id
             return
@@ -437,7 +444,7 @@ class AssignState(DialogMixin, EmployeesState):
             return
         count = len(self.targets)
         self.is_open, self.selected = False, []
-        self._after_change()
+        self._after_change(actor)
         return rx.toast.success(f"License assigned to {count} {'people' if count != 1 else 'person'}.")
 
 
@@ -485,14 +492,14 @@ class MoveState(DialogMixin, EmployeesState):
             self.error = self.error or "Choose who gets the seat."
             return
         try:
-            self._write(lambda session, actor: seats.move(
-                session, actor=actor, assignment_id=self.seat_id, to=Holder.parse(self.to)), Permission.MANAGE_SEATS)
+            actor = self._write(lambda session, actor: changed_by(actor, seats.move(
+                session, actor=actor, assignment_id=self.seat_id, to=Holder.parse(self.to))), Permission.MANAGE_SEATS)
         except DomainError as exc:
             self.error = exc.message
             return
         name = next((r.name for r in self.matches if r.key == self.to), "them")
         self.is_open = False
-        self._after_change()
+        self._after_change(actor)
         return rx.toast.success(f"Seat moved to {name}.")
 
 
@@ -542,20 +549,20 @@ class PersonFormState(DialogMixin, EmployeesState):
         self.name_error = self.email_error = self.error = ""
         try:
             if self.kind == "child":
-                self._write(lambda session, actor: employees.save_child_account(
+                actor = self._write(lambda session, actor: changed_by(actor, employees.save_child_account(
                     session, actor=actor, name=self.name, contact_email=self.email,
-                    child_id=self.holder_id or None), Permission.MANAGE_SEATS)
+                    child_id=self.holder_id or None)), Permission.MANAGE_SEATS)
             else:
-                self._write(lambda session, actor: employees.save_employee(
+                actor = self._write(lambda session, actor: changed_by(actor, employees.save_employee(
                     session, actor=actor, name=self.name, email=self.email, department=self.department_name,
-                    employee_id=self.holder_id or None), Permission.MANAGE_SEATS)
+                    employee_id=self.holder_id or None)), Permission.MANAGE_SEATS)
         except DomainError as exc:
             target = {"name": "name_error", "email": "email_error"}.get(exc.field or "", "error")
             setattr(self, target, exc.message)
             return
         what = "Child account" if self.kind == "child" else "Employee"
         self.is_open = False
-        self._after_change(with_options=True)
+        self._after_change(actor, with_options=True)
         return rx.toast.success(f"{what} {'saved' if self.holder_id else 'added'}: {self.name.strip()}.")
 
 
@@ -624,5 +631,5 @@ class ImportState(DialogMixin, EmployeesState):
             return rx.toast.error(outcome.error)
         self.is_open = False
         self._forget_file()
-        self._refresh(with_options=True)
+        self._refresh(self._require(), with_options=True)
         return rx.toast.success(f"{outcome.count:,} employees imported.")

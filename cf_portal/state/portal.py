@@ -76,7 +76,7 @@ class PortalState(rx.State):
 
     def _session_digest(self) -> str:
         """The digest of this browser's session token, from the websocket's handshake (never the token)."""
-        return session_digest(dict(self.router.headers.raw_headers))
+        return session_digest(self.router.headers.raw_headers)
 
     def _actor(self, session, needs: Permission | None = None) -> Actor:  # noqa: ANN001
         """The signed-in member, from the session token, on every call; SignInRequired when there is none
