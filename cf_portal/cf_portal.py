@@ -37,7 +37,7 @@ from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
 from cf_portal.state.webhooks import WebhooksState
-from cf_portal.webhook_worker import webhook_worker
+from cf_portal.webhook_worker import email_worker, webhook_worker
 from cf_portal.worker_presence import install_presence_token_manager
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ app = rx.App(
 
 # The outgoing webhooks are delivered by the app itself unless CF_WEBHOOK_WORKER=off (cf_portal/webhook_worker.py).
 app.register_lifespan_task(webhook_worker)
+# So are the queued emails, unless CF_EMAIL_WORKER=off (services/emails.py).
+app.register_lifespan_task(email_worker)
 # With several workers, a tab whose worker died keeps its session when it reconnects (cf_portal/worker_presence.py).
 app.register_lifespan_task(install_presence_token_manager)
 

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                            "several at once")
     hooks.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
     hooks.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
+    mails = sub.add_parser("deliver-emails", help="send the queued emails that are due (retries too), through "
+                           "CF_SMTP_URL or, without it, to the Sent emails log; safe to run several at once")
+    mails.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
+    mails.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
     key = sub.add_parser("create-api-key", help="make an API key for an owner's account and print it (only the "
                          "key, on stdout; it is not shown again)")
     key.add_argument("--account-email", required=True, help="the sign-in email of an owner of the account")
@@ -202,6 +206,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         outcome = deliver_due(None, now=clock.now())
         print("webhooks: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
+    elif args.command == "deliver-emails":
+        from cf_portal import clock
+        from cf_portal.services import emails
+        from cf_portal.services.webhooks import run_forever
+
+        if args.loop:
+            try:
+                run_forever(interval_s=max(args.interval, 0.5), deliver=emails.deliver_due)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        outcome = emails.deliver_due(None, now=clock.now())
+        print("emails: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
     return 0
 
 
