@@ -33,7 +33,7 @@ SHUTDOWN_WAIT_S = 12.0  # a pass under way may be waiting on a receiver (webhook
 async def deliver_periodically(stop: asyncio.Event, *, engine: sa.Engine | None = None,
                                interval_s: float = INTERVAL_S,
                                deliver: Callable[..., dict[str, int]] = webhooks.deliver_due,
-                               batch: int = webhooks.BATCH, what: str = "webhook") -> None:
+                               batch: int | None = None, what: str = "webhook") -> None:
     """A pass of `deliver` (one batch) in a thread, then another at once if the batch was full, else after
     `interval_s` seconds; until `stop` is set. A failed pass (the database away for a moment) is logged and the
     next one tries again."""
@@ -43,7 +43,7 @@ async def deliver_periodically(stop: asyncio.Event, *, engine: sa.Engine | None 
         except Exception:
             log.exception("%s delivery pass failed", what)
             counts = {}
-        if sum(counts.values()) >= batch:
+        if sum(counts.values()) >= (webhooks.BATCH if batch is None else batch):
             continue  # more may be due
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
@@ -54,7 +54,7 @@ async def webhook_worker(*, engine: sa.Engine | None = None, interval_s: float =
                          shutdown_wait_s: float = SHUTDOWN_WAIT_S) -> AsyncIterator[None]:
     """The app's lifespan task: the worker runs while the app does, when CF_WEBHOOK_WORKER is "app"."""
     async with _outbox_worker("webhook", get_settings().webhook_worker == "app", webhooks.deliver_due,
-                              webhooks.BATCH, engine=engine, interval_s=interval_s, shutdown_wait_s=shutdown_wait_s):
+                              None, engine=engine, interval_s=interval_s, shutdown_wait_s=shutdown_wait_s):
         yield
 
 
@@ -68,7 +68,7 @@ async def email_worker(*, engine: sa.Engine | None = None, interval_s: float = I
 
 
 @contextlib.asynccontextmanager
-async def _outbox_worker(what: str, enabled: bool, deliver: Callable[..., dict[str, int]], batch: int, *,
+async def _outbox_worker(what: str, enabled: bool, deliver: Callable[..., dict[str, int]], batch: int | None, *,
                          engine: sa.Engine | None, interval_s: float, shutdown_wait_s: float) -> AsyncIterator[None]:
     if not enabled:
         yield

@@ -58,9 +58,11 @@ from cf_portal.models import (
     SeatAssignment,
     User,
 )
+from cf_portal.services import audit
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.pricing import format_money
+from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.services.roles import Permission
 from cf_portal.services.webhooks import RETRY_DELAYS
 from cf_portal.settings import get_settings
@@ -233,15 +235,32 @@ def queue_seat_access(session: Session, seats: list[SeatAssignment], *, now: dat
         queue(session, account_id=account.id, kind="seat_access", to=person.email, rendered=rendered, now=now)
 
 
+# --- The account's email settings -------------------------------------------------------------------------------
+
+
+def seat_access_email(session: Session, *, account_id: int) -> bool:
+    return bool(session.exec(select(Account.email_seat_access).where(Account.id == account_id)).one())
+
+
+def set_seat_access_email(session: Session, *, actor: Actor, enabled: bool) -> None:
+    """Email each employee "you now have access to <product>" when they get a seat (owners and license admins)."""
+    actor.require(Permission.MANAGE_SEATS)
+    session.get(Account, actor.account_id).email_seat_access = bool(enabled)
+    audit.record(session, actor, "account.seat_access_email", "account", actor.account_id,
+                 "on" if enabled else "off")
+
+
 # --- Contact us -------------------------------------------------------------------------------------------------
 
 SUBJECT_MAX, MESSAGE_MAX = 150, 5000
+# Per member: 5 messages at once, then one every 10 minutes (in this process; see services/rate_limit.py).
+CONTACT_LIMIT = TokenBuckets(rate=1 / 600, burst=5)
 
 
 def send_to_support(session: Session, *, actor: Actor, subject: str, message: str, page: str,
-                    now: datetime | None = None) -> None:
+                    now: datetime | None = None, limit: TokenBuckets = CONTACT_LIMIT) -> None:
     """The Contact us form: a message to CF_SUPPORT_EMAIL with the page it came from, the account and the member
-    (replies go to the member). Field errors name the field."""
+    (replies go to the member). Field errors name the field; a member who sends too many is asked to wait."""
     from cf_portal.services.auth import FormErrors
 
     subject, message = " ".join((subject or "").split()), (message or "").strip()
@@ -256,6 +275,10 @@ def send_to_support(session: Session, *, actor: Actor, subject: str, message: st
         errors.append(DomainError(f"Keep the message under {MESSAGE_MAX} characters.", field="message"))
     if errors:
         raise FormErrors(errors)
+    wait = limit.take(("contact", actor.account_id, actor.user_id))
+    if wait:
+        raise DomainError(f"You have sent several messages in a short time. Please try again in "
+                          f"{max(1, round(wait / 60))} minutes, or email {get_settings().support_email}.")
     page = routes.safe_next(page or "/")
     rendered = render("contact", account=actor.account_name, account_id=str(actor.account_id),
                       member=actor.user_name, member_email=actor.email, role=actor.role, subject=subject,

@@ -277,3 +277,17 @@ def test_every_message_renders_with_absolute_links() -> None:
     text = emails.render("license_suspended", account="A", reference="R", product="P", next_attempt="",
                          fix_url="https://x.example/licenses/manage?id=1").text
     assert re.search(r"https?://\S+/settings#email", text)
+
+
+def test_contact_us_is_rate_limited_per_member(seeded: Seeded, env) -> None:  # noqa: ANN001
+    from cf_portal.services.rate_limit import TokenBuckets
+
+    limit = TokenBuckets(rate=1 / 600, burst=2, clock=lambda: 0.0)
+    for n in range(2):
+        with session_scope(seeded.engine) as session:
+            emails.send_to_support(session, actor=seeded.actor, subject=f"S{n}", message="m", page="/", limit=limit)
+    with pytest.raises(emails.DomainError, match="try again in 10 minutes"), session_scope(seeded.engine) as session:
+        emails.send_to_support(session, actor=seeded.actor, subject="S3", message="m", page="/", limit=limit)
+    with session_scope(seeded.engine) as session:  # another member is not held up
+        emails.send_to_support(session, actor=seeded.other_actor(), subject="S", message="m", page="/", limit=limit)
+    assert len(outbox(seeded, "contact")) == 3
