@@ -19,8 +19,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # Written by hand: one new table and one new column with a default.
-    with op.batch_alter_table('account') as batch:
-        batch.add_column(sa.Column('email_seat_access', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN on both databases (a batch would copy the account table on SQLite).
+    op.add_column('account', sa.Column('email_seat_access', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table('email_message',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
