@@ -23,14 +23,14 @@ def status_badge(row: SentEmailRow) -> rx.Component:
 
 def email_row(row: SentEmailRow) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text(row.to, word_break="break-all")),
+        rx.table.cell(rx.text(row.recipient, word_break="break-all")),
         rx.table.cell(rx.text(row.subject)),
         rx.table.cell(rx.moment(row.created_at, format="YYYY-MM-DD HH:mm")),
         rx.table.cell(rx.vstack(status_badge(row),
                                 rx.cond(row.error != "", rx.text(row.error, size="1", color_scheme="red")),
                                 spacing="1")),
         rx.table.cell(rx.button("View", size="2", variant="soft", on_click=S.view(row.id),
-                                aria_label="View the email " + row.subject + " to " + row.to)),
+                                aria_label="View the email " + row.subject + " to " + row.recipient)),
     )
 
 

@@ -292,7 +292,7 @@ def send_to_support(session: Session, *, actor: Actor, subject: str, message: st
 
 class SentEmailRow(BaseModel):
     id: int
-    to: str
+    recipient: str
     subject: str
     kind: str
     created_at: datetime
@@ -314,7 +314,7 @@ def list_sent(session: Session, *, actor: Actor, offset: int = 0, limit: int = 5
     rows = session.exec(select(EmailMessage).where(EmailMessage.account_id == actor.account_id)
                         .order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc())
                         .offset(offset).limit(limit)).all()
-    return [SentEmailRow(id=row.id, to=row.to_address, subject=row.subject, kind=row.kind,
+    return [SentEmailRow(id=row.id, recipient=row.to_address, subject=row.subject, kind=row.kind,
                          created_at=row.created_at, status=row.status, error=row.last_error) for row in rows]
 
 
@@ -324,7 +324,7 @@ def sent_email(session: Session, *, actor: Actor, message_id: int) -> SentEmailV
     row = session.get(EmailMessage, message_id)
     if row is None or row.account_id != actor.account_id:
         raise NotFound("That email")
-    return SentEmailView(id=row.id, to=row.to_address, subject=row.subject, kind=row.kind,
+    return SentEmailView(id=row.id, recipient=row.to_address, subject=row.subject, kind=row.kind,
                          created_at=row.created_at, status=row.status, error=row.last_error,
                          text=_shown(row.text_body, row.secret), html=_shown(row.html_body, row.secret))
 

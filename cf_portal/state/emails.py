@@ -52,7 +52,7 @@ class SentEmailsState(PortalState):
     def view(self, message_id: str | int):
         shown = self._read(lambda session, actor: emails.sent_email(
             session, actor=actor, message_id=parse_id(message_id, "That email")), Permission.READ_SENT_EMAILS)
-        self.open_id, self.open_subject, self.open_to = shown.id, shown.subject, shown.to
+        self.open_id, self.open_subject, self.open_to = shown.id, shown.subject, shown.recipient
         self.open_html, self.open_text = shown.html, shown.text
 
     @rx.event

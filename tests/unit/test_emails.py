@@ -133,7 +133,7 @@ def test_a_temporary_refusal_is_retried_later_and_a_permanent_one_fails_at_once(
     assert [m.rcpt_tos for m in server.arrived] == [["first@example.com"]]
     with session_scope(seeded.engine, write=False) as session:
         log = emails.list_sent(session, actor=seeded.actor)
-    assert [(r.to, r.status) for r in log] == [("second@example.com", "failed"), ("first@example.com", "sent")]
+    assert [(r.recipient, r.status) for r in log] == [("second@example.com", "failed"), ("first@example.com", "sent")]
     assert "no such mailbox" in log[0].error
 
 
