@@ -258,7 +258,7 @@ CONTACT_LIMIT = TokenBuckets(rate=1 / 600, burst=5)
 
 
 def send_to_support(session: Session, *, actor: Actor, subject: str, message: str, page: str,
-                    now: datetime | None = None, limit: TokenBuckets = CONTACT_LIMIT) -> None:
+                    now: datetime | None = None, limit: TokenBuckets | None = None) -> None:
     """The Contact us form: a message to CF_SUPPORT_EMAIL with the page it came from, the account and the member
     (replies go to the member). Field errors name the field; a member who sends too many is asked to wait."""
     from cf_portal.services.auth import FormErrors
@@ -275,7 +275,7 @@ def send_to_support(session: Session, *, actor: Actor, subject: str, message: st
         errors.append(DomainError(f"Keep the message under {MESSAGE_MAX} characters.", field="message"))
     if errors:
         raise FormErrors(errors)
-    wait = limit.take(("contact", actor.account_id, actor.user_id))
+    wait = (limit or CONTACT_LIMIT).take(("contact", actor.account_id, actor.user_id))
     if wait:
         raise DomainError(f"You have sent several messages in a short time. Please try again in "
                           f"{max(1, round(wait / 60))} minutes, or email {get_settings().support_email}.")

@@ -12,11 +12,18 @@ from cf_portal import db
 from cf_portal.models import EmailMessage, User
 from cf_portal.services import emails
 from cf_portal.services.errors import NotAllowed, NotFound
+from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.state.account_settings import AccountSettingsState
 from cf_portal.state.emails import ContactState, SentEmailsState
 from tests.factories import make_account
 from tests.state.conftest import at_url, new_root_state, sign_in_as, substate
 from tests.state.test_webhooks_state import toast
+
+
+@pytest.fixture(autouse=True)
+def fresh_contact_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Contact us rate limit counts this test's messages only (ids repeat from one test database to the next)."""
+    monkeypatch.setattr(emails, "CONTACT_LIMIT", TokenBuckets(rate=1 / 600, burst=5))
 
 
 def messages() -> list[EmailMessage]:

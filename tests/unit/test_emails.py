@@ -21,6 +21,7 @@ from cf_portal.services import emails, members, seats
 from cf_portal.services.actors import actor_for_user
 from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import NotAllowed, NotFound
+from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.services.seats import Holder
 from tests.support.smtp_server import smtp_server
 from tests.unit.conftest import NOW, Seeded
@@ -38,6 +39,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     monkeypatch.setenv("CF_PUBLIC_URL", PUBLIC)
     monkeypatch.setenv("CF_SUPPORT_EMAIL", SUPPORT)
     monkeypatch.setenv("CF_EMAIL_FROM", "ChatFortress <no-reply@cf.example>")
+    monkeypatch.setattr(emails, "CONTACT_LIMIT", TokenBuckets(rate=1 / 600, burst=5))  # counts of this test only
     settings.get_settings.cache_clear()
     yield monkeypatch
     settings.get_settings.cache_clear()
@@ -280,8 +282,6 @@ def test_every_message_renders_with_absolute_links() -> None:
 
 
 def test_contact_us_is_rate_limited_per_member(seeded: Seeded, env) -> None:  # noqa: ANN001
-    from cf_portal.services.rate_limit import TokenBuckets
-
     limit = TokenBuckets(rate=1 / 600, burst=2, clock=lambda: 0.0)
     for n in range(2):
         with session_scope(seeded.engine) as session:
@@ -292,3 +292,45 @@ def test_contact_us_is_rate_limited_per_member(seeded: Seeded, env) -> None:  # 
     with session_scope(seeded.engine) as session:  # another member is not held up
         emails.send_to_support(session, actor=other, subject="S", message="m", page="/", limit=limit)
     assert len(outbox(seeded, "contact")) == 3
+
+
+def test_the_emailed_link_uses_the_configured_address_not_the_browsers(seeded: Seeded, env) -> None:  # noqa: ANN001
+    """The dialog's copy of the link follows the address the browser used; the email must not (a forged Host header
+    would otherwise send someone's invitation token to another site)."""
+    with session_scope(seeded.engine) as session:
+        created = members.invite(session, actor=seeded.actor, email="z@example.com", role="viewer",
+                                 base_url="http://evil.example", now=NOW)
+    deliver(seeded)
+    with session_scope(seeded.engine, write=False) as session:
+        [row] = emails.list_sent(session, actor=seeded.actor)
+        shown = emails.sent_email(session, actor=seeded.actor, message_id=row.id)
+    token = created.link.split("token=")[1]
+    assert f"{PUBLIC}/invitation?token={token}" in shown.text and "evil.example" not in shown.text + shown.html
+
+
+def test_the_app_sends_queued_emails_itself_unless_told_not_to(seeded: Seeded, env) -> None:  # noqa: ANN001
+    import asyncio
+
+    from cf_portal import webhook_worker
+    from cf_portal.cf_portal import app
+    from tests.support.events import run_on_a_loop
+
+    assert webhook_worker.email_worker in app.get_lifespan_tasks()
+    with session_scope(seeded.engine) as session:
+        emails.send_to_support(session, actor=seeded.actor, subject="S", message="m", page="/")
+
+    async def run_worker_while(condition, seconds: float) -> None:  # noqa: ANN001
+        async with webhook_worker.email_worker(engine=seeded.engine, interval_s=0.05):
+            for _ in range(int(seconds / 0.05)):
+                if condition():
+                    return
+                await asyncio.sleep(0.05)
+
+    env.setenv("CF_EMAIL_WORKER", "off")
+    settings.get_settings.cache_clear()
+    run_on_a_loop(run_worker_while(lambda: False, 0.5))
+    assert [m.status for m in outbox(seeded)] == ["queued"]
+    env.setenv("CF_EMAIL_WORKER", "app")
+    settings.get_settings.cache_clear()
+    run_on_a_loop(run_worker_while(lambda: outbox(seeded)[0].status == "sent", 20))
+    assert [(m.status, m.transport) for m in outbox(seeded)] == [("sent", "log")]
