@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts, webhook events finished "
-                   "30 days ago and expired demo accounts, whose subscriptions are cancelled first (run daily)")
+                   "30 days ago, emails sent 90 days ago and expired demo accounts, whose subscriptions are cancelled first (run daily)")
     hooks = sub.add_parser("deliver-webhooks", help="send the webhook events that are due (retries too); safe to run "
                            "several at once")
     hooks.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         from cf_portal import clock
         from cf_portal.db import session_scope
         from cf_portal.payments import get_provider
+        from cf_portal.services import emails
         from cf_portal.services.auth import purge_expired
         from cf_portal.services.demo import purge_expired_copies
         from cf_portal.services.webhooks import KEEP_FINISHED, purge_finished
@@ -172,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             sessions, counts = purge_expired(session, now=now)
             events = purge_finished(session, now=now)
+            mails = emails.purge_finished(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
         copies = purge_expired_copies(None, get_provider(), now=now)
         print(f"{copies.deleted} expired demo accounts deleted (their subscriptions cancelled first)")
         print(f"{events} webhook events delivered or failed over {KEEP_FINISHED.days} days ago deleted")
+        print(f"{mails} emails sent or failed over {emails.KEEP_FINISHED.days} days ago deleted")
         for line in copies.kept:
             print(line, file=sys.stderr)
         return 1 if copies.kept else 0

@@ -329,6 +329,15 @@ def sent_email(session: Session, *, actor: Actor, message_id: int) -> SentEmailV
                          text=_shown(row.text_body, row.secret), html=_shown(row.html_body, row.secret))
 
 
+KEEP_FINISHED = timedelta(days=90)
+
+
+def purge_finished(session: Session, *, now: datetime, older_than: timedelta = KEEP_FINISHED) -> int:
+    """Delete sent and failed messages older than `older_than` (they name people; `cli purge-expired`)."""
+    return session.execute(sa.delete(EmailMessage).where(
+        EmailMessage.created_at < now - older_than, EmailMessage.status != EmailStatus.QUEUED.value)).rowcount or 0
+
+
 # --- SMTP -------------------------------------------------------------------------------------------------------
 
 
@@ -450,9 +459,12 @@ def _claim(engine: sa.Engine | None, *, now: datetime, batch: int) -> list[Claim
 def _attempt(engine: sa.Engine | None, claim: Claimed, server: SmtpServer | None,
              send: Sender | None) -> tuple[str, bool]:
     """Send one message: (error in words, "" when sent; whether a failure is for good)."""
-    with session_scope(engine, write=False) as session:
-        row = session.get(EmailMessage, claim.id)
-        message = build_message(row, row.secret)
+    try:
+        with session_scope(engine, write=False) as session:
+            row = session.get(EmailMessage, claim.id)
+            message = build_message(row, row.secret)
+    except (ValueError, TypeError) as exc:  # a header that cannot be written: no retry will do better
+        return f"the message could not be written ({type(exc).__name__})", True
     try:
         if send is not None:
             send(message)

@@ -334,3 +334,17 @@ def test_the_app_sends_queued_emails_itself_unless_told_not_to(seeded: Seeded, e
     settings.get_settings.cache_clear()
     run_on_a_loop(run_worker_while(lambda: outbox(seeded)[0].status == "sent", 20))
     assert [(m.status, m.transport) for m in outbox(seeded)] == [("sent", "log")]
+
+
+def test_sent_and_failed_emails_are_purged_after_90_days_queued_ones_never(seeded: Seeded, env) -> None:  # noqa: ANN001
+    invite(seeded, "a@example.com")
+    invite(seeded, "b@example.com")
+    deliver(seeded)  # both sent (to the log)
+    invite(seeded, "c@example.com")  # left queued (due next year)
+    with session_scope(seeded.engine) as session:
+        session.execute(sa.update(EmailMessage).where(EmailMessage.to_address == "c@example.com")
+                        .values(next_attempt_at=NOW + timedelta(days=365)))
+    with session_scope(seeded.engine) as session:
+        assert emails.purge_finished(session, now=NOW + timedelta(days=89)) == 0
+        assert emails.purge_finished(session, now=NOW + timedelta(days=91)) == 2
+    assert [m.to_address for m in outbox(seeded)] == ["c@example.com"]
