@@ -12,8 +12,8 @@ Where each promise lives:
   or message) fails the message at once; after the last retry it is Failed. The outcome (and the last error) is
   on the row: the Sent emails page lists it.
 - Transport: SMTP through the standard library's smtplib when CF_SMTP_URL is set (smtps:// is TLS from the
-  start; smtp:// upgrades with STARTTLS when the server offers it and refuses to send a password without TLS to
-  anything but loopback). Unset (demo mode): the message is "sent" to the Sent emails log only.
+  start; smtp:// upgrades with STARTTLS, and sends nothing, password or message, to a server that does not offer
+  it, except on loopback). Unset (demo mode): the message is "sent" to the Sent emails log only.
 - Secrets: the SMTP URL and password are never logged, stored or shown; errors are scrubbed of them. An
   invitation's token is kept in `secret` only while the message waits: the bodies carry `SECRET_MARK` instead,
   replaced when sending; once sent over SMTP the token is dropped and the log shows the link without it. (In
@@ -341,8 +341,8 @@ def purge_finished(session: Session, *, now: datetime, older_than: timedelta = K
 # --- SMTP -------------------------------------------------------------------------------------------------------
 
 
-class PermanentFailure(Exception):
-    """The server refused the message for good (5xx): no retry."""
+class NoStartTls(Exception):  # noqa: N818 (an outcome, written to the log)
+    """An smtp:// server (not on loopback) that does not offer STARTTLS: nothing is sent."""
 
 
 @dataclass(frozen=True)
@@ -388,15 +388,14 @@ class SmtpServer:
             client = smtplib.SMTP(self.host, self.port, timeout=timeout_s)
         with client:
             client.ehlo()
-            if not self.implicit_tls and client.has_extn("starttls"):
-                client.starttls(context=context)
-                client.ehlo()
-                encrypted = True
-            else:
-                encrypted = self.implicit_tls
+            if not self.implicit_tls:
+                if client.has_extn("starttls"):
+                    client.starttls(context=context)
+                    client.ehlo()
+                elif not self._loopback():
+                    # Messages carry invitation links and names: never in clear text over a network.
+                    raise NoStartTls()
             if self.username:
-                if not encrypted and not self._loopback():
-                    raise PermanentFailure("the SMTP server offers no TLS: the password was not sent")
                 client.login(self.username, self.password or "")
             client.send_message(message)
 
@@ -470,8 +469,6 @@ def _attempt(engine: sa.Engine | None, claim: Claimed, server: SmtpServer | None
             send(message)
         elif server is not None:
             server.send(message)
-    except PermanentFailure as exc:
-        return str(exc), True
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         return f"the recipient was refused (SMTP {', '.join(map(str, codes))})", all(c >= 500 for c in codes)
@@ -481,6 +478,8 @@ def _attempt(engine: sa.Engine | None, claim: Claimed, server: SmtpServer | None
         detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
         text = f"SMTP {exc.smtp_code}: {detail}"
         return (server.scrub(text) if server else text)[:250], exc.smtp_code >= 500
+    except NoStartTls:
+        return "the SMTP server offers no STARTTLS: nothing was sent in clear text", False
     except (smtplib.SMTPException, OSError) as exc:
         return f"could not reach the SMTP server ({type(exc).__name__})", False
     except Exception as exc:  # every attempt is recorded, whatever failed

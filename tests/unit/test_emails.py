@@ -348,3 +348,13 @@ def test_sent_and_failed_emails_are_purged_after_90_days_queued_ones_never(seede
         assert emails.purge_finished(session, now=NOW + timedelta(days=89)) == 0
         assert emails.purge_finished(session, now=NOW + timedelta(days=91)) == 2
     assert [m.to_address for m in outbox(seeded)] == ["c@example.com"]
+
+
+def test_nothing_goes_in_clear_text_to_a_server_without_starttls(seeded: Seeded, env) -> None:  # noqa: ANN001
+    invite(seeded)
+    env.setattr(emails.SmtpServer, "_loopback", lambda self: False)  # as if the server were across a network
+    with smtp_server() as server:  # offers no STARTTLS
+        use_smtp(env, server.url())
+        assert deliver(seeded) == {"retrying": 1}
+    assert server.arrived == []
+    assert outbox(seeded)[0].last_error == "the SMTP server offers no STARTTLS: nothing was sent in clear text"
