@@ -138,15 +138,34 @@ def queue(session: Session, *, account_id: int, kind: str, to: str, rendered: Re
     return row
 
 
+class Lookups:
+    """Account names and billing people, read once per account for a batch of messages (`bill-due` renews
+    thousands of licenses in a few transactions)."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, str] = {}
+        self._people: dict[int, list[str]] = {}
+
+    def account_name(self, session: Session, account_id: int) -> str:
+        if account_id not in self._names:
+            self._names[account_id] = session.exec(select(Account.name).where(Account.id == account_id)).one()
+        return self._names[account_id]
+
+    def billing_people(self, session: Session, account_id: int) -> list[str]:
+        """Who gets receipts and payment trouble: the account's owners and billing admins."""
+        if account_id not in self._people:
+            self._people[account_id] = list(session.exec(select(User.email).where(
+                User.account_id == account_id, User.removed_at.is_(None),
+                User.role.in_((Role.OWNER.value, Role.BILLING_ADMIN.value))).order_by(User.id)).all())
+        return self._people[account_id]
+
+
 def _account_name(session: Session, account_id: int) -> str:
-    return session.exec(select(Account.name).where(Account.id == account_id)).one()
+    return Lookups().account_name(session, account_id)
 
 
 def _billing_people(session: Session, account_id: int) -> list[str]:
-    """Who gets receipts and payment trouble: the account's owners and billing admins."""
-    return list(session.exec(select(User.email).where(
-        User.account_id == account_id, User.removed_at.is_(None),
-        User.role.in_((Role.OWNER.value, Role.BILLING_ADMIN.value))).order_by(User.id)).all())
+    return Lookups().billing_people(session, account_id)
 
 
 def _license_names(session: Session, license_id: int) -> tuple[License, str]:
@@ -171,26 +190,51 @@ def queue_invitation(session: Session, *, account_id: int, to: str, role_label: 
     queue(session, account_id=account_id, kind="invitation", to=to, rendered=rendered, secret=token, now=now)
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """What a receipt shows of a paid invoice."""
+
+    account_id: int
+    kind: str  # the invoice's: "first" (a purchase) or "renewal"
+    number: str
+    reference: str  # the license's reference name
+    currency: str
+    subtotal: int
+    discount: int
+    total: int
+    created_at: datetime
+    period_start: datetime
+    period_end: datetime | None
+    lines: tuple[tuple[str, int, int, int], ...]  # description, quantity, unit amount, amount
+
+
 def queue_receipt(session: Session, *, invoice_id: int, now: datetime) -> None:
     """The receipt of a paid invoice (a purchase's first month or a renewal) to the account's billing people."""
     invoice = session.get(Invoice, invoice_id)
     lines = session.exec(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id)
                          .order_by(InvoiceLine.id)).all()
-    reference = ""
-    if invoice.license_id is not None:
-        reference = session.get(License, invoice.license_id).reference_name
-    kind = "renewal_receipt" if invoice.kind == "renewal" else "purchase_receipt"
-    money = lambda cents: format_money(cents, invoice.currency)  # noqa: E731
-    rendered = render(kind, account=_account_name(session, invoice.account_id), number=invoice.number,
-                      reference=reference, date=_day(invoice.created_at),
-                      period=(f"{_day(invoice.period_start)} – {_day(invoice.period_end)}" if invoice.period_end
-                              else _day(invoice.period_start)),
-                      lines=[{"description": line.description, "quantity": line.quantity,
-                              "unit": money(line.unit_amount), "amount": money(line.amount)} for line in lines],
-                      subtotal=money(invoice.subtotal), discount=money(invoice.discount) if invoice.discount else "",
-                      total=money(invoice.total), billing_url=link(routes.BILLING))
-    for to in _billing_people(session, invoice.account_id):
-        queue(session, account_id=invoice.account_id, kind=kind, to=to, rendered=rendered, now=now)
+    reference = session.get(License, invoice.license_id).reference_name if invoice.license_id is not None else ""
+    queue_receipt_of(session, Receipt(
+        account_id=invoice.account_id, kind=invoice.kind, number=invoice.number, reference=reference,
+        currency=invoice.currency, subtotal=invoice.subtotal, discount=invoice.discount, total=invoice.total,
+        created_at=invoice.created_at, period_start=invoice.period_start, period_end=invoice.period_end,
+        lines=tuple((line.description, line.quantity, line.unit_amount, line.amount) for line in lines)), now=now)
+
+
+def queue_receipt_of(session: Session, receipt: Receipt, *, now: datetime, lookups: Lookups | None = None) -> None:
+    lookups = lookups or Lookups()
+    kind = "renewal_receipt" if receipt.kind == "renewal" else "purchase_receipt"
+    money = lambda cents: format_money(cents, receipt.currency)  # noqa: E731
+    rendered = render(kind, account=lookups.account_name(session, receipt.account_id), number=receipt.number,
+                      reference=receipt.reference, date=_day(receipt.created_at),
+                      period=(f"{_day(receipt.period_start)} – {_day(receipt.period_end)}" if receipt.period_end
+                              else _day(receipt.period_start)),
+                      lines=[{"description": description, "quantity": quantity, "unit": money(unit),
+                              "amount": money(amount)} for description, quantity, unit, amount in receipt.lines],
+                      subtotal=money(receipt.subtotal), discount=money(receipt.discount) if receipt.discount else "",
+                      total=money(receipt.total), billing_url=link(routes.BILLING))
+    for to in lookups.billing_people(session, receipt.account_id):
+        queue(session, account_id=receipt.account_id, kind=kind, to=to, rendered=rendered, now=now)
 
 
 def queue_payment_trouble(session: Session, *, license_id: int, suspended: bool, next_attempt: datetime | None,

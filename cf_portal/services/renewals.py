@@ -414,8 +414,17 @@ def _periods_paid(session: Session, charged: list[_Charged], *, now: datetime) -
              for invoice_id, (paid, _) in zip(invoice_ids, started, strict=True) for line in paid.invoice.lines]
     if lines:
         connection.execute(_INSERT_LINE, lines)
-    for invoice_id, (paid, _) in zip(invoice_ids, started, strict=True):
-        emails_of_period(session, paid.renewal, invoice_id=invoice_id, now=now)
+    references = dict(session.exec(select(License.id, License.reference_name).where(
+        License.id.in_([paid.renewal.license_id for paid, _ in started]))).all())
+    lookups = emails.Lookups()
+    for paid, account_id in started:
+        invoice, renewal = paid.invoice, paid.renewal
+        emails_of_period(session, renewal, now=now, lookups=lookups, receipt=emails.Receipt(
+            account_id=account_id, kind="renewal", number=invoice.number[:40],
+            reference=references[renewal.license_id], currency=invoice.currency, subtotal=invoice.subtotal,
+            discount=invoice.discount, total=invoice.total, created_at=now, period_start=renewal.period_start,
+            period_end=renewal.period_end, lines=tuple((line.description[:200], line.quantity, line.unit_amount,
+                                                        line.amount) for line in invoice.lines)))
     connection.execute(_INSERT_EVENT, [audit.event(
         account_id=account_id, user_id=None, action="license.renewed", object_type="license",
         object_id=paid.renewal.license_id, at=now, detail=f"period {paid.renewal.period_index + 1}: "
@@ -424,10 +433,14 @@ def _periods_paid(session: Session, charged: list[_Charged], *, now: datetime) -
     return [paid for paid, _ in started]
 
 
-def emails_of_period(session: Session, renewal: Renewal, *, invoice_id: int, now: datetime) -> None:
-    """The renewal's receipt and, when the month it starts is the last one its coupon discounts, the coupon
-    reminder; queued in the transaction that starts the period."""
-    emails.queue_receipt(session, invoice_id=invoice_id, now=now)
+def emails_of_period(session: Session, renewal: Renewal, *, now: datetime, invoice_id: int | None = None,
+                     receipt: emails.Receipt | None = None, lookups: emails.Lookups | None = None) -> None:
+    """The renewal's receipt (of `receipt`, or of the saved invoice `invoice_id`) and, when the month it starts is
+    the last one its coupon discounts, the coupon reminder; queued in the transaction that starts the period."""
+    if receipt is not None:
+        emails.queue_receipt_of(session, receipt, now=now, lookups=lookups)
+    else:
+        emails.queue_receipt(session, invoice_id=invoice_id, now=now)
     months = renewal.price.discount_months
     if renewal.price.discount_is_temporary and months >= 2 and renewal.period_index == months - 1:
         emails.queue_coupon_ending(session, license_id=renewal.license_id, ends_at=renewal.period_end,
