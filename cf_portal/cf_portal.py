@@ -18,6 +18,7 @@ from cf_portal.pages.api_docs import api_docs_page
 from cf_portal.pages.api_keys import api_keys_page
 from cf_portal.pages.auth import invitation_page, sign_in_page, sign_up_page
 from cf_portal.pages.billing import billing_page
+from cf_portal.pages.emails import contact_page, sent_emails_page
 from cf_portal.pages.employees import employees_page
 from cf_portal.pages.licenses import licenses_page
 from cf_portal.pages.manage_license import manage_license_page
@@ -30,6 +31,7 @@ from cf_portal.state.api_docs import ApiDocsState
 from cf_portal.state.api_keys import ApiKeysState
 from cf_portal.state.auth import AuthState
 from cf_portal.state.billing import BillingState
+from cf_portal.state.emails import ContactState, SentEmailsState
 from cf_portal.state.employees import EmployeesState
 from cf_portal.state.idle_seats import IdleSeatsState
 from cf_portal.state.licenses import LicensesState
@@ -37,7 +39,7 @@ from cf_portal.state.manage_license import ManageLicenseState
 from cf_portal.state.members import MembersState
 from cf_portal.state.portal import sign_in_url
 from cf_portal.state.webhooks import WebhooksState
-from cf_portal.webhook_worker import webhook_worker
+from cf_portal.webhook_worker import email_worker, webhook_worker
 from cf_portal.worker_presence import install_presence_token_manager
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,8 @@ app = rx.App(
 
 # The outgoing webhooks are delivered by the app itself unless CF_WEBHOOK_WORKER=off (cf_portal/webhook_worker.py).
 app.register_lifespan_task(webhook_worker)
+# So are the queued emails, unless CF_EMAIL_WORKER=off (services/emails.py).
+app.register_lifespan_task(email_worker)
 # With several workers, a tab whose worker died keeps its session when it reconnects (cf_portal/worker_presence.py).
 app.register_lifespan_task(install_presence_token_manager)
 
@@ -115,3 +119,6 @@ app.add_page(account_settings_page, route=routes.ACCOUNT_SETTINGS, on_load=Accou
 app.add_page(api_keys_page, route=routes.API_KEYS, on_load=ApiKeysState.load, title="API keys · ChatFortress")
 app.add_page(api_docs_page, route=routes.API_DOCS, on_load=ApiDocsState.load, title="API documentation · ChatFortress")
 app.add_page(webhooks_page, route=routes.WEBHOOKS, on_load=WebhooksState.load, title="Webhooks · ChatFortress")
+app.add_page(sent_emails_page, route=routes.SENT_EMAILS, on_load=SentEmailsState.load,
+             title="Sent emails · ChatFortress")
+app.add_page(contact_page, route=routes.CONTACT, on_load=ContactState.load, title="Contact us · ChatFortress")

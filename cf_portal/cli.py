@@ -62,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("reconcile", help="compare every license with its subscription at the payment provider")
     rec.add_argument("--repair", action="store_true", help="take quantity and status from the provider")
     sub.add_parser("purge-expired", help="delete ended sessions, forgotten throttle counts, webhook events finished "
-                   "30 days ago and expired demo accounts, whose subscriptions are cancelled first (run daily)")
+                   "30 days ago, emails sent 90 days ago and expired demo accounts, whose subscriptions are cancelled first (run daily)")
     hooks = sub.add_parser("deliver-webhooks", help="send the webhook events that are due (retries too); safe to run "
                            "several at once")
     hooks.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
     hooks.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
+    mails = sub.add_parser("deliver-emails", help="send the queued emails that are due (retries too), through "
+                           "CF_SMTP_URL or, without it, to the Sent emails log; safe to run several at once")
+    mails.add_argument("--loop", action="store_true", help="keep running, a pass every --interval seconds")
+    mails.add_argument("--interval", type=float, default=10.0, help="seconds between passes with --loop (default 10)")
     key = sub.add_parser("create-api-key", help="make an API key for an owner's account and print it (only the "
                          "key, on stdout; it is not shown again)")
     key.add_argument("--account-email", required=True, help="the sign-in email of an owner of the account")
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         from cf_portal import clock
         from cf_portal.db import session_scope
         from cf_portal.payments import get_provider
+        from cf_portal.services import emails
         from cf_portal.services.auth import purge_expired
         from cf_portal.services.demo import purge_expired_copies
         from cf_portal.services.webhooks import KEEP_FINISHED, purge_finished
@@ -168,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope() as session:
             sessions, counts = purge_expired(session, now=now)
             events = purge_finished(session, now=now)
+            mails = emails.purge_finished(session, now=now)
         print(f"{sessions} ended sessions and {counts} old throttle counts deleted")
         copies = purge_expired_copies(None, get_provider(), now=now)
         print(f"{copies.deleted} expired demo accounts deleted (their subscriptions cancelled first)")
         print(f"{events} webhook events delivered or failed over {KEEP_FINISHED.days} days ago deleted")
+        print(f"{mails} emails sent or failed over {emails.KEEP_FINISHED.days} days ago deleted")
         for line in copies.kept:
             print(line, file=sys.stderr)
         return 1 if copies.kept else 0
@@ -202,6 +209,19 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         outcome = deliver_due(None, now=clock.now())
         print("webhooks: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
+    elif args.command == "deliver-emails":
+        from cf_portal import clock
+        from cf_portal.services import emails
+        from cf_portal.services.webhooks import run_forever
+
+        if args.loop:
+            try:
+                run_forever(interval_s=max(args.interval, 0.5), deliver=emails.deliver_due)
+            except KeyboardInterrupt:
+                pass
+            return 0
+        outcome = emails.deliver_due(None, now=clock.now())
+        print("emails: " + (", ".join(f"{count} {what}" for what, count in outcome.items()) or "nothing due"))
     return 0
 
 

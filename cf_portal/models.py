@@ -77,6 +77,8 @@ class Account(SQLModel, table=True):
     # Set on a "Try the demo" visitor's own copy of the demo account: it stops working then, and
     # `cli purge-expired` deletes it. NULL for customers and for the seeded demo account (the template).
     demo_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True, index=True)
+    # Email an employee "you now have access to <product>" when they get a seat (Settings; off by default).
+    email_seat_access: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class Role(StrEnum):
@@ -774,3 +776,51 @@ class WebhookDelivery(SQLModel, table=True):
     duration_ms: int = Field(default=0)
 
     __table_args__ = (sa.CheckConstraint("duration_ms >= 0", name="duration_not_negative"),)
+
+
+class EmailStatus(StrEnum):
+    QUEUED = "queued"  # to be sent (again) at next_attempt_at
+    SENT = "sent"  # the SMTP server took it (or, without CF_SMTP_URL, it went to the Sent emails log)
+    FAILED = "failed"  # refused for good, or every attempt failed
+
+
+EMAIL_STATUS_VALUES = ", ".join(f"'{status.value}'" for status in EmailStatus)
+
+
+class EmailMessage(SQLModel, table=True):
+    """The email outbox, and the account's Sent emails log: one message, written in the transaction of the change
+    it tells of (services/emails.py), delivered by a worker with retries. A claimed row's `next_attempt_at` is the
+    end of the claim (`claim_token`), as for webhook events. `secret` holds what the message must carry but the
+    database must not keep (an invitation's token) until the message is sent or failed; the bodies hold the marker
+    `emails.SECRET_MARK` in its place."""
+
+    __tablename__ = "email_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE", index=False)
+    kind: str = Field(max_length=40)
+    to_address: str = Field(max_length=254)
+    reply_to: str = Field(default="", max_length=254)
+    subject: str = Field(max_length=200)
+    text_body: str = Field(sa_type=sa.Text, nullable=False)
+    html_body: str = Field(sa_type=sa.Text, nullable=False)
+    secret: str | None = Field(default=None, max_length=200)
+    created_at: datetime = created_at_field()
+    status: str = Field(default=EmailStatus.QUEUED.value, max_length=12)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    claim_token: str | None = Field(default=None, max_length=32)
+    sent_at: datetime | None = optional_time_field()
+    last_error: str = Field(default="", max_length=300)
+    # "smtp", or "log" when no SMTP server is set (demo mode): the message is then only in this log.
+    transport: str = Field(default="", max_length=8)
+
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({EMAIL_STATUS_VALUES})", name="status_valid"),
+        sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        sa.CheckConstraint("(status = 'sent') = (sent_at IS NOT NULL)", name="sent_when_sent"),
+        sa.Index("ix_email_message_due", "next_attempt_at", sqlite_where=sa.text("status = 'queued'"),
+                 postgresql_where=sa.text("status = 'queued'")),
+        # The Sent emails log of an account, newest first.
+        sa.Index("ix_email_message_account_created", "account_id", "created_at"),
+    )

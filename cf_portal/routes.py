@@ -13,6 +13,8 @@ ACCOUNT_SETTINGS = "/settings"
 API_KEYS = "/settings/api-keys"  # owners: the keys products call the API with
 API_DOCS = "/settings/api"  # how to call the entitlements API and check webhook signatures
 WEBHOOKS = "/settings/webhooks"  # owners: endpoints told of seat and license changes
+SENT_EMAILS = "/settings/emails"  # owners and billing admins: what the portal emailed (the demo's mailbox)
+CONTACT = "/contact"  # ?from=<the page the person came from>
 
 # HTTP routes (cf_portal/api.py) that set and clear the HttpOnly session cookie.
 BEGIN_SESSION = "/auth/session"

@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     # opens the websocket there (Reflex would otherwise guess: this machine, or port 443 over HTTPS), and it is
     # the allowed origin unless CF_ALLOWED_ORIGINS names others.
     public_url: str = Field(default="", validation_alias=AliasChoices("CF_PUBLIC_URL"))
+    # Email (services/emails.py). The SMTP server: smtp://[user:password@]host[:port] (STARTTLS when the server
+    # offers it, required before a password is sent to anything but loopback) or smtps://host[:port] (TLS from
+    # the start). Unset: messages go to the in-app Sent emails log only (demo mode). Never logged or stored.
+    smtp_url: str | None = Field(default=None, repr=False, validation_alias=AliasChoices("CF_SMTP_URL"))
+    # The user name and password, when they are not in CF_SMTP_URL.
+    smtp_username: str | None = Field(default=None, repr=False, validation_alias=AliasChoices("CF_SMTP_USERNAME"))
+    smtp_password: str | None = Field(default=None, repr=False, validation_alias=AliasChoices("CF_SMTP_PASSWORD"))
+    # The From of every message the portal sends.
+    email_from: str = Field(default="ChatFortress <no-reply@chatfortress.com>",
+                            validation_alias=AliasChoices("CF_EMAIL_FROM"))
+    # Where the Contact us page points, and where its form sends.
+    support_email: str = Field(default="support@chatfortress.com", validation_alias=AliasChoices("CF_SUPPORT_EMAIL"))
+    # Who sends the queued emails: "app" (default: a task of the app) or "off" (`cli deliver-emails --loop`).
+    email_worker: Literal["app", "off"] = Field(default="app", validation_alias=AliasChoices("CF_EMAIL_WORKER"))
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -92,6 +106,8 @@ class Settings(BaseSettings):
             raise ValueError("CF_SECURE_COOKIES=true needs CF_TRUSTED_PROXY_HOPS: the number of reverse proxies "
                              "in front of the portal (1 for one nginx, Caddy or load balancer), or 0 if the "
                              "portal is reached directly")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ValueError("CF_SMTP_URL must start with smtp:// (STARTTLS) or smtps:// (TLS)")
         self.public_url = self.public_url.strip().rstrip("/")
         if self.public_url and not _is_origin(self.public_url):
             raise ValueError(f"CF_PUBLIC_URL: {self.public_url!r} is not an address like https://licenses.example.com "

@@ -46,6 +46,21 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
     )
 
 
+def contact_href() -> rx.Var:
+    """Contact us, told which page the person was on (the form sends it along)."""
+    return routes.CONTACT + "?from=" + rx.State.router.page.path
+
+
+def contact_link() -> rx.Component:
+    return rx.link(
+        rx.hstack(rx.icon("life-buoy", size=18, aria_hidden="true"), rx.text("Contact us", size="3"), align="center",
+                  spacing="3"),
+        href=contact_href(), underline="none", color=rx.color("gray", 12), border_radius="8px", padding_x="12px",
+        min_height="44px", display="flex", align_items="center", width="100%",
+        _hover={"background": rx.color("gray", 3)},
+    )
+
+
 def signed_in_as() -> rx.Component:
     return rx.vstack(
         rx.separator(size="4"),
@@ -73,6 +88,7 @@ def sidebar() -> rx.Component:
                 width="100%",
             ),
             rx.spacer(),
+            contact_link(),
             signed_in_as(),
             spacing="3",
             padding="20px 16px",
@@ -102,6 +118,7 @@ def mobile_bar() -> rx.Component:
                 rx.text(PortalState.user_name, " · ", PortalState.role_label, size="1", color_scheme="gray",
                         padding="6px 12px"),
                 *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
+                rx.menu.item(rx.link("Contact us", href=contact_href(), underline="none", width="100%")),
                 rx.menu.separator(),
                 rx.menu.item("Sign out", on_select=AuthState.sign_out),
             ),

@@ -96,6 +96,30 @@ def integrations_card() -> rx.Component:
     )
 
 
+def email_card() -> rx.Component:
+    return rx.card(
+        rx.vstack(
+            rx.heading("Email", as_="h2", size="4"),
+            rx.text("Invitations, receipts and payment reminders are always sent; billing emails go to owners and "
+                    "billing admins.", size="2", color_scheme="gray"),
+            rx.el.label(
+                rx.hstack(
+                    rx.switch(id="seat_access_email", checked=S.seat_access_email,
+                              on_change=S.set_seat_access_email, disabled=~S.can_change_seat_access_email),
+                    rx.text("Email employees when they get a license (\"You now have access to …\")", size="2"),
+                    align="center", spacing="3",
+                ),
+                html_for="seat_access_email",
+            ),
+            rx.cond(S.can_read_sent_emails,
+                    rx.link(rx.icon("mail", size=16, aria_hidden="true"), "Sent emails", href=routes.SENT_EMAILS,
+                            display="inline-flex", align_items="center", gap="6px", weight="medium")),
+            spacing="3", align="start",
+        ),
+        id="email", width="100%", max_width="520px",
+    )
+
+
 def demo_card() -> rx.Component:
     return rx.cond(
         S.can_reset_demo,
@@ -137,7 +161,8 @@ def advance_dialog() -> rx.Component:
 
 def account_settings_page() -> rx.Component:
     return page_shell(
-        rx.vstack(profile_card(), password_card(), sessions_card(), integrations_card(), demo_card(), reset_dialog(),
+        rx.vstack(profile_card(), password_card(), sessions_card(), email_card(), integrations_card(), demo_card(),
+                  reset_dialog(),
                   advance_dialog(),
                   spacing="4", width="100%"),
         title="Settings",

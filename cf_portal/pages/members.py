@@ -1,4 +1,4 @@
-"""The Members page: everyone in the account with their role. Owners invite (a link to copy), change roles
+"""The Members page: everyone in the account with their role. Owners invite (emailed, with the link to copy as a fallback), change roles
 and remove members; others see the list."""
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ def invite_dialog() -> rx.Component:
                 S.created,
                 rx.vstack(
                     rx.dialog.description(
-                        rx.text("Send this link to ", rx.text.strong(S.created.email), ". It works once, for 7 "
-                                "days, with the role ", rx.text.strong(S.created.role_label),
-                                ". It is shown only now."),
+                        rx.text("We emailed the invitation to ", rx.text.strong(S.created.email),
+                                ". It works once, for 7 days, with the role ", rx.text.strong(S.created.role_label),
+                                ". If the email does not arrive, copy the link below and send it yourself (it is "
+                                "shown only now)."),
                     ),
                     labelled("Invitation link",
                              rx.input(value=S.created.link, read_only=True, id="invitation_link", size="3",
@@ -94,7 +95,7 @@ def invite_dialog() -> rx.Component:
                     spacing="4", width="100%",
                 ),
                 rx.vstack(
-                    rx.dialog.description("They choose their own password when they open the link.", size="2"),
+                    rx.dialog.description("We email them a link; they choose their own password when they open it.", size="2"),
                     labelled("Email", rx.input(id="invite_email", type="email", value=S.invite_email,
                                                on_change=S.set_invite_email, size="3", max_length=254,
                                                aria_invalid=rx.cond(S.invite_email_error != "", "true", "false"),
@@ -104,7 +105,7 @@ def invite_dialog() -> rx.Component:
                                                    value=S.invite_role, on_change=S.set_invite_role),
                              field_id="invite_role", error=S.invite_role_error,
                              hint=rx.foreach(ROLE_OPTIONS, lambda o: rx.cond(o[0] == S.invite_role, o[2], ""))),
-                    dialog_buttons(rx.button("Create invitation link", size="3", on_click=S.invite)),
+                    dialog_buttons(rx.button("Send invitation", size="3", on_click=S.invite)),
                     spacing="4", width="100%",
                 ),
             ),

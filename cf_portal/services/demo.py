@@ -36,6 +36,7 @@ from cf_portal.models import (
     ChildAccount,
     Coupon,
     CouponRedemption,
+    EmailMessage,
     Employee,
     Invitation,
     Invoice,
@@ -143,8 +144,8 @@ def _cancel_subscriptions(engine: sa.Engine | None, provider: PaymentProvider, a
 
 
 def _delete_history(session: Session, account_id: int) -> None:
-    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, webhooks, employees and
-    child accounts; coupons count the account's redemptions no more."""
+    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, webhooks, emails,
+    employees and child accounts; coupons count the account's redemptions no more."""
     license_ids = select(License.id).where(License.account_id == account_id)
     invoice_ids = select(Invoice.id).where(Invoice.account_id == account_id)
     redeemed = session.exec(select(CouponRedemption.coupon_id, sa.func.count())
@@ -159,6 +160,7 @@ def _delete_history(session: Session, account_id: int) -> None:
     session.execute(sa.delete(WebhookDelivery).where(WebhookDelivery.webhook_event_id.in_(webhook_events)))
     session.execute(sa.delete(WebhookEvent).where(WebhookEvent.account_id == account_id))
     session.execute(sa.delete(WebhookEndpoint).where(WebhookEndpoint.account_id == account_id))
+    session.execute(sa.delete(EmailMessage).where(EmailMessage.account_id == account_id))
     session.execute(sa.delete(CouponRedemption).where(CouponRedemption.license_id.in_(license_ids)))
     session.execute(sa.delete(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)))
     session.execute(sa.delete(Invoice).where(Invoice.account_id == account_id))

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from cf_portal.db import session_scope
 from cf_portal.models import Account, Invitation, Role, User
-from cf_portal.services import audit, auth, passwords, roles
+from cf_portal.services import audit, auth, emails, passwords, roles
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.roles import Permission
@@ -103,8 +103,8 @@ def list_invitations(session: Session, *, account_id: int, now: datetime) -> lis
 
 def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: str, now: datetime
            ) -> InvitationCreated:
-    """A new invitation link for `email` (any earlier open one for it is revoked). The link is returned
-    once (there is no mail server to send it) and is kept nowhere: the database has its token's digest only."""
+    """A new invitation link for `email` (any earlier open one for it is revoked), emailed to it (queued in this
+    transaction) and returned once, as a fallback to copy. The invitation keeps its token's digest only."""
     actor.require(Permission.MANAGE_MEMBERS)
     errors = []
     try:
@@ -139,7 +139,10 @@ def invite(session: Session, *, actor: Actor, email: str, role: str, base_url: s
     audit.record(session, actor, "member.invited", "invitation", invitation.id, f"{address} as {roles.label(chosen)}",
                  at=now)
     link = f"{base_url.rstrip('/')}{INVITATION_PATH}?token={token}"
-    # The link is shown once, to the owner who made it. Never log it: whoever reads the log could take the account.
+    # Emailed (the outbox keeps the token only until the message is sent) and shown once, to the owner who made
+    # it, as a fallback. Never log it: whoever reads the log could take the account.
+    emails.queue_invitation(session, account_id=actor.account_id, to=address, role_label=roles.label(chosen),
+                            inviter=actor.user_name, token=token, expires_at=invitation.expires_at, now=now)
     log.info("invitation %s made in account %s (as %s)", invitation.id, actor.account_id, chosen.value)
     return InvitationCreated(email=address, role_label=roles.label(chosen), link=link)
 

@@ -84,7 +84,7 @@ def _set_status(session: Session, lic: License, status: LicenseStatus, occurred_
 
 
 def _save_invoice(session: Session, lic: License, data: InvoiceData, status: str, *,
-                  period_index: int | None = None) -> None:
+                  period_index: int | None = None) -> Invoice:
     """Write the provider's invoice once (then only its status changes); `period_index`: it renewed that period."""
     provider_id = data.provider_id[:64]
     existing = session.exec(select(Invoice).where(Invoice.provider_invoice_id == provider_id)).first()
@@ -93,7 +93,7 @@ def _save_invoice(session: Session, lic: License, data: InvoiceData, status: str
             existing.status = status
         if period_index is not None and existing.kind != "renewal":
             existing.kind, existing.period_index = "renewal", period_index
-        return
+        return existing
     invoice = Invoice(account_id=lic.account_id, license_id=lic.id, provider_invoice_id=provider_id,
                       number=data.number[:40], status=status, currency=(data.currency or lic.currency)[:3],
                       subtotal=data.subtotal, discount=data.discount, total=data.subtotal - data.discount,
@@ -104,6 +104,7 @@ def _save_invoice(session: Session, lic: License, data: InvoiceData, status: str
         # Each line carries the license's reference name, as on the invoices the portal writes itself.
         session.add(InvoiceLine(invoice_id=invoice.id, description=f"{lic.reference_name} · {line.description}"[:200],
                                 quantity=line.quantity, unit_amount=line.unit_amount, amount=line.amount))
+    return invoice
 
 
 def handle_event(session: Session, *, event: PaymentEvent, now: datetime) -> str:
@@ -135,7 +136,11 @@ def _apply(session: Session, event: PaymentEvent, occurred_at: datetime, now: da
             return "period already started"
         renewal = renewals.next_renewal(session, lic)
         started = renewals.start_period(session, license_id=lic.id, renewal=renewal)
-        _save_invoice(session, lic, event.invoice, "paid", period_index=renewal.period_index if started else None)
+        saved = _save_invoice(session, lic, event.invoice, "paid",
+                              period_index=renewal.period_index if started else None)
+        if started:
+            session.flush()
+            renewals.emails_of_period(session, renewal, invoice_id=saved.id, now=now)
         lic.provider_updated_at = max(occurred_at, lic.provider_updated_at or occurred_at)
         return f"period {renewal.period_index + 1} started" if started else "period already started"
     if event.kind is EventKind.INVOICE_PAID:

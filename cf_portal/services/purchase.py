@@ -42,7 +42,7 @@ from cf_portal.payments.provider import (
     SubscriptionData,
     SubscriptionDiscount,
 )
-from cf_portal.services import audit, billing, coupons
+from cf_portal.services import audit, billing, coupons, emails
 from cf_portal.services.actors import Actor
 from cf_portal.services.checkout import (
     Buyer,
@@ -365,8 +365,10 @@ def _confirm(engine: sa.Engine | None, *, actor: Actor, lic: License, subscripti
             .values(status=LicenseStatus.ACTIVE.value, provider_subscription_id=subscription.provider_id)
         ).rowcount
         if confirmed:
-            billing.save_invoice(session, lic=lic, invoice=invoice, kind="first", period_start=lic.period_start,
-                                 period_end=lic.period_end, period_index=0, now=clock.now())
+            saved = billing.save_invoice(session, lic=lic, invoice=invoice, kind="first",
+                                         period_start=lic.period_start, period_end=lic.period_end, period_index=0,
+                                         now=clock.now())
+            emails.queue_receipt(session, invoice_id=saved.id, now=saved.created_at)
             audit.record(session, actor, "license.created", "license", lic.id,
                          f"{lic.quantity} licenses, first month {invoice.total} {invoice.currency}")
         fresh = session.get(License, lic.id)

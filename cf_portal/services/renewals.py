@@ -55,7 +55,7 @@ from cf_portal.payments.provider import (
     PaymentProvider,
     ProviderUnavailable,
 )
-from cf_portal.services import audit, coupons, webhooks
+from cf_portal.services import audit, coupons, emails, webhooks
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.periods import period_bounds
@@ -414,12 +414,37 @@ def _periods_paid(session: Session, charged: list[_Charged], *, now: datetime) -
              for invoice_id, (paid, _) in zip(invoice_ids, started, strict=True) for line in paid.invoice.lines]
     if lines:
         connection.execute(_INSERT_LINE, lines)
+    references = dict(session.exec(select(License.id, License.reference_name).where(
+        License.id.in_([paid.renewal.license_id for paid, _ in started]))).all())
+    lookups = emails.Lookups()
+    for paid, account_id in started:
+        invoice, renewal = paid.invoice, paid.renewal
+        emails_of_period(session, renewal, now=now, lookups=lookups, receipt=emails.Receipt(
+            account_id=account_id, kind="renewal", number=invoice.number[:40],
+            reference=references[renewal.license_id], currency=invoice.currency, subtotal=invoice.subtotal,
+            discount=invoice.discount, total=invoice.total, created_at=now, period_start=renewal.period_start,
+            period_end=renewal.period_end, lines=tuple((line.description[:200], line.quantity, line.unit_amount,
+                                                        line.amount) for line in invoice.lines)))
     connection.execute(_INSERT_EVENT, [audit.event(
         account_id=account_id, user_id=None, action="license.renewed", object_type="license",
         object_id=paid.renewal.license_id, at=now, detail=f"period {paid.renewal.period_index + 1}: "
         f"{paid.invoice.total} {paid.invoice.currency} for {paid.renewal.quantity} licenses",
     ).model_dump(exclude={"id"}) for paid, account_id in started])
     return [paid for paid, _ in started]
+
+
+def emails_of_period(session: Session, renewal: Renewal, *, now: datetime, invoice_id: int | None = None,
+                     receipt: emails.Receipt | None = None, lookups: emails.Lookups | None = None) -> None:
+    """The renewal's receipt (of `receipt`, or of the saved invoice `invoice_id`) and, when the month it starts is
+    the last one its coupon discounts, the coupon reminder; queued in the transaction that starts the period."""
+    if receipt is not None:
+        emails.queue_receipt_of(session, receipt, now=now, lookups=lookups)
+    else:
+        emails.queue_receipt(session, invoice_id=invoice_id, now=now)
+    months = renewal.price.discount_months
+    if renewal.price.discount_is_temporary and months >= 2 and renewal.period_index == months - 1:
+        emails.queue_coupon_ending(session, license_id=renewal.license_id, ends_at=renewal.period_end,
+                                   full_price=renewal.price.monthly_after_discount, now=now)
 
 
 def next_attempt_after(first_failure: datetime, now: datetime) -> datetime | None:
@@ -454,6 +479,9 @@ def renewal_failed(session: Session, *, license_id: int, period_index: int, atte
                             detail=f"renewal of period {period_index + 1} refused ({reason}), attempt {failures}{when}",
                             at=now))
     webhooks.license_status_changed(session, lic, before=before, now=now, reason="renewal_failed")
+    if before != LicenseStatus.SUSPENDED.value:  # a suspended license's further refusals were told already
+        emails.queue_payment_trouble(session, license_id=lic.id, suspended=status == LicenseStatus.SUSPENDED,
+                                     next_attempt=next_attempt, now=now)
     return status
 
 

@@ -17,11 +17,13 @@ class Permission(StrEnum):
     RESET_DEMO = "reset_demo"  # put the demo account back to the seed, or a month on (demo mode only)
     MANAGE_API_KEYS = "manage_api_keys"  # create, list and revoke the keys of the entitlements API
     MANAGE_WEBHOOKS = "manage_webhooks"  # webhook endpoints, their secrets, the delivery log, resend
+    READ_SENT_EMAILS = "read_sent_emails"  # the Sent emails log: what the portal wrote to the account's people
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.OWNER: frozenset(Permission),
-    Role.BILLING_ADMIN: frozenset({Permission.BUY, Permission.CHANGE_LICENSES, Permission.MANAGE_PAYMENT_METHODS}),
+    Role.BILLING_ADMIN: frozenset({Permission.BUY, Permission.CHANGE_LICENSES, Permission.MANAGE_PAYMENT_METHODS,
+                                   Permission.READ_SENT_EMAILS}),
     Role.LICENSE_ADMIN: frozenset({Permission.MANAGE_SEATS}),
     Role.VIEWER: frozenset(),
 }
@@ -50,6 +52,7 @@ REFUSALS: dict[Permission, str] = {
     Permission.RESET_DEMO: "Only an owner of the demo account can reset the demo or move its clock.",
     Permission.MANAGE_API_KEYS: "Only owners can manage API keys.",
     Permission.MANAGE_WEBHOOKS: "Only owners can manage webhooks.",
+    Permission.READ_SENT_EMAILS: "Only owners and billing admins can read the emails the portal sent.",
 }
 
 

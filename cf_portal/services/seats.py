@@ -30,7 +30,7 @@ from cf_portal.models import (
     SeatAssignment,
     User,
 )
-from cf_portal.services import audit, webhooks
+from cf_portal.services import audit, emails, webhooks
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
 from cf_portal.services.ids import parse_id
@@ -204,6 +204,7 @@ def assign(session: Session, *, actor: Actor, license_id: int, holders: list[Hol
         audit.record(session, actor, "seat.assigned", "seat_assignment", row.id,
                      f"{lic.reference_name}: {names[_key_of(row)]}")
     webhooks.seats_assigned(session, rows, now=now)
+    emails.queue_seat_access(session, rows, now=now)
     return [row.id for row in rows]
 
 
@@ -271,6 +272,7 @@ def move(session: Session, *, actor: Actor, assignment_id: int, to: Holder, now:
     audit.record(session, actor, "seat.moved", "seat_assignment", new.id,
                  f"{lic.reference_name}: {_holder_name_any(session, row)} → {new_name}")
     webhooks.seat_moved(session, row, new, now=now)
+    emails.queue_seat_access(session, [new], now=now)
     return new.id
 
 

@@ -582,12 +582,14 @@ def deliver_due(engine: sa.Engine | None, *, now: datetime | None = None, http_p
 
 
 def run_forever(engine: sa.Engine | None = None, *, interval_s: float = 10.0,
-                stop: threading.Event | None = None) -> None:
-    """`deliver_due` every `interval_s` seconds until `stop` is set (the command's --loop; a thread of the app)."""
+                stop: threading.Event | None = None, deliver: Callable[..., dict[str, int]] | None = None) -> None:
+    """`deliver` (default: `deliver_due`; `emails.deliver_due` for the email outbox) every `interval_s` seconds
+    until `stop` is set (the commands' --loop; a thread of the app)."""
     stop = stop or threading.Event()
+    deliver = deliver or deliver_due
     while not stop.is_set():
         try:
-            deliver_due(engine)
+            deliver(engine)
         except Exception:  # the database away for a moment: try again next time
-            log.exception("webhook delivery pass failed")
+            log.exception("outbox delivery pass failed (%s)", deliver.__module__)
         stop.wait(interval_s)

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from cf_portal import routes
 from cf_portal.clock import now
 from cf_portal.db import get_engine
-from cf_portal.services import auth, demo
+from cf_portal.services import auth, demo, emails
 from cf_portal.services.actors import Actor
 from cf_portal.services.roles import Permission
 from cf_portal.settings import get_settings
@@ -56,6 +56,9 @@ class AccountSettingsState(PortalState):
     advance_open: bool = False
     advancing: bool = False
     can_reset_demo: bool = False  # an owner of the demo account, in demo mode (reset it, or advance a month)
+    seat_access_email: bool = False  # employees are emailed "you now have access to <product>" (off by default)
+    can_change_seat_access_email: bool = False
+    can_read_sent_emails: bool = False
 
     @rx.event
     def load(self):
@@ -63,6 +66,10 @@ class AccountSettingsState(PortalState):
             actor, auth.has_password(session, user_id=actor.user_id),
             demo.may_reset(session, actor, demo_mode=get_settings().demo_mode)))
         self.email = actor.email
+        self.seat_access_email = self._read(lambda session, actor: emails.seat_access_email(
+            session, account_id=actor.account_id))
+        self.can_change_seat_access_email = actor.can(Permission.MANAGE_SEATS)
+        self.can_read_sent_emails = actor.can(Permission.READ_SENT_EMAILS)
         self.current_error = self.new_error = self.confirm_error = self.form_error = ""
         self.saving, self.reset_open, self.advance_open = False, False, False
         if self.router.url.query_parameters.get(PASSWORD_CHANGED):
@@ -89,6 +96,14 @@ class AccountSettingsState(PortalState):
             self.has_password, self.form_key = True, self.form_key + 1
         # This browser's new session reaches its cookie through /auth/session, which reloads the page.
         yield begin_session(attempt.handoff_code, f"{routes.ACCOUNT_SETTINGS}?{PASSWORD_CHANGED}=1")
+
+    @rx.event
+    def set_seat_access_email(self, enabled: bool):
+        self._write(lambda session, actor: emails.set_seat_access_email(session, actor=actor, enabled=bool(enabled)),
+                    Permission.MANAGE_SEATS)
+        self.seat_access_email = bool(enabled)
+        return rx.toast.success("Employees will be emailed when they get a license." if enabled
+                                else "Employees will not be emailed when they get a license.")
 
     @rx.event
     def sign_out_everywhere(self):

@@ -417,7 +417,7 @@ def test_invitation_accepted_in_another_browser(fresh_demo: PortalServer, app_pa
     dialog = owner.get_by_role("dialog", name="Invite a member")
     dialog.get_by_label("Email").fill(email)
     dialog.get_by_label("Role").select_option(label="License admin")
-    dialog.get_by_role("button", name="Create invitation link").click()
+    dialog.get_by_role("button", name="Send invitation").click()
     link_field = dialog.get_by_label("Invitation link")
     expect(link_field).to_have_value(re.compile(re.escape(portal.url) + r"/invitation\?token=\S+$"))
     expect(link_field).to_have_attribute("readonly", "")
