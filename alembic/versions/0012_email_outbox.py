@@ -1,7 +1,7 @@
 """email outbox: the messages the portal sends (and the Sent emails log), an account's seat-access email setting
 
-Revision ID: 0011_email_outbox
-Revises: 0010_employee_search
+Revision ID: 0012_email_outbox
+Revises: 0011_pg_search_indexes
 Create Date: 2026-12-05 18:40:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = '0011_email_outbox'
-down_revision: str | None = '0010_employee_search'
+revision: str = '0012_email_outbox'
+down_revision: str | None = '0011_pg_search_indexes'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
