@@ -68,16 +68,16 @@ def invoice_row(invoice: InvoiceView) -> rx.Component:
 
 
 def pdf_link(invoice: InvoiceView) -> rx.Component:
-    """A plain link (not the router's): the route answers with the PDF as an attachment, the page stays."""
-    return rx.button(rx.el.a("Download PDF", href=routes.invoice_pdf(invoice.id),
-                             aria_label=f"Download PDF of invoice {invoice.number}"),
+    """A document navigation (not the router's): the route answers with the PDF as an attachment, the page
+    stays."""
+    return rx.button(rx.link("Download PDF", href=routes.invoice_pdf(invoice.id), reload_document=True,
+                             underline="none", aria_label=f"Download PDF of invoice {invoice.number}"),
                      as_child=True, size="2", variant="soft", color_scheme="gray")
 
 
 def provider_pdf_link(invoice: InvoiceView) -> rx.Component:
     return rx.cond(S.provider_pdfs, rx.link(
-        "Stripe's PDF", rx.icon("external-link", size=14, aria_hidden="true"),
-        href=routes.provider_invoice_pdf(invoice.id), is_external=True, rel="noopener",
+        "Stripe's PDF", href=routes.provider_invoice_pdf(invoice.id), is_external=True, reload_document=True, rel="noopener",
         aria_label=f"Stripe's PDF of invoice {invoice.number} (opens in a new tab)", size="2"))
 
 
