@@ -164,7 +164,9 @@ def render_pdf(document: InvoiceDocument) -> bytes:
         text(f"Status: {state}"), Spacer(1, 6 * mm),
     ]
     header = ["License", "Description", "Period", "Qty", "Unit price", "Discount", "Amount"]
-    rows = [[text(h, ParagraphStyle("th", parent=small, fontName=BOLD)) for h in header]]
+    th = ParagraphStyle("th", parent=small, fontName=BOLD)
+    th_right = ParagraphStyle("th_right", parent=th, alignment=TA_RIGHT)
+    rows = [[text(h, th if i < 3 else th_right) for i, h in enumerate(header)]]
     for line in document.lines:
         rows.append([text(line.license_name, small), text(line.description, small), text(line.period, small),
                      text(line.quantity, right),
