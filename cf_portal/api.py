@@ -10,6 +10,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field, ValidationError
@@ -26,12 +27,13 @@ from starlette.routing import Mount, Route
 from cf_portal import clock, routes
 from cf_portal.db import get_engine, read_scope, session_scope
 from cf_portal.middleware import cleared_cookie_headers, session_cookie_header, session_token
-from cf_portal.payments.provider import PaymentEvent
+from cf_portal.payments.provider import PaymentError, PaymentEvent
 from cf_portal.payments.stripe_webhook import InvalidSignature, verified_event
-from cf_portal.services import api_keys, auth, entitlements
+from cf_portal.services import api_keys, auth, entitlements, invoice_pdf
 from cf_portal.services.api_keys import ApiCaller
-from cf_portal.services.errors import DomainError
+from cf_portal.services.errors import DomainError, NotFound, SignInRequired
 from cf_portal.services.provider_events import handle_event
+from cf_portal.services.providers import get_provider
 from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.settings import get_settings
 
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STRIPE_WEBHOOK_PATH = "/api/webhooks/stripe"
 MAX_BODY = 1_000_000  # Stripe's events are far smaller
+NO_STORE = {"cache-control": "no-store"}
 
 
 def apply_provider_event(event: PaymentEvent) -> str:
@@ -130,6 +133,64 @@ async def end_session(request: Request) -> RedirectResponse:
     return response
 
 
+# --- An invoice's documents (the Billing page's "Download PDF" and "Stripe's PDF") --------------------------------
+#
+# Plain GETs a browser makes with its session cookie. Each resolves the member from the cookie again (an ended
+# session or a removed member is sent to sign in) and reads the invoice by id *and* the member's account: another
+# account's invoice is 404, as is one that does not exist. Every role sees the Billing page's invoices, so every
+# role of the account may download them. Answers are never cached (no-store): an invoice is the account's alone.
+
+def _invoice_document(token: str, invoice_id: int) -> invoice_pdf.InvoiceDocument:
+    with read_scope() as session:
+        actor = auth.actor_for_token(session, token, now=clock.now())
+        return invoice_pdf.invoice_document(session, account_id=actor.account_id, invoice_id=invoice_id)
+
+
+def _provider_document_url(token: str, invoice_id: int) -> str | None:
+    with read_scope() as session:
+        actor = auth.actor_for_token(session, token, now=clock.now())
+        return invoice_pdf.provider_document_url(session, get_provider(), account_id=actor.account_id,
+                                                 invoice_id=invoice_id)
+
+
+async def _invoice_answer(request: Request, work: Callable[[str, int], Response]) -> Response:
+    token = session_token(request.headers.get("cookie", ""))
+    try:
+        if not token:
+            raise SignInRequired(routes.BILLING)
+        return await asyncio.to_thread(work, token, request.path_params["invoice_id"])
+    except SignInRequired:
+        return RedirectResponse(f"{routes.SIGN_IN}?next={quote(routes.BILLING, safe='')}", status_code=303,
+                                headers=NO_STORE)
+    except NotFound:
+        return PlainTextResponse("No such invoice.", status_code=404, headers=NO_STORE)
+    except PaymentError as exc:
+        log.warning("the payment provider's PDF of invoice %s was not found: %s", request.path_params["invoice_id"],
+                    exc.code)
+        return PlainTextResponse(exc.message, status_code=502, headers=NO_STORE)
+
+
+async def invoice_pdf_download(request: Request) -> Response:
+    """The invoice as a PDF attachment, `invoice-<number>.pdf`."""
+    def work(token: str, invoice_id: int) -> Response:
+        document = _invoice_document(token, invoice_id)
+        return Response(invoice_pdf.render_pdf(document), media_type="application/pdf", headers={
+            **NO_STORE, "content-disposition": f'attachment; filename="{document.filename}"'})
+
+    return await _invoice_answer(request, work)
+
+
+async def provider_invoice_pdf(request: Request) -> Response:
+    """A redirect to the payment provider's own PDF of the invoice (Stripe's; asked for now, never stored); 404
+    when the provider keeps none."""
+    def work(token: str, invoice_id: int) -> Response:
+        if (url := _provider_document_url(token, invoice_id)) is None:
+            raise NotFound("That invoice's PDF at the payment provider")
+        return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+    return await _invoice_answer(request, work)
+
+
 # --- The entitlements API (/api/v1) --------------------------------------------------------------------------
 #
 # Every answer is JSON; every error is {"error": {"message": ..., "code": ...}}. A request names its key with
@@ -144,7 +205,6 @@ async def end_session(request: Request) -> RedirectResponse:
 API_RATE = TokenBuckets(rate=50, burst=100)  # per key and per worker process: see services/rate_limit.py
 ENTITLEMENTS_CHECK = f"{routes.API_V1}/entitlements/check"
 OPENAPI = f"{routes.API_V1}/openapi.json"
-NO_STORE = {"cache-control": "no-store"}
 
 
 class RateLimited(Exception):  # noqa: N818
@@ -432,5 +492,7 @@ api = Starlette(middleware=[Middleware(ServerTiming)], routes=[
     Route(routes.BEGIN_SESSION, begin_session, methods=["POST"]),
     Route(routes.END_SESSION, end_session, methods=["POST"]),
     Route(STRIPE_WEBHOOK_PATH, stripe_webhook, methods=["POST"]),
+    Route(routes.INVOICE_PDF, invoice_pdf_download, methods=["GET"]),
+    Route(routes.PROVIDER_INVOICE_PDF, provider_invoice_pdf, methods=["GET"]),
     Mount(routes.API_V1, routes=entitlements_routes),
 ], exception_handlers={HTTPException: http_error})

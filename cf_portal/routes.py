@@ -20,6 +20,21 @@ CONTACT = "/contact"  # ?from=<the page the person came from>
 BEGIN_SESSION = "/auth/session"
 END_SESSION = "/auth/signout"
 
+# HTTP routes (cf_portal/api.py) of an invoice's documents, for the signed-in member of its account: the portal's
+# own PDF, and a redirect to the payment provider's (Stripe's) PDF of it.
+INVOICE_PDF = "/billing/invoices/{invoice_id:int}/pdf"
+PROVIDER_INVOICE_PDF = "/billing/invoices/{invoice_id:int}/provider-pdf"
+
+
+def invoice_pdf(invoice_id: object) -> str:
+    """The download address of an invoice's PDF (`invoice_id` may be a Reflex var: the page builds it in place)."""
+    return f"/billing/invoices/{invoice_id}/pdf"
+
+
+def provider_invoice_pdf(invoice_id: object) -> str:
+    return f"/billing/invoices/{invoice_id}/provider-pdf"
+
+
 # The entitlements API (cf_portal/api.py): JSON, with an API key (`Authorization: Bearer cfk_…`), no session.
 API_V1 = "/api/v1"
 

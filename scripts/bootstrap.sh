@@ -65,7 +65,16 @@ if [ ! -f "$tools_stamp" ]; then
   touch "$tools_stamp"
 fi
 
-# 3. Test-only needs: Debian's chromium for end-to-end tests, PostgreSQL for DB=postgres, Redis and nginx for
+# 3. The DejaVu Sans fonts that invoice PDFs embed (cf_portal/services/invoice_pdf.py): Debian's fonts-dejavu-core.
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]; then
+  [ "$(id -u)" = 0 ] || fail "invoice PDFs need Debian's fonts-dejavu-core: apt-get install fonts-dejavu-core, then re-run"
+  echo "==> apt-get install fonts-dejavu-core (invoice PDFs)"
+  run apt-update "apt-get update failed (are Debian's package mirrors reachable?)" apt-get update
+  run apt-fonts "apt-get could not install fonts-dejavu-core" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y fonts-dejavu-core
+fi
+
+# 4. Test-only needs: Debian's chromium for end-to-end tests, PostgreSQL for DB=postgres, Redis and nginx for
 #    the production topology.
 if [ $want_test = 1 ]; then
   missing=()
@@ -84,7 +93,7 @@ if [ $want_test = 1 ]; then
   fi
 fi
 
-# 4. Test-only: Lighthouse for bench/first_load.py (and its test), from the npm registry into the ignored .cache/.
+# 5. Test-only: Lighthouse for bench/first_load.py (and its test), from the npm registry into the ignored .cache/.
 lighthouse_stamp=".cache/lighthouse/.lighthouse-$LIGHTHOUSE_VERSION"
 if [ $want_test = 1 ] && [ ! -f "$lighthouse_stamp" ]; then
   echo "==> Lighthouse $LIGHTHOUSE_VERSION from the npm registry (.cache/lighthouse/)"

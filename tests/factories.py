@@ -7,7 +7,7 @@ import secrets
 from sqlmodel import Session
 
 from cf_portal import clock
-from cf_portal.models import Account, ChildAccount, Employee, License, Plan, Product, User
+from cf_portal.models import Account, ChildAccount, Employee, Invoice, InvoiceLine, License, Plan, Product, User
 from cf_portal.services.periods import period_bounds
 
 
@@ -61,3 +61,20 @@ def make_license(session: Session, account: Account, plan: Plan, *, quantity: in
     session.add(lic)
     session.flush()
     return lic
+
+
+def make_invoice(session: Session, lic: License, *, lines: list[tuple[str, int, int]], discount: int = 0,
+                 created_at=None, status: str = "paid", number: str | None = None) -> Invoice:  # noqa: ANN001
+    """An invoice of `lic` with `lines` of (description, quantity, unit amount in cents), each line's amount
+    quantity × unit; the discount comes off the total."""
+    created_at = created_at or clock.now()
+    subtotal = sum(quantity * unit for _, quantity, unit in lines)
+    invoice = Invoice(account_id=lic.account_id, license_id=lic.id, number=number or f"INV-{_tag()}", status=status,
+                      currency=lic.currency, subtotal=subtotal, discount=discount, total=subtotal - discount,
+                      period_start=created_at, period_end=period_bounds(created_at, 0)[1], created_at=created_at)
+    session.add(invoice)
+    session.flush()
+    session.add_all([InvoiceLine(invoice_id=invoice.id, description=description, quantity=quantity, unit_amount=unit,
+                                 amount=quantity * unit) for description, quantity, unit in lines])
+    session.flush()
+    return invoice

@@ -6,6 +6,7 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.cards import card_dialog
+from cf_portal.components.charts import monthly_spend_chart
 from cf_portal.components.common import empty_state, loading_rows
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.shell import page_shell
@@ -58,9 +59,26 @@ def invoice_row(invoice: InvoiceView) -> rx.Component:
                                                                         size="1", color_scheme="gray")),
                                 spacing="0", align="end"), text_align="right"),
         rx.table.cell(rx.badge(invoice.status, variant="soft", high_contrast=True, color_scheme="green")),
-        rx.table.cell(rx.button("View", size="2", variant="soft", on_click=S.open_invoice(invoice.id),
-                                aria_label=f"View invoice {invoice.number}")),
+        rx.table.cell(rx.hstack(
+            rx.button("View", size="2", variant="soft", on_click=S.open_invoice(invoice.id),
+                      aria_label=f"View invoice {invoice.number}"),
+            pdf_link(invoice),
+            spacing="2", wrap="nowrap")),
     )
+
+
+def pdf_link(invoice: InvoiceView) -> rx.Component:
+    """A document navigation (not the router's): the route answers with the PDF as an attachment, the page
+    stays."""
+    return rx.button(rx.link("Download PDF", href=routes.invoice_pdf(invoice.id), reload_document=True,
+                             underline="none", aria_label=f"Download PDF of invoice {invoice.number}"),
+                     as_child=True, size="2", variant="soft", color_scheme="gray")
+
+
+def provider_pdf_link(invoice: InvoiceView) -> rx.Component:
+    return rx.cond(S.provider_pdfs, rx.link(
+        "Stripe's PDF", href=routes.provider_invoice_pdf(invoice.id), is_external=True, reload_document=True, rel="noopener",
+        aria_label=f"Stripe's PDF of invoice {invoice.number} (opens in a new tab)", size="2"))
 
 
 def invoice_dialog() -> rx.Component:
@@ -96,8 +114,9 @@ def invoice_dialog() -> rx.Component:
                         rx.text("Total ", rx.text.strong(d.invoice.total), " · ", d.invoice.status),
                         align="end", spacing="1", width="100%",
                     ),
-                    rx.hstack(rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", size="3")),
-                              justify="end", width="100%"),
+                    rx.hstack(provider_pdf_link(d.invoice), pdf_link(d.invoice),
+                              rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray", size="3")),
+                              justify="end", align="center", width="100%", wrap="wrap"),
                     spacing="3", width="100%",
                 ),
                 rx.dialog.title("Invoice"),
@@ -120,6 +139,13 @@ def billing_page() -> rx.Component:
                                 "No payment method yet."), color_scheme="gray"),
             ),
             rx.cond(S.can_manage_payment_methods, card_dialog(BillingCardsState)),
+            rx.heading("Spending", as_="h2", size="5", margin_top="16px"),
+            rx.cond(S.loaded, rx.cond(
+                S.spend.has_spend,
+                rx.card(monthly_spend_chart(S.spend.months), width="100%"),
+                rx.text("Nothing paid in the last 12 months: each month's spend shows here once invoices are paid.",
+                        color_scheme="gray"),
+            )),
             rx.heading("Invoices", as_="h2", size="5", margin_top="16px"),
             rx.cond(
                 S.loaded,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from cf_portal import routes
+from cf_portal.components.charts import seat_use_chart
 from cf_portal.components.common import empty_state, loading_rows, status_badge
 from cf_portal.components.history import history_list
 from cf_portal.components.idle_seats import idle_seats_panel
@@ -114,6 +115,14 @@ def licenses_table() -> rx.Component:
     )
 
 
+def seat_chart() -> rx.Component:
+    return rx.cond(
+        LicensesState.seat_use.length() > 0,
+        rx.card(seat_use_chart(LicensesState.seat_use, LicensesState.seat_chart_height), width="100%"),
+        rx.text("No license in use: cancelled licenses have no seats to chart.", color_scheme="gray"),
+    )
+
+
 def created_banner() -> rx.Component:
     created = LicensesState.created_license
     return rx.cond(
@@ -181,7 +190,7 @@ def licenses_page() -> rx.Component:
             LicensesState.loaded,
             rx.cond(
                 LicensesState.has_licenses,
-                licenses_table(),
+                rx.vstack(licenses_table(), seat_chart(), spacing="5", width="100%"),
                 empty_state(
                     "key-round",
                     "No licenses yet",

@@ -220,12 +220,15 @@ class PaymentProvider(Protocol):
       (`preview_first_invoice`, `preview_change`). Without it, the provider charges the portal's figures as given.
     - `renews_by_itself`: the provider charges each new period of a subscription on its own and tells the portal
       by webhook (Stripe). Without it, the portal's `bill-due` asks it to (`charge_renewal`: the sandbox).
+    - `hosts_invoice_documents`: the provider keeps a PDF of each invoice of its own (Stripe's `invoice_pdf`),
+      which `invoice_document_url` finds. Without it, the portal's own PDF is the only one.
     """
 
     name: str
     collects_cards_in_browser: bool
     previews_invoices: bool
     renews_by_itself: bool
+    hosts_invoice_documents: bool
 
     def ensure_customer(self, *, account_id: int, account_name: str, customer_id: str | None) -> str:
         """The provider's customer of this account, created on first need."""
@@ -312,6 +315,11 @@ class PaymentProvider(Protocol):
         """End the subscription when its period ends (True), or keep renewing it (False)."""
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]: ...
+
+    def invoice_document_url(self, *, invoice_id: str) -> str | None:
+        """`hosts_invoice_documents` only: the address of the provider's own PDF of this invoice (asked each time:
+        Stripe's links are not kept, they may change); None when the provider has no such invoice or no PDF
+        of it (yet)."""
 
     def get_subscription(self, *, subscription_id: str) -> SubscriptionState | None:
         """The subscription as the provider has it now; None when the provider does not know it."""

@@ -110,6 +110,7 @@ class SandboxProvider:
     collects_cards_in_browser = False  # its card form is the portal's own (`add_card`)
     previews_invoices = False  # it charges the portal's figures as given
     renews_by_itself = False  # `bill-due` asks it to charge each period (`charge_renewal`)
+    hosts_invoice_documents = False  # the portal's own PDF is the only one
 
 
     def __init__(self, engine: sa.Engine | None = None, *, today: Callable[[], date] | None = None) -> None:
@@ -425,6 +426,9 @@ class SandboxProvider:
 
     def sync_catalog(self, *, plans: list[CatalogPlan], coupons: list[CatalogCoupon]) -> list[str]:
         return ["The sandbox prices from the portal's own catalog: nothing to sync."]
+
+    def invoice_document_url(self, *, invoice_id: str) -> str | None:
+        raise NotSupported(self.name, "invoice PDF of its own")
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
         with session_scope(self._engine, write=False) as session:

@@ -215,6 +215,7 @@ class StripeProvider:
     collects_cards_in_browser = True
     previews_invoices = True
     renews_by_itself = True  # Stripe charges each new period itself and tells by webhook (invoice.paid, ...)
+    hosts_invoice_documents = True  # Stripe's invoice_pdf (`invoice_document_url`)
 
     def __init__(self, secret_key: str, *, api_base: str | None = None, http_client: stripe.HTTPClient | None = None,
                  max_network_retries: int = 1, timeout: float = 20.0) -> None:
@@ -728,6 +729,15 @@ class StripeProvider:
             log.warning("Stripe coupon %s differs from the portal's (%s)", coupon.code, ", ".join(differs))
             return f"coupon {coupon.code}: DIFFERS in Stripe ({', '.join(differs)}); coupons cannot be edited"
         return f"coupon {coupon.code}: already there"
+
+    def invoice_document_url(self, *, invoice_id: str) -> str | None:
+        """Stripe's PDF of the invoice (`invoice_pdf`), else its hosted invoice page; None for an invoice Stripe
+        does not know or that has neither yet (a draft)."""
+        invoice = _retrieved_or_none(self._client.v1.invoices.retrieve, invoice_id)
+        if invoice is None:
+            return None
+        url = invoice.get("invoice_pdf") or invoice.get("hosted_invoice_url")
+        return url if isinstance(url, str) and url.startswith("https://") else None
 
     def list_invoices(self, *, customer_id: str) -> list[InvoiceData]:
         """The customer's invoices, oldest first; drafts (not yet sent, no number) are left out."""

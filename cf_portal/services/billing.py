@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from pydantic import BaseModel
 from sqlmodel import Session, select
@@ -104,3 +104,50 @@ def invoice_detail(session: Session, *, account_id: int, invoice_id: int) -> Inv
                                amount=format_money(li.amount, inv.currency)) for li in lines],
     )
 
+
+
+class SpendMonth(BaseModel):
+    month: str  # "2026-03", the chart's key
+    label: str  # "Mar 2026"
+    cents: int  # what the account paid that month (the chart's bars), in the series' currency
+    amount: str  # the same formatted, for the text equivalent
+
+
+class MonthlySpend(BaseModel):
+    """What the account paid each month of the last `len(months)` months, oldest first, this month last."""
+
+    currency: str
+    months: list[SpendMonth]
+    total: str
+    has_spend: bool
+
+
+def _month_starts(today: date, count: int) -> list[date]:
+    starts, year, month = [], today.year, today.month
+    for _ in range(count):
+        starts.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return starts[::-1]
+
+
+def monthly_spend(session: Session, *, account_id: int, today: date, months: int = 12,
+                  currency: str = "usd") -> MonthlySpend:
+    """The account's paid invoices' totals by calendar month (UTC) over the `months` months up to `today`'s; a
+    month without one is 0. One currency per series: the latest paid invoice's (`currency` when there is none);
+    invoices in another currency are left out, never added up with it."""
+    starts = _month_starts(today, months)
+    since = datetime(starts[0].year, starts[0].month, 1, tzinfo=UTC)
+    paid = session.exec(select(Invoice.created_at, Invoice.total, Invoice.currency)
+                        .where(Invoice.account_id == account_id, Invoice.status == "paid", Invoice.created_at >= since)
+                        .order_by(Invoice.created_at, Invoice.id)).all()
+    if paid:
+        currency = paid[-1][2]
+    by_month = dict.fromkeys(((start.year, start.month) for start in starts), 0)
+    for created_at, total, invoice_currency in paid:
+        key = (created_at.year, created_at.month)
+        if invoice_currency == currency and key in by_month:
+            by_month[key] += total
+    series = [SpendMonth(month=f"{start:%Y-%m}", label=f"{start:%b %Y}", cents=by_month[(start.year, start.month)],
+                         amount=format_money(by_month[(start.year, start.month)], currency)) for start in starts]
+    total = sum(item.cents for item in series)
+    return MonthlySpend(currency=currency, months=series, total=format_money(total, currency), has_spend=total > 0)

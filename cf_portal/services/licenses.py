@@ -78,3 +78,19 @@ def list_licenses(session: Session, *, account_id: int) -> list[LicenseRow]:
             )
         )
     return result
+
+
+class SeatUse(BaseModel):
+    """One bar of the Licenses page's seat chart: a license's seats, assigned and still available."""
+
+    name: str  # the license's reference name
+    assigned: int
+    available: int
+    quantity: int
+
+
+def seat_use(rows: list[LicenseRow]) -> list[SeatUse]:
+    """The seat chart of licenses listed by `list_licenses` (so of one account), cancelled ones left out: their
+    seats grant nothing any more."""
+    return [SeatUse(name=row.reference_name, assigned=row.assigned, available=row.available, quantity=row.quantity)
+            for row in rows if row.status != LicenseStatus.CANCELED.value]

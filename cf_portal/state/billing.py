@@ -10,7 +10,7 @@ import reflex as rx
 from cf_portal.clock import today
 from cf_portal.services import billing, payment_methods
 from cf_portal.services.actors import Actor
-from cf_portal.services.billing import InvoiceDetail, InvoiceView
+from cf_portal.services.billing import InvoiceDetail, InvoiceView, MonthlySpend
 from cf_portal.services.errors import DomainError
 from cf_portal.services.ids import parse_id
 from cf_portal.services.payment_methods import PaymentMethodView, RemovalPreview
@@ -55,6 +55,9 @@ class BillingState(PortalState):
     loaded: bool = False
     invoice: InvoiceDetail | None = None
     invoice_open: bool = False
+    # The last 12 months' paid invoices, by month (the chart).
+    spend: MonthlySpend = MonthlySpend(currency="usd", months=[], total="", has_spend=False)
+    provider_pdfs: bool = False  # the payment provider keeps a PDF of each invoice too (Stripe): link it
 
     # A change of cards under way (its buttons show it), and the Remove confirmation.
     changing: bool = False
@@ -64,9 +67,13 @@ class BillingState(PortalState):
     _changing_since: float = 0.0
 
     def _refresh(self) -> None:
-        self.invoices, self.cards = self._read(lambda session, actor: (
+        self.invoices, self.cards, spend = self._read(lambda session, actor: (
             billing.list_invoices(session, account_id=actor.account_id),
-            payment_methods.list_payment_methods(session, account_id=actor.account_id, today=today())))
+            payment_methods.list_payment_methods(session, account_id=actor.account_id, today=today()),
+            billing.monthly_spend(session, account_id=actor.account_id, today=today())))
+        if spend != self.spend:  # the same series again sends nothing to the browser
+            self.spend = spend
+        self.provider_pdfs = provider().hosts_invoice_documents
         self.loaded = True
 
     @rx.event

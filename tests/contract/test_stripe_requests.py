@@ -607,6 +607,21 @@ def test_invoices_map_from_stripes_shapes(fake: FakeStripe, provider: StripeProv
         "Sales team · 2 × Security Awareness Training Business (at $19.00 / month)")
 
 
+def test_stripes_own_pdf_of_an_invoice_is_asked_for_by_its_id(fake: FakeStripe, provider: StripeProvider) -> None:
+    pdf = f"https://pay.stripe.com/invoice/acct_1M2JTkLkdIwHu7ix/test_YWNjdF8x/{INVOICE}/pdf?s=ap"
+    fake.on("GET", f"/v1/invoices/{INVOICE}", (200, invoice_json(invoice_pdf=pdf)))
+    fake.on("GET", "/v1/invoices/in_draft", (200, invoice_json(invoice_id="in_draft", status="draft", number=None,
+                                                               invoice_pdf=None)))
+    fake.on("GET", "/v1/invoices/in_gone", (404, error_json("invalid_request_error", "No such invoice: 'in_gone'",
+                                                            code="resource_missing", param="id")))
+    assert provider.hosts_invoice_documents
+    assert provider.invoice_document_url(invoice_id=INVOICE) == pdf
+    assert provider.invoice_document_url(invoice_id="in_draft") is None
+    assert provider.invoice_document_url(invoice_id="in_gone") is None
+    assert [(s.method, s.path) for s in fake.sent] == [("GET", f"/v1/invoices/{i}") for i in (INVOICE, "in_draft",
+                                                                                               "in_gone")]
+
+
 # --- the default card, a subscription's card, removing a card ------------------------------------------------
 
 def test_set_default_checks_the_card_is_the_customers_then_updates_the_customer(fake: FakeStripe,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Page, expect
+from pypdf import PdfReader
 from sqlmodel import select
 
 from cf_portal.db import session_scope
@@ -23,6 +26,7 @@ from tests.e2e.conftest import (
     wait_until_connected,
 )
 from tests.e2e.test_add_license import add_card, db_count
+from tests.e2e.test_manage_license import buy
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +89,37 @@ def test_a_card_is_added_on_billing_with_the_add_license_dialog(fresh_demo: Port
     page.goto(portal.url + "/billing")
     wait_until_connected(page)
     expect(page.get_by_text("No payment method yet.")).to_be_visible()
+    expect(page.get_by_text("Nothing paid in the last 12 months")).to_be_visible()  # the spend chart's empty state
     add_card(page, number="5555 5555 5555 4444", expiry="11 / 33")
     expect(page.get_by_text("Mastercard ending in 4444 added.")).to_be_visible()
     expect(page.get_by_text("Mastercard ending in 4444, expires 11/33")).to_be_visible()
     assert_accessible(page)
+
+
+def test_an_invoice_downloads_as_a_pdf_and_the_spend_chart_reads_as_a_table(fresh_demo: PortalServer,
+                                                                           app_page: Page) -> None:
+    portal, page = fresh_demo, app_page
+    license_id = buy(portal, "Helpdesk <i>team</i>", 3)
+    with session_scope(engine := portal.engine(), write=False) as session:
+        number, total, subtotal = session.execute(sa.text(
+            "SELECT number, total, subtotal FROM invoice WHERE license_id = :id"), {"id": license_id}).one()
+    engine.dispose()
+    unit = subtotal // 3
+    page.goto(portal.url + "/billing")
+    wait_until_connected(page)
+    paid = f"${total // 100:,}.{total % 100:02d}"
+    this_month = datetime.now(UTC).strftime("%b %Y")
+    spend = page.get_by_role("table", name="Monthly spend, last 12 months")
+    expect(spend.get_by_role("row")).to_have_count(13)  # the header and 12 months
+    expect(spend.get_by_role("row", name=this_month)).to_contain_text(paid)
+    assert_accessible(page)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=f"Download PDF of invoice {number}").click()
+    download = download_info.value
+    assert download.suggested_filename == f"invoice-{number}.pdf"
+    with open(download.path(), "rb") as pdf:
+        text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read())).pages).split())
+    assert "Helpdesk <i>team</i>" in text and f"Invoice number: {number}" in text
+    assert f"Total {paid} Paid {paid}" in text and f"${unit // 100:,}.{unit % 100:02d}" in text
+    expect(page.get_by_role("heading", name="Invoices")).to_be_visible()  # the page stayed

@@ -56,6 +56,31 @@ def test_pages_and_their_files_come_compressed_with_the_right_caching(portal: Po
             assert asset.getheader("content-encoding") == "br", path
 
 
+def first_load_scripts(portal: PortalServer, path: str) -> str:
+    """The JavaScript a page loads before it renders: the modules its HTML names and what they import, in turn."""
+    html = decoded(get(portal, path, "gzip"))
+    todo, seen, code = set(re.findall(r'(?:href|src)="(/assets/[^"]+\.js)"', html)), set(), []
+    while todo:
+        if (asset := todo.pop()) in seen:
+            continue
+        seen.add(asset)
+        response = get(portal, asset, "gzip")
+        assert response.status == 200, asset
+        # Reflex leaves tiny files uncompressed.
+        code.append(text := decoded(response) if response.getheader("content-encoding") else response.body.decode())
+        todo.update(f"/assets/{name}" for name in re.findall(r'(?:from|import)\s*"\./([^"]+\.js)"', text))
+    return "".join(code)
+
+
+def test_the_charts_library_loads_on_the_chart_pages_only(portal: PortalServer) -> None:
+    """Recharts (about 95 KB compressed) is in the Licenses and Billing pages' chunks, never in what the sign-in
+    or Add License page loads."""
+    for path in ("/licenses", "/billing"):
+        assert "recharts-bar-rectangle" in first_load_scripts(portal, path), path
+    for path in ("/signin", "/licenses/new"):
+        assert "recharts" not in first_load_scripts(portal, path), path
+
+
 def test_the_stylesheet_has_only_what_the_light_theme_and_the_pages_use(portal: PortalServer) -> None:
     html = decoded(get(portal, "/signin", "gzip"))
     css = "".join(decoded(get(portal, path, "gzip"))

@@ -14,6 +14,7 @@ from tests.e2e.conftest import (
     url_of,
     wait_until_connected,
 )
+from tests.e2e.test_manage_license import buy
 
 pytestmark = pytest.mark.e2e
 
@@ -67,3 +68,14 @@ def test_licenses_page_has_no_accessibility_violations(fresh_demo: PortalServer,
     wait_until_connected(app_page)
     expect(app_page.get_by_role("heading", name="No licenses yet")).to_be_visible()
     assert_accessible(app_page)
+
+    # With a license: the seat chart, and its table for screen readers (axe checks both).
+    buy(portal, "Sales <b>team</b>", 5, assigned=2)
+    app_page.reload()
+    wait_until_connected(app_page)
+    seats = app_page.get_by_role("table", name="Seat use per license")
+    expect(seats.get_by_role("row", name="Sales <b>team</b>")).to_contain_text("Sales <b>team</b>235")
+    expect(app_page.locator(".recharts-bar-rectangle").first).to_be_visible()  # the chart drew its bars
+    assert_accessible(app_page)
+    if viewport is PHONE:
+        assert_no_horizontal_scroll(app_page)

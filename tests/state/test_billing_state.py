@@ -86,6 +86,23 @@ def test_a_card_that_cannot_go_yet_says_why_before_anything_is_tried(root_state:
     assert [card.last4 for card in state.cards] == ["4444", "4242"]
 
 
+def test_the_spend_chart_has_twelve_months_with_this_months_payment_last(root_state: rx.State) -> None:
+    furnish()  # "Sales team": 2 × Awareness Starter, paid today
+    with db.session_scope(write=False) as session:
+        unit = session.exec(select(Plan.unit_amount).where(Plan.code == "awareness-starter")).one()
+    state = substate(root_state, BillingState)
+    state.load()
+    months = state.spend.months
+    assert len(months) == 12 and months[-1].month == f"{datetime.now(UTC):%Y-%m}"
+    assert sum(m.cents for m in months) == months[-1].cents == 2 * unit and state.spend.has_spend
+    assert state.provider_pdfs is False  # the sandbox keeps no PDF of its own
+    root_state.get_delta()
+    root_state._clean()
+    state.load()
+    sent = [name.removesuffix("_rx_state_") for name in root_state.get_delta()[state.get_full_name()]]
+    assert "invoices" in sent and "spend" not in sent  # the same series is not sent again
+
+
 def test_the_browser_gets_the_cards_safe_details_only(root_state: rx.State) -> None:
     furnish()
     state = substate(root_state, BillingState)

@@ -31,6 +31,9 @@ def test_load_shows_only_the_acting_accounts_licenses(root_state: rx.State) -> N
     assert (row.quantity, row.assigned, row.available) == (5, 0, 5)
     assert row.monthly_cost == 5 * 1900
     assert row.monthly_cost_display == "$95.00"
+    # The seat chart: the same licenses, assigned / available (the demo's own count too, the other account's not).
+    assert [(s.name, s.assigned, s.available) for s in state.seat_use] == [("<script>alert(1)</script> Sales", 0, 5)]
+    assert state.seat_chart_height == 36 + 48
 
 
 def test_the_browser_never_receives_password_hashes_or_session_digests(root_state: rx.State) -> None:
