@@ -16,7 +16,7 @@ from cf_portal.state.help import HelpFeedbackState
 
 def help_section(section: HelpSection) -> rx.Component:
     return rx.vstack(
-        rx.heading(section.heading, as_="h3", size="3"),
+        rx.heading(section.heading, as_="h2", size="3"),
         *[rx.text(paragraph, size="2") for paragraph in section.paragraphs],
         *([rx.el.ol(*[rx.el.li(rx.text(step, size="2")) for step in section.steps], class_name="help-steps")]
           if section.steps else []),
