@@ -75,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                          "key, on stdout; it is not shown again)")
     key.add_argument("--account-email", required=True, help="the sign-in email of an owner of the account")
     key.add_argument("--name", required=True, help="what will use the key, like 'Phishing Simulator'")
+    helpfb = sub.add_parser("help-feedback", help="what people answered to 'Did this answer your question?' at the end "
+                            "of each Help panel: Yes / No per page and the newest comments")
+    helpfb.add_argument("--since", type=iso_time, help="only answers from this ISO time on, e.g. 2026-12-01")
+    helpfb.add_argument("--account-id", type=int, help="only this account's answers")
+    helpfb.add_argument("--comments", type=int, default=20, help="how many of the newest comments (default 20)")
     args = parser.parse_args(argv)
 
     if args.command == "settings":
@@ -197,6 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         print(created.secret)
         print(f"API key {created.key.id} ({created.key.prefix}…) made for account {owner.account_id}: store it now, "
               "it is not shown again", file=sys.stderr)
+    elif args.command == "help-feedback":
+        from cf_portal.db import session_scope
+        from cf_portal.services.help_feedback import feedback_report, report_lines
+
+        with session_scope(write=False) as session:
+            report = feedback_report(session, since=args.since, account_id=args.account_id, recent=args.comments)
+        print("\n".join(report_lines(report, since=args.since)))
     elif args.command == "deliver-webhooks":
         from cf_portal import clock
         from cf_portal.services.webhooks import deliver_due, run_forever

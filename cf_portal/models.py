@@ -667,6 +667,30 @@ class AuditEvent(SQLModel, table=True):
     created_at: datetime = created_at_field()
 
 
+HELP_COMMENT_MAX = 1000  # characters of a help feedback comment
+
+
+class HelpFeedback(SQLModel, table=True):
+    """An answer to "Did this answer your question?" at the end of a screen's Help panel, with an optional
+    comment. `page` is a key of cf_portal/help_content.py."""
+
+    __tablename__ = "help_feedback"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = fk("account.id", ondelete="CASCADE")
+    user_id: int = fk("user.id", ondelete="CASCADE", index=False)
+    page: str = Field(max_length=40)
+    answer: str = Field(max_length=3)
+    comment: str = Field(default="", max_length=HELP_COMMENT_MAX)
+    created_at: datetime = created_at_field()
+
+    __table_args__ = (
+        sa.CheckConstraint("answer IN ('yes', 'no')", name="answer_known"),
+        sa.CheckConstraint(f"length(comment) <= {HELP_COMMENT_MAX}", name="comment_bounded"),
+        sa.Index("ix_help_feedback_created_at", "created_at"),
+    )
+
+
 class ProviderEvent(SQLModel, table=True):
     """Each webhook event of the payment provider, stored once: a replayed delivery finds its row and does
     nothing again."""

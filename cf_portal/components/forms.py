@@ -13,18 +13,49 @@ def field_error(message: rx.Var, error_id: str) -> rx.Component:
     )
 
 
+def field_hint(hint: str | list, hint_id: str) -> rx.Component:
+    return rx.text(*(hint if isinstance(hint, list) else [hint]), size="1", color_scheme="gray", id=hint_id)
+
+
+def described_by(control: rx.Component, *ids: str) -> None:
+    """Add `ids` to the control's aria-describedby (after any it names already), so a screen reader reads its hint
+    and its message after its label. A describedby computed in the browser (a Var) is left as the page set it."""
+    current = control.custom_attrs.get("aria-describedby", "")
+    if isinstance(current, str):
+        control.custom_attrs["aria-describedby"] = " ".join(dict.fromkeys([*current.split(), *ids]))
+
+
 def labelled(label: str, control: rx.Component, *, field_id: str, error: rx.Var | None = None,
              hint: str | list | None = None) -> rx.Component:
-    """A label above its control, an optional hint, and the field's message next to it."""
+    """A label above its control, an optional hint, and the field's message next to it. The control whose id is
+    `field_id` is described by the hint and the message (`aria-describedby`), whatever the page passed."""
+    ids = [f"{field_id}-hint"] * (hint is not None) + [f"{field_id}-error"] * (error is not None)
+    if ids and control.id == field_id:
+        described_by(control, *ids)
     return rx.vstack(
         rx.el.label(label, html_for=field_id, class_name="field-label"),
         control,
-        *([rx.text(*(hint if isinstance(hint, list) else [hint]), size="1", color_scheme="gray",
-                     id=f"{field_id}-hint")] if hint is not None else []),
+        *([field_hint(hint, f"{field_id}-hint")] if hint is not None else []),
         *([field_error(error, f"{field_id}-error")] if error is not None else []),
         spacing="1",
         width="100%",
         align="stretch",
+    )
+
+
+def labelled_group(legend: str, *controls: rx.Component, group_id: str, error: rx.Var | None = None,
+                   hint: str | list | None = None) -> rx.Component:
+    """A group of controls (radio buttons) under its legend, with an optional hint and the group's message; the
+    fieldset is described by both."""
+    ids = [f"{group_id}-hint"] * (hint is not None) + [f"{group_id}-error"] * (error is not None)
+    return rx.el.fieldset(
+        rx.el.legend(legend, class_name="field-label", style={"margin_bottom": "4px"}),
+        *([field_hint(hint, f"{group_id}-hint")] if hint is not None else []),
+        rx.box(*controls, margin_top="8px", width="100%"),
+        *([field_error(error, f"{group_id}-error")] if error is not None else []),
+        id=group_id,
+        class_name="field-group",
+        **({"aria_describedby": " ".join(ids)} if ids else {}),
     )
 
 

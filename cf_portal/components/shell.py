@@ -6,6 +6,8 @@ import reflex as rx
 from reflex_components_core.el.elements.inline import A as PlainAnchor  # rx.el.a is a router link
 
 from cf_portal import routes
+from cf_portal.components.help import help_panel
+from cf_portal.help_content import HelpTopic
 from cf_portal.state.auth import AuthState
 from cf_portal.state.portal import PortalState
 
@@ -133,8 +135,17 @@ def mobile_bar() -> rx.Component:
     )
 
 
-def page_shell(*children: rx.Component, title: str) -> rx.Component:
-    """A page in the shell, with one h1 and a main landmark for screen readers."""
+def page_title(title: str, help_topic: HelpTopic | None) -> rx.Component:
+    heading = rx.heading(title, as_="h1", size="7", margin_bottom="0" if help_topic else "16px")
+    if help_topic is None:
+        return heading
+    return rx.flex(heading, help_panel(help_topic), justify="between", align="center", gap="12px", wrap="wrap",
+                   margin_bottom="16px")
+
+
+def page_shell(*children: rx.Component, title: str, help_topic: HelpTopic | None = None) -> rx.Component:
+    """A page in the shell, with one h1 and a main landmark for screen readers; with `help_topic`, a Help button
+    beside the h1 opens that screen's help."""
     return rx.box(
         # A plain <a href="#main">: a router link would write the page's route ("/licenses/new/#main"), which is
         # not the page's own address when it is opened without the trailing slash.
@@ -144,7 +155,7 @@ def page_shell(*children: rx.Component, title: str) -> rx.Component:
             rx.box(
                 rx.mobile_only(mobile_bar()),
                 rx.el.main(
-                    rx.heading(title, as_="h1", size="7", margin_bottom="16px"),
+                    page_title(title, help_topic),
                     *children,
                     id="main",
                     tab_index=-1,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal import routes
+from cf_portal import help_content, routes
 from cf_portal.components.cards import card_dialog
-from cf_portal.components.forms import field_error, labelled, native_select
+from cf_portal.components.forms import field_error, labelled, labelled_group, native_select
 from cf_portal.components.shell import page_shell
 from cf_portal.components.stripe_setup import stripe_payment_action
 from cf_portal.services.payment_methods import PaymentMethodView
@@ -36,11 +36,10 @@ def name_section() -> rx.Component:
                 id="reference_name", name="reference_name", value=S.reference_name, on_change=S.set_reference_name,
                 on_blur=S.check_reference_name, max_length=200, size="3", auto_complete="off",
                 placeholder="e.g. Sales team", aria_invalid=rx.cond(S.name_error != "", "true", "false"),
-                aria_describedby="reference_name-hint reference_name-error",
             ),
             field_id="reference_name",
             error=S.name_error,
-            hint="For your reference: shown in your licenses list and on invoices.",
+            hint=help_content.REFERENCE_NAME_HINT,
         ),
     )
 
@@ -146,6 +145,7 @@ def coupon_section() -> rx.Component:
                 aria_describedby="coupon_code-status",
             ),
             field_id="coupon_code",
+            hint=help_content.COUPON_HINT,
         ),
         rx.cond(S.price_checking, checking, status),
         price_panel(),
@@ -172,18 +172,19 @@ def payment_section() -> rx.Component:
         5, "Payment",
         rx.cond(
             S.has_payment_method,
-            rx.el.fieldset(
-                rx.el.legend("Payment method", class_name="field-label", style={"margin_bottom": "8px"}),
+            labelled_group(
+                "Payment method",
                 rx.vstack(rx.foreach(S.payment_methods, payment_option), spacing="2", width="100%"),
-                aria_describedby="payment-error",
-                style={"border": "none", "padding": "0", "margin": "0", "min_width": "0"},
+                group_id="payment", hint=help_content.PAYMENT_HINT, error=S.payment_error,
             ),
-            rx.callout(
-                "There is no payment method on your account yet. Add one to create licenses.",
-                icon="credit-card", color_scheme="amber", high_contrast=True,
+            rx.fragment(
+                rx.callout(
+                    "There is no payment method on your account yet. Add one to create licenses.",
+                    icon="credit-card", color_scheme="amber", high_contrast=True,
+                ),
+                field_error(S.payment_error, "payment-error"),
             ),
         ),
-        field_error(S.payment_error, "payment-error"),
         card_dialog(AddLicenseCardsState),
     )
 
@@ -197,7 +198,8 @@ def not_allowed() -> rx.Component:
 
 
 def add_license_page() -> rx.Component:
-    return page_shell(rx.cond(S.allowed, purchase_form(), not_allowed()), title="Add License")
+    return page_shell(rx.cond(S.allowed, purchase_form(), not_allowed()), title="Add License",
+                      help_topic=help_content.ADD_LICENSE)
 
 
 def purchase_form() -> rx.Component:

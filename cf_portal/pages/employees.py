@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal import routes
+from cf_portal import help_content, routes
 from cf_portal.components.common import empty_state, loading_rows
 from cf_portal.components.dialogs import confirm_dialog
 from cf_portal.components.forms import dialog_buttons, field_error, labelled, native_select
@@ -461,4 +461,5 @@ def employees_page() -> rx.Component:
         assign_dialog(), details_dialog(), move_dialog(), unassign_dialog(), deactivate_dialog(),
         person_form_dialog(), import_dialog(),
         title="Employees",
+        help_topic=help_content.EMPLOYEES,
     )

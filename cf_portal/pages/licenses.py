@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal import routes
+from cf_portal import help_content, routes
 from cf_portal.components.charts import seat_use_chart
 from cf_portal.components.common import empty_state, loading_rows, status_badge
 from cf_portal.components.history import history_list
@@ -204,4 +204,5 @@ def licenses_page() -> rx.Component:
         idle_seats_panel(),
         history_dialog(),
         title="Licenses",
+        help_topic=help_content.LICENSES,
     )

@@ -38,6 +38,7 @@ from cf_portal.models import (
     CouponRedemption,
     EmailMessage,
     Employee,
+    HelpFeedback,
     Invitation,
     Invoice,
     InvoiceLine,
@@ -144,8 +145,8 @@ def _cancel_subscriptions(engine: sa.Engine | None, provider: PaymentProvider, a
 
 
 def _delete_history(session: Session, account_id: int) -> None:
-    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, webhooks, emails,
-    employees and child accounts; coupons count the account's redemptions no more."""
+    """Delete the account's licenses, seats, cards, invoices, invitations, API keys, history, help feedback, webhooks,
+    emails, employees and child accounts; coupons count the account's redemptions no more."""
     license_ids = select(License.id).where(License.account_id == account_id)
     invoice_ids = select(Invoice.id).where(Invoice.account_id == account_id)
     redeemed = session.exec(select(CouponRedemption.coupon_id, sa.func.count())
@@ -168,6 +169,7 @@ def _delete_history(session: Session, account_id: int) -> None:
     session.execute(sa.delete(License).where(License.account_id == account_id))
     session.execute(sa.delete(PaymentMethod).where(PaymentMethod.account_id == account_id))
     session.execute(sa.delete(AuditEvent).where(AuditEvent.account_id == account_id))
+    session.execute(sa.delete(HelpFeedback).where(HelpFeedback.account_id == account_id))
     session.execute(sa.delete(Invitation).where(Invitation.account_id == account_id))
     session.execute(sa.delete(ApiKey).where(ApiKey.account_id == account_id))
     session.execute(sa.delete(Employee).where(Employee.account_id == account_id))
