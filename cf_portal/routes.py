@@ -13,6 +13,8 @@ ACCOUNT_SETTINGS = "/settings"
 API_KEYS = "/settings/api-keys"  # owners: the keys products call the API with
 API_DOCS = "/settings/api"  # how to call the entitlements API and check webhook signatures
 WEBHOOKS = "/settings/webhooks"  # owners: endpoints told of seat and license changes
+ACCESSIBILITY = "/accessibility"  # the accessibility statement (public)
+CONTACT = "/contact"  # how to reach support (public)
 
 # HTTP routes (cf_portal/api.py) that set and clear the HttpOnly session cookie.
 BEGIN_SESSION = "/auth/session"
@@ -22,7 +24,7 @@ END_SESSION = "/auth/signout"
 API_V1 = "/api/v1"
 
 # Pages anyone can open; every other page needs a signed-in member.
-PUBLIC = (SIGN_IN, SIGN_UP, INVITATION)
+PUBLIC = (SIGN_IN, SIGN_UP, INVITATION, ACCESSIBILITY)
 
 
 def safe_next(next_path: str) -> str:
