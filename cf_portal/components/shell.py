@@ -107,9 +107,10 @@ def mobile_bar() -> rx.Component:
             rx.menu.content(
                 rx.text(PortalState.user_name, " · ", PortalState.role_label, size="1", color_scheme="gray",
                         padding="6px 12px"),
-                *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
+                # The link is the menu item itself (as_child): its whole row is the target, not just its text.
+                *[rx.menu.item(rx.el.a(label, href=href), as_child=True) for label, href, _ in NAV],
                 rx.menu.separator(),
-                rx.menu.item(rx.link("Accessibility", href=routes.ACCESSIBILITY, underline="none", width="100%")),
+                rx.menu.item(rx.el.a("Accessibility", href=routes.ACCESSIBILITY), as_child=True),
                 rx.menu.item("Sign out", on_select=AuthState.sign_out),
             ),
         ),
