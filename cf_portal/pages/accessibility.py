@@ -76,7 +76,7 @@ def accessibility_page() -> rx.Component:
                 rx.text("If something in the portal is hard or impossible for you to use, please tell us: say "
                         "which page, what you tried and what assistive technology you use, if any. ",
                         rx.link("Contact us", href=routes.CONTACT, underline="always"),
-                        " and we will answer within two working days and help you get it done in the meantime."),
+                        ": we will fix what we can and, in the meantime, help you get it done another way."),
             ),
             rx.text(f"This statement was prepared on {STATEMENT_DATE}.", size="2", color_scheme="gray"),
             rx.link("Go to the portal", href=routes.LICENSES, underline="always"),
