@@ -25,9 +25,7 @@ Lighthouse comes from the npm registry (scripts/bootstrap.sh --test installs it 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,12 +41,9 @@ from cf_portal import routes  # noqa: E402
 from cf_portal.middleware import SESSION_COOKIE  # noqa: E402
 from cf_portal.services.seed import DEMO_OWNER_EMAIL  # noqa: E402
 from tests.support.app import PYTHON, ROOT, running_app, session_token, stop, wait_until_up  # noqa: E402
+from tests.support.lighthouse import missing as lighthouse_missing  # noqa: E402
+from tests.support.lighthouse import run_lighthouse  # noqa: E402
 from tests.support.postgres import free_port  # noqa: E402
-
-LIGHTHOUSE = ROOT / ".cache" / "lighthouse" / "node_modules" / "lighthouse" / "cli" / "index.js"
-NODE = ROOT / ".tools" / "bin" / "node"
-CHROME_FLAGS = ("--headless=new --no-sandbox --disable-gpu --disable-background-networking "
-                "--disable-component-update --disable-sync --no-first-run --disable-quic")
 
 
 @dataclass
@@ -78,27 +73,8 @@ def figures(report: dict) -> Load:
     )
 
 
-LIGHTHOUSE_ATTEMPTS = 3
-
-
 def lighthouse(url: str, out: Path, headers: dict[str, str] | None = None) -> Load:
-    command = [str(NODE), str(LIGHTHOUSE), url, "--quiet", "--output=json", f"--output-path={out}",
-               "--only-categories=performance", f"--chrome-flags={CHROME_FLAGS}"]
-    if headers:
-        command.append(f"--extra-headers={json.dumps(headers)}")
-    env = {**os.environ, "CHROME_PATH": shutil.which("chromium") or "chromium"}
-    for attempt in range(1, LIGHTHOUSE_ATTEMPTS + 1):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-        if done.returncode == 0 and out.is_file():
-            break
-        # Lighthouse's own advice for a trace it failed to record on a busy machine (NO_NAVSTART, ...): run it
-        # again. Anything else fails every attempt the same way.
-        if "Please run Lighthouse again" not in done.stderr or attempt == LIGHTHOUSE_ATTEMPTS:
-            raise RuntimeError(f"lighthouse failed on {url}:\n{done.stderr[-3000:]}")
-    report = json.loads(out.read_text())
-    if report.get("runtimeError"):
-        raise RuntimeError(f"lighthouse could not load {url}: {report['runtimeError']}")
-    return figures(report)
+    return figures(run_lighthouse(url, out, categories=("performance",), headers=headers))
 
 
 def app_env() -> dict[str, str]:
@@ -171,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--portal-url", help="measure a portal already running there instead of building one")
     parser.add_argument("--portal-db", help="its database URL (with --portal-url)")
     args = parser.parse_args(argv)
-    if not LIGHTHOUSE.is_file():
-        raise SystemExit(f"Lighthouse is missing ({LIGHTHOUSE.relative_to(ROOT)}): run scripts/bootstrap.sh --test")
+    if reason := lighthouse_missing():
+        raise SystemExit(reason)
     runs = 1 if args.quick else args.runs
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="first_load_")))

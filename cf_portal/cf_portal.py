@@ -12,6 +12,7 @@ from cf_portal.api import api
 from cf_portal.db import all_metadata
 from cf_portal.logging_setup import configure_logging
 from cf_portal.middleware import MAX_WEBSOCKET_MESSAGE, PortalMiddleware
+from cf_portal.pages.accessibility import accessibility_page
 from cf_portal.pages.account_settings import account_settings_page
 from cf_portal.pages.add_license import add_license_page
 from cf_portal.pages.api_docs import api_docs_page
@@ -102,6 +103,7 @@ app.add_page(sign_in_page, route=routes.SIGN_IN, on_load=AuthState.load, title="
 app.add_page(sign_up_page, route=routes.SIGN_UP, on_load=AuthState.load, title="Create account · ChatFortress")
 app.add_page(invitation_page, route=routes.INVITATION, on_load=AuthState.load_invitation,
              title="Join your team · ChatFortress")
+app.add_page(accessibility_page, route=routes.ACCESSIBILITY, title="Accessibility statement · ChatFortress")
 
 # Every other page: its load handler resolves the member from the session (else → sign in).
 app.add_page(lambda: rx.fragment(), route="/", on_load=rx.redirect(routes.LICENSES), title="ChatFortress")

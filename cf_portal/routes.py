@@ -15,6 +15,7 @@ API_DOCS = "/settings/api"  # how to call the entitlements API and check webhook
 WEBHOOKS = "/settings/webhooks"  # owners: endpoints told of seat and license changes
 SENT_EMAILS = "/settings/emails"  # owners and billing admins: what the portal emailed (the demo's mailbox)
 CONTACT = "/contact"  # ?from=<the page the person came from>
+ACCESSIBILITY = "/accessibility"  # the accessibility statement (public)
 
 # HTTP routes (cf_portal/api.py) that set and clear the HttpOnly session cookie.
 BEGIN_SESSION = "/auth/session"
@@ -39,7 +40,7 @@ def provider_invoice_pdf(invoice_id: object) -> str:
 API_V1 = "/api/v1"
 
 # Pages anyone can open; every other page needs a signed-in member.
-PUBLIC = (SIGN_IN, SIGN_UP, INVITATION)
+PUBLIC = (SIGN_IN, SIGN_UP, INVITATION, ACCESSIBILITY)
 
 
 def safe_next(next_path: str) -> str:

@@ -63,6 +63,11 @@ def contact_link() -> rx.Component:
     )
 
 
+def footer_links() -> rx.Component:
+    """Links every page carries, signed in or not (the sidebar's foot, the sign-in pages)."""
+    return rx.link("Accessibility", href=routes.ACCESSIBILITY, size="2", color_scheme="gray")
+
+
 def signed_in_as() -> rx.Component:
     return rx.vstack(
         rx.separator(size="4"),
@@ -73,6 +78,7 @@ def signed_in_as() -> rx.Component:
         ),
         rx.button(rx.icon("log-out", size=16, aria_hidden="true"), "Sign out", variant="soft", color_scheme="gray",
                   size="2", on_click=AuthState.sign_out, width="100%"),
+        footer_links(),
         spacing="3",
         width="100%",
     )
@@ -119,16 +125,19 @@ def mobile_bar() -> rx.Component:
             rx.menu.content(
                 rx.text(PortalState.user_name, " · ", PortalState.role_label, size="1", color_scheme="gray",
                         padding="6px 12px"),
-                *[rx.menu.item(rx.link(label, href=href, underline="none", width="100%")) for label, href, _ in NAV],
-                rx.menu.item(rx.link("Contact us", href=contact_href(), underline="none", width="100%")),
+                # The link is the menu item itself (as_child): its whole row is the target, not just its text.
+                *[rx.menu.item(rx.el.a(label, href=href), as_child=True) for label, href, _ in NAV],
+                rx.menu.item(rx.el.a("Contact us", href=contact_href()), as_child=True),
                 rx.menu.separator(),
+                rx.menu.item(rx.el.a("Accessibility", href=routes.ACCESSIBILITY), as_child=True),
                 rx.menu.item("Sign out", on_select=AuthState.sign_out),
             ),
         ),
         display="flex",
         justify_content="space-between",
         align_items="center",
-        padding="10px 16px",
+        padding="0 16px",
+        height="100%",
         width="100%",
         border_bottom=f"1px solid {rx.color('gray', 5)}",
         background=rx.color("gray", 1),
@@ -153,7 +162,8 @@ def page_shell(*children: rx.Component, title: str, help_topic: HelpTopic | None
         rx.flex(
             rx.tablet_and_desktop(sidebar()),
             rx.box(
-                rx.mobile_only(mobile_bar()),
+                # Sticks to the top of a phone's screen; html's scroll-padding-top keeps focus out from under it.
+                rx.mobile_only(mobile_bar(), class_name="app-header"),
                 rx.el.main(
                     page_title(title, help_topic),
                     *children,
@@ -169,5 +179,6 @@ def page_shell(*children: rx.Component, title: str, help_topic: HelpTopic | None
             width="100%",
         ),
         width="100%",
-        overflow_x="hidden",
+        # Not "hidden": that would make this box the scroll container the sticky header and sidebar stick in.
+        overflow_x="clip",
     )

@@ -102,17 +102,20 @@ def price_panel() -> rx.Component:
                 price_row(["Coupon ", S.panel.discount_note], S.panel.discount, color_scheme="green"),
             ),
             rx.separator(),
+            # Screen readers announce the new total ("Total due now $90.00") when the price changes, once
+            # they are done speaking (polite); the rest of the panel is read on demand.
             rx.el.div(
                 rx.text("Total due now", weight="bold", size="4"),
                 rx.text(S.panel.total_display, weight="bold", size="4", id="total-due"),
                 class_name="price-row",
+                aria_live="polite",
+                aria_atomic="true",
             ),
             rx.cond(S.panel.after_discount != "", rx.text(S.panel.after_discount, size="2", color_scheme="gray")),
             rx.text(S.panel.monthly_note, size="2", color_scheme="gray"),
             spacing="2",
             width="100%",
         ),
-        aria_live="polite",
         aria_label="Price",
         role="region",
         padding="12px",
