@@ -81,14 +81,17 @@ class ProductsReportUse:
             .where(SeatAssignment.account_id == account_id, SeatAssignment.last_used_at.is_not(None))
             .distinct()
         )
+        # The account's open seats of reporting products, filtered here: an IN list of every id would pass one bind
+        # parameter per seat, past PostgreSQL's 65,535 at 100,000 employees.
+        wanted = set(assignment_ids)
         rows = session.execute(
             select(SeatAssignment.id, SeatAssignment.last_used_at)
             .join(License, sa.and_(License.id == SeatAssignment.license_id, License.account_id == account_id))
             .join(Plan, Plan.id == License.plan_id)
-            .where(SeatAssignment.account_id == account_id, SeatAssignment.id.in_(assignment_ids),
+            .where(SeatAssignment.account_id == account_id, SeatAssignment.unassigned_at.is_(None),
                    Plan.product_id.in_(reporting))
         ).all()
-        return {seat_id: last_used_at for seat_id, last_used_at in rows}
+        return {seat_id: last_used_at for seat_id, last_used_at in rows if seat_id in wanted}
 
 
 PRODUCTS_REPORT_USE = ProductsReportUse()

@@ -289,6 +289,20 @@ def test_the_entitlement_checks_report_use_product_by_product(session: Session) 
     assert {h.assignment_id for h in row.unused} == {stale, never}
 
 
+def test_the_use_of_more_seats_than_a_query_has_parameters_is_read(session: Session) -> None:
+    """At 100,000 employees the panel asks about 100,000 seats: more than the 65,535 bind parameters PostgreSQL
+    takes in one statement (an IN list of ids failed there). Only the seats asked about come back."""
+    acme = company(session)
+    lic = make_license(session, acme.account, acme.plan, quantity=2)
+    first, second = seats.assign(session, actor=acme.actor, license_id=lic.id, now=NOW - timedelta(days=60), holders=[
+        Holder(kind="employee", id=make_employee(session, acme.account, name=name).id) for name in ("Ann", "Bob")])
+    record_use(session, account_id=acme.account.id, seat_ids=[first], now=NOW)
+    asked = [first, *range(10_000_000, 10_070_000)]  # not `second`; the rest are no seats of this account
+    assert PRODUCTS_REPORT_USE.last_used(session, account_id=acme.account.id, assignment_ids=asked) == {first: NOW}
+    assert PRODUCTS_REPORT_USE.last_used(session, account_id=acme.account.id, assignment_ids=[second]) == {
+        second: None}
+
+
 # --- freeing the seats of deactivated people ------------------------------------------------------------------
 
 
