@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal import routes
 from cf_portal.components.forms import labelled, labelled_group
 from cf_portal.help_content import FEEDBACK_QUESTION, HelpSection, HelpTopic
 from cf_portal.services.help_feedback import HELP_COMMENT_MAX
@@ -77,6 +78,8 @@ def help_panel(topic: HelpTopic) -> rx.Component:
                 *[help_section(section) for section in topic.sections],
                 rx.separator(size="4"),
                 feedback_form(topic.page),
+                rx.text("Still need help? ", rx.link("Contact us", href=routes.CONTACT + "?from=" + rx.State.router.page.path,
+                                                     underline="always"), size="2"),
                 spacing="5",
                 width="100%",
                 margin_top="16px",

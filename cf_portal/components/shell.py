@@ -9,6 +9,7 @@ from cf_portal import routes
 from cf_portal.components.help import help_panel
 from cf_portal.help_content import HelpTopic
 from cf_portal.state.auth import AuthState
+from cf_portal.state.emails import SupportState
 from cf_portal.state.portal import PortalState
 
 NAV = [
@@ -66,6 +67,17 @@ def contact_link() -> rx.Component:
 def footer_links() -> rx.Component:
     """Links every page carries, signed in or not (the sidebar's foot, the sign-in pages)."""
     return rx.link("Accessibility", href=routes.ACCESSIBILITY, size="2", color_scheme="gray")
+
+
+def support_footer() -> rx.Component:
+    """The foot of the pages for people who are not signed in: the accessibility statement and the support
+    address (signed in, the navigation has Contact us and its form)."""
+    return rx.hstack(
+        footer_links(),
+        rx.text("·", size="2", color_scheme="gray", aria_hidden="true"),
+        rx.link("Email support", href="mailto:" + SupportState.support_email, size="2", color_scheme="gray"),
+        spacing="2", align="center", wrap="wrap", justify="center",
+    )
 
 
 def signed_in_as() -> rx.Component:

@@ -1,4 +1,4 @@
-"""The accessibility statement: open to anyone (no state, no sign-in), linked from the sign-in pages and from
+"""The accessibility statement: open to anyone (no sign-in; its only state is the support address), linked from the sign-in pages and from
 the signed-in menu. What it says about testing is what tests/e2e/test_accessibility.py and the axe checks of
 the other end-to-end tests do: keep the two in step."""
 
@@ -8,6 +8,7 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.shell import brand
+from cf_portal.state.emails import SupportState
 
 STATEMENT_DATE = "5 December 2026"
 
@@ -34,7 +35,7 @@ def accessibility_page() -> rx.Component:
                 rx.text("The ChatFortress customer portal conforms to the Web Content Accessibility Guidelines "
                         "(WCAG) 2.2 at level AA, apart from the known limitations listed below. This covers every "
                         "page of the portal: sign-in, account creation, invitations, Licenses, Add License, "
-                        "Manage license, Employees, Billing, Members and Settings."),
+                        "Manage license, Employees, Billing, Members, Settings, Sent emails and Contact us."),
             ),
             section(
                 "How we test it",
@@ -75,8 +76,11 @@ def accessibility_page() -> rx.Component:
                 "Report a problem",
                 rx.text("If something in the portal is hard or impossible for you to use, please tell us: say "
                         "which page, what you tried and what assistive technology you use, if any. ",
-                        rx.link("Contact us", href=routes.CONTACT, underline="always"),
-                        ": we will fix what we can and, in the meantime, help you get it done another way."),
+                        "Email ", rx.link(SupportState.support_email, href="mailto:" + SupportState.support_email,
+                                          underline="always"),
+                        " or, signed in, use ", rx.link("Contact us", href=routes.CONTACT, underline="always"),
+                        " in the menu: we will fix what we can and, in the meantime, help you get it done another "
+                        "way."),
             ),
             rx.text(f"This statement was prepared on {STATEMENT_DATE}.", size="2", color_scheme="gray"),
             rx.link("Go to the portal", href=routes.LICENSES, underline="always"),

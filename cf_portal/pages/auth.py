@@ -9,7 +9,7 @@ import reflex as rx
 
 from cf_portal import routes
 from cf_portal.components.forms import labelled
-from cf_portal.components.shell import brand, footer_links
+from cf_portal.components.shell import brand, support_footer
 from cf_portal.services.passwords import MIN_LENGTH
 from cf_portal.settings import get_settings
 from cf_portal.state.auth import AuthState as S
@@ -23,7 +23,7 @@ def auth_card(title: str, *children: rx.Component) -> rx.Component:
                 rx.vstack(rx.heading(title, as_="h1", size="6"), *children, spacing="4", width="100%"),
                 width="100%", size="3",
             ),
-            rx.el.footer(footer_links()),
+            rx.el.footer(support_footer()),
             spacing="5", align="center", width="100%", max_width="440px",
         ),
         id="main",

@@ -61,6 +61,15 @@ class SentEmailsState(PortalState):
             self.open_id, self.open_html, self.open_text = 0, "", ""
 
 
+class SupportState(rx.State):
+    """The support address (CF_SUPPORT_EMAIL) for pages anyone may open: the sign-in pages' foot and the
+    accessibility statement (the Contact us form is for members who are signed in)."""
+
+    @rx.var
+    def support_email(self) -> str:
+        return get_settings().support_email
+
+
 class ContactState(PortalState):
     support_email: str = ""
     from_page: str = ""

@@ -39,7 +39,8 @@ from tests.support.lighthouse import run_lighthouse
 pytestmark = [pytest.mark.e2e, pytest.mark.only_on("sqlite")]  # once: no database involved
 
 SIGNED_IN_PAGES = (routes.LICENSES, routes.ADD_LICENSE, routes.EMPLOYEES, routes.BILLING, routes.MEMBERS,
-                   routes.ACCOUNT_SETTINGS, routes.API_KEYS, routes.API_DOCS, routes.WEBHOOKS)
+                   routes.ACCOUNT_SETTINGS, routes.API_KEYS, routes.API_DOCS, routes.WEBHOOKS, routes.SENT_EMAILS,
+                   routes.CONTACT)
 
 
 # What an accessibility audit does not need (a third less time per page): the full-page screenshot, and the
@@ -232,7 +233,7 @@ def test_targets_are_at_least_24_px_and_44_on_a_phone(portal: PortalServer, anon
     portal.sign_in(page)
     manage = f"{routes.MANAGE_LICENSE}?id={buy(portal, 'Targets team', 2)}"
     for path in (routes.LICENSES, routes.ADD_LICENSE, manage, routes.EMPLOYEES, routes.BILLING, routes.MEMBERS,
-                 routes.ACCOUNT_SETTINGS):
+                 routes.ACCOUNT_SETTINGS, routes.SENT_EMAILS, routes.CONTACT):
         page.goto(portal.url + path)
         wait_until_connected(page)
         page.wait_for_load_state("networkidle")
