@@ -15,9 +15,9 @@ from cf_portal.state.emails import SentEmailsState as S
 def status_badge(row: SentEmailRow) -> rx.Component:
     return rx.match(
         row.status,
-        ("sent", rx.badge("Sent", color_scheme="green")),
-        ("failed", rx.badge("Failed", color_scheme="red")),
-        rx.badge("Queued", color_scheme="gray"),
+        ("sent", rx.badge("Sent", color_scheme="green", variant="soft", high_contrast=True)),
+        ("failed", rx.badge("Failed", color_scheme="red", variant="soft", high_contrast=True)),
+        rx.badge("Queued", color_scheme="gray", variant="soft", high_contrast=True),
     )
 
 
@@ -101,7 +101,7 @@ def contact_page() -> rx.Component:
     return page_shell(
         rx.vstack(
             rx.text("Questions about licenses, seats or billing? Email us at ",
-                    rx.link(C.support_email, href="mailto:" + C.support_email), " or write to us here: we answer "
+                    rx.link(C.support_email, href="mailto:" + C.support_email, underline="always"), " or write to us here: we answer "
                     "by email, and see which page you came from and your account.", size="3"),
             rx.card(
                 rx.form(
