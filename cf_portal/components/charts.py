@@ -1,7 +1,8 @@
 """Charts (Reflex's Recharts components) with their text equivalent for screen readers.
 
 Each chart is drawn for the eye only (`aria-hidden`, and Recharts' keyboard layer off so nothing hidden takes
-focus); a visually hidden table beside it gives the same values to screen readers. Recharts is a large library:
+focus); a visually hidden table (monthly spend) or list (seat use, beside the Licenses table) gives the same
+values to screen readers. Recharts is a large library:
 only the pages that show a chart (Licenses, Billing) import it, so it is in their chunks alone, never in the
 sign-in or Add License page's.
 """
@@ -54,10 +55,15 @@ def seat_use_chart(seats: rx.Var[list[SeatUse]], height: rx.Var[int]) -> rx.Comp
         ),
         width="100%", height=height,
     )
-    table = _hidden_table("Seat use per license", ["License", "Assigned", "Available", "Seats"], seats,
-                          lambda s: rx.el.tr(rx.el.th(s.name, scope="row"), rx.el.td(s.assigned),
-                                             rx.el.td(s.available), rx.el.td(s.quantity)))
-    return _figure("Seat use: assigned / available", chart, table)
+    # A list, not a table: the Licenses table beside it already has a row per license, and a second row of the
+    # same name would be heard twice.
+    text = rx.el.ul(
+        rx.foreach(seats, lambda s: rx.el.li(s.name, ": ", s.assigned.to_string(), " assigned, ",
+                                             s.available.to_string(), " available, of ", s.quantity.to_string(),
+                                             " seats")),
+        aria_label="Seat use per license", class_name="visually-hidden",
+    )
+    return _figure("Seat use: assigned / available", chart, text)
 
 
 def monthly_spend_chart(months: rx.Var[list[SpendMonth]]) -> rx.Component:

@@ -110,6 +110,9 @@ def email_card() -> rx.Component:
                     align="center", spacing="3",
                 ),
                 html_for="seat_access_email",
+                # The label is the switch's target (a click on it flips the switch): as tall as the theme's
+                # minimum target (assets/portal.css), since the switch itself is 20 px high.
+                display="flex", align_items="center", min_height="var(--target-min)",
             ),
             rx.cond(S.can_read_sent_emails,
                     rx.link(rx.icon("mail", size=16, aria_hidden="true"), "Sent emails", href=routes.SENT_EMAILS,

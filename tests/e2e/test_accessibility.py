@@ -188,7 +188,7 @@ def test_the_whole_checkout_with_the_keyboard_alone(fresh_demo: PortalServer, ap
 
 # --- target sizes -----------------------------------------------------------------------------------------------
 
-# Every visible control's target box: a radio or checkbox inside a <label> is the label (the label is what is
+# Every visible control's target box: a radio, checkbox or switch inside a <label> is the label (the label is what is
 # clicked), a Radix text field is its frame (a click on the frame focuses the input). The one exception applied
 # (WCAG 2.5.8 "inline"): a link or link-looking button in a sentence (display: inline, with other text around it
 # in the same element), whose height is the line's. The spacing and "equivalent" exceptions are not used.
@@ -204,7 +204,8 @@ TARGETS_JS = """() => {
   const found = [];
   for (const el of document.querySelectorAll(selector)) {
     if (el.closest('[aria-hidden="true"], [inert]') || el.disabled || inSentence(el)) continue;
-    const checkable = el.matches('input[type="radio"], input[type="checkbox"], [role="checkbox"], [role="radio"]');
+    const checkable = el.matches('input[type="radio"], input[type="checkbox"], [role="checkbox"], [role="radio"], '
+      + '[role="switch"]');
     const target = (checkable && el.closest('label')) || el.closest('.rt-TextFieldRoot') || el;
     const box = target.getBoundingClientRect();
     if (box.width === 0 || box.height === 0 || getComputedStyle(target).visibility === 'hidden') continue;
