@@ -524,6 +524,8 @@ def _attempt(engine: sa.Engine | None, claim: Claimed, server: SmtpServer | None
         return (server.scrub(text) if server else text)[:250], exc.smtp_code >= 500
     except NoStartTls:
         return "the SMTP server offers no STARTTLS: nothing was sent in clear text", False
+    except ssl.SSLCertVerificationError as exc:  # before OSError: it is one
+        return (f"the SMTP server's TLS certificate is not trusted ({exc.verify_message}): nothing was sent"), False
     except (smtplib.SMTPException, OSError) as exc:
         return f"could not reach the SMTP server ({type(exc).__name__})", False
     except Exception as exc:  # every attempt is recorded, whatever failed

@@ -23,6 +23,7 @@ from cf_portal.services.auth import FormErrors
 from cf_portal.services.errors import NotAllowed, NotFound
 from cf_portal.services.rate_limit import TokenBuckets
 from cf_portal.services.seats import Holder
+from tests.support.nginx import self_signed_certificate
 from tests.support.smtp_server import smtp_server
 from tests.unit.conftest import NOW, Seeded
 from tests.unit.test_renewals import bill, billed_to_declining_card, buy, month
@@ -358,3 +359,36 @@ def test_nothing_goes_in_clear_text_to_a_server_without_starttls(seeded: Seeded,
         assert deliver(seeded) == {"retrying": 1}
     assert server.arrived == []
     assert outbox(seeded)[0].last_error == "the SMTP server offers no STARTTLS: nothing was sent in clear text"
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple:  # noqa: ANN001
+    """A self-signed certificate for 127.0.0.1 (openssl), and its key."""
+    return self_signed_certificate(tmp_path)
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
+def test_mail_and_password_go_over_tls_to_a_server_whose_certificate_is_trusted(
+        seeded: Seeded, env, certificate, implicit_tls: bool) -> None:  # noqa: ANN001
+    """smtp:// upgrades with STARTTLS (the server here refuses mail and login before it), smtps:// speaks TLS from
+    the start; the certificate is checked against the trusted ones (SSL_CERT_FILE here: the test's own)."""
+    invite(seeded)
+    env.setenv("SSL_CERT_FILE", str(certificate[0]))
+    env.setattr(emails.SmtpServer, "_loopback", lambda self: False)  # as if the server were across a network
+    with smtp_server(password="tls-Pa55word", tls=certificate, implicit_tls=implicit_tls) as server:
+        use_smtp(env, server.url("mailer:tls-Pa55word"))
+        assert deliver(seeded) == {"sent": 1}
+    assert (len(server.arrived), server.tls_sessions, server.logins) == (1, 1, [("mailer", "tls-Pa55word")])
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True], ids=["starttls", "smtps"])
+def test_a_certificate_that_is_not_trusted_gets_nothing_not_even_the_password(
+        seeded: Seeded, env, certificate, implicit_tls: bool) -> None:  # noqa: ANN001
+    invite(seeded)
+    env.delenv("SSL_CERT_FILE", raising=False)  # the system's authorities only: they never signed this one
+    with smtp_server(password="tls-Pa55word", tls=certificate, implicit_tls=implicit_tls) as server:
+        use_smtp(env, server.url("mailer:tls-Pa55word"))
+        assert deliver(seeded) == {"retrying": 1}
+    assert (server.arrived, server.logins) == ([], [])
+    error = outbox(seeded)[0].last_error
+    assert error == "the SMTP server's TLS certificate is not trusted (self-signed certificate): nothing was sent"
