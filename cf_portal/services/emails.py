@@ -16,8 +16,10 @@ Where each promise lives:
   it, except on loopback). Unset (demo mode): the message is "sent" to the Sent emails log only.
 - Secrets: the SMTP URL and password are never logged, stored or shown; errors are scrubbed of them. An
   invitation's token is kept in `secret` only while the message waits: the bodies carry `SECRET_MARK` instead,
-  replaced when sending; once sent over SMTP the token is dropped and the log shows the link without it. (In
-  the in-app log mode the log is the delivery, so the link stays there, as it would in a mailbox.)
+  replaced when sending; once sent over SMTP the token is dropped and the log shows the link without it. In
+  the in-app log mode the log is the delivery, so the token stays in `secret` and the link is shown there, as in a
+  mailbox, but only to members who may invite (owners): a billing admin reading the log could otherwise join as
+  the invited person, in the invited role.
 - Logs name the message id, its kind and the account: never the address, the subject or the body.
 """
 
@@ -74,6 +76,7 @@ BATCH = 20
 TIMEOUT_S = 20.0
 SECRET_MARK = "@@secret@@"
 SECRET_REMOVED = "(link removed from this log once sent)"
+SECRET_OWNERS_ONLY = "(the invitation link: shown to owners only)"
 KINDS = ("invitation", "purchase_receipt", "renewal_receipt", "payment_failed", "license_suspended",
          "coupon_ending", "seat_access", "contact")
 # Messages a person may stop: they get an unsubscribe (preferences) link and a List-Unsubscribe header.
@@ -349,8 +352,15 @@ class SentEmailView(SentEmailRow):
     html: str
 
 
-def _shown(body: str, secret: str | None) -> str:
-    return body.replace(SECRET_MARK, SECRET_REMOVED if secret is None else "…")
+def _shown(row: EmailMessage, *, reveal: bool) -> tuple[str, str]:
+    """The message's text and HTML as the log shows them to a member (`reveal`: one who may invite)."""
+    if row.secret is None:
+        fill = SECRET_REMOVED
+    elif row.status == EmailStatus.SENT.value and row.transport == "log":
+        fill = row.secret if reveal else SECRET_OWNERS_ONLY
+    else:
+        fill = "…"  # waiting to be sent
+    return row.text_body.replace(SECRET_MARK, fill), row.html_body.replace(SECRET_MARK, fill)
 
 
 def list_sent(session: Session, *, actor: Actor, offset: int = 0, limit: int = 50) -> list[SentEmailRow]:
@@ -368,16 +378,25 @@ def sent_email(session: Session, *, actor: Actor, message_id: int) -> SentEmailV
     row = session.get(EmailMessage, message_id)
     if row is None or row.account_id != actor.account_id:
         raise NotFound("That email")
+    text, html = _shown(row, reveal=actor.can(Permission.MANAGE_MEMBERS))
     return SentEmailView(id=row.id, recipient=row.to_address, subject=row.subject, kind=row.kind,
-                         created_at=row.created_at, status=row.status, error=row.last_error,
-                         text=_shown(row.text_body, row.secret), html=_shown(row.html_body, row.secret))
+                         created_at=row.created_at, status=row.status, error=row.last_error, text=text, html=html)
 
 
 KEEP_FINISHED = timedelta(days=90)
 
 
+# How long the in-app log keeps an invitation's token: as long as the invitation can be accepted
+# (members.INVITATION_DAYS; a test keeps the two equal).
+LINK_KEPT = timedelta(days=7)
+
+
 def purge_finished(session: Session, *, now: datetime, older_than: timedelta = KEEP_FINISHED) -> int:
-    """Delete sent and failed messages older than `older_than` (they name people; `cli purge-expired`)."""
+    """Delete sent and failed messages older than `older_than` (they name people; `cli purge-expired`), and drop
+    the tokens the in-app log kept once their invitation has expired."""
+    session.execute(sa.update(EmailMessage).where(
+        EmailMessage.secret.is_not(None), EmailMessage.status != EmailStatus.QUEUED.value,
+        EmailMessage.created_at < now - LINK_KEPT).values(secret=None))
     return session.execute(sa.delete(EmailMessage).where(
         EmailMessage.created_at < now - older_than, EmailMessage.status != EmailStatus.QUEUED.value)).rowcount or 0
 
@@ -553,12 +572,8 @@ def _record(engine: sa.Engine | None, claim: Claimed, *, error: str, permanent: 
             for key, value in values.items():
                 setattr(row, key, value)
             row.claim_token = None
-            if outcome != "retrying":
-                if transport == "log" and row.secret:
-                    # The in-app log is the mailbox: it keeps the message as delivered.
-                    row.text_body = row.text_body.replace(SECRET_MARK, row.secret)
-                    row.html_body = row.html_body.replace(SECRET_MARK, row.secret)
-                row.secret = None
+            if outcome != "retrying" and not (outcome == "sent" and transport == "log"):
+                row.secret = None  # (the in-app log is the mailbox: it keeps the token, shown to owners only)
     log.info("email %s (%s) of account %s, attempt %s: %s%s", claim.id, claim.kind, claim.account_id,
              claim.attempts, error or f"sent ({transport})", "" if row is not None else " (claim taken over)")
     return outcome if row is not None else "taken_over"

@@ -181,11 +181,42 @@ def test_without_smtp_messages_go_to_the_sent_emails_log_with_their_link(seeded:
     created = invite(seeded)
     assert deliver(seeded) == {"sent": 1}
     [row] = outbox(seeded)
-    assert (row.status, row.transport, row.secret) == ("sent", "log", None)
+    token = created.link.split("token=")[1]
+    assert (row.status, row.transport, row.secret) == ("sent", "log", token)
     with session_scope(seeded.engine, write=False) as session:
         [listed] = emails.list_sent(session, actor=seeded.actor)
         shown = emails.sent_email(session, actor=seeded.actor, message_id=listed.id)
     assert created.link in shown.text and created.link in shown.html
+    # Kept as long as the invitation can be accepted, then dropped by purge-expired.
+    assert emails.LINK_KEPT == timedelta(days=members.INVITATION_DAYS)
+    with session_scope(seeded.engine) as session:
+        emails.purge_finished(session, now=NOW + emails.LINK_KEPT - timedelta(minutes=1))
+    assert outbox(seeded)[0].secret == token
+    with session_scope(seeded.engine) as session:
+        emails.purge_finished(session, now=NOW + emails.LINK_KEPT + timedelta(minutes=1))
+        shown = emails.sent_email(session, actor=seeded.actor, message_id=listed.id)
+    assert outbox(seeded)[0].secret is None and token not in shown.text and emails.SECRET_REMOVED in shown.text
+
+
+def test_a_billing_admin_reading_the_log_never_sees_an_invitations_link(seeded: Seeded, env) -> None:  # noqa: ANN001
+    """In the in-app log mode the log is the invitation's mailbox, but billing admins read it too: with the link
+    they could join as the invited person, in the invited role (an owner, say). Only members who may invite (owners)
+    see it there."""
+    with session_scope(seeded.engine) as session:
+        created = members.invite(session, actor=seeded.actor, email="second.owner@example.com", role="owner",
+                                 base_url=PUBLIC, now=NOW)
+        billing = User(account_id=seeded.actor.account_id, name="B", email="billing@example.com", role="billing_admin")
+        session.add(billing)
+        session.flush()
+        billing_actor = actor_for_user(session, billing.id)
+    assert deliver(seeded) == {"sent": 1}
+    token = created.link.split("token=")[1]
+    [row] = outbox(seeded)
+    with session_scope(seeded.engine, write=False) as session:
+        as_billing = emails.sent_email(session, actor=billing_actor, message_id=row.id)
+        as_owner = emails.sent_email(session, actor=seeded.actor, message_id=row.id)
+    assert token not in as_billing.text + as_billing.html and emails.SECRET_OWNERS_ONLY in as_billing.text
+    assert created.link in as_owner.text and created.link in as_owner.html
 
 
 def test_the_log_is_the_accounts_own_and_for_its_admins(seeded: Seeded, env) -> None:  # noqa: ANN001
