@@ -13,6 +13,7 @@ import time
 import reflex as rx
 
 from cf_portal.clock import now
+from cf_portal.db import session_scope
 from cf_portal.services import license_changes
 from cf_portal.services.actors import Actor
 from cf_portal.services.errors import DomainError, NotFound
@@ -49,6 +50,12 @@ def focus_back(license_id: int) -> rx.event.EventSpec:
                           f" || document.getElementById({HEADING_ID!r}))?.focus(), 50)")
 
 
+def panel_of(account_id: int) -> IdleSeats:
+    """The account's panel, in a read of its own (run in a worker thread by `load`)."""
+    with session_scope(write=False) as session:
+        return idle_seats(session, account_id=account_id, use=PRODUCTS_REPORT_USE)
+
+
 def reduce_outcome(actor: Actor, license_id: int, quantity: int) -> Outcome[str]:
     """Runs in a worker thread: the payment provider is told of the decrease."""
     return outcome(lambda: license_changes.schedule_decrease(None, provider(), actor=actor, license_id=license_id,
@@ -76,18 +83,23 @@ class IdleSeatsState(PortalState):
     def has_idle_seats(self) -> bool:
         return len(self.panel.licenses) > 0
 
+    def _show(self, actor: Actor, panel: IdleSeats) -> None:
+        self.panel, self.loaded = panel, True
+        self.can_reduce, self.can_free = actor.can(Permission.CHANGE_LICENSES), actor.can(Permission.MANAGE_SEATS)
+
     def _refresh(self) -> None:
-        self.panel, (self.can_reduce, self.can_free) = self._read(lambda session, actor: (
-            idle_seats(session, account_id=actor.account_id, use=PRODUCTS_REPORT_USE),
-            (actor.can(Permission.CHANGE_LICENSES), actor.can(Permission.MANAGE_SEATS))))
-        self.loaded = True
+        actor = self._require()
+        self._show(actor, panel_of(actor.account_id))
 
     @rx.event
-    def load(self):
-        """The panel again; a confirmation left open on an earlier visit is not kept, unless its action runs."""
-        self._refresh()
+    async def load(self):
+        """The panel again, read in a thread (every seat of the account is looked at: 1–2 s at 100,000 employees,
+        which on the event loop would stall every other tab of this worker); a confirmation left open on an
+        earlier visit is not kept, unless its action runs."""
+        actor = self._require()
         if not self.working:
             self.confirm_kind, self.confirm_license = "", None
+        self._show(actor, await run(panel_of, actor.account_id))
 
     @rx.event
     def ask(self, license_id: int):

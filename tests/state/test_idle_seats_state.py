@@ -71,7 +71,7 @@ def user_id(email: str) -> int:
 
 def panel(root: rx.State) -> IdleSeatsState:
     state = substate(root, IdleSeatsState)
-    state.load()
+    run_now(state, "load")
     return state
 
 
@@ -252,5 +252,5 @@ def test_no_licenses_no_panel_and_nothing_idle_says_so(root_state: rx.State) -> 
     with db.session_scope(write=False) as session:
         demo = actor_for_user(session, demo_owner_id())
     buy(demo, name="Full", quantity=2, active=2, deactivated=0)
-    state.load()
+    run_now(state, "load")
     assert (state.has_licenses, state.has_idle_seats, state.panel.summary) == (True, False, "No idle seats")
