@@ -98,11 +98,19 @@ def tab_to(page: Page, control: Locator, *, backwards: bool = False, limit: int 
 
 
 def arrow_to(page: Page, select: Locator, label: str, *, limit: int = 10) -> None:
-    """In a focused native <select>, press the down arrow until the option `label` is chosen."""
+    """In a focused native <select>, press the down (or up) arrow until the option `label` is chosen. Each press
+    sends the choice to the server; until its answer arrives, another field's answer may draw the select with the
+    choice before (it is the state's value), so each press waits for the select to settle and the next one goes
+    whichever way the target still is."""
+    where = "el => [el.selectedIndex, [...el.options].findIndex(o => o.text === %r)]" % label
     for _ in range(limit):
-        if select.evaluate("el => el.selectedOptions[0] && el.selectedOptions[0].text") == label:
+        page.wait_for_timeout(300)  # settled: the server's answer to the last press is drawn
+        current, target = select.evaluate(where)
+        if target < 0:
+            break
+        if current == target:
             return
-        page.keyboard.press("ArrowDown")
+        page.keyboard.press("ArrowDown" if current < target else "ArrowUp")
     raise AssertionError(f"the arrow keys never chose {label!r} in {select}")
 
 
