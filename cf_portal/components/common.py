@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from cf_portal import routes
+
 
 def empty_state(icon: str, title: str, body: str, action: rx.Component | None = None) -> rx.Component:
     return rx.card(
@@ -38,3 +40,8 @@ def status_badge(status: rx.Var) -> rx.Component:
         variant="soft",
         high_contrast=True,
     )
+
+
+def contact_href() -> rx.Var:
+    """Contact us, told which page the person was on (the form sends it along)."""
+    return routes.CONTACT + "?from=" + rx.State.router.page.path

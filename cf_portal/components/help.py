@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import reflex as rx
 
-from cf_portal import routes
+from cf_portal.components.common import contact_href
 from cf_portal.components.forms import labelled, labelled_group
 from cf_portal.help_content import FEEDBACK_QUESTION, HelpSection, HelpTopic
 from cf_portal.services.help_feedback import HELP_COMMENT_MAX
@@ -78,7 +78,7 @@ def help_panel(topic: HelpTopic) -> rx.Component:
                 *[help_section(section) for section in topic.sections],
                 rx.separator(size="4"),
                 feedback_form(topic.page),
-                rx.text("Still need help? ", rx.link("Contact us", href=routes.CONTACT + "?from=" + rx.State.router.page.path,
+                rx.text("Still need help? ", rx.link("Contact us", href=contact_href(),
                                                      underline="always"), size="2"),
                 spacing="5",
                 width="100%",

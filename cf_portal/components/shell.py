@@ -6,6 +6,7 @@ import reflex as rx
 from reflex_components_core.el.elements.inline import A as PlainAnchor  # rx.el.a is a router link
 
 from cf_portal import routes
+from cf_portal.components.common import contact_href
 from cf_portal.components.help import help_panel
 from cf_portal.help_content import HelpTopic
 from cf_portal.state.auth import AuthState
@@ -47,11 +48,6 @@ def nav_link(label: str, href: str, icon: str) -> rx.Component:
         width="100%",
         _hover={"background": rx.color("gray", 3)},
     )
-
-
-def contact_href() -> rx.Var:
-    """Contact us, told which page the person was on (the form sends it along)."""
-    return routes.CONTACT + "?from=" + rx.State.router.page.path
 
 
 def contact_link() -> rx.Component:
